@@ -1,0 +1,72 @@
+/// How a route's path is compared with a request path (networking.k8s.io/v1 `pathType`).
+public enum PathMatchKind: String, Sendable, Hashable, CaseIterable {
+    /// Case-sensitive equality of the whole path; `/foo` does not match `/foo/`.
+    case exact = "Exact"
+    /// Element-wise prefix on `/`-separated segments; a trailing slash is ignored.
+    case prefix = "Prefix"
+    /// Portico's choice: matched exactly like `Prefix`.
+    case implementationSpecific = "ImplementationSpecific"
+
+    /// Whether the path is matched as a segment prefix.
+    public var matchesAsPrefix: Bool { self != .exact }
+}
+
+public struct PathMatch: Sendable, Hashable {
+    public var kind: PathMatchKind
+    /// The path in normalised form (see `RequestPath`); for prefixes the trailing slash is kept
+    /// as written because it does not change what matches.
+    public var path: String
+
+    public init(kind: PathMatchKind, path: String) {
+        self.kind = kind
+        self.path = path
+    }
+}
+
+/// The Ingress that contributed a route or backend: what `porticoctl explain` names.
+public struct RouteSource: Sendable, Hashable, Comparable {
+    public var namespace: String
+    public var ingress: String
+
+    public init(namespace: String, ingress: String) {
+        self.namespace = namespace
+        self.ingress = ingress
+    }
+
+    public static func < (lhs: RouteSource, rhs: RouteSource) -> Bool {
+        (lhs.namespace, lhs.ingress) < (rhs.namespace, rhs.ingress)
+    }
+}
+
+/// Where a matched request goes, and what is done before it goes there.
+public struct Backend: Sendable, Hashable {
+    /// Name of an entry of `RouteTable.clusters`.
+    public var cluster: String
+    public var source: RouteSource
+    /// Plain-HTTP requests are answered with a 308 to the https URL.
+    public var httpsRedirect: Bool
+
+    public init(cluster: String, source: RouteSource, httpsRedirect: Bool = false) {
+        self.cluster = cluster
+        self.source = source
+        self.httpsRedirect = httpsRedirect
+    }
+}
+
+public struct Route: Sendable, Hashable {
+    public var match: PathMatch
+    public var backend: Backend
+
+    public init(match: PathMatch, backend: Backend) {
+        self.match = match
+        self.backend = backend
+    }
+}
+
+extension Route: Comparable {
+    /// Sorted by path, then match kind, so a table's order does not depend on input order.
+    public static func < (lhs: Route, rhs: Route) -> Bool {
+        if lhs.match.path != rhs.match.path { return lhs.match.path < rhs.match.path }
+        return lhs.match.kind.rawValue < rhs.match.kind.rawValue
+    }
+}

@@ -1,0 +1,99 @@
+/// One compiled, immutable route table: what a snapshot carries and what a worker routes with.
+///
+/// Construction sorts every list (so equal content gives equal tables whatever the input order),
+/// computes the content hash and builds the lookup index once. After that the table is only read,
+/// from any thread, without locks.
+public struct RouteTable: Sendable {
+    public let virtualHosts: [VirtualHost]
+    public let clusters: [Cluster]
+    public let certificates: [TLSCertificate]
+    /// Stable across processes; equal content gives an equal hash.
+    public let contentHash: UInt64
+
+    let index: RouteIndex
+    private let clustersByName: [String: Int]
+    private let certificatesByName: [String: Int]
+
+    public init(virtualHosts: [VirtualHost], clusters: [Cluster], certificates: [TLSCertificate]) {
+        var hosts = virtualHosts.map { host in
+            var host = host
+            host.routes.sort()
+            return host
+        }
+        hosts.sort { $0.hostname < $1.hostname }
+        self.virtualHosts = hosts
+        self.clusters = clusters.sorted()
+        self.certificates = certificates.sorted()
+        self.clustersByName = Dictionary(self.clusters.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.certificatesByName = Dictionary(
+            self.certificates.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.index = RouteIndex(virtualHosts: hosts)
+        self.contentHash = RouteTable.hash(virtualHosts: hosts, clusters: self.clusters, certificates: self.certificates)
+    }
+
+    public static let empty = RouteTable(virtualHosts: [], clusters: [], certificates: [])
+
+    /// The hash as 16 lowercase hex digits.
+    public var contentHashHex: String {
+        let hex = String(contentHash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    public func cluster(named name: String) -> Cluster? {
+        clustersByName[name].map { clusters[$0] }
+    }
+
+    public func certificate(named name: String) -> TLSCertificate? {
+        certificatesByName[name].map { certificates[$0] }
+    }
+
+    public var routeCount: Int { virtualHosts.reduce(0) { $0 + $1.routes.count } }
+
+    private static func hash(virtualHosts: [VirtualHost], clusters: [Cluster], certificates: [TLSCertificate]) -> UInt64 {
+        var hasher = ContentHasher()
+        func combine(_ backend: Backend?) {
+            guard let backend else { return hasher.combine(false) }
+            hasher.combine(true)
+            hasher.combine(backend.cluster)
+            hasher.combine(backend.source.namespace)
+            hasher.combine(backend.source.ingress)
+            hasher.combine(backend.httpsRedirect)
+        }
+        hasher.combine(virtualHosts.count)
+        for host in virtualHosts {
+            hasher.combine(host.hostname.text)
+            hasher.combine(host.tls != nil)
+            hasher.combine(host.tls?.certificate)
+            combine(host.defaultBackend)
+            hasher.combine(host.routes.count)
+            for route in host.routes {
+                hasher.combine(route.match.kind.rawValue)
+                hasher.combine(route.match.path)
+                combine(route.backend)
+            }
+        }
+        hasher.combine(clusters.count)
+        for cluster in clusters {
+            hasher.combine(cluster.name)
+            hasher.combine(cluster.endpoints.count)
+            for endpoint in cluster.endpoints {
+                hasher.combine(endpoint.address)
+                hasher.combine(endpoint.port)
+            }
+        }
+        hasher.combine(certificates.count)
+        for certificate in certificates {
+            hasher.combine(certificate.name)
+            hasher.combine(certificate.certificateChainPEM)
+            hasher.combine(certificate.privateKeyPEM)
+        }
+        return hasher.value
+    }
+}
+
+extension RouteTable: Equatable {
+    public static func == (lhs: RouteTable, rhs: RouteTable) -> Bool {
+        lhs.contentHash == rhs.contentHash && lhs.virtualHosts == rhs.virtualHosts && lhs.clusters == rhs.clusters
+            && lhs.certificates == rhs.certificates
+    }
+}

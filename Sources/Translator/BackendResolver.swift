@@ -1,0 +1,143 @@
+import KubeTypes
+import RouteModel
+
+/// Resolves Ingress backends to clusters: Service port → EndpointSlices → ready endpoints.
+///
+/// Each backend is resolved once per translation, whatever the number of routes naming it.
+struct BackendResolver {
+    struct Resolution {
+        let cluster: Cluster
+        /// Why the cluster has no endpoints when that is a configuration problem (not just zero ready Pods).
+        let problem: (reason: Rejection.Reason, message: String)?
+    }
+
+    private let services: [NamespacedName: Service]
+    private let slices: [NamespacedName: [EndpointSlice]]
+    private var cache: [String: Resolution] = [:]
+    /// Problems with EndpointSlices themselves, reported against the slice.
+    private(set) var sliceRejections: [Rejection] = []
+    private var reportedSlices: Set<ObjectRef> = []
+
+    init(services: [Service], endpointSlices: [EndpointSlice]) {
+        var services_: [NamespacedName: Service] = [:]
+        for service in services { services_[NamespacedName(service.namespace, service.name)] = service }
+        var slices_: [NamespacedName: [EndpointSlice]] = [:]
+        for slice in endpointSlices {
+            guard let serviceName = slice.serviceName else { continue }
+            slices_[NamespacedName(slice.namespace, serviceName), default: []].append(slice)
+        }
+        self.services = services_
+        self.slices = slices_
+    }
+
+    mutating func resolve(_ backend: BackendReference) -> Resolution {
+        if let cached = cache[backend.clusterName] { return cached }
+        let resolution = compute(backend)
+        cache[backend.clusterName] = resolution
+        return resolution
+    }
+
+    private mutating func compute(_ backend: BackendReference) -> Resolution {
+        func unavailable(_ reason: Rejection.Reason, _ message: String) -> Resolution {
+            Resolution(
+                cluster: Cluster(namespace: backend.namespace, service: backend.service, servicePort: backend.port, endpoints: []),
+                problem: (reason, message))
+        }
+        let serviceName = "\(backend.namespace)/\(backend.service)"
+        guard let service = services[NamespacedName(backend.namespace, backend.service)] else {
+            return unavailable(.serviceNotFound, "Service \(serviceName) does not exist; the route answers 503")
+        }
+        let type = service.spec?.type ?? "ClusterIP"
+        if type == "ExternalName" {
+            return unavailable(
+                .unsupportedServiceType,
+                "Service \(serviceName) is of type ExternalName, which Portico does not proxy to "
+                    + "(it would let an Ingress author reach any host); the route answers 503")
+        }
+        let ports = service.spec?.ports ?? []
+        let servicePort: ServicePort?
+        switch backend.port {
+        case .number(let number): servicePort = ports.first { Int($0.port) == number }
+        case .name(let name): servicePort = ports.first { $0.name == name }
+        }
+        guard let servicePort else {
+            let known = ports.map { port in port.name.map { "\($0) (\(port.port))" } ?? String(port.port) }
+            let list = known.isEmpty ? "it has no ports" : "it has \(known.joined(separator: ", "))"
+            return unavailable(
+                .servicePortNotFound, "Service \(serviceName) has no port \(backend.port); \(list); the route answers 503")
+        }
+        let portName = servicePort.name ?? ""
+        var endpoints = Set<Endpoint>()
+        for slice in slices[NamespacedName(backend.namespace, backend.service)] ?? [] {
+            guard slice.addressType == "IPv4" || slice.addressType == "IPv6" else { continue }
+            guard let port = slice.ports?.first(where: { ($0.name ?? "") == portName })?.port else { continue }
+            guard (1...65535).contains(port) else {
+                reportSlice(slice, "ports", "port \(port) is not in 1-65535")
+                continue
+            }
+            for (index, endpoint) in (slice.endpoints ?? []).enumerated() where endpoint.conditions?.ready ?? true {
+                for address in endpoint.addresses {
+                    guard IPAddressSyntax.isValid(address, family: slice.addressType) else {
+                        reportSlice(slice, "endpoints[\(index)].addresses", "\"\(address)\" is not an \(slice.addressType) address")
+                        continue
+                    }
+                    endpoints.insert(Endpoint(address: address, port: Int(port)))
+                }
+            }
+        }
+        return Resolution(
+            cluster: Cluster(
+                namespace: backend.namespace, service: backend.service, servicePort: backend.port,
+                endpoints: endpoints.sorted()),
+            problem: nil)
+    }
+
+    private mutating func reportSlice(_ slice: EndpointSlice, _ field: String, _ message: String) {
+        guard reportedSlices.insert(slice.ref).inserted else { return }
+        sliceRejections.append(
+            Rejection(object: slice.ref, reason: .invalidEndpoint, effect: .partiallyIgnored, field: field, message: message + "; it is skipped"))
+    }
+}
+
+struct NamespacedName: Hashable {
+    let namespace: String
+    let name: String
+    init(_ namespace: String, _ name: String) {
+        self.namespace = namespace
+        self.name = name
+    }
+}
+
+/// Syntax checks for endpoint addresses; the API server validates these, manifests may not.
+enum IPAddressSyntax {
+    static func isValid(_ address: String, family: String) -> Bool {
+        family == "IPv4" ? isIPv4(address) : isIPv6(address)
+    }
+
+    static func isIPv4(_ address: String) -> Bool {
+        let parts = address.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4
+            && parts.allSatisfy { part in
+                !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isASCII) && part.allSatisfy(\.isNumber)
+                    && Int(part).map { $0 <= 255 } == true && !(part.count > 1 && part.hasPrefix("0"))
+            }
+    }
+
+    static func isIPv6(_ address: String) -> Bool {
+        guard address.contains(":"), address.count <= 45 else { return false }
+        var groups = address.split(separator: ":", omittingEmptySubsequences: false)
+        var hasEmbeddedIPv4 = false
+        if let last = groups.last, last.contains(".") {
+            guard isIPv4(String(last)) else { return false }
+            hasEmbeddedIPv4 = true
+            groups.removeLast()
+        }
+        let bytes = Array(address.utf8)
+        let doubleColons = zip(bytes, bytes.dropFirst()).filter { $0 == UInt8(ascii: ":") && $1 == UInt8(ascii: ":") }.count
+        guard doubleColons <= 1 else { return false }
+        let hexGroups = groups.filter { !$0.isEmpty }
+        guard hexGroups.allSatisfy({ $0.count <= 4 && $0.allSatisfy(\.isHexDigit) }) else { return false }
+        let total = hexGroups.count + (hasEmbeddedIPv4 ? 2 : 0)
+        return doubleColons == 1 ? total < 8 : total == 8 && groups.count == hexGroups.count
+    }
+}

@@ -1,0 +1,21 @@
+/// What makes an Ingress Portico's.
+public struct TranslatorConfiguration: Sendable, Hashable {
+    /// IngressClasses whose `spec.controller` equals this are ours.
+    public var controllerName: String
+    /// Ingresses naming this class are ours even when no IngressClass object of that name exists
+    /// (as with a manifest directory that does not define one). An IngressClass of this name that
+    /// names another controller wins: then the class is not ours.
+    public var ingressClassName: String
+
+    public init(controllerName: String = "portico.io/ingress-controller", ingressClassName: String = "portico") {
+        self.controllerName = controllerName
+        self.ingressClassName = ingressClassName
+    }
+
+    /// Annotation keys read from Ingresses; `nginx.ingress.kubernetes.io/…` equivalents are read too,
+    /// so Ingresses written for ingress-nginx keep their meaning, with Portico's key winning.
+    public enum Annotation {
+        public static let sslRedirect = "portico.io/ssl-redirect"
+        public static let nginxSSLRedirect = "nginx.ingress.kubernetes.io/ssl-redirect"
+    }
+}

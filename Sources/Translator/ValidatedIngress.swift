@@ -1,0 +1,259 @@
+import KubeTypes
+import RouteModel
+
+/// An Ingress after validation: parsed hosts, normalised paths, typed backends.
+struct ValidatedIngress {
+    let ref: ObjectRef
+    let source: RouteSource
+    let rules: [Rule]
+    let defaultBackend: BackendReference?
+    let tls: [TLSEntry]
+    /// False when an annotation turns the HTTP→HTTPS redirect off.
+    let sslRedirect: Bool
+
+    struct Rule {
+        let host: HostPattern
+        let paths: [Path]
+    }
+
+    struct Path {
+        let match: PathMatch
+        let key: PathKey
+        let backend: BackendReference
+        let field: String
+    }
+
+    struct TLSEntry {
+        let hosts: [HostPattern]
+        /// Nil when the entry names no Secret: the default certificate is served.
+        let secretName: String?
+        let field: String
+    }
+}
+
+/// Two routes of one virtual host collide when their keys are equal.
+struct PathKey: Hashable {
+    /// Prefix and ImplementationSpecific match the same way, so they collide with each other.
+    let isPrefix: Bool
+    /// For prefixes, without the trailing slash (it does not change what matches).
+    let path: String
+
+    init(_ match: PathMatch) {
+        isPrefix = match.kind.matchesAsPrefix
+        if isPrefix, match.path.count > 1, match.path.hasSuffix("/") {
+            path = String(match.path.dropLast())
+        } else {
+            path = match.path
+        }
+    }
+}
+
+/// A Service port named by an Ingress backend.
+struct BackendReference: Hashable {
+    let namespace: String
+    let service: String
+    let port: ServicePortReference
+    let field: String
+
+    var clusterName: String { Cluster.name(namespace: namespace, service: service, port: port) }
+
+    static func == (lhs: BackendReference, rhs: BackendReference) -> Bool { lhs.clusterName == rhs.clusterName }
+    func hash(into hasher: inout Hasher) { hasher.combine(clusterName) }
+}
+
+/// Checks one Ingress the way the API server would, plus what Portico cannot serve.
+///
+/// Structural problems (bad host, bad path, missing port) reject the whole Ingress: serving part of
+/// a malformed object would surprise its author more than serving none. A backend Portico does not
+/// support drops only that path.
+struct IngressValidator {
+    var rejections: [Rejection] = []
+
+    mutating func validate(_ ingress: Ingress) -> ValidatedIngress? {
+        let ref = ingress.ref
+        let spec = ingress.spec ?? IngressSpec()
+        var errors: [Rejection] = []
+        var partial: [Rejection] = []
+        func reject(_ reason: Rejection.Reason, _ field: String, _ message: String) {
+            errors.append(Rejection(object: ref, reason: reason, effect: .ingressRejected, field: field, message: message))
+        }
+
+        if let annotation = ingress.metadata.annotation(Ingress.legacyClassAnnotation), let className = spec.ingressClassName,
+            annotation != className {
+            reject(
+                .ingressClassConflict, "spec.ingressClassName",
+                "is \"\(className)\" but annotation \(Ingress.legacyClassAnnotation) is \"\(annotation)\"; set only one")
+        }
+
+        var rules: [ValidatedIngress.Rule] = []
+        for (ruleIndex, rule) in (spec.rules ?? []).enumerated() {
+            let ruleField = "spec.rules[\(ruleIndex)]"
+            let host: HostPattern
+            do {
+                host = try HostPattern.parse(rule.host ?? "")
+            } catch {
+                reject(.invalidHost, ruleField + ".host", error.description)
+                continue
+            }
+            var paths: [ValidatedIngress.Path] = []
+            for (pathIndex, path) in (rule.http?.paths ?? []).enumerated() {
+                let field = "\(ruleField).http.paths[\(pathIndex)]"
+                guard let pathTypeText = path.pathType else {
+                    reject(.invalidPathType, field + ".pathType", "required: one of Exact, Prefix, ImplementationSpecific")
+                    continue
+                }
+                guard let kind = PathMatchKind(rawValue: pathTypeText) else {
+                    reject(
+                        .invalidPathType, field + ".pathType",
+                        "\"\(pathTypeText)\" is not one of Exact, Prefix, ImplementationSpecific")
+                    continue
+                }
+                let match: PathMatch
+                switch Self.validatePath(path.path, kind: kind) {
+                case .success(let normalised): match = PathMatch(kind: kind, path: normalised)
+                case .failure(let message):
+                    reject(.invalidPath, field + ".path", message.description)
+                    continue
+                }
+                switch validateBackend(path.backend, namespace: ref.namespace, field: field + ".backend") {
+                case .service(let backend):
+                    paths.append(ValidatedIngress.Path(match: match, key: PathKey(match), backend: backend, field: field))
+                case .unsupported(let message):
+                    partial.append(
+                        Rejection(object: ref, reason: .unsupportedBackend, effect: .partiallyIgnored, field: field + ".backend", message: message))
+                case .invalid(let message):
+                    reject(.invalidBackend, field + ".backend", message)
+                }
+            }
+            rules.append(ValidatedIngress.Rule(host: host, paths: paths))
+        }
+
+        var defaultBackend: BackendReference?
+        if let backend = spec.defaultBackend {
+            switch validateBackend(backend, namespace: ref.namespace, field: "spec.defaultBackend") {
+            case .service(let reference): defaultBackend = reference
+            case .unsupported(let message):
+                partial.append(
+                    Rejection(object: ref, reason: .unsupportedBackend, effect: .partiallyIgnored, field: "spec.defaultBackend", message: message))
+            case .invalid(let message): reject(.invalidBackend, "spec.defaultBackend", message)
+            }
+        }
+
+        var tls: [ValidatedIngress.TLSEntry] = []
+        for (index, entry) in (spec.tls ?? []).enumerated() {
+            let field = "spec.tls[\(index)]"
+            var hosts: [HostPattern] = []
+            for (hostIndex, rawHost) in (entry.hosts ?? []).enumerated() {
+                do {
+                    let host = try HostPattern.parse(rawHost)
+                    if host == .any {
+                        reject(.invalidHost, "\(field).hosts[\(hostIndex)]", "must not be empty")
+                    } else {
+                        hosts.append(host)
+                    }
+                } catch {
+                    reject(.invalidHost, "\(field).hosts[\(hostIndex)]", error.description)
+                }
+            }
+            if hosts.isEmpty, errors.isEmpty {
+                partial.append(
+                    Rejection(
+                        object: ref, reason: .tlsWithoutHosts, effect: .partiallyIgnored, field: field + ".hosts",
+                        message: "a TLS entry without hosts is ignored; list the hosts the certificate is for"))
+            }
+            let secret = entry.secretName.flatMap { $0.isEmpty ? nil : $0 }
+            tls.append(ValidatedIngress.TLSEntry(hosts: hosts, secretName: secret, field: field))
+        }
+
+        if (spec.rules ?? []).isEmpty, spec.defaultBackend == nil, errors.isEmpty {
+            reject(.noRules, "spec", "has neither rules nor a defaultBackend, so it routes nothing")
+        }
+
+        var sslRedirect = true
+        for key in [TranslatorConfiguration.Annotation.sslRedirect, TranslatorConfiguration.Annotation.nginxSSLRedirect] {
+            guard let value = ingress.metadata.annotation(key) else { continue }
+            switch value.lowercased() {
+            case "true": sslRedirect = true
+            case "false": sslRedirect = false
+            default:
+                partial.append(
+                    Rejection(
+                        object: ref, reason: .invalidAnnotation, effect: .defaultApplied,
+                        field: "metadata.annotations[\(key)]", message: "\"\(value)\" is not true or false; the redirect stays on"))
+                continue
+            }
+            break
+        }
+
+        guard errors.isEmpty else {
+            rejections.append(contentsOf: errors)
+            return nil
+        }
+        rejections.append(contentsOf: partial)
+        return ValidatedIngress(
+            ref: ref, source: RouteSource(namespace: ref.namespace, ingress: ref.name), rules: rules,
+            defaultBackend: defaultBackend, tls: tls, sslRedirect: sslRedirect)
+    }
+
+    enum BackendCheck {
+        case service(BackendReference)
+        case unsupported(String)
+        case invalid(String)
+    }
+
+    private func validateBackend(_ backend: IngressBackend, namespace: String, field: String) -> BackendCheck {
+        switch (backend.service, backend.resource) {
+        case (nil, nil): return .invalid("must name a service")
+        case (.some, .some): return .invalid("must name a service or a resource, not both")
+        case (nil, .some(let resource)):
+            return .unsupported("resource backends (\(resource.kind) \(resource.name)) are not supported; use a service")
+        case (.some(let service), nil):
+            guard !service.name.isEmpty else { return .invalid("service.name must not be empty") }
+            guard let port = service.port else { return .invalid("service.port is required") }
+            switch (port.number, port.name) {
+            case (.some(let number), nil):
+                guard (1...65535).contains(number) else { return .invalid("service.port.number \(number) is not in 1-65535") }
+                return .service(
+                    BackendReference(namespace: namespace, service: service.name, port: .number(Int(number)), field: field))
+            case (nil, .some(let name)) where !name.isEmpty:
+                return .service(BackendReference(namespace: namespace, service: service.name, port: .name(name), field: field))
+            case (.some, .some): return .invalid("service.port must have a number or a name, not both")
+            default: return .invalid("service.port must have a number or a name")
+            }
+        }
+    }
+
+    /// Validates an Ingress path and returns it in normalised form.
+    ///
+    /// `Exact` and `Prefix` paths follow the API server's rules (absolute, no `//`, no dot segments,
+    /// no `%2F`). `ImplementationSpecific` paths may be anything absolute: they are normalised like
+    /// request paths, so a path written `/a/../b` routes `/b`. A missing ImplementationSpecific path means `/`.
+    static func validatePath(_ path: String?, kind: PathMatchKind) -> Result<String, PathValidationError> {
+        guard let path, !path.isEmpty else {
+            if kind == .implementationSpecific { return .success("/") }
+            return .failure(PathValidationError("is required for pathType \(kind.rawValue)"))
+        }
+        guard path.hasPrefix("/") else { return .failure(PathValidationError("\"\(path)\" must begin with '/'")) }
+        if path.contains("?") || path.contains("#") {
+            return .failure(PathValidationError("\"\(path)\" must not contain '?' or '#': a query never reaches route matching"))
+        }
+        if kind != .implementationSpecific {
+            for bad in ["//", "/./", "/../", "%2f", "%2F"] where path.contains(bad) {
+                return .failure(PathValidationError("\"\(path)\" must not contain '\(bad)'"))
+            }
+            if path.hasSuffix("/..") || path.hasSuffix("/.") {
+                return .failure(PathValidationError("\"\(path)\" must not end with '/..' or '/.'"))
+            }
+        }
+        do {
+            return .success(try RequestPath.normalize(path))
+        } catch {
+            return .failure(PathValidationError("\"\(path)\": \(error.description)"))
+        }
+    }
+}
+
+struct PathValidationError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

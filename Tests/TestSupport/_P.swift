@@ -1,0 +1,1 @@
+import X509; import Crypto
