@@ -58,7 +58,7 @@ let package = Package(
         ),
         .testTarget(name: "RouteModelTests", dependencies: ["RouteModel"]),
         .testTarget(name: "KubeTypesTests", dependencies: ["KubeTypes"]),
-        .testTarget(name: "ManifestsTests", dependencies: ["Manifests", "TestSupport"]),
+        .testTarget(name: "ManifestsTests", dependencies: ["Manifests"]),
         .testTarget(name: "TranslatorTests", dependencies: ["Translator", "TestSupport"]),
         .testTarget(name: "PorticoCtlTests", dependencies: ["PorticoCtl", "TestSupport"]),
     ]

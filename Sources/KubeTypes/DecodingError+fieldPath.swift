@@ -1,3 +1,5 @@
+import Foundation
+
 extension DecodingError {
     /// The coding path as a Kubernetes field path: `spec.rules[0].http.paths[1].pathType`.
     public var fieldPath: String {
@@ -29,7 +31,15 @@ extension DecodingError {
     public var problem: String {
         switch self {
         case .typeMismatch(let type, let context):
-            let found = context.debugDescription.isEmpty ? "" : " (\(context.debugDescription))"
+            // Decoders phrase this as "Expected to decode Int32 but found a string instead."; keep what was found.
+            var found = ""
+            if let range = context.debugDescription.range(of: " but found ") {
+                let rest = context.debugDescription[range.upperBound...]
+                let what = rest.hasSuffix(" instead.") ? rest.dropLast(9) : rest
+                if what.first?.isLowercase == true { found = ", found \(what)" }
+            } else if !context.debugDescription.hasPrefix("Expected to decode"), !context.debugDescription.isEmpty {
+                found = " (\(context.debugDescription))"
+            }
             return "expected \(DecodingError.describe(type))\(found)"
         case .valueNotFound(let type, _):
             return "expected \(DecodingError.describe(type)), found null"
@@ -56,8 +66,8 @@ extension DecodingError {
         case "Bool": return "a boolean (true or false)"
         case "Double": return "a number"
         default:
-            if name.hasPrefix("Array") { return "a list" }
-            if name.hasPrefix("Dictionary") { return "a map" }
+            if name.hasPrefix("Array") || name.hasSuffix("Sequence") { return "a list" }
+            if name.hasPrefix("Dictionary") || name.hasSuffix("Mapping") { return "a map" }
             return "an object (\(name))"
         }
     }

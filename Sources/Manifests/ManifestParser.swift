@@ -90,8 +90,12 @@ public enum ManifestParser {
             result.objects.append((any, location))
         } catch let error as DecodingError {
             var errorLocation = location
-            if let line = line(of: error, in: node) { errorLocation.line = line + firstLine - 1 }
-            result.errors.append(ManifestError(location: errorLocation, object: ref, message: error.kubernetesDescription))
+            var message = error.kubernetesDescription
+            if let found = self.node(at: error, in: node) {
+                if let line = found.mark?.line { errorLocation.line = line + firstLine - 1 }
+                if case .typeMismatch = error { message += ", found \(describe(found))" }
+            }
+            result.errors.append(ManifestError(location: errorLocation, object: ref, message: message))
         } catch {
             result.errors.append(ManifestError(location: location, object: ref, message: String(describing: error)))
         }
@@ -101,8 +105,8 @@ public enum ManifestParser {
         try YAMLDecoder().decode(type, from: node)
     }
 
-    /// Follows a decoding error's coding path through the node tree to the line it points at.
-    private static func line(of error: DecodingError, in root: Node) -> Int? {
+    /// Follows a decoding error's coding path through the node tree to the node it points at.
+    private static func node(at error: DecodingError, in root: Node) -> Node? {
         let path: [any CodingKey]
         switch error {
         case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
@@ -123,12 +127,12 @@ public enum ManifestParser {
             guard let next else { break }
             node = next
         }
-        return node.mark?.line
+        return node
     }
 
     private static func describe(_ node: Node) -> String {
         switch node {
-        case .scalar(let scalar): "the scalar \"\(scalar.string.prefix(40))\""
+        case .scalar(let scalar): "\"\(scalar.string.prefix(40))\""
         case .sequence: "a list"
         case .mapping: "a mapping"
         case .alias: "an alias"
@@ -173,9 +177,9 @@ public enum ManifestParser {
             current = []
             firstLine = nextFirstLine
         }
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // "\r\n" is one Character in Swift, so it must be named to be split on.
+        for line in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             lineNumber += 1
-            let line = line.hasSuffix("\r") ? line.dropLast() : line
             if isMarker(line, "---") {
                 flush(nextFirstLine: lineNumber + 1)
                 let rest = line.dropFirst(3).drop { $0 == " " || $0 == "\t" }

@@ -1,0 +1,144 @@
+import Testing
+@testable import RouteModel
+
+@Suite struct RouteTableTests {
+    static func backend(_ name: String) -> Backend {
+        Backend(cluster: "default/\(name):80", source: RouteSource(namespace: "default", ingress: "ing"))
+    }
+
+    static func route(_ kind: PathMatchKind, _ path: String, _ service: String) -> Route {
+        Route(match: PathMatch(kind: kind, path: path), backend: backend(service))
+    }
+
+    static let table = RouteTable(
+        virtualHosts: [
+            VirtualHost(
+                hostname: .exact("shop.example.com"),
+                routes: [
+                    route(.prefix, "/", "root"), route(.prefix, "/api", "api"), route(.exact, "/api", "api-exact"),
+                    route(.prefix, "/api/v2/", "v2"), route(.exact, "/Case", "case"),
+                ]),
+            VirtualHost(hostname: .wildcard(suffix: "example.com"), routes: [route(.prefix, "/", "wild")]),
+            VirtualHost(hostname: .exact("nodefault.com"), routes: [route(.exact, "/only", "only")]),
+            VirtualHost(
+                hostname: .exact("fallback.com"), routes: [route(.prefix, "/x", "x")], defaultBackend: backend("fallback")),
+            VirtualHost(hostname: .any, routes: [route(.prefix, "/any", "any")], defaultBackend: backend("catchall")),
+        ],
+        clusters: [], certificates: [])
+
+    func service(_ host: String, _ path: String) -> String {
+        switch Self.table.resolve(host: host, path: path) {
+        case .route(let h, let r): String(Self.table.virtualHosts[h].routes[r].backend.cluster.dropFirst(8).dropLast(3))
+        case .defaultBackend(let h): "default:" + String(Self.table.virtualHosts[h].defaultBackend!.cluster.dropFirst(8).dropLast(3))
+        case .notFound: "404"
+        }
+    }
+
+    @Test(arguments: [
+        ("shop.example.com", "/", "root"),
+        ("shop.example.com", "/anything", "root"),
+        ("shop.example.com", "/api", "api-exact"),
+        ("shop.example.com", "/api/", "api"),
+        ("shop.example.com", "/api/v1", "api"),
+        ("shop.example.com", "/apix", "root"),
+        ("shop.example.com", "/api/v2", "v2"),
+        ("shop.example.com", "/api/v2/x/y", "v2"),
+        ("shop.example.com", "/api?debug=1", "api-exact"),
+        ("shop.example.com", "/case", "root"),
+        ("shop.example.com", "/Case", "case"),
+        ("SHOP.Example.Com", "/api/v2", "v2"),
+        ("shop.example.com:443", "/api/v2", "v2"),
+        ("shop.example.com.", "/api/v2", "v2"),
+        ("other.example.com", "/x", "wild"),
+        ("a.b.example.com", "/x", "default:catchall"),
+        ("example.com", "/x", "default:catchall"),
+        ("nodefault.com", "/only", "only"),
+        ("nodefault.com", "/only/", "404"),
+        ("nodefault.com", "/other", "404"),
+        ("fallback.com", "/x/1", "x"),
+        ("fallback.com", "/y", "default:fallback"),
+        ("unknown.org", "/any/thing", "any"),
+        ("unknown.org", "/nothing", "default:catchall"),
+        ("", "/any", "any"),
+        ("[2001:db8::1]:8080", "/any", "any"),
+        ("10.0.0.1", "/any", "any"),
+    ])
+    func resolves(_ host: String, _ path: String, _ expected: String) {
+        #expect(service(host, path) == expected)
+    }
+
+    @Test func withoutAnyHostUnknownHostsGet404() {
+        let table = RouteTable(
+            virtualHosts: [VirtualHost(hostname: .exact("a.com"), routes: [Self.route(.prefix, "/", "a")])], clusters: [], certificates: [])
+        #expect(table.resolve(host: "b.com", path: "/") == .notFound)
+        #expect(table.resolve(host: "a.com", path: "/") == .route(virtualHost: 0, route: 0))
+    }
+
+    @Test func emptyTableResolvesNothing() {
+        #expect(RouteTable.empty.resolve(host: "a.com", path: "/") == .notFound)
+        #expect(RouteTable.empty.contentHashHex.count == 16)
+    }
+
+    @Test func manyHostsAndPathsAllResolve() {
+        var hosts: [VirtualHost] = []
+        for index in 0..<2000 {
+            hosts.append(
+                VirtualHost(
+                    hostname: .exact("host-\(index).example.com"),
+                    routes: [Self.route(.prefix, "/svc-\(index)", "s\(index)"), Self.route(.exact, "/e/\(index)", "e\(index)")]))
+        }
+        let table = RouteTable(virtualHosts: hosts, clusters: [], certificates: [])
+        for index in stride(from: 0, to: 2000, by: 7) {
+            let hostIndex = table.virtualHost(forHost: "host-\(index).example.com")!
+            #expect(table.virtualHosts[hostIndex].hostname == .exact("host-\(index).example.com"))
+            guard case .route(_, let route) = table.resolve(host: "host-\(index).example.com", path: "/svc-\(index)/x") else {
+                Issue.record("no route for \(index)")
+                continue
+            }
+            #expect(table.virtualHosts[hostIndex].routes[route].match.path == "/svc-\(index)")
+            #expect(table.resolve(host: "host-\(index).example.com", path: "/svc-\(index + 1)") == .notFound)
+        }
+    }
+
+    @Test func constructionSortsSoOrderDoesNotMatter() {
+        let a = VirtualHost(hostname: .exact("a.com"), routes: [Self.route(.prefix, "/b", "b"), Self.route(.prefix, "/a", "a")])
+        let b = VirtualHost(hostname: .wildcard(suffix: "a.com"), routes: [])
+        let first = RouteTable(virtualHosts: [a, b], clusters: [], certificates: [])
+        var reversed = a
+        reversed.routes.reverse()
+        let second = RouteTable(virtualHosts: [b, reversed], clusters: [], certificates: [])
+        #expect(first == second)
+        #expect(first.contentHash == second.contentHash)
+        #expect(first.virtualHosts.map(\.hostname.text) == ["a.com", "*.a.com"])
+    }
+
+    @Test func hashIsStableAcrossRuns() {
+        // A fixed table must hash to a fixed value: snapshots compare hashes between processes.
+        let table = RouteTable(
+            virtualHosts: [VirtualHost(hostname: .exact("a.com"), routes: [Self.route(.prefix, "/", "a")])],
+            clusters: [Cluster(namespace: "default", service: "a", servicePort: .number(80), endpoints: [Endpoint(address: "10.0.0.1", port: 8080)])],
+            certificates: [])
+        #expect(table.contentHashHex == RouteTable(virtualHosts: table.virtualHosts, clusters: table.clusters, certificates: []).contentHashHex)
+        #expect(table.contentHashHex == "ebc7988e312d33d5")
+    }
+}
+
+@Suite struct HostPatternTests {
+    @Test(arguments: [
+        ("", HostPattern.any), ("foo.com", .exact("foo.com")), ("FOO.com", .exact("foo.com")),
+        ("*.foo.com", .wildcard(suffix: "foo.com")), ("a-b.c1.io", .exact("a-b.c1.io")), ("localhost", .exact("localhost")),
+    ])
+    func parses(_ input: String, _ expected: HostPattern) throws {
+        #expect(try HostPattern.parse(input) == expected)
+    }
+
+    @Test(arguments: ["*", "*.", "foo.*.com", "*foo.com", "a..b", "-a.com", "a-.com", "a_b.com", "1.2.3.4", ".a.com", "a.com.", "ä.com"])
+    func rejects(_ input: String) {
+        #expect(throws: HostPatternError.self) { try HostPattern.parse(input) }
+    }
+
+    @Test func ordersExactThenWildcardThenAny() {
+        let sorted = [HostPattern.any, .wildcard(suffix: "a.com"), .exact("b.com"), .exact("a.com")].sorted()
+        #expect(sorted == [.exact("a.com"), .exact("b.com"), .wildcard(suffix: "a.com"), .any])
+    }
+}

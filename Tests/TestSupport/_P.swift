@@ -1,1 +1,0 @@
-import X509; import Crypto

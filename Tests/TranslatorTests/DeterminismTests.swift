@@ -1,0 +1,95 @@
+import KubeTypes
+import RouteModel
+import Testing
+import TestSupport
+@testable import Translator
+
+@Suite struct DeterminismTests {
+    /// A varied set: several hosts, conflicts, TLS, default backends, several slices.
+    static func sample() throws -> KubeObjects {
+        let certificate = try TestCertificate(commonName: "shop", dnsNames: ["shop.example.com"])
+        var objects = KubeObjects()
+        for index in 0..<30 {
+            objects.ingresses.append(
+                F.ingress(
+                    "ing-\(index)", namespace: index % 2 == 0 ? "default" : "team", created: Int64(index % 7),
+                    defaultBackend: index % 10 == 0 ? F.backend("svc-\(index % 4)", 80) : nil,
+                    tls: index % 5 == 0 ? [IngressTLS(hosts: ["shop.example.com"], secretName: "shop-tls")] : nil,
+                    rules: [
+                        F.rule(index % 5 == 0 ? "shop.example.com" : "host-\(index % 6).example.com", p("/p\(index % 9)", "Prefix", "svc-\(index % 4)"), p("/e\(index)", "Exact", "svc-\(index % 3)")),
+                        F.rule(index % 3 == 0 ? nil : "*.wild.com", p("/w\(index % 4)", "ImplementationSpecific", "svc-1")),
+                    ]))
+        }
+        for namespace in ["default", "team"] {
+            for service in 0..<4 {
+                objects.services.append(F.service("svc-\(service)", namespace: namespace))
+                for slice in 0..<3 {
+                    objects.endpointSlices.append(
+                        F.slice(
+                            "svc-\(service)-\(slice)", service: "svc-\(service)", namespace: namespace,
+                            endpoints: (0..<3).map { ("10.\(service).\(slice).\($0)", $0 != 1) }))
+                }
+            }
+            objects.secrets.append(
+                F.tlsSecret("shop-tls", namespace: namespace, certificatePEM: certificate.certificatePEM, keyPEM: certificate.privateKeyPEM))
+        }
+        return objects
+    }
+
+    @Test func shuffledInputGivesTheSameTableAndHash() throws {
+        let objects = try Self.sample()
+        let reference = Translator.translate(objects)
+        #expect(reference.table.routeCount > 30)
+        #expect(!reference.rejections.isEmpty, "the sample has conflicts")
+        var generator = SplitMix64(seed: 42)
+        for _ in 0..<20 {
+            var shuffled = objects
+            shuffled.ingresses.shuffle(using: &generator)
+            shuffled.services.shuffle(using: &generator)
+            shuffled.endpointSlices.shuffle(using: &generator)
+            shuffled.secrets.shuffle(using: &generator)
+            for index in shuffled.endpointSlices.indices { shuffled.endpointSlices[index].endpoints?.shuffle(using: &generator) }
+            let translation = Translator.translate(shuffled)
+            #expect(translation.table == reference.table)
+            #expect(translation.table.contentHash == reference.table.contentHash)
+            #expect(translation.rejections == reference.rejections)
+            #expect(translation.acceptedIngresses == reference.acceptedIngresses)
+        }
+    }
+
+    @Test func anyChangeChangesTheHash() throws {
+        let objects = try Self.sample()
+        let reference = Translator.translate(objects).table.contentHash
+        var endpointGone = objects
+        endpointGone.endpointSlices[0].endpoints?.removeFirst()
+        var pathChanged = objects
+        pathChanged.ingresses[3].spec?.rules?[0].http?.paths[0].path = "/changed"
+        var redirectOff = objects
+        redirectOff.ingresses[5].metadata.annotations = ["portico.io/ssl-redirect": "false"]
+        var keyRotated = objects
+        let rotated = try TestCertificate(commonName: "shop", dnsNames: ["shop.example.com"])
+        keyRotated.secrets[0] = F.tlsSecret("shop-tls", certificatePEM: rotated.certificatePEM, keyPEM: rotated.privateKeyPEM)
+        let hashes = [endpointGone, pathChanged, redirectOff, keyRotated].map { Translator.translate($0).table.contentHash }
+        #expect(Set(hashes + [reference]).count == 5)
+    }
+
+    @Test func outputIsSorted() throws {
+        let table = Translator.translate(try Self.sample()).table
+        #expect(table.virtualHosts.map(\.hostname) == table.virtualHosts.map(\.hostname).sorted())
+        #expect(table.clusters.map(\.name) == table.clusters.map(\.name).sorted())
+        for host in table.virtualHosts { #expect(host.routes == host.routes.sorted()) }
+    }
+}
+
+/// A seeded generator, so shuffles are reproducible.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
