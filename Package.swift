@@ -60,6 +60,6 @@ let package = Package(
         .testTarget(name: "KubeTypesTests", dependencies: ["KubeTypes"]),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests"]),
         .testTarget(name: "TranslatorTests", dependencies: ["Translator", "TestSupport"]),
-        .testTarget(name: "PorticoCtlTests", dependencies: ["PorticoCtl", "TestSupport"]),
+        .testTarget(name: "PorticoCtlTests", dependencies: ["PorticoCtl", .product(name: "Yams", package: "Yams")]),
     ]
 )

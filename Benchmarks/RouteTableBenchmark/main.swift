@@ -1,1 +1,171 @@
+// Measures the full compile (Kubernetes objects → RouteTable) and the per-request lookup on a
+// generated cluster: N Ingresses, N Services and N EndpointSlices (N = 10,000 by default).
+//
+// Run through scripts/bench-compile.sh, which builds in release mode. Options:
+//   --ingresses N   objects of each kind (default 10000)
+//   --runs N        timed compile runs (default 11)
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import KubeTypes
+import RouteModel
 import Translator
+
+struct Options {
+    var ingresses = 10_000
+    var runs = 11
+
+    init(arguments: [String]) {
+        var iterator = arguments.dropFirst().makeIterator()
+        while let argument = iterator.next() {
+            switch argument {
+            case "--ingresses": ingresses = iterator.next().flatMap(Int.init) ?? ingresses
+            case "--runs": runs = iterator.next().flatMap(Int.init) ?? runs
+            default:
+                print("unknown argument \(argument); use --ingresses N --runs N")
+                exit(64)
+            }
+        }
+    }
+}
+
+/// A fixed-seed generator, so every run measures the same input.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// One Ingress per app: a host (every tenth a wildcard), a Prefix `/`, a Prefix `/api/vK` and, on
+/// every fourth, an Exact `/healthz`; each app's Service has one port and a slice of three Pods.
+func generate(_ count: Int) -> KubeObjects {
+    var objects = KubeObjects()
+    objects.ingresses.reserveCapacity(count)
+    objects.services.reserveCapacity(count)
+    objects.endpointSlices.reserveCapacity(count)
+    for index in 0..<count {
+        let namespace = "team-\(index % 50)"
+        let service = "app-\(index)"
+        let host = index % 10 == 9 ? "*.tenant-\(index).example.com" : "app-\(index).example.com"
+        let backend = IngressBackend(service: IngressServiceBackend(name: service, port: ServiceBackendPort(number: 80)))
+        var paths = [
+            HTTPIngressPath(path: "/", pathType: "Prefix", backend: backend),
+            HTTPIngressPath(path: "/api/v\(index % 3 + 1)", pathType: "Prefix", backend: backend),
+        ]
+        if index % 4 == 0 { paths.append(HTTPIngressPath(path: "/healthz", pathType: "Exact", backend: backend)) }
+        objects.ingresses.append(
+            Ingress(
+                metadata: ObjectMeta(name: service, namespace: namespace, creationTimestamp: KubeTime(secondsSinceEpoch: 1_700_000_000 + Int64(index))),
+                spec: IngressSpec(ingressClassName: "portico", rules: [IngressRule(host: host, http: HTTPIngressRuleValue(paths: paths))])))
+        objects.services.append(
+            Service(
+                metadata: ObjectMeta(name: service, namespace: namespace),
+                spec: ServiceSpec(ports: [ServicePort(name: "http", port: 80, targetPort: .int(8080))])))
+        let base = index * 3
+        objects.endpointSlices.append(
+            EndpointSlice(
+                metadata: ObjectMeta(name: "\(service)-abcde", namespace: namespace, labels: [EndpointSlice.serviceNameLabel: service]),
+                addressType: "IPv4",
+                endpoints: (0..<3).map { pod in
+                    let address = base + pod
+                    return EndpointSliceEndpoint(
+                        addresses: ["10.\(address >> 16 & 255).\(address >> 8 & 255).\(address & 255)"],
+                        conditions: EndpointConditions(ready: true))
+                },
+                ports: [EndpointSlicePort(name: "http", port: 8080, protocol: "TCP")]))
+    }
+    return objects
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+func format(_ value: Double, _ digits: Int) -> String {
+    var text = String(Int((value * pow10(digits)).rounded()))
+    while text.count <= digits { text = "0" + text }
+    return digits == 0 ? text : String(text.dropLast(digits)) + "." + String(text.suffix(digits))
+}
+
+func pow10(_ digits: Int) -> Double { (0..<digits).reduce(1.0) { value, _ in value * 10 } }
+
+let options = Options(arguments: CommandLine.arguments)
+let clock = ContinuousClock()
+let objects = generate(options.ingresses)
+print("input: \(objects.ingresses.count) Ingresses, \(objects.services.count) Services, \(objects.endpointSlices.count) EndpointSlices")
+
+// Compile.
+var compileTimes: [Double] = []
+var translation = Translator.translate(objects)
+for run in 0..<(options.runs + 2) {
+    let start = clock.now
+    translation = Translator.translate(objects)
+    let elapsed = seconds(clock.now - start)
+    if run >= 2 { compileTimes.append(elapsed * 1000) }  // two warm-up runs
+}
+let table = translation.table
+precondition(translation.rejections.isEmpty, "the generated input must be clean: \(translation.rejections.prefix(3))")
+print(
+    "table: \(table.virtualHosts.count) virtual hosts, \(table.routeCount) routes, \(table.clusters.count) clusters, hash \(table.contentHashHex)")
+print(
+    "compile (translate + build lookup index), ms: median \(format(median(compileTimes), 1))  min \(format(compileTimes.min()!, 1))  max \(format(compileTimes.max()!, 1))  (\(options.runs) runs)")
+
+// Resolve: a fixed mix of requests — exact-host hits on each kind of route, wildcard hits, and misses.
+var generator = SplitMix64(state: 7)
+var requests: [(host: String, path: String)] = []
+for _ in 0..<100_000 {
+    let index = Int(generator.next() % UInt64(options.ingresses))
+    let host = index % 10 == 9 ? "shop.tenant-\(index).example.com" : "app-\(index).example.com"
+    switch generator.next() % 5 {
+    case 0: requests.append((host, "/"))
+    case 1: requests.append((host, "/api/v\(index % 3 + 1)/orders/12345"))
+    case 2: requests.append((host, index % 4 == 0 ? "/healthz" : "/static/app.js"))
+    case 3: requests.append((host, "/api/v9/users?page=2"))
+    default: requests.append(("unknown-\(index).example.org", "/"))
+    }
+}
+
+/// Nanoseconds per call of `body` over batches of 10,000 requests; the first ten batches warm up.
+func perCall(_ requests: [(host: String, path: String)], _ body: ((host: String, path: String)) -> Int) -> (times: [Double], checksum: Int) {
+    let batch = 10_000
+    var checksum = 0
+    var results: [Double] = []
+    for round in 0..<60 {
+        let start = (round * batch) % requests.count
+        let begin = ContinuousClock().now
+        for index in start..<start + batch { checksum &+= body(requests[index]) }
+        let elapsed = seconds(ContinuousClock().now - begin)
+        if round >= 10 { results.append(elapsed / Double(batch) * 1e9) }
+    }
+    return (results, checksum)
+}
+
+func code(_ resolution: Resolution) -> Int {
+    switch resolution {
+    case .route(let host, let route): host &+ route
+    case .defaultBackend(let host): host
+    case .notFound: 1
+    }
+}
+
+let resolve = perCall(requests) { code(table.resolve(host: $0.host, path: $0.path)) }
+let normaliseAndResolve = perCall(requests) { request in
+    guard let path = try? RequestPath.normalize(request.path) else { return 0 }
+    return code(table.resolve(host: request.host, path: path))
+}
+print(
+    "resolve, ns per request: median \(format(median(resolve.times), 1))  min \(format(resolve.times.min()!, 1))  max \(format(resolve.times.max()!, 1))  (50 batches of 10000)")
+print(
+    "normalise + resolve, ns per request: median \(format(median(normaliseAndResolve.times), 1))  min \(format(normaliseAndResolve.times.min()!, 1))  max \(format(normaliseAndResolve.times.max()!, 1))")
+print("checksum \(resolve.checksum &+ normaliseAndResolve.checksum)")

@@ -3,7 +3,8 @@ import RouteModel
 
 /// Resolves Ingress backends to clusters: Service port → EndpointSlices → ready endpoints.
 ///
-/// Each backend is resolved once per translation, whatever the number of routes naming it.
+/// Each backend is resolved once per translation, whatever the number of routes naming it. A
+/// resolved cluster is named by the Service port number; an unresolvable one by the reference as written.
 struct BackendResolver {
     struct Resolution {
         let cluster: Cluster
@@ -85,9 +86,10 @@ struct BackendResolver {
                 }
             }
         }
+        // Named by the resolved port number, so `port: {name: http}` and `port: {number: 80}` share a cluster.
         return Resolution(
             cluster: Cluster(
-                namespace: backend.namespace, service: backend.service, servicePort: backend.port,
+                namespace: backend.namespace, service: backend.service, servicePort: .number(Int(servicePort.port)),
                 endpoints: endpoints.sorted()),
             problem: nil)
     }

@@ -1,1 +1,3 @@
 import PorticoCtl
+
+PorticoCtlCommand.main()

@@ -34,7 +34,8 @@ import TestSupport
         let (cluster, _) = try cluster(
             KubeObjects(ingresses: [ingress(F.backend("web", portName: "http"))], services: [service], endpointSlices: [slice]))
         #expect(cluster.endpoints.map(\.description) == ["10.1.0.1:8080"])
-        #expect(cluster.servicePort == .name("http"))
+        #expect(cluster.servicePort == .number(80))
+        #expect(cluster.name == "default/web:80")
     }
 
     @Test func unnamedServicePortMatchesUnnamedSlicePort() throws {
@@ -144,6 +145,12 @@ import TestSupport
     @Test func oneClusterPerServicePortWhateverTheNumberOfRoutes() {
         let translation = Translator.translate(
             objects(F.ingress("i", rules: [F.rule("h", p("/a"), p("/b")), F.rule("g", p("/c"))])))
+        #expect(translation.table.clusters.map(\.name) == ["default/a:80"])
+    }
+
+    @Test func portByNameAndByNumberShareACluster() {
+        let translation = Translator.translate(
+            objects(F.ingress("i", rules: [F.rule("h", F.path("/a", "Prefix", F.backend("a", 80)), F.path("/b", "Prefix", F.backend("a", portName: "http")))])))
         #expect(translation.table.clusters.map(\.name) == ["default/a:80"])
     }
 

@@ -1,0 +1,175 @@
+import KubeTypes
+import Manifests
+import RouteModel
+import Translator
+
+/// What `porticoctl dump` shows: the route table, with certificate metadata only (never keys),
+/// plus the rejections and manifest errors that explain what is missing from it.
+public struct DumpDocument: Codable, Sendable, Equatable {
+    /// Where the table came from: `manifests:PATH`, or a server address.
+    public var source: String
+    /// The snapshot version; absent offline.
+    public var version: UInt64?
+    public var contentHash: String
+    public var summary: Summary
+    public var virtualHosts: [VirtualHostEntry]
+    public var clusters: [ClusterEntry]
+    public var certificates: [CertificateEntry]
+    public var rejections: [RejectionEntry]
+    public var manifestErrors: [String]
+
+    public struct Summary: Codable, Sendable, Equatable {
+        public var virtualHosts: Int
+        public var routes: Int
+        public var clusters: Int
+        public var endpoints: Int
+        public var certificates: Int
+        public var acceptedIngresses: Int
+        public var rejectedIngresses: Int
+        public var ignoredIngresses: Int
+    }
+
+    public struct VirtualHostEntry: Codable, Sendable, Equatable {
+        public var host: String
+        /// `namespace/secret`, or `default` for the default certificate; absent without TLS.
+        public var certificate: String?
+        public var routes: [RouteEntry]
+        public var defaultBackend: BackendEntry?
+    }
+
+    public struct RouteEntry: Codable, Sendable, Equatable {
+        public var pathType: String
+        public var path: String
+        public var backend: BackendEntry
+    }
+
+    public struct BackendEntry: Codable, Sendable, Equatable {
+        public var namespace: String
+        public var ingress: String
+        public var service: String
+        public var servicePort: PortValue
+        public var cluster: String
+        public var httpsRedirect: Bool
+        public var endpoints: [String]
+    }
+
+    public struct ClusterEntry: Codable, Sendable, Equatable {
+        public var name: String
+        public var namespace: String
+        public var service: String
+        public var servicePort: PortValue
+        public var endpoints: [String]
+    }
+
+    public struct CertificateEntry: Codable, Sendable, Equatable {
+        public var name: String
+        public var subject: String
+        public var issuer: String
+        public var dnsNames: [String]
+        public var serialNumber: String
+        public var notBefore: String
+        public var notAfter: String
+        public var hosts: [String]
+    }
+
+    public struct RejectionEntry: Codable, Sendable, Equatable {
+        public var object: String
+        public var reason: String
+        public var effect: String
+        public var field: String?
+        public var message: String
+        /// `file: document N (line L)` for objects loaded from manifests.
+        public var location: String?
+    }
+}
+
+/// A Service port as JSON shows it: a number, or a name.
+public enum PortValue: Codable, Sendable, Equatable, CustomStringConvertible {
+    case number(Int)
+    case name(String)
+
+    public init(_ reference: ServicePortReference) {
+        switch reference {
+        case .number(let number): self = .number(number)
+        case .name(let name): self = .name(name)
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let number = try? container.decode(Int.self) { self = .number(number) } else { self = .name(try container.decode(String.self)) }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .number(let number): try container.encode(number)
+        case .name(let name): try container.encode(name)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .number(let number): String(number)
+        case .name(let name): name
+        }
+    }
+}
+
+extension DumpDocument {
+    public init(
+        source: String, version: UInt64? = nil, table: RouteTable, rejections: [Rejection] = [],
+        accepted: Int = 0, rejected: Int = 0, ignored: Int = 0,
+        locations: [ObjectRef: ManifestLocation] = [:], manifestErrors: [ManifestError] = []
+    ) {
+        func backend(_ backend: Backend) -> BackendEntry {
+            let cluster = table.cluster(named: backend.cluster)
+            return BackendEntry(
+                namespace: backend.source.namespace, ingress: backend.source.ingress, service: cluster?.service ?? "",
+                servicePort: cluster.map { PortValue($0.servicePort) } ?? .name(""), cluster: backend.cluster,
+                httpsRedirect: backend.httpsRedirect, endpoints: cluster?.endpoints.map(\.description) ?? [])
+        }
+        var hostsByCertificate: [String: [String]] = [:]
+        let virtualHosts = table.virtualHosts.map { host in
+            if let certificate = host.tls?.certificate { hostsByCertificate[certificate, default: []].append(host.hostname.text) }
+            return VirtualHostEntry(
+                host: host.hostname.text, certificate: host.tls.map { $0.certificate ?? "default" },
+                routes: host.routes.map { RouteEntry(pathType: $0.match.kind.rawValue, path: $0.match.path, backend: backend($0.backend)) },
+                defaultBackend: host.defaultBackend.map(backend))
+        }
+        self.init(
+            source: source, version: version, contentHash: table.contentHashHex,
+            summary: Summary(
+                virtualHosts: table.virtualHosts.count, routes: table.routeCount, clusters: table.clusters.count,
+                endpoints: table.clusters.reduce(0) { $0 + $1.endpoints.count }, certificates: table.certificates.count,
+                acceptedIngresses: accepted, rejectedIngresses: rejected, ignoredIngresses: ignored),
+            virtualHosts: virtualHosts,
+            clusters: table.clusters.map {
+                ClusterEntry(
+                    name: $0.name, namespace: $0.namespace, service: $0.service, servicePort: PortValue($0.servicePort),
+                    endpoints: $0.endpoints.map(\.description))
+            },
+            certificates: table.certificates.map {
+                CertificateEntry(
+                    name: $0.name, subject: $0.metadata.subject, issuer: $0.metadata.issuer, dnsNames: $0.metadata.dnsNames,
+                    serialNumber: $0.metadata.serialNumber,
+                    notBefore: KubeTime(secondsSinceEpoch: $0.metadata.notBefore).text,
+                    notAfter: KubeTime(secondsSinceEpoch: $0.metadata.notAfter).text,
+                    hosts: hostsByCertificate[$0.name] ?? [])
+            },
+            rejections: rejections.map {
+                RejectionEntry(
+                    object: $0.object.description, reason: $0.reason.rawValue, effect: $0.effect.rawValue, field: $0.field,
+                    message: $0.message, location: locations[$0.object]?.description)
+            },
+            manifestErrors: manifestErrors.map(\.description))
+    }
+
+    /// An offline dump of a translated manifest set.
+    public init(manifests path: String, set: ManifestSet, translation: Translation) {
+        self.init(
+            source: "manifests:\(path)", table: translation.table, rejections: translation.rejections,
+            accepted: translation.acceptedIngresses.count, rejected: translation.rejectedIngresses.count,
+            ignored: translation.ignoredIngresses.count, locations: set.locations, manifestErrors: set.errors)
+    }
+}
