@@ -1,81 +1,86 @@
 /// An immutable open-addressing hash table from (scope, byte string) to a small integer.
 ///
-/// Built once per snapshot and then only read, so lookups take a byte buffer straight from the
-/// request without allocating a `String`. `scope` lets one table hold many small maps (for example
-/// the children of every trie node). With `caseInsensitive`, ASCII letters hash and compare
-/// lowercased: keys must then be inserted lowercase.
+/// Keys live in a shared byte arena owned by the caller (`RouteIndex`), so a lookup takes a byte
+/// buffer straight from the request and allocates nothing, and the bytes that follow a key in the
+/// arena (a virtual host's routes) are likely in the same cache line. `scope` lets one table hold many
+/// small maps, such as the children of every trie node. With `caseInsensitive`, ASCII letters hash
+/// and compare lowercased: keys must then be stored lowercase.
 struct FrozenByteMap: Sendable {
-    private struct Slot {
-        var hash: UInt64
-        var keyStart: Int32
-        var keyLength: Int32
-        var scope: Int32
+    struct Slot {
+        var keyStart: UInt32
+        var keyLength: UInt32
+        var scope: UInt32
         /// -1 marks an empty slot.
         var value: Int32
+
+        static let empty = Slot(keyStart: 0, keyLength: 0, scope: 0, value: -1)
     }
 
-    private let slots: [Slot]
-    private let keyBytes: [UInt8]
-    private let mask: Int
+    fileprivate(set) var slots: [Slot]
+    fileprivate(set) var mask: Int
     let caseInsensitive: Bool
-    let count: Int
+    fileprivate(set) var count = 0
 
-    fileprivate init(entries: [(scope: Int32, key: [UInt8], value: Int32)], caseInsensitive: Bool) {
+    init(caseInsensitive: Bool, capacity: Int = 8) {
         self.caseInsensitive = caseInsensitive
-        var capacity = 8
-        while capacity < entries.count * 2 { capacity <<= 1 }
-        var slots = [Slot](repeating: Slot(hash: 0, keyStart: 0, keyLength: 0, scope: 0, value: -1), count: capacity)
-        var keyBytes: [UInt8] = []
-        keyBytes.reserveCapacity(entries.reduce(0) { $0 + $1.key.count })
-        let mask = capacity - 1
-        for entry in entries {
-            let hash = entry.key.withUnsafeBufferPointer {
-                FrozenByteMap.hash(scope: entry.scope, key: $0, caseInsensitive: caseInsensitive)
-            }
-            var index = Int(truncatingIfNeeded: hash) & mask
-            while slots[index].value >= 0 { index = (index + 1) & mask }
-            slots[index] = Slot(
-                hash: hash, keyStart: Int32(keyBytes.count), keyLength: Int32(entry.key.count),
-                scope: entry.scope, value: entry.value)
-            keyBytes.append(contentsOf: entry.key)
-        }
-        self.slots = slots
-        self.keyBytes = keyBytes
-        self.mask = mask
-        self.count = entries.count
+        var size = 8
+        while size < capacity * 2 { size <<= 1 }
+        slots = Array(repeating: .empty, count: size)
+        mask = size - 1
     }
 
-    func lookup(scope: Int32, key: UnsafeBufferPointer<UInt8>) -> Int32? {
+    @inline(__always)
+    func lookup(scope: Int32, key: UnsafeBufferPointer<UInt8>, arena: UnsafeBufferPointer<UInt8>) -> Int32? {
         let hash = FrozenByteMap.hash(scope: scope, key: key, caseInsensitive: caseInsensitive)
+        let scope = UInt32(bitPattern: scope)
         return slots.withUnsafeBufferPointer { slots in
-            keyBytes.withUnsafeBufferPointer { keyBytes in
-                var index = Int(truncatingIfNeeded: hash) & mask
-                while true {
-                    let slot = slots[index]
-                    if slot.value < 0 { return nil }
-                    if slot.hash == hash, slot.scope == scope, Int(slot.keyLength) == key.count,
-                        FrozenByteMap.equal(keyBytes, Int(slot.keyStart), key, caseInsensitive) {
-                        return slot.value
-                    }
-                    index = (index + 1) & mask
+            var index = Int(truncatingIfNeeded: hash) & mask
+            while true {
+                let slot = slots[index]
+                if slot.value < 0 { return nil }
+                if slot.scope == scope, Int(slot.keyLength) == key.count,
+                    FrozenByteMap.equal(arena, Int(slot.keyStart), key, caseInsensitive) {
+                    return slot.value
                 }
+                index = (index + 1) & mask
             }
         }
     }
 
-    func lookup(scope: Int32, key: String) -> Int32? {
-        var key = key
-        return key.withUTF8 { lookup(scope: scope, key: $0) }
+    /// Inserts a key already stored in `arena`, or returns the value stored for an equal key.
+    mutating func insert(scope: Int32, keyStart: Int, keyLength: Int, value: Int32, arena: [UInt8]) -> Int32 {
+        arena.withUnsafeBufferPointer { arena in
+            let key = UnsafeBufferPointer(rebasing: arena[keyStart..<keyStart + keyLength])
+            if let existing = lookup(scope: scope, key: key, arena: arena) { return existing }
+            if (count + 1) * 2 > slots.count { grow(arena: arena) }
+            place(Slot(keyStart: UInt32(keyStart), keyLength: UInt32(keyLength), scope: UInt32(bitPattern: scope), value: value), arena: arena)
+            count += 1
+            return value
+        }
+    }
+
+    private mutating func place(_ slot: Slot, arena: UnsafeBufferPointer<UInt8>) {
+        let key = UnsafeBufferPointer(rebasing: arena[Int(slot.keyStart)..<Int(slot.keyStart + slot.keyLength)])
+        var index = Int(truncatingIfNeeded: FrozenByteMap.hash(scope: Int32(bitPattern: slot.scope), key: key, caseInsensitive: caseInsensitive)) & mask
+        while slots[index].value >= 0 { index = (index + 1) & mask }
+        slots[index] = slot
+    }
+
+    private mutating func grow(arena: UnsafeBufferPointer<UInt8>) {
+        let old = slots
+        slots = Array(repeating: .empty, count: old.count * 2)
+        mask = slots.count - 1
+        for slot in old where slot.value >= 0 { place(slot, arena: arena) }
     }
 
     @inline(__always)
     private static func equal(
-        _ stored: UnsafeBufferPointer<UInt8>, _ start: Int, _ key: UnsafeBufferPointer<UInt8>, _ caseInsensitive: Bool
+        _ arena: UnsafeBufferPointer<UInt8>, _ start: Int, _ key: UnsafeBufferPointer<UInt8>, _ caseInsensitive: Bool
     ) -> Bool {
         if caseInsensitive {
-            for i in 0..<key.count where stored[start + i] != lowercase(key[i]) { return false }
+            for i in 0..<key.count where arena[start &+ i] != lowercase(key[i]) { return false }
         } else {
-            for i in 0..<key.count where stored[start + i] != key[i] { return false }
+            for i in 0..<key.count where arena[start &+ i] != key[i] { return false }
         }
         return true
     }
@@ -99,36 +104,5 @@ struct FrozenByteMap: Sendable {
         hash = hash &* 0xff51_afd7_ed55_8ccd
         hash ^= hash >> 33
         return hash
-    }
-}
-
-/// Collects the entries of a `FrozenByteMap`, refusing duplicate keys.
-struct FrozenByteMapBuilder {
-    private var entries: [(scope: Int32, key: [UInt8], value: Int32)] = []
-    private var seen: [ScopedKey: Int32] = [:]
-    let caseInsensitive: Bool
-
-    private struct ScopedKey: Hashable {
-        var scope: Int32
-        var key: [UInt8]
-    }
-
-    init(caseInsensitive: Bool) {
-        self.caseInsensitive = caseInsensitive
-    }
-
-    /// Inserts the key, or returns the value already stored for it.
-    mutating func insert(scope: Int32, key: some Sequence<UInt8>, value: Int32) -> Int32 {
-        var bytes = Array(key)
-        if caseInsensitive { bytes = bytes.map(FrozenByteMap.lowercase) }
-        let scoped = ScopedKey(scope: scope, key: bytes)
-        if let existing = seen[scoped] { return existing }
-        seen[scoped] = value
-        entries.append((scope, bytes, value))
-        return value
-    }
-
-    func build() -> FrozenByteMap {
-        FrozenByteMap(entries: entries, caseInsensitive: caseInsensitive)
     }
 }

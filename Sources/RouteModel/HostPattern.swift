@@ -24,7 +24,7 @@ public enum HostPattern: Sendable, Hashable {
     /// names compare case-insensitively.
     public static func parse(_ raw: String) throws(HostPatternError) -> HostPattern {
         if raw.isEmpty { return .any }
-        let host = raw.lowercased()
+        let host = raw.utf8.contains(where: { $0 &- UInt8(ascii: "A") < 26 }) ? raw.lowercased() : raw
         if host.hasPrefix("*.") {
             let suffix = String(host.dropFirst(2))
             try validateSubdomain(suffix, original: raw)
@@ -41,25 +41,37 @@ public enum HostPattern: Sendable, Hashable {
     }
 
     private static func validateSubdomain(_ host: String, original: String) throws(HostPatternError) {
-        if host.utf8.count > 253 {
+        let bytes = host.utf8
+        if bytes.count > 253 {
             throw HostPatternError(host: original, reason: "longer than 253 characters")
         }
-        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
-        for label in labels {
-            guard !label.isEmpty else {
-                throw HostPatternError(host: original, reason: "contains an empty DNS label")
+        var labelLength = 0
+        var previous: UInt8 = UInt8(ascii: ".")
+        for byte in bytes {
+            if byte == UInt8(ascii: ".") {
+                guard labelLength > 0 else { throw HostPatternError(host: original, reason: "contains an empty DNS label") }
+                guard previous != UInt8(ascii: "-") else {
+                    throw HostPatternError(host: original, reason: "a DNS label must start and end with a letter or digit")
+                }
+                labelLength = 0
+            } else {
+                guard isAlphanumeric(byte) || byte == UInt8(ascii: "-") else {
+                    throw HostPatternError(
+                        host: original, reason: "must consist of lowercase letters, digits, '-' and '.' (RFC 1123)")
+                }
+                if labelLength == 0, byte == UInt8(ascii: "-") {
+                    throw HostPatternError(host: original, reason: "a DNS label must start and end with a letter or digit")
+                }
+                labelLength += 1
+                guard labelLength <= 63 else {
+                    throw HostPatternError(host: original, reason: "a DNS label is longer than 63 characters")
+                }
             }
-            guard label.utf8.count <= 63 else {
-                throw HostPatternError(host: original, reason: "a DNS label is longer than 63 characters")
-            }
-            for byte in label.utf8 where !(isAlphanumeric(byte) || byte == UInt8(ascii: "-")) {
-                throw HostPatternError(
-                    host: original,
-                    reason: "must consist of lowercase letters, digits, '-' and '.' (RFC 1123)")
-            }
-            if label.utf8.first == UInt8(ascii: "-") || label.utf8.last == UInt8(ascii: "-") {
-                throw HostPatternError(host: original, reason: "a DNS label must start and end with a letter or digit")
-            }
+            previous = byte
+        }
+        guard labelLength > 0 else { throw HostPatternError(host: original, reason: "contains an empty DNS label") }
+        guard previous != UInt8(ascii: "-") else {
+            throw HostPatternError(host: original, reason: "a DNS label must start and end with a letter or digit")
         }
     }
 
@@ -67,9 +79,17 @@ public enum HostPattern: Sendable, Hashable {
         (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
     }
 
+    /// Four dot-separated all-digit labels: an address, not a name.
     private static func isIPv4Literal(_ host: String) -> Bool {
-        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4 && parts.allSatisfy { part in part.allSatisfy(\.isNumber) }
+        var dots = 0
+        for byte in host.utf8 {
+            if byte == UInt8(ascii: ".") {
+                dots += 1
+            } else if byte < UInt8(ascii: "0") || byte > UInt8(ascii: "9") {
+                return false
+            }
+        }
+        return dots == 3
     }
 }
 
@@ -83,8 +103,10 @@ extension HostPattern: Comparable {
             case .any: 2
             }
         }
-        if rank(lhs) != rank(rhs) { return rank(lhs) < rank(rhs) }
-        return lhs.text < rhs.text
+        switch (lhs, rhs) {
+        case (.exact(let left), .exact(let right)), (.wildcard(let left), .wildcard(let right)): return left < right
+        default: return rank(lhs) < rank(rhs)
+        }
     }
 }
 

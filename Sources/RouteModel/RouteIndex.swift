@@ -1,64 +1,110 @@
 /// The lookup structures behind `RouteTable.resolve`: built once, read lock-free.
 ///
-/// - `exactHosts` and `wildcardSuffixes` map a lowercased host (or the part after its first label)
-///   to a virtual host.
-/// - Per virtual host, `exactPaths` maps a whole path to an `Exact` route, and a trie over path
-///   segments holds the prefix routes: `trieEdges` maps (node, segment) to a child node and
-///   `nodeRoute` gives the prefix route ending at a node.
+/// Everything a lookup reads for one virtual host sits together in one byte `arena`: the host key
+/// (what `exactHosts` and `wildcardSuffixes` point at), then that host's routes. A request thus touches
+/// about two cache lines after hashing its host. Hosts with at most `linearLimit` routes are matched by
+/// scanning those route entries; larger hosts use an `Exact` path map and a trie over path segments.
+///
+/// Route entry layout in the arena: kind (0 exact, 1 prefix), route index (UInt16 LE), key length
+/// (UInt16 LE), key bytes. Prefix keys have no trailing slash; the root prefix `/` is the empty key.
 struct RouteIndex: Sendable {
+    static let linearLimit = 16
+
+    struct HostRoutes {
+        /// Offset of the first route entry in the arena.
+        var entriesStart: UInt32
+        var entryCount: UInt16
+        /// Root trie node for large hosts, or -1 when the entries are scanned.
+        var trieRoot: Int32
+    }
+
+    let arena: [UInt8]
     let exactHosts: FrozenByteMap
     let wildcardSuffixes: FrozenByteMap
     /// The virtual host for `*` (rules without a host), or -1.
     let anyHost: Int32
+    let hosts: [HostRoutes]
     let exactPaths: FrozenByteMap
     let trieEdges: FrozenByteMap
-    /// Root trie node of each virtual host.
-    let rootNode: [Int32]
-    /// Route index (within its virtual host) of the prefix route at each node, or -1.
+    /// Route index of the prefix route ending at each trie node, or -1.
     let nodeRoute: [Int32]
 
     init(virtualHosts: [VirtualHost]) {
-        var exactHosts = FrozenByteMapBuilder(caseInsensitive: true)
-        var wildcards = FrozenByteMapBuilder(caseInsensitive: true)
-        var exactPaths = FrozenByteMapBuilder(caseInsensitive: false)
-        var edges = FrozenByteMapBuilder(caseInsensitive: false)
+        var arena: [UInt8] = []
+        var exactHosts = FrozenByteMap(caseInsensitive: true, capacity: virtualHosts.count)
+        var wildcards = FrozenByteMap(caseInsensitive: true)
+        var exactPaths = FrozenByteMap(caseInsensitive: false)
+        var edges = FrozenByteMap(caseInsensitive: false)
         var anyHost: Int32 = -1
-        var rootNode: [Int32] = []
+        var hosts: [HostRoutes] = []
+        hosts.reserveCapacity(virtualHosts.count)
         var nodeRoute: [Int32] = []
+
+        func append(_ bytes: some Sequence<UInt8>) -> (start: Int, length: Int) {
+            let start = arena.count
+            arena.append(contentsOf: bytes)
+            return (start, arena.count - start)
+        }
 
         for (hostIndex, host) in virtualHosts.enumerated() {
             let hostID = Int32(hostIndex)
             switch host.hostname {
-            case .exact(let name): _ = exactHosts.insert(scope: 0, key: name.utf8, value: hostID)
-            case .wildcard(let suffix): _ = wildcards.insert(scope: 0, key: suffix.utf8, value: hostID)
-            case .any: if anyHost < 0 { anyHost = hostID }
+            case .exact(let name):
+                let key = append(name.utf8)
+                _ = exactHosts.insert(scope: 0, keyStart: key.start, keyLength: key.length, value: hostID, arena: arena)
+            case .wildcard(let suffix):
+                let key = append(suffix.utf8)
+                _ = wildcards.insert(scope: 0, keyStart: key.start, keyLength: key.length, value: hostID, arena: arena)
+            case .any:
+                if anyHost < 0 { anyHost = hostID }
+            }
+            let linear = host.routes.count <= Self.linearLimit && host.routes.allSatisfy { $0.match.path.utf8.count < 65_536 }
+            if linear {
+                let start = arena.count
+                for (routeIndex, route) in host.routes.enumerated() {
+                    var key = Substring(route.match.path).utf8
+                    if route.match.kind.matchesAsPrefix {
+                        if key.last == UInt8(ascii: "/") { key = key.dropLast() }
+                    }
+                    arena.append(route.match.kind.matchesAsPrefix ? 1 : 0)
+                    arena.append(UInt8(truncatingIfNeeded: routeIndex))
+                    arena.append(UInt8(truncatingIfNeeded: routeIndex >> 8))
+                    arena.append(UInt8(truncatingIfNeeded: key.count))
+                    arena.append(UInt8(truncatingIfNeeded: key.count >> 8))
+                    arena.append(contentsOf: key)
+                }
+                hosts.append(HostRoutes(entriesStart: UInt32(start), entryCount: UInt16(host.routes.count), trieRoot: -1))
+                continue
             }
             let root = Int32(nodeRoute.count)
-            rootNode.append(root)
             nodeRoute.append(-1)
             for (routeIndex, route) in host.routes.enumerated() {
                 let routeID = Int32(routeIndex)
                 guard route.match.kind.matchesAsPrefix else {
-                    _ = exactPaths.insert(scope: hostID, key: route.match.path.utf8, value: routeID)
+                    let key = append(route.match.path.utf8)
+                    _ = exactPaths.insert(scope: hostID, keyStart: key.start, keyLength: key.length, value: routeID, arena: arena)
                     continue
                 }
                 var node = root
                 for segment in route.match.path.utf8.split(separator: UInt8(ascii: "/")) {
                     let next = Int32(nodeRoute.count)
-                    let child = edges.insert(scope: node, key: segment, value: next)
-                    if child == next { nodeRoute.append(-1) }
+                    let key = append(segment)
+                    let child = edges.insert(scope: node, keyStart: key.start, keyLength: key.length, value: next, arena: arena)
+                    if child == next { nodeRoute.append(-1) } else { arena.removeLast(key.length) }
                     node = child
                 }
                 // The first route for a key wins; the translator never emits two.
                 if nodeRoute[Int(node)] < 0 { nodeRoute[Int(node)] = routeID }
             }
+            hosts.append(HostRoutes(entriesStart: 0, entryCount: 0, trieRoot: root))
         }
-        self.exactHosts = exactHosts.build()
-        self.wildcardSuffixes = wildcards.build()
+        self.arena = arena
+        self.exactHosts = exactHosts
+        self.wildcardSuffixes = wildcards
         self.anyHost = anyHost
-        self.exactPaths = exactPaths.build()
-        self.trieEdges = edges.build()
-        self.rootNode = rootNode
+        self.hosts = hosts
+        self.exactPaths = exactPaths
+        self.trieEdges = edges
         self.nodeRoute = nodeRoute
     }
 }

@@ -15,20 +15,27 @@ public struct RouteTable: Sendable {
     private let certificatesByName: [String: Int]
 
     public init(virtualHosts: [VirtualHost], clusters: [Cluster], certificates: [TLSCertificate]) {
-        var hosts = virtualHosts.map { host in
-            var host = host
-            host.routes.sort()
-            return host
-        }
-        hosts.sort { $0.hostname < $1.hostname }
+        var hosts = RouteTable.sorted(virtualHosts) { $0.hostname < $1.hostname }
+        for index in hosts.indices where !RouteTable.isSorted(hosts[index].routes, by: <) { hosts[index].routes.sort() }
         self.virtualHosts = hosts
-        self.clusters = clusters.sorted()
-        self.certificates = certificates.sorted()
+        self.clusters = RouteTable.sorted(clusters, by: <)
+        self.certificates = RouteTable.sorted(certificates, by: <)
         self.clustersByName = Dictionary(self.clusters.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.certificatesByName = Dictionary(
             self.certificates.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.index = RouteIndex(virtualHosts: hosts)
         self.contentHash = RouteTable.hash(virtualHosts: hosts, clusters: self.clusters, certificates: self.certificates)
+    }
+
+    /// Sorts by moving each element once (sorting large structs in place copies them many times),
+    /// and not at all when the input is already in order.
+    private static func sorted<T>(_ elements: [T], by less: (T, T) -> Bool) -> [T] {
+        if isSorted(elements, by: less) { return elements }
+        return elements.indices.sorted { less(elements[$0], elements[$1]) }.map { elements[$0] }
+    }
+
+    private static func isSorted<T>(_ elements: [T], by less: (T, T) -> Bool) -> Bool {
+        zip(elements, elements.dropFirst()).allSatisfy { !less($1, $0) }
     }
 
     public static let empty = RouteTable(virtualHosts: [], clusters: [], certificates: [])

@@ -68,7 +68,7 @@ struct BackendResolver {
                 .servicePortNotFound, "Service \(serviceName) has no port \(backend.port); \(list); the route answers 503")
         }
         let portName = servicePort.name ?? ""
-        var endpoints = Set<Endpoint>()
+        var endpoints: [Endpoint] = []
         for slice in slices[NamespacedName(backend.namespace, backend.service)] ?? [] {
             guard slice.addressType == "IPv4" || slice.addressType == "IPv6" else { continue }
             guard let port = slice.ports?.first(where: { ($0.name ?? "") == portName })?.port else { continue }
@@ -82,15 +82,20 @@ struct BackendResolver {
                         reportSlice(slice, "endpoints[\(index)].addresses", "\"\(address)\" is not an \(slice.addressType) address")
                         continue
                     }
-                    endpoints.insert(Endpoint(address: address, port: Int(port)))
+                    endpoints.append(Endpoint(address: address, port: Int(port)))
                 }
             }
         }
+        endpoints.sort()
+        // The same Pod may be listed by two slices while they are being rebalanced.
+        var unique: [Endpoint] = []
+        unique.reserveCapacity(endpoints.count)
+        for endpoint in endpoints where unique.last != endpoint { unique.append(endpoint) }
         // Named by the resolved port number, so `port: {name: http}` and `port: {number: 80}` share a cluster.
         return Resolution(
             cluster: Cluster(
                 namespace: backend.namespace, service: backend.service, servicePort: .number(Int(servicePort.port)),
-                endpoints: endpoints.sorted()),
+                endpoints: unique),
             problem: nil)
     }
 
@@ -116,13 +121,27 @@ enum IPAddressSyntax {
         family == "IPv4" ? isIPv4(address) : isIPv6(address)
     }
 
-    static func isIPv4(_ address: String) -> Bool {
-        let parts = address.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4
-            && parts.allSatisfy { part in
-                !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isASCII) && part.allSatisfy(\.isNumber)
-                    && Int(part).map { $0 <= 255 } == true && !(part.count > 1 && part.hasPrefix("0"))
+    /// Dotted quad, each part 0-255 without leading zeros.
+    static func isIPv4(_ address: some StringProtocol) -> Bool {
+        var parts = 0
+        var value = 0
+        var digits = 0
+        var leadingZero = false
+        for byte in address.utf8 {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0 else { return false }
+                parts += 1
+                value = 0
+                digits = 0
+                continue
             }
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return false }
+            if digits == 0 { leadingZero = byte == UInt8(ascii: "0") } else if leadingZero { return false }
+            value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            digits += 1
+            guard value <= 255 else { return false }
+        }
+        return parts == 3 && digits > 0
     }
 
     static func isIPv6(_ address: String) -> Bool {
@@ -130,7 +149,7 @@ enum IPAddressSyntax {
         var groups = address.split(separator: ":", omittingEmptySubsequences: false)
         var hasEmbeddedIPv4 = false
         if let last = groups.last, last.contains(".") {
-            guard isIPv4(String(last)) else { return false }
+            guard isIPv4(last) else { return false }
             hasEmbeddedIPv4 = true
             groups.removeLast()
         }

@@ -148,52 +148,45 @@ private struct TableBuilder {
 
     private mutating func addRoutes(of ingress: ValidatedIngress) {
         for rule in ingress.rules {
-            var entry = hosts[rule.host] ?? HostEntry()
-            for path in rule.paths {
-                if let existing = entry.routes[path.key] {
-                    let by = existing.owner == ingress.ref ? "an earlier path of this Ingress" : "older \(existing.owner)"
-                    rejections.append(
-                        Rejection(
-                            object: ingress.ref, reason: .pathConflict, effect: .partiallyIgnored, field: path.field,
-                            message: "\(path.match.kind.rawValue) \(path.match.path) on host \(rule.host) is already routed by \(by); this path is ignored"))
-                    continue
-                }
-                entry.routes[path.key] = RouteEntry(
-                    match: path.match, backend: path.backend, source: ingress.source, owner: ingress.ref,
-                    sslRedirect: ingress.sslRedirect)
-            }
-            if let backend = ingress.defaultBackend {
-                let candidate = DefaultEntry(backend: backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect)
-                if let existing = entry.defaultBackend {
-                    if existing.owner != ingress.ref {
-                        rejections.append(
-                            Rejection(
-                                object: ingress.ref, reason: .defaultBackendConflict, effect: .partiallyIgnored,
-                                field: "spec.defaultBackend",
-                                message: "host \(rule.host) already has the defaultBackend of older \(existing.owner); this one is not used there"))
-                    }
-                } else {
-                    entry.defaultBackend = candidate
-                }
-            }
-            hosts[rule.host] = entry
+            // Mutated in place: copying the entry out would copy its route dictionary.
+            Self.add(rule, of: ingress, to: &hosts[rule.host, default: HostEntry()], rejections: &rejections)
         }
         guard let backend = ingress.defaultBackend else { return }
         if let existing = globalDefault {
-            if ingress.rules.isEmpty {
-                rejections.append(
-                    Rejection(
-                        object: ingress.ref, reason: .defaultBackendConflict, effect: .partiallyIgnored, field: "spec.defaultBackend",
-                        message: "the catch-all default backend is already set by older \(existing.owner); this one is not used"))
-            } else {
-                rejections.append(
-                    Rejection(
-                        object: ingress.ref, reason: .defaultBackendConflict, effect: .partiallyIgnored, field: "spec.defaultBackend",
-                        message: "the catch-all default backend is already set by older \(existing.owner); this one applies only to this Ingress's hosts"))
-            }
+            let effect = ingress.rules.isEmpty ? "this one is not used" : "this one applies only to this Ingress's hosts"
+            rejections.append(
+                Rejection(
+                    object: ingress.ref, reason: .defaultBackendConflict, effect: .partiallyIgnored, field: "spec.defaultBackend",
+                    message: "the catch-all default backend is already set by older \(existing.owner); \(effect)"))
         } else {
             globalDefault = DefaultEntry(backend: backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect)
             if hosts[.any] == nil { hosts[.any] = HostEntry() }
+        }
+    }
+
+    private static func add(_ rule: ValidatedIngress.Rule, of ingress: ValidatedIngress, to entry: inout HostEntry, rejections: inout [Rejection]) {
+        for path in rule.paths {
+            if let existing = entry.routes[path.key] {
+                let by = existing.owner == ingress.ref ? "an earlier path of this Ingress" : "older \(existing.owner)"
+                rejections.append(
+                    Rejection(
+                        object: ingress.ref, reason: .pathConflict, effect: .partiallyIgnored, field: path.field,
+                        message: "\(path.match.kind.rawValue) \(path.match.path) on host \(rule.host) is already routed by \(by); this path is ignored"))
+                continue
+            }
+            entry.routes[path.key] = RouteEntry(
+                match: path.match, backend: path.backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect)
+        }
+        guard let backend = ingress.defaultBackend else { return }
+        if let existing = entry.defaultBackend {
+            if existing.owner != ingress.ref {
+                rejections.append(
+                    Rejection(
+                        object: ingress.ref, reason: .defaultBackendConflict, effect: .partiallyIgnored, field: "spec.defaultBackend",
+                        message: "host \(rule.host) already has the defaultBackend of older \(existing.owner); this one is not used there"))
+            }
+        } else {
+            entry.defaultBackend = DefaultEntry(backend: backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect)
         }
     }
 

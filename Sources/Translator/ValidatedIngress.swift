@@ -234,11 +234,12 @@ struct IngressValidator {
             return .failure(PathValidationError("is required for pathType \(kind.rawValue)"))
         }
         guard path.hasPrefix("/") else { return .failure(PathValidationError("\"\(path)\" must begin with '/'")) }
-        if path.contains("?") || path.contains("#") {
+        let bytes = Array(path.utf8)
+        if bytes.contains(UInt8(ascii: "?")) || bytes.contains(UInt8(ascii: "#")) {
             return .failure(PathValidationError("\"\(path)\" must not contain '?' or '#': a query never reaches route matching"))
         }
         if kind != .implementationSpecific {
-            for bad in ["//", "/./", "/../", "%2f", "%2F"] where path.contains(bad) {
+            for bad in ["//", "/./", "/../", "%2f", "%2F"] where contains(bytes, Array(bad.utf8)) {
                 return .failure(PathValidationError("\"\(path)\" must not contain '\(bad)'"))
             }
             if path.hasSuffix("/..") || path.hasSuffix("/.") {
@@ -251,6 +252,11 @@ struct IngressValidator {
             return .failure(PathValidationError("\"\(path)\": \(error.description)"))
         }
     }
+}
+
+private func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+    guard haystack.count >= needle.count else { return false }
+    return (0...(haystack.count - needle.count)).contains { start in haystack[start..<start + needle.count].elementsEqual(needle) }
 }
 
 struct PathValidationError: Error, CustomStringConvertible {

@@ -10,14 +10,20 @@ import Testing
         Route(match: PathMatch(kind: kind, path: path), backend: backend(service))
     }
 
-    static let table = RouteTable(
+    /// The same routes twice: as written (matched by scanning) and padded past
+    /// `RouteIndex.linearLimit` routes (matched through the exact-path map and the segment trie).
+    static let shopRoutes = [
+        route(.prefix, "/", "root"), route(.prefix, "/api", "api"), route(.exact, "/api", "api-exact"),
+        route(.prefix, "/api/v2/", "v2"), route(.exact, "/Case", "case"),
+    ]
+    static let padding = (0..<RouteIndex.linearLimit).map { route(.prefix, "/zz/pad\($0)", "pad") }
+
+    static let table = makeTable(shop: shopRoutes)
+    static let trieTable = makeTable(shop: shopRoutes + padding)
+
+    static func makeTable(shop: [Route]) -> RouteTable { RouteTable(
         virtualHosts: [
-            VirtualHost(
-                hostname: .exact("shop.example.com"),
-                routes: [
-                    route(.prefix, "/", "root"), route(.prefix, "/api", "api"), route(.exact, "/api", "api-exact"),
-                    route(.prefix, "/api/v2/", "v2"), route(.exact, "/Case", "case"),
-                ]),
+            VirtualHost(hostname: .exact("shop.example.com"), routes: shop),
             VirtualHost(hostname: .wildcard(suffix: "example.com"), routes: [route(.prefix, "/", "wild")]),
             VirtualHost(hostname: .exact("nodefault.com"), routes: [route(.exact, "/only", "only")]),
             VirtualHost(
@@ -25,11 +31,12 @@ import Testing
             VirtualHost(hostname: .any, routes: [route(.prefix, "/any", "any")], defaultBackend: backend("catchall")),
         ],
         clusters: [], certificates: [])
+    }
 
-    func service(_ host: String, _ path: String) -> String {
-        switch Self.table.resolve(host: host, path: path) {
-        case .route(let h, let r): String(Self.table.virtualHosts[h].routes[r].backend.cluster.dropFirst(8).dropLast(3))
-        case .defaultBackend(let h): "default:" + String(Self.table.virtualHosts[h].defaultBackend!.cluster.dropFirst(8).dropLast(3))
+    func service(_ host: String, _ path: String, in table: RouteTable = Self.table) -> String {
+        switch table.resolve(host: host, path: path) {
+        case .route(let h, let r): String(table.virtualHosts[h].routes[r].backend.cluster.dropFirst(8).dropLast(3))
+        case .defaultBackend(let h): "default:" + String(table.virtualHosts[h].defaultBackend!.cluster.dropFirst(8).dropLast(3))
         case .notFound: "404"
         }
     }
@@ -64,7 +71,16 @@ import Testing
         ("10.0.0.1", "/any", "any"),
     ])
     func resolves(_ host: String, _ path: String, _ expected: String) {
-        #expect(service(host, path) == expected)
+        #expect(service(host, path) == expected, "scanned")
+        #expect(service(host, path, in: Self.trieTable) == expected, "through the trie")
+    }
+
+    @Test func paddedHostUsesTheTrie() {
+        let shop = Self.trieTable.virtualHost(forHost: "shop.example.com")!
+        #expect(Self.trieTable.index.hosts[shop].trieRoot >= 0)
+        #expect(Self.table.index.hosts[Self.table.virtualHost(forHost: "shop.example.com")!].trieRoot < 0)
+        #expect(service("shop.example.com", "/zz/pad3/x", in: Self.trieTable) == "pad")
+        #expect(service("shop.example.com", "/zz", in: Self.trieTable) == "root")
     }
 
     @Test func withoutAnyHostUnknownHostsGet404() {
