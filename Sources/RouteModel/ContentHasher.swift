@@ -1,4 +1,4 @@
-/// A stable 64-bit FNV-1a hash for route-table content.
+/// A stable 64-bit hash for route-table content: FNV-1a's multiply, over 8-byte words where it can.
 ///
 /// Unlike `Hasher`, the result is the same in every process and on every run, so the control plane and
 /// data plane can compare hashes. It detects changes; it is not a cryptographic digest.
@@ -10,21 +10,35 @@ struct ContentHasher {
     }
 
     mutating func combine(_ value: Int64) {
-        var value = UInt64(bitPattern: value)
-        for _ in 0..<8 {
-            combine(UInt8(truncatingIfNeeded: value))
-            value >>= 8
-        }
+        combine(word: UInt64(bitPattern: value))
     }
 
     mutating func combine(_ value: Int) { combine(Int64(value)) }
 
     mutating func combine(_ value: Bool) { combine(value ? 1 as UInt8 : 0) }
 
-    /// Length-prefixed so that ("ab", "c") and ("a", "bc") differ.
+    /// Length-prefixed so that ("ab", "c") and ("a", "bc") differ. Eight bytes per step: this runs
+    /// over every string of a table on each compile.
     mutating func combine(_ string: String) {
-        combine(string.utf8.count)
-        for byte in string.utf8 { combine(byte) }
+        var string = string
+        string.withUTF8 { bytes in
+            combine(bytes.count)
+            var index = 0
+            while index + 8 <= bytes.count {
+                let word = UnsafeRawBufferPointer(bytes).loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                combine(word: UInt64(littleEndian: word))
+                index += 8
+            }
+            while index < bytes.count {
+                combine(bytes[index])
+                index += 1
+            }
+        }
+    }
+
+    private mutating func combine(word: UInt64) {
+        state = (state ^ word) &* 0x0000_0100_0000_01b3
+        state ^= state >> 29
     }
 
     mutating func combine(_ string: String?) {

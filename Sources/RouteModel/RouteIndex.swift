@@ -46,7 +46,9 @@ struct RouteIndex: Sendable {
             return (start, arena.count - start)
         }
 
-        for (hostIndex, host) in virtualHosts.enumerated() {
+        virtualHosts.withUnsafeBufferPointer { virtualHosts in
+        for hostIndex in virtualHosts.indices {
+            let host = virtualHosts[hostIndex]
             let hostID = Int32(hostIndex)
             switch host.hostname {
             case .exact(let name):
@@ -97,6 +99,7 @@ struct RouteIndex: Sendable {
                 if nodeRoute[Int(node)] < 0 { nodeRoute[Int(node)] = routeID }
             }
             hosts.append(HostRoutes(entriesStart: 0, entryCount: 0, trieRoot: root))
+        }
         }
         self.arena = arena
         self.exactHosts = exactHosts

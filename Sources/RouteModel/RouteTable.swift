@@ -15,11 +15,11 @@ public struct RouteTable: Sendable {
     private let certificatesByName: [String: Int]
 
     public init(virtualHosts: [VirtualHost], clusters: [Cluster], certificates: [TLSCertificate]) {
-        var hosts = RouteTable.sorted(virtualHosts) { $0.hostname < $1.hostname }
-        for index in hosts.indices where !RouteTable.isSorted(hosts[index].routes, by: <) { hosts[index].routes.sort() }
+        var hosts = RouteTable.sorted(virtualHosts, keys: virtualHosts.map(\.hostname))
+        for index in hosts.indices where !RouteTable.isSorted(hosts[index].routes) { hosts[index].routes.sort() }
         self.virtualHosts = hosts
-        self.clusters = RouteTable.sorted(clusters, by: <)
-        self.certificates = RouteTable.sorted(certificates, by: <)
+        self.clusters = RouteTable.sorted(clusters, keys: clusters.map(\.name))
+        self.certificates = RouteTable.sorted(certificates, keys: certificates.map(\.name))
         self.clustersByName = Dictionary(self.clusters.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.certificatesByName = Dictionary(
             self.certificates.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
@@ -27,15 +27,19 @@ public struct RouteTable: Sendable {
         self.contentHash = RouteTable.hash(virtualHosts: hosts, clusters: self.clusters, certificates: self.certificates)
     }
 
-    /// Sorts by moving each element once (sorting large structs in place copies them many times),
-    /// and not at all when the input is already in order.
-    private static func sorted<T>(_ elements: [T], by less: (T, T) -> Bool) -> [T] {
-        if isSorted(elements, by: less) { return elements }
-        return elements.indices.sorted { less(elements[$0], elements[$1]) }.map { elements[$0] }
+    /// Orders elements by their keys, moving each element once (sorting large structs in place
+    /// copies them many times), and not at all when they are already in order.
+    private static func sorted<T, Key: Comparable>(_ elements: [T], keys: [Key]) -> [T] {
+        if isSorted(keys) { return elements }
+        return keys.withUnsafeBufferPointer { keys in
+            elements.indices.sorted { keys[$0] < keys[$1] }.map { elements[$0] }
+        }
     }
 
-    private static func isSorted<T>(_ elements: [T], by less: (T, T) -> Bool) -> Bool {
-        zip(elements, elements.dropFirst()).allSatisfy { !less($1, $0) }
+    private static func isSorted<Key: Comparable>(_ keys: [Key]) -> Bool {
+        keys.withUnsafeBufferPointer { keys in
+            keys.count < 2 || (1..<keys.count).allSatisfy { !(keys[$0] < keys[$0 - 1]) }
+        }
     }
 
     public static let empty = RouteTable(virtualHosts: [], clusters: [], certificates: [])
@@ -67,6 +71,8 @@ public struct RouteTable: Sendable {
             hasher.combine(backend.httpsRedirect)
         }
         hasher.combine(virtualHosts.count)
+        // Borrowed through buffers: iterating the arrays directly copies every element.
+        virtualHosts.withUnsafeBufferPointer { virtualHosts in
         for host in virtualHosts {
             hasher.combine(host.hostname.text)
             hasher.combine(host.tls != nil)
@@ -79,7 +85,9 @@ public struct RouteTable: Sendable {
                 combine(route.backend)
             }
         }
+        }
         hasher.combine(clusters.count)
+        clusters.withUnsafeBufferPointer { clusters in
         for cluster in clusters {
             hasher.combine(cluster.name)
             hasher.combine(cluster.endpoints.count)
@@ -87,6 +95,7 @@ public struct RouteTable: Sendable {
                 hasher.combine(endpoint.address)
                 hasher.combine(endpoint.port)
             }
+        }
         }
         hasher.combine(certificates.count)
         for certificate in certificates {

@@ -12,29 +12,54 @@ struct BackendResolver {
         let problem: (reason: Rejection.Reason, message: String)?
     }
 
-    private let services: [NamespacedName: Service]
-    private let slices: [NamespacedName: [EndpointSlice]]
-    private var cache: [String: Resolution] = [:]
+    // Indices into the input arrays: copying whole Services and slices into dictionaries showed up
+    // in the compile profile.
+    private let serviceObjects: [Service]
+    private let sliceObjects: [EndpointSlice]
+    private let services: [NamespacedName: Int]
+    private let slices: [NamespacedName: [Int]]
+    private var cache: [BackendReference: Resolution] = [:]
     /// Problems with EndpointSlices themselves, reported against the slice.
     private(set) var sliceRejections: [Rejection] = []
     private var reportedSlices: Set<ObjectRef> = []
 
     init(services: [Service], endpointSlices: [EndpointSlice]) {
-        var services_: [NamespacedName: Service] = [:]
-        for service in services { services_[NamespacedName(service.namespace, service.name)] = service }
-        var slices_: [NamespacedName: [EndpointSlice]] = [:]
-        for slice in endpointSlices {
-            guard let serviceName = slice.serviceName else { continue }
-            slices_[NamespacedName(slice.namespace, serviceName), default: []].append(slice)
+        var serviceIndex: [NamespacedName: Int] = [:]
+        serviceIndex.reserveCapacity(services.count)
+        var sliceIndex: [NamespacedName: [Int]] = [:]
+        sliceIndex.reserveCapacity(endpointSlices.count)
+        services.withUnsafeBufferPointer { services in
+            for index in services.indices {
+                serviceIndex[NamespacedName(services[index].metadata.namespace ?? "default", services[index].metadata.name)] = index
+            }
         }
-        self.services = services_
-        self.slices = slices_
+        endpointSlices.withUnsafeBufferPointer { slices in
+            for index in slices.indices {
+                guard let serviceName = slices[index].metadata.labels?[EndpointSlice.serviceNameLabel] else { continue }
+                sliceIndex[NamespacedName(slices[index].metadata.namespace ?? "default", serviceName), default: []].append(index)
+            }
+        }
+        self.serviceObjects = services
+        self.sliceObjects = endpointSlices
+        self.services = serviceIndex
+        self.slices = sliceIndex
+    }
+
+    /// Every cluster resolved so far, sorted by name, each name once (a port named and the same port
+    /// numbered resolve to one cluster).
+    var clusters: [Cluster] {
+        var all = cache.values.map(\.cluster)
+        all.sort { $0.name < $1.name }
+        var unique: [Cluster] = []
+        unique.reserveCapacity(all.count)
+        for cluster in all where unique.last?.name != cluster.name { unique.append(cluster) }
+        return unique
     }
 
     mutating func resolve(_ backend: BackendReference) -> Resolution {
-        if let cached = cache[backend.clusterName] { return cached }
+        if let cached = cache[backend] { return cached }
         let resolution = compute(backend)
-        cache[backend.clusterName] = resolution
+        cache[backend] = resolution
         return resolution
     }
 
@@ -44,18 +69,17 @@ struct BackendResolver {
                 cluster: Cluster(namespace: backend.namespace, service: backend.service, servicePort: backend.port, endpoints: []),
                 problem: (reason, message))
         }
-        let serviceName = "\(backend.namespace)/\(backend.service)"
-        guard let service = services[NamespacedName(backend.namespace, backend.service)] else {
+        var serviceName: String { "\(backend.namespace)/\(backend.service)" }
+        guard let serviceIndex = services[NamespacedName(backend.namespace, backend.service)] else {
             return unavailable(.serviceNotFound, "Service \(serviceName) does not exist; the route answers 503")
         }
-        let type = service.spec?.type ?? "ClusterIP"
-        if type == "ExternalName" {
+        if serviceObjects[serviceIndex].spec?.type == "ExternalName" {
             return unavailable(
                 .unsupportedServiceType,
                 "Service \(serviceName) is of type ExternalName, which Portico does not proxy to "
                     + "(it would let an Ingress author reach any host); the route answers 503")
         }
-        let ports = service.spec?.ports ?? []
+        let ports = serviceObjects[serviceIndex].spec?.ports ?? []
         let servicePort: ServicePort?
         switch backend.port {
         case .number(let number): servicePort = ports.first { Int($0.port) == number }
@@ -69,17 +93,20 @@ struct BackendResolver {
         }
         let portName = servicePort.name ?? ""
         var endpoints: [Endpoint] = []
-        for slice in slices[NamespacedName(backend.namespace, backend.service)] ?? [] {
-            guard slice.addressType == "IPv4" || slice.addressType == "IPv6" else { continue }
-            guard let port = slice.ports?.first(where: { ($0.name ?? "") == portName })?.port else { continue }
+        for sliceIndex in slices[NamespacedName(backend.namespace, backend.service)] ?? [] {
+            let addressType = sliceObjects[sliceIndex].addressType
+            guard addressType == "IPv4" || addressType == "IPv6" else { continue }
+            guard let port = sliceObjects[sliceIndex].ports?.first(where: { ($0.name ?? "") == portName })?.port else { continue }
             guard (1...65535).contains(port) else {
-                reportSlice(slice, "ports", "port \(port) is not in 1-65535")
+                reportSlice(sliceObjects[sliceIndex].ref, "ports", "port \(port) is not in 1-65535")
                 continue
             }
-            for (index, endpoint) in (slice.endpoints ?? []).enumerated() where endpoint.conditions?.ready ?? true {
-                for address in endpoint.addresses {
-                    guard IPAddressSyntax.isValid(address, family: slice.addressType) else {
-                        reportSlice(slice, "endpoints[\(index)].addresses", "\"\(address)\" is not an \(slice.addressType) address")
+            let sliceEndpoints = sliceObjects[sliceIndex].endpoints ?? []
+            for index in sliceEndpoints.indices where sliceEndpoints[index].conditions?.ready ?? true {
+                for address in sliceEndpoints[index].addresses {
+                    guard IPAddressSyntax.isValid(address, family: addressType) else {
+                        reportSlice(
+                            sliceObjects[sliceIndex].ref, "endpoints[\(index)].addresses", "\"\(address)\" is not an \(addressType) address")
                         continue
                     }
                     endpoints.append(Endpoint(address: address, port: Int(port)))
@@ -99,10 +126,10 @@ struct BackendResolver {
             problem: nil)
     }
 
-    private mutating func reportSlice(_ slice: EndpointSlice, _ field: String, _ message: String) {
-        guard reportedSlices.insert(slice.ref).inserted else { return }
+    private mutating func reportSlice(_ slice: ObjectRef, _ field: String, _ message: String) {
+        guard reportedSlices.insert(slice).inserted else { return }
         sliceRejections.append(
-            Rejection(object: slice.ref, reason: .invalidEndpoint, effect: .partiallyIgnored, field: field, message: message + "; it is skipped"))
+            Rejection(object: slice, reason: .invalidEndpoint, effect: .partiallyIgnored, field: field, message: message + "; it is skipped"))
     }
 }
 

@@ -52,6 +52,7 @@ private struct TableBuilder {
     var rejections: [Rejection] = []
 
     private struct RouteEntry {
+        let key: PathKey
         let match: PathMatch
         let backend: BackendReference
         let source: RouteSource
@@ -67,7 +68,25 @@ private struct TableBuilder {
     }
 
     private struct HostEntry {
-        var routes: [PathKey: RouteEntry] = [:]
+        /// In insertion order. Most hosts have a handful of routes, where a linear search beats
+        /// allocating and hashing into a dictionary per host; `positions` appears past `indexThreshold`.
+        var routes: [RouteEntry] = []
+        var positions: [PathKey: Int]?
+        static let indexThreshold = 8
+
+        func route(for key: PathKey) -> RouteEntry? {
+            if let positions { return positions[key].map { routes[$0] } }
+            return routes.first { $0.key == key }
+        }
+
+        mutating func add(_ route: RouteEntry) {
+            routes.append(route)
+            if positions != nil {
+                positions?[route.key] = routes.count - 1
+            } else if routes.count > Self.indexThreshold {
+                positions = Dictionary(uniqueKeysWithValues: routes.enumerated().map { ($1.key, $0) })
+            }
+        }
         var defaultBackend: DefaultEntry?
     }
 
@@ -88,19 +107,26 @@ private struct TableBuilder {
 
     mutating func build() -> Translation {
         let selector = IngressClassSelector(classes: objects.ingressClasses, configuration: configuration)
-        var ours: [Ingress] = []
+        var ours: [Int] = []
         var ignored: [ObjectRef] = []
-        for ingress in objects.ingresses {
-            if selector.isOurs(ingress) { ours.append(ingress) } else { ignored.append(ingress.ref) }
+        objects.ingresses.withUnsafeBufferPointer { ingresses in
+            for index in ingresses.indices {
+                if selector.isOurs(ingresses[index]) { ours.append(index) } else { ignored.append(ingresses[index].ref) }
+            }
         }
-        ours.sort(by: Translator.olderFirst)
+        // Sorted by index: moving whole Ingress values while sorting costs more than the comparisons.
+        objects.ingresses.withUnsafeBufferPointer { ingresses in
+            ours.sort { Translator.olderFirst(ingresses[$0], ingresses[$1]) }
+        }
 
         var validator = IngressValidator()
         var validated: [ValidatedIngress] = []
         var rejected: [ObjectRef] = []
         validated.reserveCapacity(ours.count)
-        for ingress in ours {
-            if let valid = validator.validate(ingress) { validated.append(valid) } else { rejected.append(ingress.ref) }
+        objects.ingresses.withUnsafeBufferPointer { ingresses in
+            for index in ours {
+                if let valid = validator.validate(ingresses[index]) { validated.append(valid) } else { rejected.append(ingresses[index].ref) }
+            }
         }
         rejections.append(contentsOf: validator.rejections)
 
@@ -166,16 +192,16 @@ private struct TableBuilder {
 
     private static func add(_ rule: ValidatedIngress.Rule, of ingress: ValidatedIngress, to entry: inout HostEntry, rejections: inout [Rejection]) {
         for path in rule.paths {
-            if let existing = entry.routes[path.key] {
+            if let existing = entry.route(for: path.key) {
                 let by = existing.owner == ingress.ref ? "an earlier path of this Ingress" : "older \(existing.owner)"
                 rejections.append(
                     Rejection(
-                        object: ingress.ref, reason: .pathConflict, effect: .partiallyIgnored, field: path.field,
+                        object: ingress.ref, reason: .pathConflict, effect: .partiallyIgnored, field: path.field.description,
                         message: "\(path.match.kind.rawValue) \(path.match.path) on host \(rule.host) is already routed by \(by); this path is ignored"))
                 continue
             }
-            entry.routes[path.key] = RouteEntry(
-                match: path.match, backend: path.backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect)
+            entry.add(RouteEntry(
+                key: path.key, match: path.match, backend: path.backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect))
         }
         guard let backend = ingress.defaultBackend else { return }
         if let existing = entry.defaultBackend {
@@ -222,15 +248,13 @@ private struct TableBuilder {
 
     private mutating func assemble(certificates: [String: TLSCertificate]) -> ([VirtualHost], [Cluster]) {
         var resolver = BackendResolver(services: objects.services, endpointSlices: objects.endpointSlices)
-        var clusters: [String: Cluster] = [:]
         var reported = Set<String>()
 
         func use(_ backend: BackendReference, owner: ObjectRef) -> String {
             let resolution = resolver.resolve(backend)
-            clusters[resolution.cluster.name] = resolution.cluster
             if let problem = resolution.problem, reported.insert("\(owner)|\(resolution.cluster.name)").inserted {
                 rejections.append(
-                    Rejection(object: owner, reason: problem.reason, effect: .backendUnavailable, field: backend.field, message: problem.message))
+                    Rejection(object: owner, reason: problem.reason, effect: .backendUnavailable, field: backend.field.backend, message: problem.message))
             }
             return resolution.cluster.name
         }
@@ -244,7 +268,7 @@ private struct TableBuilder {
             }
             let tlsBinding = binding.map { TLSBinding(certificate: $0.secret.flatMap { certificates[$0] == nil ? nil : $0 }) }
             let hasTLS = tlsBinding != nil
-            let routes = entry.routes.values.map { route in
+            let routes = entry.routes.map { route in
                 Route(
                     match: route.match,
                     backend: Backend(
@@ -258,6 +282,6 @@ private struct TableBuilder {
             virtualHosts.append(VirtualHost(hostname: pattern, routes: routes, defaultBackend: defaultBackend, tls: tlsBinding))
         }
         rejections.append(contentsOf: resolver.sliceRejections)
-        return (virtualHosts, Array(clusters.values))
+        return (virtualHosts, resolver.clusters)
     }
 }
