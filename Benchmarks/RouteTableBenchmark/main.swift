@@ -3,7 +3,7 @@
 //
 // Run through scripts/bench-compile.sh, which builds in release mode. Options:
 //   --ingresses N   objects of each kind (default 10000)
-//   --runs N        timed compile runs (default 11)
+//   --runs N        timed compile runs (default 21)
 
 #if canImport(Glibc)
 import Glibc
@@ -14,7 +14,7 @@ import Translator
 
 struct Options {
     var ingresses = 10_000
-    var runs = 11
+    var runs = 21
 
     init(arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()

@@ -20,19 +20,23 @@ struct ContentHasher {
     /// Length-prefixed so that ("ab", "c") and ("a", "bc") differ. Eight bytes per step: this runs
     /// over every string of a table on each compile.
     mutating func combine(_ string: String) {
-        var string = string
-        string.withUTF8 { bytes in
-            combine(bytes.count)
-            var index = 0
-            while index + 8 <= bytes.count {
-                let word = UnsafeRawBufferPointer(bytes).loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                combine(word: UInt64(littleEndian: word))
-                index += 8
-            }
-            while index < bytes.count {
-                combine(bytes[index])
-                index += 1
-            }
+        if let done: Void = string.utf8.withContiguousStorageIfAvailable({ combine(bytes: $0) }) { return done }
+        var copy = string
+        copy.withUTF8 { combine(bytes: $0) }
+    }
+
+
+    private mutating func combine(bytes: UnsafeBufferPointer<UInt8>) {
+        combine(bytes.count)
+        var index = 0
+        while index + 8 <= bytes.count {
+            let word = UnsafeRawBufferPointer(bytes).loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            combine(word: UInt64(littleEndian: word))
+            index += 8
+        }
+        while index < bytes.count {
+            combine(bytes[index])
+            index += 1
         }
     }
 

@@ -48,9 +48,8 @@ struct RouteIndex: Sendable {
 
         virtualHosts.withUnsafeBufferPointer { virtualHosts in
         for hostIndex in virtualHosts.indices {
-            let host = virtualHosts[hostIndex]
             let hostID = Int32(hostIndex)
-            switch host.hostname {
+            switch virtualHosts[hostIndex].hostname {
             case .exact(let name):
                 let key = append(name.utf8)
                 _ = exactHosts.insert(scope: 0, keyStart: key.start, keyLength: key.length, value: hostID, arena: arena)
@@ -60,27 +59,27 @@ struct RouteIndex: Sendable {
             case .any:
                 if anyHost < 0 { anyHost = hostID }
             }
-            let linear = host.routes.count <= Self.linearLimit && host.routes.allSatisfy { $0.match.path.utf8.count < 65_536 }
+            let routes = virtualHosts[hostIndex].routes
+            let linear = routes.count <= Self.linearLimit && routes.allSatisfy { $0.match.path.utf8.count < 65_536 }
             if linear {
                 let start = arena.count
-                for (routeIndex, route) in host.routes.enumerated() {
-                    var key = Substring(route.match.path).utf8
-                    if route.match.kind.matchesAsPrefix {
-                        if key.last == UInt8(ascii: "/") { key = key.dropLast() }
-                    }
-                    arena.append(route.match.kind.matchesAsPrefix ? 1 : 0)
+                for routeIndex in routes.indices {
+                    let isPrefix = routes[routeIndex].match.kind.matchesAsPrefix
+                    var key = Substring(routes[routeIndex].match.path).utf8
+                    if isPrefix, key.last == UInt8(ascii: "/") { key = key.dropLast() }
+                    arena.append(isPrefix ? 1 : 0)
                     arena.append(UInt8(truncatingIfNeeded: routeIndex))
                     arena.append(UInt8(truncatingIfNeeded: routeIndex >> 8))
                     arena.append(UInt8(truncatingIfNeeded: key.count))
                     arena.append(UInt8(truncatingIfNeeded: key.count >> 8))
                     arena.append(contentsOf: key)
                 }
-                hosts.append(HostRoutes(entriesStart: UInt32(start), entryCount: UInt16(host.routes.count), trieRoot: -1))
+                hosts.append(HostRoutes(entriesStart: UInt32(start), entryCount: UInt16(routes.count), trieRoot: -1))
                 continue
             }
             let root = Int32(nodeRoute.count)
             nodeRoute.append(-1)
-            for (routeIndex, route) in host.routes.enumerated() {
+            for (routeIndex, route) in routes.enumerated() {
                 let routeID = Int32(routeIndex)
                 guard route.match.kind.matchesAsPrefix else {
                     let key = append(route.match.path.utf8)

@@ -60,42 +60,67 @@ public struct RouteTable: Sendable {
 
     public var routeCount: Int { virtualHosts.reduce(0) { $0 + $1.routes.count } }
 
+    /// Walks everything by index through buffers: iterating the arrays directly copies each element,
+    /// and those copies' reference counting showed up in the compile profile.
     private static func hash(virtualHosts: [VirtualHost], clusters: [Cluster], certificates: [TLSCertificate]) -> UInt64 {
         var hasher = ContentHasher()
-        func combine(_ backend: Backend?) {
-            guard let backend else { return hasher.combine(false) }
-            hasher.combine(true)
+        func combine(_ backend: borrowing Backend) {
             hasher.combine(backend.cluster)
             hasher.combine(backend.source.namespace)
             hasher.combine(backend.source.ingress)
             hasher.combine(backend.httpsRedirect)
         }
         hasher.combine(virtualHosts.count)
-        // Borrowed through buffers: iterating the arrays directly copies every element.
-        virtualHosts.withUnsafeBufferPointer { virtualHosts in
-        for host in virtualHosts {
-            hasher.combine(host.hostname.text)
-            hasher.combine(host.tls != nil)
-            hasher.combine(host.tls?.certificate)
-            combine(host.defaultBackend)
-            hasher.combine(host.routes.count)
-            for route in host.routes {
-                hasher.combine(route.match.kind.rawValue)
-                hasher.combine(route.match.path)
-                combine(route.backend)
+        virtualHosts.withUnsafeBufferPointer { hosts in
+            for h in hosts.indices {
+                switch hosts[h].hostname {
+                case .exact(let name):
+                    hasher.combine(0)
+                    hasher.combine(name)
+                case .wildcard(let suffix):
+                    hasher.combine(1)
+                    hasher.combine(suffix)
+                case .any:
+                    hasher.combine(2)
+                }
+                if let tls = hosts[h].tls {
+                    hasher.combine(true)
+                    hasher.combine(tls.certificate)
+                } else {
+                    hasher.combine(false)
+                }
+                if let backend = hosts[h].defaultBackend {
+                    hasher.combine(true)
+                    combine(backend)
+                } else {
+                    hasher.combine(false)
+                }
+                hosts[h].routes.withUnsafeBufferPointer { routes in
+                    hasher.combine(routes.count)
+                    for r in routes.indices {
+                        switch routes[r].match.kind {
+                        case .exact: hasher.combine(0)
+                        case .prefix: hasher.combine(1)
+                        case .implementationSpecific: hasher.combine(2)
+                        }
+                        hasher.combine(routes[r].match.path)
+                        combine(routes[r].backend)
+                    }
+                }
             }
-        }
         }
         hasher.combine(clusters.count)
         clusters.withUnsafeBufferPointer { clusters in
-        for cluster in clusters {
-            hasher.combine(cluster.name)
-            hasher.combine(cluster.endpoints.count)
-            for endpoint in cluster.endpoints {
-                hasher.combine(endpoint.address)
-                hasher.combine(endpoint.port)
+            for c in clusters.indices {
+                hasher.combine(clusters[c].name)
+                clusters[c].endpoints.withUnsafeBufferPointer { endpoints in
+                    hasher.combine(endpoints.count)
+                    for e in endpoints.indices {
+                        hasher.combine(endpoints[e].address)
+                        hasher.combine(endpoints[e].port)
+                    }
+                }
             }
-        }
         }
         hasher.combine(certificates.count)
         for certificate in certificates {

@@ -18,7 +18,8 @@ struct BackendResolver {
     private let sliceObjects: [EndpointSlice]
     private let services: [NamespacedName: Int]
     private let slices: [NamespacedName: [Int]]
-    private var cache: [BackendReference: Resolution] = [:]
+    private var resolved: [Resolution] = []
+    private var cache: [BackendReference: Int] = [:]
     /// Problems with EndpointSlices themselves, reported against the slice.
     private(set) var sliceRejections: [Rejection] = []
     private var reportedSlices: Set<ObjectRef> = []
@@ -48,20 +49,26 @@ struct BackendResolver {
     /// Every cluster resolved so far, sorted by name, each name once (a port named and the same port
     /// numbered resolve to one cluster).
     var clusters: [Cluster] {
-        var all = cache.values.map(\.cluster)
-        all.sort { $0.name < $1.name }
+        let all = resolved.map(\.cluster)
+        let names = all.map(\.name)
+        let order = names.withUnsafeBufferPointer { names in names.indices.sorted { names[$0] < names[$1] } }
         var unique: [Cluster] = []
         unique.reserveCapacity(all.count)
-        for cluster in all where unique.last?.name != cluster.name { unique.append(cluster) }
+        for index in order where unique.last?.name != names[index] { unique.append(all[index]) }
         return unique
     }
 
-    mutating func resolve(_ backend: BackendReference) -> Resolution {
+    /// Resolves once per distinct reference; returns a handle for `clusterName` and `problem`.
+    mutating func resolve(_ backend: BackendReference) -> Int {
         if let cached = cache[backend] { return cached }
-        let resolution = compute(backend)
-        cache[backend] = resolution
-        return resolution
+        resolved.append(compute(backend))
+        cache[backend] = resolved.count - 1
+        return resolved.count - 1
     }
+
+    func clusterName(_ handle: Int) -> String { resolved[handle].cluster.name }
+
+    func problem(_ handle: Int) -> (reason: Rejection.Reason, message: String)? { resolved[handle].problem }
 
     private mutating func compute(_ backend: BackendReference) -> Resolution {
         func unavailable(_ reason: Rejection.Reason, _ message: String) -> Resolution {

@@ -96,7 +96,19 @@ private struct TableBuilder {
         let owner: ObjectRef
     }
 
-    private var hosts: [HostPattern: HostEntry] = [:]
+    /// Virtual hosts in first-seen order, with an index by pattern: iterating a dictionary of entries
+    /// copies each one.
+    private var hostPatterns: [HostPattern] = []
+    private var hostEntries: [HostEntry] = []
+    private var hostIndex: [HostPattern: Int] = [:]
+
+    private mutating func entryIndex(for pattern: HostPattern) -> Int {
+        if let index = hostIndex[pattern] { return index }
+        hostIndex[pattern] = hostEntries.count
+        hostPatterns.append(pattern)
+        hostEntries.append(HostEntry())
+        return hostEntries.count - 1
+    }
     private var tls: [HostPattern: TLSEntry] = [:]
     private var globalDefault: DefaultEntry?
 
@@ -163,7 +175,7 @@ private struct TableBuilder {
                         continue
                     }
                     tls[host] = TLSEntry(secret: secret, owner: ingress.ref)
-                    if hosts[host] == nil { hosts[host] = HostEntry() }
+                    _ = entryIndex(for: host)
                     used = true
                 }
                 if used, let secret { users[secret, default: []].append((ingress.ref, entry.field)) }
@@ -175,7 +187,8 @@ private struct TableBuilder {
     private mutating func addRoutes(of ingress: ValidatedIngress) {
         for rule in ingress.rules {
             // Mutated in place: copying the entry out would copy its route dictionary.
-            Self.add(rule, of: ingress, to: &hosts[rule.host, default: HostEntry()], rejections: &rejections)
+            let index = entryIndex(for: rule.host)
+            Self.add(rule, of: ingress, to: &hostEntries[index], rejections: &rejections)
         }
         guard let backend = ingress.defaultBackend else { return }
         if let existing = globalDefault {
@@ -186,7 +199,7 @@ private struct TableBuilder {
                     message: "the catch-all default backend is already set by older \(existing.owner); \(effect)"))
         } else {
             globalDefault = DefaultEntry(backend: backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect)
-            if hosts[.any] == nil { hosts[.any] = HostEntry() }
+            _ = entryIndex(for: .any)
         }
     }
 
@@ -251,20 +264,25 @@ private struct TableBuilder {
         var reported = Set<String>()
 
         func use(_ backend: BackendReference, owner: ObjectRef) -> String {
-            let resolution = resolver.resolve(backend)
-            if let problem = resolution.problem, reported.insert("\(owner)|\(resolution.cluster.name)").inserted {
+            let resolved = resolver.resolve(backend)
+            if let problem = resolver.problem(resolved), reported.insert("\(owner)|\(resolver.clusterName(resolved))").inserted {
                 rejections.append(
                     Rejection(object: owner, reason: problem.reason, effect: .backendUnavailable, field: backend.field.backend, message: problem.message))
             }
-            return resolution.cluster.name
+            return resolver.clusterName(resolved)
         }
 
         var virtualHosts: [VirtualHost] = []
-        virtualHosts.reserveCapacity(hosts.count)
-        for (pattern, entry) in hosts {
-            var binding = tls[pattern]
-            if binding == nil, case .exact(let name) = pattern, let dot = name.firstIndex(of: ".") {
-                binding = tls[.wildcard(suffix: String(name[name.index(after: dot)...]))]
+        virtualHosts.reserveCapacity(hostEntries.count)
+        for index in hostEntries.indices {
+            let pattern = hostPatterns[index]
+            let entry = hostEntries[index]
+            var binding: TLSEntry?
+            if !tls.isEmpty {
+                binding = tls[pattern]
+                if binding == nil, case .exact(let name) = pattern, let dot = name.utf8.firstIndex(of: UInt8(ascii: ".")) {
+                    binding = tls[.wildcard(suffix: String(name[name.utf8.index(after: dot)...]))]
+                }
             }
             let tlsBinding = binding.map { TLSBinding(certificate: $0.secret.flatMap { certificates[$0] == nil ? nil : $0 }) }
             let hasTLS = tlsBinding != nil

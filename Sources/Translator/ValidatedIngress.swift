@@ -269,17 +269,8 @@ struct IngressValidator {
             return .failure(PathValidationError("is required for pathType \(kind.rawValue)"))
         }
         guard path.hasPrefix("/") else { return .failure(PathValidationError("\"\(path)\" must begin with '/'")) }
-        let bytes = Array(path.utf8)
-        if bytes.contains(UInt8(ascii: "?")) || bytes.contains(UInt8(ascii: "#")) {
-            return .failure(PathValidationError("\"\(path)\" must not contain '?' or '#': a query never reaches route matching"))
-        }
-        if kind != .implementationSpecific {
-            for bad in ["//", "/./", "/../", "%2f", "%2F"] where contains(bytes, Array(bad.utf8)) {
-                return .failure(PathValidationError("\"\(path)\" must not contain '\(bad)'"))
-            }
-            if path.hasSuffix("/..") || path.hasSuffix("/.") {
-                return .failure(PathValidationError("\"\(path)\" must not end with '/..' or '/.'"))
-            }
+        if let bad = firstForbidden(in: path, strict: kind != .implementationSpecific) {
+            return .failure(PathValidationError(bad))
         }
         do {
             return .success(try RequestPath.normalize(path))
@@ -289,9 +280,37 @@ struct IngressValidator {
     }
 }
 
-private func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-    guard haystack.count >= needle.count else { return false }
-    return (0...(haystack.count - needle.count)).contains { start in haystack[start..<start + needle.count].elementsEqual(needle) }
+/// The first thing an Ingress path must not contain, as a message, or nil. One pass, no allocation:
+/// this runs for every path of every Ingress on each compile.
+///
+/// Always forbidden: `?` and `#`. With `strict` (Exact and Prefix, as the API server checks):
+/// `//`, `/./`, `/../`, `%2F` in either case, and a final `/.` or `/..`.
+private func firstForbidden(in path: String, strict: Bool) -> String? {
+    let bytes = path.utf8
+    var index = bytes.startIndex
+    var last3: (UInt8, UInt8, UInt8) = (0, 0, 0)  // the three bytes before the current one
+    while index != bytes.endIndex {
+        let byte = bytes[index]
+        if byte == UInt8(ascii: "?") || byte == UInt8(ascii: "#") {
+            return "\"\(path)\" must not contain '?' or '#': a query never reaches route matching"
+        }
+        if strict {
+            let slash = UInt8(ascii: "/")
+            let dot = UInt8(ascii: ".")
+            if byte == slash, last3.2 == slash { return "\"\(path)\" must not contain '//'" }
+            if byte == slash, last3.2 == dot, last3.1 == slash { return "\"\(path)\" must not contain '/./'" }
+            if byte == slash, last3.2 == dot, last3.1 == dot, last3.0 == slash { return "\"\(path)\" must not contain '/../'" }
+            if byte | 0x20 == UInt8(ascii: "f"), last3.2 == UInt8(ascii: "2"), last3.1 == UInt8(ascii: "%") {
+                return "\"\(path)\" must not contain '%2F'"
+            }
+        }
+        last3 = (last3.1, last3.2, byte)
+        index = bytes.index(after: index)
+    }
+    if strict, last3.2 == UInt8(ascii: "."), last3.1 == UInt8(ascii: "/") || (last3.1 == UInt8(ascii: ".") && last3.0 == UInt8(ascii: "/")) {
+        return "\"\(path)\" must not end with '/..' or '/.'"
+    }
+    return nil
 }
 
 struct PathValidationError: Error, CustomStringConvertible {

@@ -1,4 +1,5 @@
 import KubeTypes
+import RouteModel
 import Testing
 import TestSupport
 @testable import Translator
@@ -100,5 +101,30 @@ import TestSupport
             objects(F.ingress("i", annotations: ["portico.io/ssl-redirect": "maybe"], rules: [F.rule("h", p("/"))])))
         #expect(translation.rejections.map(\.reason) == [.invalidAnnotation])
         #expect(translation.rejections.first?.effect == .defaultApplied)
+    }
+}
+
+@Suite struct PathValidationTests {
+    @Test(arguments: [
+        ("/a/./b", "must not contain '/./'"), ("/a/..", "must not end with '/..' or '/.'"), ("/a%2fb", "must not contain '%2F'"),
+        ("//", "must not contain '//'"), ("/a#b", "must not contain '?' or '#'"), ("/../x", "must not contain '/../'"),
+    ])
+    func strictPathsRejectTheAPIServersForbiddenShapes(_ path: String, _ message: String) throws {
+        for kind in [PathMatchKind.exact, .prefix] {
+            guard case .failure(let error) = IngressValidator.validatePath(path, kind: kind) else {
+                Issue.record("\(path) accepted as \(kind)")
+                continue
+            }
+            #expect(error.description.contains(message), "\(error)")
+        }
+    }
+
+    @Test(arguments: ["/a/.b", "/a..b/", "/.well-known/acme", "/a/b.", "/%2e", "/a/...", "/2f"])
+    func strictPathsAcceptLookalikes(_ path: String) {
+        #expect((try? IngressValidator.validatePath(path, kind: .prefix).get()) != nil, "\(path)")
+    }
+
+    @Test func implementationSpecificPathsAreNormalisedNotRejected() throws {
+        #expect(try IngressValidator.validatePath("/a//b/../c", kind: .implementationSpecific).get() == "/a/c")
     }
 }
