@@ -44,7 +44,7 @@ let package = Package(
         .executableTarget(name: "porticoctl", dependencies: ["PorticoCtl"]),
         .executableTarget(
             name: "RouteTableBenchmark",
-            dependencies: ["RouteModel", "KubeTypes", "Translator"],
+            dependencies: ["RouteModel", "KubeTypes", "Translator", "TestSupport"],
             path: "Benchmarks/RouteTableBenchmark"
         ),
         .target(

@@ -10,6 +10,7 @@ import Glibc
 #endif
 import KubeTypes
 import RouteModel
+import TestSupport
 import Translator
 
 struct Options {
@@ -27,18 +28,6 @@ struct Options {
                 exit(64)
             }
         }
-    }
-}
-
-/// A fixed-seed generator, so every run measures the same input.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 
@@ -134,7 +123,7 @@ for run in 0..<(options.runs + 2) {
 print("  of which RouteTable (index + hash), ms: median \(format(median(tableTimes), 1))")
 
 // Resolve: a fixed mix of requests — exact-host hits on each kind of route, wildcard hits, and misses.
-var generator = SplitMix64(state: 7)
+var generator = SplitMix64(seed: 7)
 var requests: [(host: String, path: String)] = []
 for _ in 0..<100_000 {
     let index = Int(generator.next() % UInt64(options.ingresses))

@@ -16,6 +16,17 @@ public struct CommandResult: Sendable, Equatable {
     public var stderr: String
     public var exitCode: Int32
 
+    /// The manifests could not be read at all.
+    init(failure: any Error) {
+        self.init(stdout: "", stderr: "error: \(failure)\n", exitCode: Self.inputError)
+    }
+
+    public init(stdout: String, stderr: String, exitCode: Int32) {
+        self.stdout = stdout
+        self.stderr = stderr
+        self.exitCode = exitCode
+    }
+
     /// Exit codes: 0 success; 1 the input could not be read at all; 2 `--strict` found problems.
     public static let inputError: Int32 = 1
     public static let problemsFound: Int32 = 2
@@ -79,7 +90,7 @@ public struct DumpCommand: ParsableCommand {
     public func execute() -> CommandResult {
         switch source.load() {
         case .failure(let error):
-            return CommandResult(stdout: "", stderr: "error: \(error)\n", exitCode: CommandResult.inputError)
+            return CommandResult(failure: error)
         case .success(let (set, translation)):
             let document = DumpDocument(manifests: source.manifests, set: set, translation: translation)
             let text: String
@@ -131,7 +142,7 @@ public struct ExplainCommand: ParsableCommand {
     public func execute() -> CommandResult {
         switch source.load() {
         case .failure(let error):
-            return CommandResult(stdout: "", stderr: "error: \(error)\n", exitCode: CommandResult.inputError)
+            return CommandResult(failure: error)
         case .success(let (set, translation)):
             let explanation = Explanation(table: translation.table, host: host, path: path)
             let stderr = set.errors.map { "error: \($0)\n" }.joined()

@@ -47,13 +47,7 @@ import TestSupport
 
     @Test(arguments: cases)
     func routes(_ testCase: RoutingCase) {
-        let translation = Translator.translate(testCase.objects)
-        for request in testCase.requests {
-            #expect(route(translation.table, request.host, request.path) == request.expect, "\(request.host)\(request.path)")
-        }
-        if let expected = testCase.rejections {
-            #expect(translation.rejections.map(\.reason) == expected, "\(translation.rejections)")
-        }
+        check(testCase)
     }
 }
 
@@ -107,13 +101,7 @@ import TestSupport
 
     @Test(arguments: cases)
     func routes(_ testCase: RoutingCase) {
-        let translation = Translator.translate(testCase.objects)
-        for request in testCase.requests {
-            #expect(route(translation.table, request.host, request.path) == request.expect, "\(request.host)\(request.path)")
-        }
-        if let expected = testCase.rejections {
-            #expect(translation.rejections.map(\.reason) == expected, "\(translation.rejections)")
-        }
+        check(testCase)
     }
 
     @Test func ignoredIngressesAreListedAndGetNoRejection() {
@@ -220,13 +208,7 @@ import TestSupport
 
     @Test(arguments: cases)
     func routes(_ testCase: RoutingCase) {
-        let translation = Translator.translate(testCase.objects)
-        for request in testCase.requests {
-            #expect(route(translation.table, request.host, request.path) == request.expect, "\(request.host)\(request.path)")
-        }
-        if let expected = testCase.rejections {
-            #expect(translation.rejections.map(\.reason) == expected, "\(translation.rejections)")
-        }
+        check(testCase)
     }
 
     @Test func conflictLoserIsNamedWithTheWinner() throws {

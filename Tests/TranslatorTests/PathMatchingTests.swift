@@ -114,12 +114,6 @@ import TestSupport
 
     @Test(arguments: cases)
     func routes(_ testCase: RoutingCase) {
-        let translation = Translator.translate(testCase.objects)
-        for request in testCase.requests {
-            #expect(route(translation.table, request.host, request.path) == request.expect, "\(request.host)\(request.path)")
-        }
-        if let expected = testCase.rejections {
-            #expect(translation.rejections.map(\.reason) == expected, "\(translation.rejections)")
-        }
+        check(testCase)
     }
 }

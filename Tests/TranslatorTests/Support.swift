@@ -63,3 +63,14 @@ func objects(_ ingresses: Ingress..., classes: [IngressClass] = [], secrets: [Se
 func p(_ path: String?, _ type: String? = "Prefix", _ service: String = "a") -> HTTPIngressPath {
     F.path(path, type, F.backend(service, 80))
 }
+
+/// Translates a case's objects and checks every request and the rejection reasons.
+func check(_ testCase: RoutingCase) {
+    let translation = Translator.translate(testCase.objects)
+    for request in testCase.requests {
+        #expect(route(translation.table, request.host, request.path) == request.expect, "\(request.host)\(request.path)")
+    }
+    if let expected = testCase.rejections {
+        #expect(translation.rejections.map(\.reason) == expected, "\(translation.rejections)")
+    }
+}
