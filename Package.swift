@@ -14,6 +14,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         // Compiled route table and its lookup structures. Standard library only.
@@ -31,21 +36,44 @@ let package = Package(
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "SwiftASN1", package: "swift-asn1"),
         ]),
+        // The snapshot protocol: generated protobuf/gRPC code (scripts/generate-protos.sh), RouteTable ⇄ proto,
+        // addresses, and the subscriber client shared by node agents, workers and porticoctl.
+        .target(name: "SnapshotProtocol", dependencies: [
+            "RouteModel",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The control plane: manifest source with file watching, debounced rebuilds, the snapshot service.
+        .target(name: "ControlPlane", dependencies: [
+            "RouteModel", "KubeTypes", "Manifests", "Translator", "SnapshotProtocol",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // porticoctl's commands and renderers, kept out of the executable so tests can call them.
         .target(name: "PorticoCtl", dependencies: [
-            "RouteModel", "KubeTypes", "Manifests", "Translator",
+            "RouteModel", "KubeTypes", "Manifests", "Translator", "SnapshotProtocol",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "portico", dependencies: [
-            "PorticoCtl",
+            "PorticoCtl", "ControlPlane", "SnapshotProtocol", "Translator",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "porticoctl", dependencies: ["PorticoCtl"]),
         .executableTarget(
             name: "RouteTableBenchmark",
             dependencies: ["RouteModel", "KubeTypes", "Translator", "TestSupport"],
             path: "Benchmarks/RouteTableBenchmark"
+        ),
+        .executableTarget(
+            name: "SnapshotBenchmark",
+            dependencies: ["RouteModel", "KubeTypes", "Translator", "SnapshotProtocol", "ControlPlane", "TestSupport"],
+            path: "Benchmarks/SnapshotBenchmark"
         ),
         .target(
             name: "TestSupport",
@@ -60,6 +88,8 @@ let package = Package(
         .testTarget(name: "KubeTypesTests", dependencies: ["KubeTypes"]),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests"]),
         .testTarget(name: "TranslatorTests", dependencies: ["Translator", "TestSupport"]),
+        .testTarget(name: "SnapshotProtocolTests", dependencies: ["SnapshotProtocol", "TestSupport"]),
+        .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "SnapshotProtocol", "TestSupport", "PorticoCtl"]),
         .testTarget(name: "PorticoCtlTests", dependencies: ["PorticoCtl", .product(name: "Yams", package: "Yams")]),
     ]
 )

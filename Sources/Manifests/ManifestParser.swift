@@ -13,6 +13,8 @@ public enum ManifestParser {
         public var errors: [ManifestError] = []
         /// Objects of kinds Portico does not read.
         public var skipped: Int = 0
+
+        public init() {}
     }
 
     public static func parse(text: String, file: String) -> Result {

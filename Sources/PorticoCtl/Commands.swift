@@ -3,6 +3,7 @@ import Foundation
 import KubeTypes
 import Manifests
 import RouteModel
+import SnapshotProtocol
 import Translator
 
 /// The version printed by `--version`.
@@ -16,10 +17,10 @@ public struct CommandResult: Sendable, Equatable {
     public var stderr: String
     public var exitCode: Int32
 
-    /// The manifests could not be read at all.
-    init(failure: any Error) {
-        self.init(stdout: "", stderr: "error: \(failure)\n", exitCode: Self.inputError)
-    }
+    /// Exit codes: 0 success; 1 the input could not be read at all (no manifests, no server);
+    /// 2 `--strict` found problems.
+    public static let inputError: Int32 = 1
+    public static let problemsFound: Int32 = 2
 
     public init(stdout: String, stderr: String, exitCode: Int32) {
         self.stdout = stdout
@@ -27,40 +28,13 @@ public struct CommandResult: Sendable, Equatable {
         self.exitCode = exitCode
     }
 
-    /// Exit codes: 0 success; 1 the input could not be read at all; 2 `--strict` found problems.
-    public static let inputError: Int32 = 1
-    public static let problemsFound: Int32 = 2
-}
-
-/// Where the route table comes from. Offline: a manifest file or directory, translated here.
-public struct SourceOptions: ParsableArguments, Sendable {
-    @Option(name: .long, help: "A manifest file or directory (YAML or JSON) to translate offline.")
-    public var manifests: String
-
-    @Option(name: .long, help: "The IngressClass name Portico serves.")
-    public var ingressClass: String = TranslatorConfiguration().ingressClassName
-
-    @Option(name: .long, help: "The controller name matched against IngressClass spec.controller.")
-    public var controllerName: String = TranslatorConfiguration().controllerName
-
-    public init() {}
-
-    var configuration: TranslatorConfiguration {
-        TranslatorConfiguration(controllerName: controllerName, ingressClassName: ingressClass)
-    }
-
-    /// Loads and translates, or returns the error text for a path that cannot be read.
-    func load() -> Result<(ManifestSet, Translation), ManifestLoadError> {
-        do {
-            let set = try ManifestLoader.load(path: manifests)
-            return .success((set, Translator.translate(set.objects, configuration: configuration)))
-        } catch {
-            return .failure(error)
-        }
+    /// The source could not be read at all.
+    init(failure: any Error) {
+        self.init(stdout: "", stderr: "error: \(failure)\n", exitCode: Self.inputError)
     }
 }
 
-public struct PorticoCtlCommand: ParsableCommand {
+public struct PorticoCtlCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "porticoctl",
         abstract: "Inspect what Portico routes, and why.",
@@ -70,61 +44,58 @@ public struct PorticoCtlCommand: ParsableCommand {
     public init() {}
 }
 
-public struct DumpCommand: ParsableCommand {
+public struct DumpCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "dump",
-        abstract: "Show virtual hosts, routes, backends, endpoints, certificates (metadata only) and rejections.",
+        abstract: "Show virtual hosts, routes, backends, endpoints, certificates (metadata only), rejections and subscribers.",
         discussion: """
-            Exit status: 0 when the table was built, 1 when the manifests cannot be read, \
-            2 with --strict when a document failed to load or an object was rejected.
+            Exit status: 0 when the table was built or fetched, 1 when the manifests or the server cannot \
+            be read, 2 with --strict when a document failed to load, an object was rejected, or a \
+            subscriber NACKed.
             """)
 
     @OptionGroup public var source: SourceOptions
     @Option(name: .shortAndLong, help: "Output format: table, json or yaml.")
     public var output: OutputFormat = .table
-    @Flag(help: "Exit 2 when any document failed to load or any object was rejected (for CI linting).")
+    @Flag(help: "Exit 2 when any document failed to load, any object was rejected or any subscriber NACKed (for CI linting).")
     public var strict = false
 
     public init() {}
 
-    public func execute() -> CommandResult {
-        switch source.load() {
-        case .failure(let error):
-            return CommandResult(failure: error)
-        case .success(let (set, translation)):
-            let document = DumpDocument(manifests: source.manifests, set: set, translation: translation)
-            let text: String
-            do {
-                switch output {
-                case .table: text = document.table
-                case .json: text = try Render.json(document)
-                case .yaml: text = try Render.yaml(document)
-                }
-            } catch {
-                return CommandResult(stdout: "", stderr: "error: cannot render the dump: \(error)\n", exitCode: CommandResult.inputError)
+    public func execute() async -> CommandResult {
+        let loaded: LoadedTable
+        do { loaded = try await source.load() } catch { return CommandResult(failure: error) }
+        let document = loaded.document
+        let text: String
+        do {
+            switch output {
+            case .table: text = document.table
+            case .json: text = try Render.json(document)
+            case .yaml: text = try Render.yaml(document)
             }
-            // Problems go to stderr as well, so they are seen when stdout is piped to a file or jq.
-            var stderr = set.errors.map { "error: \($0)\n" }.joined()
-            stderr += translation.rejections.map { "warning: \($0)\n" }.joined()
-            let failed = strict && !(set.errors.isEmpty && translation.rejections.isEmpty)
-            return CommandResult(
-                stdout: text.hasSuffix("\n") ? text : text + "\n", stderr: stderr, exitCode: failed ? CommandResult.problemsFound : 0)
+        } catch {
+            return CommandResult(stdout: "", stderr: "error: cannot render the dump: \(error)\n", exitCode: CommandResult.inputError)
         }
+        // Problems go to stderr as well, so they are seen when stdout is piped to a file or jq.
+        let stderr = loaded.problems.joined()
+        let failed = strict && !loaded.problems.isEmpty
+        return CommandResult(
+            stdout: text.hasSuffix("\n") ? text : text + "\n", stderr: stderr, exitCode: failed ? CommandResult.problemsFound : 0)
     }
 
-    public func run() throws {
-        try emit(execute())
+    public func run() async throws {
+        try emit(await execute())
     }
 }
 
-public struct ExplainCommand: ParsableCommand {
+public struct ExplainCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "explain",
         abstract: "Show where a request for HOST and PATH goes, and why.",
         discussion: """
             With -o json the output is exactly one JSON object whose "result" is route, default-backend, \
             no-route (status 404), no-endpoints (status 503) or bad-request (status 400). \
-            Exit status: 0 when a decision was made, 1 when the manifests cannot be read.
+            Exit status: 0 when a decision was made, 1 when the manifests or the server cannot be read.
             """)
 
     @OptionGroup public var source: SourceOptions
@@ -139,24 +110,20 @@ public struct ExplainCommand: ParsableCommand {
 
     public init() {}
 
-    public func execute() -> CommandResult {
-        switch source.load() {
-        case .failure(let error):
-            return CommandResult(failure: error)
-        case .success(let (set, translation)):
-            let explanation = Explanation(table: translation.table, host: host, path: path)
-            let stderr = set.errors.map { "error: \($0)\n" }.joined()
-            let text: String
-            switch output {
-            case .text: text = explanation.text
-            case .json: text = explanation.json
-            }
-            return CommandResult(stdout: text + "\n", stderr: stderr, exitCode: 0)
+    public func execute() async -> CommandResult {
+        let loaded: LoadedTable
+        do { loaded = try await source.load() } catch { return CommandResult(failure: error) }
+        let explanation = Explanation(table: loaded.table, host: host, path: path)
+        let text: String
+        switch output {
+        case .text: text = explanation.text
+        case .json: text = explanation.json
         }
+        return CommandResult(stdout: text + "\n", stderr: loaded.manifestErrors.map { "error: \($0)\n" }.joined(), exitCode: 0)
     }
 
-    public func run() throws {
-        try emit(execute())
+    public func run() async throws {
+        try emit(await execute())
     }
 }
 

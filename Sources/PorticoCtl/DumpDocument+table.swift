@@ -45,6 +45,24 @@ extension DumpDocument {
                         return [rejection.object, rejection.reason, rejection.effect, field + rejection.message + location]
                     }))
         }
+        if let subscribers {
+            out.append("")
+            if subscribers.isEmpty {
+                out.append("SUBSCRIBERS: none connected")
+            } else {
+                out.append(
+                    TextTable.render(
+                        header: ["SUBSCRIBER", "NODE", "WORKER", "KIND", "ACKED", "LAG", "CONNECTED SINCE", "LAST NACK"],
+                        rows: subscribers.map { subscriber in
+                            [
+                                subscriber.id, subscriber.node.isEmpty ? "-" : subscriber.node, subscriber.worker.isEmpty ? "-" : subscriber.worker,
+                                subscriber.kind, subscriber.ackedVersion == 0 ? "-" : String(subscriber.ackedVersion), String(subscriber.lag),
+                                subscriber.connectedSince,
+                                subscriber.lastNack.map { "version \($0.version) at \($0.at): \($0.error)" } ?? "-",
+                            ]
+                        }))
+            }
+        }
         if !manifestErrors.isEmpty {
             out.append("")
             out.append("MANIFEST ERRORS")

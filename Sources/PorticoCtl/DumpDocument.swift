@@ -1,6 +1,7 @@
 import KubeTypes
 import Manifests
 import RouteModel
+import SnapshotProtocol
 import Translator
 
 /// What `porticoctl dump` shows: the route table, with certificate metadata only (never keys),
@@ -17,6 +18,8 @@ public struct DumpDocument: Codable, Sendable, Equatable {
     public var certificates: [CertificateEntry]
     public var rejections: [RejectionEntry]
     public var manifestErrors: [String]
+    /// Who is subscribed and what each has applied; only from a live server.
+    public var subscribers: [SubscriberEntry]?
 
     public struct Summary: Codable, Sendable, Equatable {
         public var virtualHosts: Int
@@ -70,6 +73,28 @@ public struct DumpDocument: Codable, Sendable, Equatable {
         public var notBefore: String
         public var notAfter: String
         public var hosts: [String]
+    }
+
+    public struct SubscriberEntry: Codable, Sendable, Equatable {
+        public var id: String
+        public var node: String
+        public var worker: String
+        /// node-agent, worker or debugger.
+        public var kind: String
+        public var peer: String
+        public var connectedSince: String
+        public var sentVersion: UInt64
+        public var ackedVersion: UInt64
+        /// Versions behind the server's current one (0 when up to date).
+        public var lag: UInt64
+        public var lastNack: NackEntry?
+    }
+
+    public struct NackEntry: Codable, Sendable, Equatable {
+        public var version: UInt64
+        public var nonce: String
+        public var error: String
+        public var at: String
     }
 
     public struct RejectionEntry: Codable, Sendable, Equatable {
@@ -162,7 +187,7 @@ extension DumpDocument {
                     object: $0.object.description, reason: $0.reason.rawValue, effect: $0.effect.rawValue, field: $0.field,
                     message: $0.message, location: locations[$0.object]?.description)
             },
-            manifestErrors: manifestErrors.map(\.description))
+            manifestErrors: manifestErrors.map(\.description), subscribers: nil)
     }
 
     /// An offline dump of a translated manifest set.
@@ -171,5 +196,36 @@ extension DumpDocument {
             source: "manifests:\(path)", table: translation.table, rejections: translation.rejections,
             accepted: translation.acceptedIngresses.count, rejected: translation.rejectedIngresses.count,
             ignored: translation.ignoredIngresses.count, locations: set.locations, manifestErrors: set.errors)
+    }
+
+    /// A live server's dump. The hash is the server's (its table still had its keys).
+    public init(server: ServerAddress, response: Portico_V1_DumpResponse, table: RouteTable) {
+        self.init(source: "\(server)", version: response.snapshot.version, table: table)
+        let hash = String(response.snapshot.contentHash, radix: 16)
+        contentHash = String(repeating: "0", count: max(0, 16 - hash.count)) + hash
+        let version = response.snapshot.version
+        subscribers = response.subscribers.map { status in
+            SubscriberEntry(
+                id: status.id, node: status.node, worker: status.workerID, kind: Self.kindName(status.kind), peer: status.peer,
+                connectedSince: Self.time(milliseconds: status.connectedSinceUnixMs), sentVersion: status.sentVersion,
+                ackedVersion: status.ackedVersion, lag: version > status.ackedVersion ? version - status.ackedVersion : 0,
+                lastNack: status.hasLastNack
+                    ? NackEntry(
+                        version: status.lastNack.version, nonce: status.lastNack.nonce, error: status.lastNack.errorDetail,
+                        at: Self.time(milliseconds: status.lastNack.atUnixMs)) : nil)
+        }
+    }
+
+    static func kindName(_ kind: Portico_V1_SubscriberKind) -> String {
+        switch kind {
+        case .nodeAgent: "node-agent"
+        case .worker: "worker"
+        case .debugger: "debugger"
+        case .unspecified, .UNRECOGNIZED: "unknown"
+        }
+    }
+
+    static func time(milliseconds: Int64) -> String {
+        KubeTime(secondsSinceEpoch: milliseconds / 1000).text
     }
 }

@@ -7,13 +7,20 @@ public struct Cluster: Sendable, Hashable, Comparable {
     public var servicePort: ServicePortReference
     /// Ready endpoints, sorted. Empty means requests get 503.
     public var endpoints: [Endpoint]
+    public var loadBalancing: LoadBalancingPolicy
+    public var timeouts: ClusterTimeouts
 
-    public init(namespace: String, service: String, servicePort: ServicePortReference, endpoints: [Endpoint]) {
+    public init(
+        namespace: String, service: String, servicePort: ServicePortReference, endpoints: [Endpoint],
+        loadBalancing: LoadBalancingPolicy = .roundRobin, timeouts: ClusterTimeouts = .standard
+    ) {
         self.name = Cluster.name(namespace: namespace, service: service, port: servicePort)
         self.namespace = namespace
         self.service = service
         self.servicePort = servicePort
         self.endpoints = endpoints
+        self.loadBalancing = loadBalancing
+        self.timeouts = timeouts
     }
 
     public static func name(namespace: String, service: String, port: ServicePortReference) -> String {
@@ -21,6 +28,28 @@ public struct Cluster: Sendable, Hashable, Comparable {
     }
 
     public static func < (lhs: Cluster, rhs: Cluster) -> Bool { lhs.name < rhs.name }
+}
+
+public enum LoadBalancingPolicy: String, Sendable, Hashable, CaseIterable {
+    case roundRobin = "round-robin"
+    /// Power of two random choices, fewer outstanding requests wins.
+    case leastRequest = "least-request"
+}
+
+/// Upstream timeouts, in milliseconds; 0 disables one.
+public struct ClusterTimeouts: Sendable, Hashable {
+    public var connectMilliseconds: Int
+    public var responseHeaderMilliseconds: Int
+    public var idleMilliseconds: Int
+
+    public init(connectMilliseconds: Int, responseHeaderMilliseconds: Int, idleMilliseconds: Int) {
+        self.connectMilliseconds = connectMilliseconds
+        self.responseHeaderMilliseconds = responseHeaderMilliseconds
+        self.idleMilliseconds = idleMilliseconds
+    }
+
+    /// ingress-nginx's defaults: 5 s to connect, 60 s for the response header, 60 s idle.
+    public static let standard = ClusterTimeouts(connectMilliseconds: 5_000, responseHeaderMilliseconds: 60_000, idleMilliseconds: 60_000)
 }
 
 /// How an Ingress names a Service port: by number or by name.

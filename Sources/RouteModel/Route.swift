@@ -45,11 +45,23 @@ public struct Backend: Sendable, Hashable {
     public var source: RouteSource
     /// Plain-HTTP requests are answered with a 308 to the https URL.
     public var httpsRedirect: Bool
+    public var options: RouteOptions
 
-    public init(cluster: String, source: RouteSource, httpsRedirect: Bool = false) {
+    public init(cluster: String, source: RouteSource, httpsRedirect: Bool = false, options: RouteOptions = RouteOptions()) {
         self.cluster = cluster
         self.source = source
         self.httpsRedirect = httpsRedirect
+        self.options = options
+    }
+}
+
+/// Per-route settings from Ingress annotations.
+public struct RouteOptions: Sendable, Hashable {
+    /// Largest request body accepted (413 beyond); nil for no limit.
+    public var maxRequestBodyBytes: Int64?
+
+    public init(maxRequestBodyBytes: Int64? = nil) {
+        self.maxRequestBodyBytes = maxRequestBodyBytes
     }
 }
 

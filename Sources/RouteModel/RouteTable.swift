@@ -7,6 +7,8 @@ public struct RouteTable: Sendable {
     public let virtualHosts: [VirtualHost]
     public let clusters: [Cluster]
     public let certificates: [TLSCertificate]
+    /// Name of the certificate served when SNI matches no TLS host; nil for the worker's own.
+    public let defaultCertificate: String?
     /// Stable across processes; equal content gives an equal hash.
     public let contentHash: UInt64
 
@@ -14,7 +16,8 @@ public struct RouteTable: Sendable {
     private let clustersByName: [String: Int]
     private let certificatesByName: [String: Int]
 
-    public init(virtualHosts: [VirtualHost], clusters: [Cluster], certificates: [TLSCertificate]) {
+    public init(virtualHosts: [VirtualHost], clusters: [Cluster], certificates: [TLSCertificate], defaultCertificate: String? = nil) {
+        self.defaultCertificate = defaultCertificate
         var hosts = RouteTable.sorted(virtualHosts, keys: virtualHosts.map(\.hostname))
         for index in hosts.indices where !RouteTable.isSorted(hosts[index].routes) { hosts[index].routes.sort() }
         self.virtualHosts = hosts
@@ -24,7 +27,8 @@ public struct RouteTable: Sendable {
         self.certificatesByName = Dictionary(
             self.certificates.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.index = RouteIndex(virtualHosts: hosts)
-        self.contentHash = RouteTable.hash(virtualHosts: hosts, clusters: self.clusters, certificates: self.certificates)
+        self.contentHash = RouteTable.hash(
+            virtualHosts: hosts, clusters: self.clusters, certificates: self.certificates, defaultCertificate: defaultCertificate)
     }
 
     /// Orders elements by their keys, moving each element once (sorting large structs in place
@@ -62,13 +66,16 @@ public struct RouteTable: Sendable {
 
     /// Walks everything by index through buffers: iterating the arrays directly copies each element,
     /// and those copies' reference counting showed up in the compile profile.
-    private static func hash(virtualHosts: [VirtualHost], clusters: [Cluster], certificates: [TLSCertificate]) -> UInt64 {
+    private static func hash(
+        virtualHosts: [VirtualHost], clusters: [Cluster], certificates: [TLSCertificate], defaultCertificate: String?
+    ) -> UInt64 {
         var hasher = ContentHasher()
         func combine(_ backend: borrowing Backend) {
             hasher.combine(backend.cluster)
             hasher.combine(backend.source.namespace)
             hasher.combine(backend.source.ingress)
             hasher.combine(backend.httpsRedirect)
+            hasher.combine(backend.options.maxRequestBodyBytes.map(Int.init) ?? -1)
         }
         hasher.combine(virtualHosts.count)
         virtualHosts.withUnsafeBufferPointer { hosts in
@@ -86,6 +93,13 @@ public struct RouteTable: Sendable {
                 if let tls = hosts[h].tls {
                     hasher.combine(true)
                     hasher.combine(tls.certificate)
+                    if let hsts = tls.hsts {
+                        hasher.combine(hsts.maxAgeSeconds)
+                        hasher.combine(hsts.includeSubdomains)
+                        hasher.combine(hsts.preload)
+                    } else {
+                        hasher.combine(-1)
+                    }
                 } else {
                     hasher.combine(false)
                 }
@@ -113,6 +127,10 @@ public struct RouteTable: Sendable {
         clusters.withUnsafeBufferPointer { clusters in
             for c in clusters.indices {
                 hasher.combine(clusters[c].name)
+                hasher.combine(clusters[c].loadBalancing == .roundRobin ? 0 : 1)
+                hasher.combine(clusters[c].timeouts.connectMilliseconds)
+                hasher.combine(clusters[c].timeouts.responseHeaderMilliseconds)
+                hasher.combine(clusters[c].timeouts.idleMilliseconds)
                 clusters[c].endpoints.withUnsafeBufferPointer { endpoints in
                     hasher.combine(endpoints.count)
                     for e in endpoints.indices {
@@ -122,6 +140,7 @@ public struct RouteTable: Sendable {
                 }
             }
         }
+        hasher.combine(defaultCertificate)
         hasher.combine(certificates.count)
         for certificate in certificates {
             hasher.combine(certificate.name)
@@ -135,6 +154,6 @@ public struct RouteTable: Sendable {
 extension RouteTable: Equatable {
     public static func == (lhs: RouteTable, rhs: RouteTable) -> Bool {
         lhs.contentHash == rhs.contentHash && lhs.virtualHosts == rhs.virtualHosts && lhs.clusters == rhs.clusters
-            && lhs.certificates == rhs.certificates
+            && lhs.certificates == rhs.certificates && lhs.defaultCertificate == rhs.defaultCertificate
     }
 }

@@ -21,8 +21,23 @@ public struct TLSBinding: Sendable, Hashable {
     /// Name of an entry of `RouteTable.certificates`, or nil for the worker's default certificate
     /// (no secret named, or the named secret is missing or invalid).
     public var certificate: String?
+    /// Strict-Transport-Security for HTTPS responses of this host; nil for none.
+    public var hsts: HSTSPolicy?
 
-    public init(certificate: String?) {
+    public init(certificate: String?, hsts: HSTSPolicy? = nil) {
         self.certificate = certificate
+        self.hsts = hsts
+    }
+}
+
+public struct HSTSPolicy: Sendable, Hashable {
+    public var maxAgeSeconds: Int
+    public var includeSubdomains: Bool
+    public var preload: Bool
+
+    public init(maxAgeSeconds: Int, includeSubdomains: Bool = false, preload: Bool = false) {
+        self.maxAgeSeconds = maxAgeSeconds
+        self.includeSubdomains = includeSubdomains
+        self.preload = preload
     }
 }

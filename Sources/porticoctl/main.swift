@@ -1,3 +1,3 @@
 import PorticoCtl
 
-PorticoCtlCommand.main()
+await PorticoCtlCommand.main()

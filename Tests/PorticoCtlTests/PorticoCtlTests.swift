@@ -8,16 +8,16 @@ import Yams
 let quickstart = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().appendingPathComponent("examples/quickstart").path
 
-func dump(_ arguments: [String]) throws -> CommandResult {
-    try DumpCommand.parse(arguments).execute()
+func dump(_ arguments: [String]) async throws -> CommandResult {
+    await (try DumpCommand.parse(arguments)).execute()
 }
 
-func explain(_ arguments: [String]) throws -> CommandResult {
-    try ExplainCommand.parse(arguments).execute()
+func explain(_ arguments: [String]) async throws -> CommandResult {
+    await (try ExplainCommand.parse(arguments)).execute()
 }
 
-func explainJSON(_ arguments: [String]) throws -> [String: Any] {
-    let result = try explain(arguments + ["-o", "json"])
+func explainJSON(_ arguments: [String]) async throws -> [String: Any] {
+    let result = try await explain(arguments + ["-o", "json"])
     #expect(result.exitCode == 0)
     let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
     return try #require(object as? [String: Any])
@@ -32,8 +32,8 @@ func manifestDirectory(_ files: [String: String]) throws -> String {
 }
 
 @Suite struct DumpTests {
-    @Test func quickstartTable() throws {
-        let result = try dump(["--manifests", quickstart])
+    @Test func quickstartTable() async throws {
+        let result = try await dump(["--manifests", quickstart])
         #expect(result.exitCode == 0)
         #expect(result.stderr == "", "the quickstart has no problems")
         let lines = result.stdout.split(separator: "\n").map(String.init)
@@ -45,8 +45,8 @@ func manifestDirectory(_ files: [String: String]) throws -> String {
         #expect(lines.contains { $0.hasPrefix("shop/shop-tls") && $0.contains("shop.example.com,www.shop.example.com") && $0.contains("2036-") })
     }
 
-    @Test func quickstartJSON() throws {
-        let result = try dump(["--manifests", quickstart, "-o", "json"])
+    @Test func quickstartJSON() async throws {
+        let result = try await dump(["--manifests", quickstart, "-o", "json"])
         let document = try JSONDecoder().decode(DumpDocument.self, from: Data(result.stdout.utf8))
         #expect(document.summary.virtualHosts == 3)
         #expect(document.summary.acceptedIngresses == 3)
@@ -59,24 +59,24 @@ func manifestDirectory(_ files: [String: String]) throws -> String {
         #expect(document.rejections.isEmpty)
     }
 
-    @Test func quickstartYAML() throws {
-        let result = try dump(["--manifests", quickstart, "-o", "yaml"])
+    @Test func quickstartYAML() async throws {
+        let result = try await dump(["--manifests", quickstart, "-o", "yaml"])
         let document = try YAMLDecoder().decode(DumpDocument.self, from: result.stdout)
         #expect(document.virtualHosts.count == 3)
     }
 
     @Test(arguments: OutputFormat.allCases)
-    func noKeyMaterialInAnyFormat(_ format: OutputFormat) throws {
+    func noKeyMaterialInAnyFormat(_ format: OutputFormat) async throws {
         let key = try String(contentsOfFile: quickstart + "/shop-tls.yaml", encoding: .utf8)
             .split(separator: "\n").drop { !$0.contains("BEGIN PRIVATE KEY") }.dropFirst().first.map { $0.trimmingCharacters(in: .whitespaces) }
         let keyLine = try #require(key)
-        let result = try dump(["--manifests", quickstart, "-o", format.rawValue])
+        let result = try await dump(["--manifests", quickstart, "-o", format.rawValue])
         #expect(!result.stdout.contains("PRIVATE KEY"))
         #expect(!result.stdout.contains(keyLine))
         #expect(!result.stderr.contains(keyLine))
     }
 
-    @Test func problemsAreShownWithTheirLocationAndStrictFails() throws {
+    @Test func problemsAreShownWithTheirLocationAndStrictFails() async throws {
         let directory = try manifestDirectory([
             "app.yaml": """
                 apiVersion: networking.k8s.io/v1
@@ -99,26 +99,27 @@ func manifestDirectory(_ files: [String: String]) throws -> String {
                 """
         ])
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let lenient = try dump(["--manifests", directory])
+        let lenient = try await dump(["--manifests", directory])
         #expect(lenient.exitCode == 0)
         #expect(lenient.stdout.contains("ServiceNotFound"))
         #expect(lenient.stdout.contains("[\(directory)/app.yaml: document 1 (line 1)]"))
         #expect(lenient.stdout.contains("MANIFEST ERRORS"))
         #expect(lenient.stderr.contains("error: \(directory)/app.yaml: document 2 (line 17): Service default/broken: spec.ports[0].port: expected an integer"))
         #expect(lenient.stderr.contains("warning: Ingress default/app spec.rules[0].http.paths[0].backend: ServiceNotFound"))
-        let strict = try dump(["--manifests", directory, "--strict"])
+        let strict = try await dump(["--manifests", directory, "--strict"])
         #expect(strict.exitCode == CommandResult.problemsFound)
-        #expect(try dump(["--manifests", quickstart, "--strict"]).exitCode == 0)
+        let strictQuickstart = try await dump(["--manifests", quickstart, "--strict"])
+        #expect(strictQuickstart.exitCode == 0)
     }
 
-    @Test func missingPathIsExitOne() throws {
-        let result = try dump(["--manifests", "/nonexistent/manifests"])
+    @Test func missingPathIsExitOne() async throws {
+        let result = try await dump(["--manifests", "/nonexistent/manifests"])
         #expect(result.exitCode == CommandResult.inputError)
         #expect(result.stderr == "error: /nonexistent/manifests: no such file or directory\n")
     }
 
-    @Test func otherIngressClassOption() throws {
-        let result = try dump(["--manifests", quickstart, "--ingress-class", "other", "--controller-name", "example.com/other", "-o", "json"])
+    @Test func otherIngressClassOption() async throws {
+        let result = try await dump(["--manifests", quickstart, "--ingress-class", "other", "--controller-name", "example.com/other", "-o", "json"])
         let document = try JSONDecoder().decode(DumpDocument.self, from: Data(result.stdout.utf8))
         #expect(document.summary.acceptedIngresses == 0)
         #expect(document.summary.ignoredIngresses == 3)
@@ -126,8 +127,8 @@ func manifestDirectory(_ files: [String: String]) throws -> String {
 }
 
 @Suite struct ExplainTests {
-    @Test func routeIsExactlyTheDocumentedObject() throws {
-        let result = try explain(["--manifests", quickstart, "--host", "blog.example.com", "--path", "/feed.xml", "-o", "json"])
+    @Test func routeIsExactlyTheDocumentedObject() async throws {
+        let result = try await explain(["--manifests", quickstart, "--host", "blog.example.com", "--path", "/feed.xml", "-o", "json"])
         #expect(
             result.stdout
                 == #"{"result":"route","namespace":"default","ingress":"blog","service":"blog","servicePort":80,"pathType":"Exact","path":"/feed.xml","endpoints":["127.0.0.1:9003"],"virtualHost":"blog.example.com"}"#
@@ -135,8 +136,8 @@ func manifestDirectory(_ files: [String: String]) throws -> String {
         #expect(result.exitCode == 0)
     }
 
-    @Test func routeWithRedirectAndNormalisation() throws {
-        let object = try explainJSON(["--manifests", quickstart, "--host", "Shop.Example.com:443", "--path", "/static/../api//v1?x=1"])
+    @Test func routeWithRedirectAndNormalisation() async throws {
+        let object = try await explainJSON(["--manifests", quickstart, "--host", "Shop.Example.com:443", "--path", "/static/../api//v1?x=1"])
         #expect(object["result"] as? String == "route")
         #expect(object["namespace"] as? String == "shop")
         #expect(object["ingress"] as? String == "shop")
@@ -149,8 +150,8 @@ func manifestDirectory(_ files: [String: String]) throws -> String {
         #expect(object["httpsRedirect"] as? Bool == true)
     }
 
-    @Test func defaultBackend() throws {
-        let object = try explainJSON(["--manifests", quickstart, "--host", "unknown.example.org", "--path", "/"])
+    @Test func defaultBackend() async throws {
+        let object = try await explainJSON(["--manifests", quickstart, "--host", "unknown.example.org", "--path", "/"])
         #expect(object["result"] as? String == "default-backend")
         #expect(object["ingress"] as? String == "catch-all")
         #expect(object["service"] as? String == "fallback")
@@ -158,7 +159,7 @@ func manifestDirectory(_ files: [String: String]) throws -> String {
         #expect(object["pathType"] == nil)
     }
 
-    @Test func noRouteAndNoEndpoints() throws {
+    @Test func noRouteAndNoEndpoints() async throws {
         let directory = try manifestDirectory([
             "a.yaml": """
                 apiVersion: networking.k8s.io/v1
@@ -179,30 +180,30 @@ func manifestDirectory(_ files: [String: String]) throws -> String {
                 """
         ])
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let none = try explain(["--manifests", directory, "--host", "b.example.com", "--path", "/", "-o", "json"])
+        let none = try await explain(["--manifests", directory, "--host", "b.example.com", "--path", "/", "-o", "json"])
         #expect(none.stdout == #"{"result":"no-route","status":404}"# + "\n")
-        let idle = try explainJSON(["--manifests", directory, "--host", "a.example.com", "--path", "/x"])
+        let idle = try await explainJSON(["--manifests", directory, "--host", "a.example.com", "--path", "/x"])
         #expect(idle["result"] as? String == "no-endpoints")
         #expect(idle["status"] as? Int == 503)
         #expect(idle["service"] as? String == "idle")
         #expect(idle["endpoints"] as? [String] == [])
     }
 
-    @Test func badRequestPath() throws {
-        let object = try explainJSON(["--manifests", quickstart, "--host", "blog.example.com", "--path", "/a%zz"])
+    @Test func badRequestPath() async throws {
+        let object = try await explainJSON(["--manifests", quickstart, "--host", "blog.example.com", "--path", "/a%zz"])
         #expect(object["result"] as? String == "bad-request")
         #expect(object["status"] as? Int == 400)
     }
 
-    @Test func textOutput() throws {
-        let result = try explain(["--manifests", quickstart, "--host", "shop.example.com", "--path", "/healthz"])
+    @Test func textOutput() async throws {
+        let result = try await explain(["--manifests", quickstart, "--host", "shop.example.com", "--path", "/healthz"])
         #expect(result.stdout.contains("matched:       Exact /healthz of Ingress shop/shop"))
         #expect(result.stdout.contains("endpoints:     127.0.0.1:9002"))
         #expect(result.stdout.contains("redirected to https"))
     }
 
-    @Test func badInputExitsNonZero() throws {
-        let result = try explain(["--manifests", "/nonexistent", "--host", "a", "--path", "/"])
+    @Test func badInputExitsNonZero() async throws {
+        let result = try await explain(["--manifests", "/nonexistent", "--host", "a", "--path", "/"])
         #expect(result.exitCode == CommandResult.inputError)
         #expect(result.stderr.contains("/nonexistent: no such file or directory"))
         #expect(throws: (any Error).self) { try ExplainCommand.parse(["--manifests", quickstart, "--path", "/"]) }

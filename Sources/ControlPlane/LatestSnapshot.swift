@@ -1,0 +1,73 @@
+import RouteModel
+import SnapshotProtocol
+import Synchronization
+
+/// One published version: the table, and its wire forms built once for every subscriber.
+public struct PublishedSnapshot: Sendable {
+    public let version: UInt64
+    public let table: RouteTable
+    /// With private keys: what subscribers receive.
+    let snapshot: Portico_V1_Snapshot
+}
+
+/// Holds the newest snapshot and wakes whoever waits for a newer one.
+///
+/// This is the whole latest-wins mechanism: a subscriber asks for "anything newer than what I was
+/// sent" only after its previous write finished, so a subscriber that does not read is simply not
+/// asking; nothing queues behind it, and it gets the newest version when it reads again.
+public final class LatestSnapshot: Sendable {
+    private struct State {
+        var current: PublishedSnapshot?
+        var waiters: [Int: (after: UInt64, continuation: CheckedContinuation<PublishedSnapshot, any Error>)] = [:]
+        var nextWaiter = 0
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    public var current: PublishedSnapshot? { state.withLock { $0.current } }
+
+    /// Publishes `table` as `version`, which must be newer than the current one.
+    public func publish(version: UInt64, table: RouteTable) {
+        let published = PublishedSnapshot(version: version, table: table, snapshot: Portico_V1_Snapshot(version: version, table: table))
+        let woken = state.withLock { state -> [CheckedContinuation<PublishedSnapshot, any Error>] in
+            precondition(version > (state.current?.version ?? 0), "versions only grow")
+            state.current = published
+            let ready = state.waiters.filter { $0.value.after < version }
+            for key in ready.keys { state.waiters[key] = nil }
+            return ready.values.map(\.continuation)
+        }
+        for continuation in woken { continuation.resume(returning: published) }
+    }
+
+    /// The current snapshot if it is newer than `version`, else the next one published. Throws
+    /// `CancellationError` when the waiting task is cancelled.
+    public func next(after version: UInt64) async throws -> PublishedSnapshot {
+        let id = state.withLock { state -> Int in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                enum Decision { case ready(PublishedSnapshot), cancelled, waiting }
+                // Decided under the lock, so that the cancellation handler (which also takes it) and
+                // this body never both resume the continuation.
+                let decision = state.withLock { state -> Decision in
+                    if let current = state.current, current.version > version { return .ready(current) }
+                    if Task.isCancelled { return .cancelled }
+                    state.waiters[id] = (version, continuation)
+                    return .waiting
+                }
+                switch decision {
+                case .ready(let snapshot): continuation.resume(returning: snapshot)
+                case .cancelled: continuation.resume(throwing: CancellationError())
+                case .waiting: break
+                }
+            }
+        } onCancel: {
+            let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
+            waiter?.continuation.resume(throwing: CancellationError())
+        }
+    }
+}

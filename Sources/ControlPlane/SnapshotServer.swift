@@ -1,0 +1,88 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import SnapshotProtocol
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Serves one `SnapshotService` on every listen address (Unix sockets and TCP) until cancelled.
+///
+/// A Unix socket's directory is created 0700 when missing, and the socket is made 0600 once bound.
+/// A request message over `maxMessageBytes` ends that one stream with RESOURCE_EXHAUSTED.
+public struct SnapshotServer: Sendable {
+    public let service: SnapshotService
+    public let addresses: [ServerAddress]
+    public let maxMessageBytes: Int
+    private let logger: Logger
+
+    public init(service: SnapshotService, addresses: [ServerAddress], maxMessageBytes: Int = 64 << 20, logger: Logger = Logger(label: "portico.server")) {
+        precondition(!addresses.isEmpty, "at least one listen address")
+        self.service = service
+        self.addresses = addresses
+        self.maxMessageBytes = maxMessageBytes
+        self.logger = logger
+    }
+
+    /// Binds every address, calls `onListening` with the bound addresses (TCP port 0 resolved), and
+    /// serves until the task is cancelled.
+    public func run(onListening: @Sendable ([ServerAddress]) -> Void = { _ in }) async throws {
+        for case .unix(let path) in addresses { try Self.prepareSocketDirectory(for: path) }
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        config.rpc.maxRequestPayloadSize = maxMessageBytes
+        let transports = addresses.map {
+            HTTP2ServerTransport.Posix(address: $0.socketAddress, transportSecurity: .plaintext, config: config)
+        }
+        try await withThrowingDiscardingTaskGroup { group in
+            for transport in transports {
+                let server = GRPCServer(transport: transport, services: [service])
+                group.addTask { try await server.serve() }
+            }
+            var bound: [ServerAddress] = []
+            for (address, transport) in zip(addresses, transports) {
+                let actual = try await transport.listeningAddress
+                if case .unix(let path) = address {
+                    guard chmod(path, 0o600) == 0 else {
+                        throw SnapshotServerError("cannot make \(path) private (chmod 0600): errno \(errno)")
+                    }
+                }
+                bound.append(Self.serverAddress(actual) ?? address)
+            }
+            logger.info("snapshot server listening", metadata: ["addresses": "\(bound.map(\.description).joined(separator: ","))"])
+            onListening(bound)
+        }
+    }
+
+    /// Creates the socket's directory 0700 when it does not exist; an existing directory is used as
+    /// it is (the socket itself is 0600).
+    static func prepareSocketDirectory(for socketPath: String) throws {
+        let directory = String(socketPath[..<(socketPath.lastIndex(of: "/") ?? socketPath.startIndex)])
+        guard !directory.isEmpty else { return }
+        var info = stat()
+        if stat(directory, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFDIR else { throw SnapshotServerError("\(directory) is not a directory") }
+            return
+        }
+        let parent = String(directory[..<(directory.lastIndex(of: "/") ?? directory.startIndex)])
+        if !parent.isEmpty, stat(parent, &info) != 0 { try prepareSocketDirectory(for: directory) }
+        guard mkdir(directory, 0o700) == 0 || errno == EEXIST else {
+            throw SnapshotServerError("cannot create socket directory \(directory): errno \(errno)")
+        }
+        _ = chmod(directory, 0o700)  // mkdir applies the umask
+    }
+
+    static func serverAddress(_ address: GRPCNIOTransportCore.SocketAddress) -> ServerAddress? {
+        if let ipv4 = address.ipv4 { return .tcp(host: ipv4.host, port: ipv4.port) }
+        if let ipv6 = address.ipv6 { return .tcp(host: ipv6.host, port: ipv6.port) }
+        if let unix = address.unixDomainSocket { return .unix(path: unix.path) }
+        return nil
+    }
+}
+
+public struct SnapshotServerError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,102 @@
+import GRPCCore
+import Logging
+import RouteModel
+import SnapshotProtocol
+
+/// The `portico.v1.Snapshots` service: `Watch` streams versions latest-wins and records ACKs and
+/// NACKs; `Dump` returns the current table without private keys plus the subscriber list.
+///
+/// A subscriber's sender waits for "anything newer than what it was sent" only after its previous
+/// write completed (a stalled reader holds up only its own sender); all subscribers share the one
+/// encoded snapshot of each version.
+public struct SnapshotService: Portico_V1_Snapshots.SimpleServiceProtocol {
+    public let latest: LatestSnapshot
+    public let registry: SubscriberRegistry
+    private let logger: Logger
+
+    public init(latest: LatestSnapshot, registry: SubscriberRegistry, logger: Logger = Logger(label: "portico.snapshots")) {
+        self.latest = latest
+        self.registry = registry
+        self.logger = logger
+    }
+
+    public func watch(
+        request: RPCAsyncSequence<Portico_V1_WatchRequest, any Error>,
+        response: RPCWriter<Portico_V1_WatchResponse>,
+        context: ServerContext
+    ) async throws {
+        var requests = request.makeAsyncIterator()
+        guard let first = try await requests.next(), case .subscribe(let subscribe)? = first.request else {
+            throw RPCError(code: .invalidArgument, message: "the first WatchRequest must be a subscribe naming the subscriber")
+        }
+        let identity = SubscriberIdentity(node: subscribe.node, workerID: subscribe.workerID, kind: subscribe.kind)
+        let id = registry.add(identity: identity, peer: context.remotePeer)
+        var logger = self.logger
+        logger[metadataKey: "subscriber"] = "\(id)"
+        logger[metadataKey: "node"] = "\(identity.node)"
+        if !identity.workerID.isEmpty { logger[metadataKey: "worker"] = "\(identity.workerID)" }
+        logger.info("subscriber connected", metadata: ["peer": "\(context.remotePeer)"])
+        defer {
+            registry.remove(id)
+            logger.info("subscriber disconnected")
+        }
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { [latest, registry] in
+                var sent: UInt64 = 0
+                while true {
+                    let snapshot = try await latest.next(after: sent)
+                    var message = Portico_V1_WatchResponse()
+                    message.version = snapshot.version
+                    message.nonce = "\(snapshot.version)-\(id)"
+                    message.snapshot = snapshot.snapshot
+                    registry.sent(id, version: snapshot.version)
+                    try await response.write(message)
+                    sent = snapshot.version
+                }
+            }
+            while let message = try await requests.next() {
+                switch message.request {
+                case .ack(let ack)?:
+                    registry.acked(id, version: ack.version)
+                case .nack(let nack)?:
+                    registry.nacked(id, nonce: nack.nonce, version: nack.version, errorDetail: nack.errorDetail)
+                    logger.warning(
+                        "subscriber refused a snapshot", metadata: ["version": "\(nack.version)", "error": "\(nack.errorDetail)"])
+                case .subscribe?:
+                    throw RPCError(code: .invalidArgument, message: "subscribe may only be the first WatchRequest")
+                case nil:
+                    throw RPCError(code: .invalidArgument, message: "empty WatchRequest")
+                }
+            }
+            // The subscriber closed its side: stop sending.
+            group.cancelAll()
+        }
+    }
+
+    public func dump(request: Portico_V1_DumpRequest, context: ServerContext) async throws -> Portico_V1_DumpResponse {
+        var dump = Portico_V1_DumpResponse()
+        if let current = latest.current {
+            dump.snapshot = Portico_V1_Snapshot(version: current.version, table: current.table, includePrivateKeys: false)
+        }
+        dump.subscribers = registry.all.map { record in
+            var status = Portico_V1_SubscriberStatus()
+            status.id = record.id
+            status.node = record.identity.node
+            status.workerID = record.identity.workerID
+            status.kind = record.identity.kind
+            status.peer = record.peer
+            status.connectedSinceUnixMs = record.connectedSinceMilliseconds
+            status.sentVersion = record.sentVersion
+            status.ackedVersion = record.ackedVersion
+            if let nack = record.lastNack {
+                status.lastNack.nonce = nack.nonce
+                status.lastNack.version = nack.version
+                status.lastNack.errorDetail = nack.errorDetail
+                status.lastNack.atUnixMs = nack.atMilliseconds
+            }
+            return status
+        }
+        return dump
+    }
+}

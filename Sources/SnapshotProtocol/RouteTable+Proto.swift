@@ -1,0 +1,272 @@
+import RouteModel
+
+/// Why a received table cannot be used. Subscribers NACK with this text and keep their previous table.
+public struct SnapshotDecodingError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension RouteTable {
+    /// The wire form. `includePrivateKeys: false` is for `Dump`: certificates keep their metadata only.
+    public func proto(includePrivateKeys: Bool = true) -> Portico_V1_RouteTable {
+        var table = Portico_V1_RouteTable()
+        table.virtualHosts = virtualHosts.map(\.proto)
+        table.clusters = clusters.map(\.proto)
+        table.certificates = certificates.map { certificate in
+            var proto = Portico_V1_Certificate()
+            proto.name = certificate.name
+            proto.certificateChainPem = certificate.certificateChainPEM
+            if includePrivateKeys { proto.privateKeyPem = certificate.privateKeyPEM }
+            proto.metadata = certificate.metadata.proto
+            return proto
+        }
+        table.defaultCertificate = defaultCertificate ?? ""
+        return table
+    }
+
+    /// Decodes and checks a received table: every field a worker relies on must be present and every
+    /// name a route or host uses must resolve. The content hash is recomputed by `RouteTable.init`.
+    public init(proto: Portico_V1_RouteTable) throws(SnapshotDecodingError) {
+        var clusters: [Cluster] = []
+        clusters.reserveCapacity(proto.clusters.count)
+        for (index, cluster) in proto.clusters.enumerated() { clusters.append(try Cluster(proto: cluster, index: index)) }
+        let clusterNames = Set(clusters.map(\.name))
+        guard clusterNames.count == clusters.count else { throw SnapshotDecodingError("clusters: duplicate cluster names") }
+        var certificates: [TLSCertificate] = []
+        for (index, certificate) in proto.certificates.enumerated() {
+            guard !certificate.name.isEmpty else { throw SnapshotDecodingError("certificates[\(index)]: empty name") }
+            certificates.append(
+                TLSCertificate(
+                    name: certificate.name, certificateChainPEM: certificate.certificateChainPem,
+                    privateKeyPEM: certificate.privateKeyPem, metadata: CertificateMetadata(proto: certificate.metadata)))
+        }
+        let certificateNames = Set(certificates.map(\.name))
+        guard certificateNames.count == certificates.count else {
+            throw SnapshotDecodingError("certificates: duplicate certificate names")
+        }
+        var hosts: [VirtualHost] = []
+        hosts.reserveCapacity(proto.virtualHosts.count)
+        var seen = Set<HostPattern>()
+        for (index, host) in proto.virtualHosts.enumerated() {
+            let decoded = try VirtualHost(proto: host, index: index, clusters: clusterNames, certificates: certificateNames)
+            guard seen.insert(decoded.hostname).inserted else {
+                throw SnapshotDecodingError("virtualHosts[\(index)]: host \(decoded.hostname) appears twice")
+            }
+            hosts.append(decoded)
+        }
+        let defaultCertificate = proto.defaultCertificate.isEmpty ? nil : proto.defaultCertificate
+        if let defaultCertificate, !certificateNames.contains(defaultCertificate) {
+            throw SnapshotDecodingError("defaultCertificate: no certificate named \(defaultCertificate)")
+        }
+        self.init(virtualHosts: hosts, clusters: clusters, certificates: certificates, defaultCertificate: defaultCertificate)
+    }
+}
+
+extension VirtualHost {
+    var proto: Portico_V1_VirtualHost {
+        var proto = Portico_V1_VirtualHost()
+        switch hostname {
+        case .exact(let name): proto.exact = name
+        case .wildcard(let suffix): proto.wildcardSuffix = suffix
+        case .any: proto.any = true
+        }
+        proto.routes = routes.map { route in
+            var entry = Portico_V1_Route()
+            entry.kind = route.match.kind.proto
+            entry.path = route.match.path
+            entry.backend = route.backend.proto
+            return entry
+        }
+        if let defaultBackend { proto.defaultBackend = defaultBackend.proto }
+        if let tls {
+            var binding = Portico_V1_TLS()
+            binding.certificate = tls.certificate ?? ""
+            if let hsts = tls.hsts {
+                binding.hsts.maxAgeSeconds = UInt32(clamping: hsts.maxAgeSeconds)
+                binding.hsts.includeSubdomains = hsts.includeSubdomains
+                binding.hsts.preload = hsts.preload
+            }
+            proto.tls = binding
+        }
+        return proto
+    }
+
+    init(proto: Portico_V1_VirtualHost, index: Int, clusters: Set<String>, certificates: Set<String>) throws(SnapshotDecodingError) {
+        let field = "virtualHosts[\(index)]"
+        let hostname: HostPattern
+        switch proto.hostname {
+        case .exact(let name)?:
+            guard !name.isEmpty else { throw SnapshotDecodingError("\(field): empty host") }
+            hostname = .exact(name)
+        case .wildcardSuffix(let suffix)?:
+            guard !suffix.isEmpty else { throw SnapshotDecodingError("\(field): empty wildcard suffix") }
+            hostname = .wildcard(suffix: suffix)
+        case .any(true)?: hostname = .any
+        case .any(false)?, nil: throw SnapshotDecodingError("\(field): no hostname")
+        }
+        var routes: [Route] = []
+        routes.reserveCapacity(proto.routes.count)
+        for (routeIndex, route) in proto.routes.enumerated() {
+            let routeField = "\(field).routes[\(routeIndex)]"
+            guard let kind = PathMatchKind(proto: route.kind) else { throw SnapshotDecodingError("\(routeField): no match kind") }
+            guard route.path.hasPrefix("/") else { throw SnapshotDecodingError("\(routeField): path must start with '/'") }
+            guard route.hasBackend else { throw SnapshotDecodingError("\(routeField): no backend") }
+            routes.append(
+                Route(match: PathMatch(kind: kind, path: route.path), backend: try Backend(proto: route.backend, field: routeField, clusters: clusters)))
+        }
+        var tls: TLSBinding?
+        if proto.hasTls {
+            let name = proto.tls.certificate
+            guard name.isEmpty || certificates.contains(name) else {
+                throw SnapshotDecodingError("\(field).tls: no certificate named \(name)")
+            }
+            tls = TLSBinding(
+                certificate: name.isEmpty ? nil : name,
+                hsts: proto.tls.hasHsts
+                    ? HSTSPolicy(
+                        maxAgeSeconds: Int(proto.tls.hsts.maxAgeSeconds), includeSubdomains: proto.tls.hsts.includeSubdomains,
+                        preload: proto.tls.hsts.preload) : nil)
+        }
+        self.init(
+            hostname: hostname, routes: routes,
+            defaultBackend: proto.hasDefaultBackend
+                ? try Backend(proto: proto.defaultBackend, field: "\(field).defaultBackend", clusters: clusters) : nil,
+            tls: tls)
+    }
+}
+
+extension Backend {
+    var proto: Portico_V1_Backend {
+        var proto = Portico_V1_Backend()
+        proto.cluster = cluster
+        proto.namespace = source.namespace
+        proto.ingress = source.ingress
+        proto.httpsRedirect = httpsRedirect
+        if let limit = options.maxRequestBodyBytes { proto.options.maxRequestBodyBytes = UInt64(max(0, limit)) }
+        return proto
+    }
+
+    init(proto: Portico_V1_Backend, field: String, clusters: Set<String>) throws(SnapshotDecodingError) {
+        guard clusters.contains(proto.cluster) else { throw SnapshotDecodingError("\(field).backend: no cluster named \(proto.cluster)") }
+        let limit = proto.options.maxRequestBodyBytes
+        self.init(
+            cluster: proto.cluster, source: RouteSource(namespace: proto.namespace, ingress: proto.ingress),
+            httpsRedirect: proto.httpsRedirect,
+            options: RouteOptions(maxRequestBodyBytes: limit == 0 ? nil : Int64(clamping: limit)))
+    }
+}
+
+extension Cluster {
+    var proto: Portico_V1_Cluster {
+        var proto = Portico_V1_Cluster()
+        proto.name = name
+        proto.namespace = namespace
+        proto.service = service
+        switch servicePort {
+        case .number(let number): proto.portNumber = UInt32(clamping: number)
+        case .name(let name): proto.portName = name
+        }
+        proto.endpoints = endpoints.map { endpoint in
+            var entry = Portico_V1_Endpoint()
+            entry.address = endpoint.address
+            entry.port = UInt32(clamping: endpoint.port)
+            return entry
+        }
+        proto.loadBalancing = loadBalancing == .roundRobin ? .roundRobin : .leastRequest
+        proto.timeouts.connectMs = UInt32(clamping: timeouts.connectMilliseconds)
+        proto.timeouts.responseHeaderMs = UInt32(clamping: timeouts.responseHeaderMilliseconds)
+        proto.timeouts.idleMs = UInt32(clamping: timeouts.idleMilliseconds)
+        return proto
+    }
+
+    init(proto: Portico_V1_Cluster, index: Int) throws(SnapshotDecodingError) {
+        let field = "clusters[\(index)]"
+        let port: ServicePortReference
+        switch proto.servicePort {
+        case .portNumber(let number)?: port = .number(Int(number))
+        case .portName(let name)?: port = .name(name)
+        case nil: throw SnapshotDecodingError("\(field): no service port")
+        }
+        var endpoints: [Endpoint] = []
+        endpoints.reserveCapacity(proto.endpoints.count)
+        for (endpointIndex, endpoint) in proto.endpoints.enumerated() {
+            guard (1...65535).contains(endpoint.port), !endpoint.address.isEmpty else {
+                throw SnapshotDecodingError("\(field).endpoints[\(endpointIndex)]: invalid endpoint \(endpoint.address):\(endpoint.port)")
+            }
+            endpoints.append(Endpoint(address: endpoint.address, port: Int(endpoint.port)))
+        }
+        let loadBalancing: LoadBalancingPolicy
+        switch proto.loadBalancing {
+        case .roundRobin: loadBalancing = .roundRobin
+        case .leastRequest: loadBalancing = .leastRequest
+        case .UNRECOGNIZED(let value): throw SnapshotDecodingError("\(field): unknown load-balancing policy \(value)")
+        }
+        self.init(
+            namespace: proto.namespace, service: proto.service, servicePort: port, endpoints: endpoints, loadBalancing: loadBalancing,
+            timeouts: proto.hasTimeouts
+                ? ClusterTimeouts(
+                    connectMilliseconds: Int(proto.timeouts.connectMs), responseHeaderMilliseconds: Int(proto.timeouts.responseHeaderMs),
+                    idleMilliseconds: Int(proto.timeouts.idleMs)) : .standard)
+        guard name == proto.name else {
+            throw SnapshotDecodingError("\(field): name \(proto.name) does not match \(namespace)/\(service):\(port)")
+        }
+    }
+}
+
+extension CertificateMetadata {
+    var proto: Portico_V1_CertificateMetadata {
+        var proto = Portico_V1_CertificateMetadata()
+        proto.subject = subject
+        proto.issuer = issuer
+        proto.dnsNames = dnsNames
+        proto.serialNumber = serialNumber
+        proto.notBefore = notBefore
+        proto.notAfter = notAfter
+        return proto
+    }
+
+    init(proto: Portico_V1_CertificateMetadata) {
+        self.init(
+            subject: proto.subject, issuer: proto.issuer, dnsNames: proto.dnsNames, serialNumber: proto.serialNumber,
+            notBefore: proto.notBefore, notAfter: proto.notAfter)
+    }
+}
+
+extension PathMatchKind {
+    var proto: Portico_V1_PathMatchKind {
+        switch self {
+        case .exact: .exact
+        case .prefix: .prefix
+        case .implementationSpecific: .implementationSpecific
+        }
+    }
+
+    init?(proto: Portico_V1_PathMatchKind) {
+        switch proto {
+        case .exact: self = .exact
+        case .prefix: self = .prefix
+        case .implementationSpecific: self = .implementationSpecific
+        case .unspecified, .UNRECOGNIZED: return nil
+        }
+    }
+}
+
+extension Portico_V1_Snapshot {
+    /// A snapshot of `table` at `version`.
+    public init(version: UInt64, table: RouteTable, includePrivateKeys: Bool = true) {
+        self.init()
+        self.version = version
+        self.contentHash = table.contentHash
+        self.table = table.proto(includePrivateKeys: includePrivateKeys)
+    }
+
+    /// Decodes the table and checks it against the content hash the sender computed.
+    public func decodeTable() throws(SnapshotDecodingError) -> RouteTable {
+        let table = try RouteTable(proto: self.table)
+        guard table.contentHash == contentHash else {
+            throw SnapshotDecodingError(
+                "content hash mismatch: the snapshot says \(String(contentHash, radix: 16)), the table hashes to \(table.contentHashHex)")
+        }
+        return table
+    }
+}

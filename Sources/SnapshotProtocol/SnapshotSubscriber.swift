@@ -1,0 +1,147 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import RouteModel
+import Synchronization
+
+/// Who is subscribing: sent in the first `WatchRequest` and shown by `Dump`.
+public struct SubscriberIdentity: Sendable, Hashable {
+    public var node: String
+    public var workerID: String
+    public var kind: Portico_V1_SubscriberKind
+
+    public init(node: String, workerID: String = "", kind: Portico_V1_SubscriberKind) {
+        self.node = node
+        self.workerID = workerID
+        self.kind = kind
+    }
+}
+
+/// A snapshot that decoded and passed its checks, handed to the caller to apply.
+public struct ReceivedSnapshot: Sendable {
+    public var version: UInt64
+    public var table: RouteTable
+}
+
+/// Subscribes to a Snapshots server and keeps subscribing.
+///
+/// Each received snapshot is decoded and checked (a bad one is NACKed without reaching the caller),
+/// then handed to `apply`. When `apply` returns the snapshot is ACKed; when it throws, it is NACKed
+/// with the error's text and the caller keeps its previous table. On any disconnect the subscriber
+/// reconnects with capped exponential backoff and jitter, until its task is cancelled.
+public final class SnapshotSubscriber: Sendable {
+    public let address: ServerAddress
+    public let identity: SubscriberIdentity
+    private let maxMessageBytes: Int
+    private let logger: Logger
+    private let backoffPolicy: Backoff
+    private let status = Mutex(Status())
+
+    /// What the subscriber has done so far, for callers and tests.
+    public struct Status: Sendable, Equatable {
+        public var connected = false
+        /// Sessions that received at least one snapshot.
+        public var sessions = 0
+        public var appliedVersion: UInt64?
+        public var nacks = 0
+        public var lastError: String?
+    }
+
+    public init(
+        address: ServerAddress, identity: SubscriberIdentity, backoff: Backoff = Backoff(), maxMessageBytes: Int = 64 << 20,
+        logger: Logger = Logger(label: "portico.subscriber")
+    ) {
+        self.address = address
+        self.identity = identity
+        self.backoffPolicy = backoff
+        self.maxMessageBytes = maxMessageBytes
+        var logger = logger
+        logger[metadataKey: "server"] = "\(address)"
+        self.logger = logger
+    }
+
+    public var currentStatus: Status { status.withLock { $0 } }
+
+    /// Runs until the calling task is cancelled.
+    public func run(apply: @escaping @Sendable (ReceivedSnapshot) async throws -> Void) async {
+        var backoff = backoffPolicy
+        while !Task.isCancelled {
+            do {
+                let received = try await session(apply: apply)
+                if received { backoff.reset() }
+                logger.info("snapshot stream ended; reconnecting")
+            } catch where Task.isCancelled {
+                break
+            } catch {
+                status.withLock { $0.lastError = String(describing: error) }
+                logger.warning("snapshot stream failed; reconnecting", metadata: ["error": "\(error)"])
+            }
+            status.withLock { $0.connected = false }
+            let delay = backoff.next()
+            do { try await Task.sleep(for: delay) } catch { break }
+        }
+        status.withLock { $0.connected = false }
+    }
+
+    /// One connection. Returns whether any snapshot arrived.
+    private func session(apply: @escaping @Sendable (ReceivedSnapshot) async throws -> Void) async throws -> Bool {
+        var config = HTTP2ClientTransport.Posix.Config.defaults
+        config.backoff = .init(initial: .milliseconds(50), max: .milliseconds(50), multiplier: 1, jitter: 0)
+        let transport = try HTTP2ClientTransport.Posix(target: address.target, transportSecurity: .plaintext, config: config)
+        return try await withGRPCClient(transport: transport) { client in
+            let snapshots = Portico_V1_Snapshots.Client(wrapping: client)
+            let (requests, requestSink) = AsyncStream<Portico_V1_WatchRequest>.makeStream()
+            var subscribe = Portico_V1_WatchRequest()
+            subscribe.subscribe.node = identity.node
+            subscribe.subscribe.workerID = identity.workerID
+            subscribe.subscribe.kind = identity.kind
+            requestSink.yield(subscribe)
+            var options = CallOptions.defaults
+            options.maxRequestMessageBytes = maxMessageBytes
+            options.maxResponseMessageBytes = maxMessageBytes
+            options.waitForReady = false
+            defer { requestSink.finish() }
+            return try await snapshots.watch(
+                options: options,
+                requestProducer: { writer in
+                    for await request in requests { try await writer.write(request) }
+                },
+                onResponse: { response in
+                    var received = false
+                    for try await message in response.messages {
+                        if !received {
+                            received = true
+                            self.status.withLock {
+                                $0.connected = true
+                                $0.sessions += 1
+                            }
+                        }
+                        requestSink.yield(await self.handle(message, apply: apply))
+                    }
+                    requestSink.finish()
+                    return received
+                })
+        }
+    }
+
+    private func handle(_ message: Portico_V1_WatchResponse, apply: @Sendable (ReceivedSnapshot) async throws -> Void) async
+        -> Portico_V1_WatchRequest
+    {
+        var reply = Portico_V1_WatchRequest()
+        do {
+            let table = try message.snapshot.decodeTable()
+            try await apply(ReceivedSnapshot(version: message.version, table: table))
+            reply.ack.nonce = message.nonce
+            reply.ack.version = message.version
+            status.withLock { $0.appliedVersion = message.version }
+            logger.debug("applied snapshot", metadata: ["version": "\(message.version)"])
+        } catch {
+            reply.nack.nonce = message.nonce
+            reply.nack.version = message.version
+            reply.nack.errorDetail = String(describing: error)
+            status.withLock { $0.nacks += 1 }
+            logger.warning("refused snapshot", metadata: ["version": "\(message.version)", "error": "\(error)"])
+        }
+        return reply
+    }
+}
