@@ -64,7 +64,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .executableTarget(name: "porticoctl", dependencies: ["PorticoCtl"]),
+        .executableTarget(name: "porticoctl", dependencies: [
+            "PorticoCtl", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(
             name: "RouteTableBenchmark",
             dependencies: ["RouteModel", "KubeTypes", "Translator", "TestSupport"],
@@ -78,7 +80,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "KubeTypes",
+                "KubeTypes", "RouteModel",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

@@ -30,7 +30,18 @@ public final class LatestSnapshot: Sendable {
 
     /// Publishes `table` as `version`, which must be newer than the current one.
     public func publish(version: UInt64, table: RouteTable) {
-        let published = PublishedSnapshot(version: version, table: table, snapshot: Portico_V1_Snapshot(version: version, table: table))
+        publish(PublishedSnapshot(version: version, table: table, snapshot: Portico_V1_Snapshot(version: version, table: table)))
+    }
+
+    /// For tests of subscribers' checks: a snapshot whose content hash does not match its table.
+    func publishCorrupted(version: UInt64, table: RouteTable) {
+        var snapshot = Portico_V1_Snapshot(version: version, table: table)
+        snapshot.contentHash &+= 1
+        publish(PublishedSnapshot(version: version, table: table, snapshot: snapshot))
+    }
+
+    private func publish(_ published: PublishedSnapshot) {
+        let version = published.version
         let woken = state.withLock { state -> [CheckedContinuation<PublishedSnapshot, any Error>] in
             precondition(version > (state.current?.version ?? 0), "versions only grow")
             state.current = published

@@ -34,6 +34,7 @@ public final class ManifestSource: Sendable {
     public let path: String
     public let configuration: TranslatorConfiguration
     public let latest: LatestSnapshot
+    public let diagnostics: DiagnosticsBoard
     private let options: Options
     private let logger: Logger
     private let state = Mutex(State())
@@ -61,10 +62,14 @@ public final class ManifestSource: Sendable {
         var status = Status()
     }
 
-    public init(path: String, configuration: TranslatorConfiguration = .init(), latest: LatestSnapshot, options: Options = .init(), logger: Logger = Logger(label: "portico.manifests")) {
+    public init(
+        path: String, configuration: TranslatorConfiguration = .init(), latest: LatestSnapshot, diagnostics: DiagnosticsBoard = DiagnosticsBoard(),
+        options: Options = .init(), logger: Logger = Logger(label: "portico.manifests")
+    ) {
         self.path = path
         self.configuration = configuration
         self.latest = latest
+        self.diagnostics = diagnostics
         self.options = options
         self.logger = logger
     }
@@ -92,6 +97,7 @@ public final class ManifestSource: Sendable {
         }
         set.errors.sort()
         let translation = Translator.translate(set.objects, configuration: configuration)
+        diagnostics.update(translation: translation, errors: set.errors, locations: set.locations)
         let status = state.withLock { state -> Status in
             let previousErrors = Set(state.status.errors)
             newErrors = set.errors.filter { !previousErrors.contains($0) }

@@ -12,18 +12,20 @@ import Darwin
 /// Serves one `SnapshotService` on every listen address (Unix sockets and TCP) until cancelled.
 ///
 /// A Unix socket's directory is created 0700 when missing, and the socket is made 0600 once bound.
-/// A request message over `maxMessageBytes` ends that one stream with RESOURCE_EXHAUSTED.
+/// A request message over the service's `maxMessageBytes` ends that one stream with
+/// RESOURCE_EXHAUSTED; the transport refuses to buffer more than 1 MiB beyond that limit at all (it
+/// then resets the stream without a status, still touching no other stream).
 public struct SnapshotServer: Sendable {
     public let service: SnapshotService
     public let addresses: [ServerAddress]
     public let maxMessageBytes: Int
     private let logger: Logger
 
-    public init(service: SnapshotService, addresses: [ServerAddress], maxMessageBytes: Int = 64 << 20, logger: Logger = Logger(label: "portico.server")) {
+    public init(service: SnapshotService, addresses: [ServerAddress], logger: Logger = Logger(label: "portico.server")) {
         precondition(!addresses.isEmpty, "at least one listen address")
         self.service = service
         self.addresses = addresses
-        self.maxMessageBytes = maxMessageBytes
+        self.maxMessageBytes = service.maxMessageBytes
         self.logger = logger
     }
 
@@ -32,7 +34,7 @@ public struct SnapshotServer: Sendable {
     public func run(onListening: @Sendable ([ServerAddress]) -> Void = { _ in }) async throws {
         for case .unix(let path) in addresses { try Self.prepareSocketDirectory(for: path) }
         var config = HTTP2ServerTransport.Posix.Config.defaults
-        config.rpc.maxRequestPayloadSize = maxMessageBytes
+        config.rpc.maxRequestPayloadSize = maxMessageBytes + (1 << 20)
         let transports = addresses.map {
             HTTP2ServerTransport.Posix(address: $0.socketAddress, transportSecurity: .plaintext, config: config)
         }

@@ -12,11 +12,19 @@ import SnapshotProtocol
 public struct SnapshotService: Portico_V1_Snapshots.SimpleServiceProtocol {
     public let latest: LatestSnapshot
     public let registry: SubscriberRegistry
+    public let diagnostics: DiagnosticsBoard?
+    /// Requests over this size end their stream with RESOURCE_EXHAUSTED.
+    public let maxMessageBytes: Int
     private let logger: Logger
 
-    public init(latest: LatestSnapshot, registry: SubscriberRegistry, logger: Logger = Logger(label: "portico.snapshots")) {
+    public init(
+        latest: LatestSnapshot, registry: SubscriberRegistry = SubscriberRegistry(), diagnostics: DiagnosticsBoard? = nil,
+        maxMessageBytes: Int = 64 << 20, logger: Logger = Logger(label: "portico.snapshots")
+    ) {
         self.latest = latest
+        self.maxMessageBytes = maxMessageBytes
         self.registry = registry
+        self.diagnostics = diagnostics
         self.logger = logger
     }
 
@@ -56,6 +64,7 @@ public struct SnapshotService: Portico_V1_Snapshots.SimpleServiceProtocol {
                 }
             }
             while let message = try await requests.next() {
+                try checkSize(message)
                 switch message.request {
                 case .ack(let ack)?:
                     registry.acked(id, version: ack.version)
@@ -74,11 +83,23 @@ public struct SnapshotService: Portico_V1_Snapshots.SimpleServiceProtocol {
         }
     }
 
+    /// The transport drops a stream outright past its own ceiling (see `SnapshotServer`); below that,
+    /// this check answers an oversized request with a status that says what happened.
+    private func checkSize(_ message: Portico_V1_WatchRequest) throws {
+        let size = (try? message.serializedBytes() as [UInt8])?.count ?? 0
+        guard size <= maxMessageBytes else {
+            throw RPCError(
+                code: .resourceExhausted,
+                message: "WatchRequest of \(size) bytes exceeds the server's limit of \(maxMessageBytes) bytes (--max-message-bytes)")
+        }
+    }
+
     public func dump(request: Portico_V1_DumpRequest, context: ServerContext) async throws -> Portico_V1_DumpResponse {
         var dump = Portico_V1_DumpResponse()
         if let current = latest.current {
             dump.snapshot = Portico_V1_Snapshot(version: current.version, table: current.table, includePrivateKeys: false)
         }
+        if let diagnostics { dump.diagnostics = diagnostics.diagnostics }
         dump.subscribers = registry.all.map { record in
             var status = Portico_V1_SubscriberStatus()
             status.id = record.id

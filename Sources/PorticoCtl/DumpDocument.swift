@@ -200,7 +200,17 @@ extension DumpDocument {
 
     /// A live server's dump. The hash is the server's (its table still had its keys).
     public init(server: ServerAddress, response: Portico_V1_DumpResponse, table: RouteTable) {
-        self.init(source: "\(server)", version: response.snapshot.version, table: table)
+        let diagnostics = response.diagnostics
+        self.init(
+            source: "\(server)", version: response.snapshot.version, table: table,
+            accepted: Int(diagnostics.acceptedIngresses), rejected: Int(diagnostics.rejectedIngresses),
+            ignored: Int(diagnostics.ignoredIngresses))
+        rejections = diagnostics.rejections.map {
+            RejectionEntry(
+                object: $0.object, reason: $0.reason, effect: $0.effect, field: $0.field.isEmpty ? nil : $0.field, message: $0.message,
+                location: $0.location.isEmpty ? nil : $0.location)
+        }
+        manifestErrors = diagnostics.sourceErrors
         let hash = String(response.snapshot.contentHash, radix: 16)
         contentHash = String(repeating: "0", count: max(0, 16 - hash.count)) + hash
         let version = response.snapshot.version

@@ -56,7 +56,8 @@ public struct SourceOptions: ParsableArguments, Sendable {
         }
         let document = DumpDocument(server: address, response: response, table: table)
         return LoadedTable(
-            table: table, document: document, manifestErrors: [], rejections: [],
+            table: table, document: document, manifestErrors: response.diagnostics.sourceErrors,
+            rejections: document.rejections.map { "\($0.object)\($0.field.map { " \($0)" } ?? ""): \($0.reason): \($0.message)" },
             nacks: document.subscribers?.compactMap { subscriber in
                 subscriber.lastNack.map { "subscriber \(subscriber.id) (\(subscriber.node)) NACKed version \($0.version): \($0.error)" }
             } ?? [])

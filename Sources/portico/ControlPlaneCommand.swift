@@ -46,9 +46,10 @@ struct ControlPlaneCommand: AsyncParsableCommand {
         let logger = Logger(label: "portico.control-plane")
         let addresses = try listen.map { try ServerAddress(parsing: $0) }
         let latest = LatestSnapshot()
+        let diagnostics = DiagnosticsBoard()
         let source = ManifestSource(
             path: manifests, configuration: TranslatorConfiguration(controllerName: controllerName, ingressClassName: ingressClass),
-            latest: latest)
+            latest: latest, diagnostics: diagnostics)
         do {
             try source.reload()
         } catch {
@@ -56,7 +57,7 @@ struct ControlPlaneCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let server = SnapshotServer(
-            service: SnapshotService(latest: latest, registry: SubscriberRegistry()), addresses: addresses, maxMessageBytes: maxMessageBytes)
+            service: SnapshotService(latest: latest, diagnostics: diagnostics, maxMessageBytes: maxMessageBytes), addresses: addresses)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             group.addTask { await source.watch() }

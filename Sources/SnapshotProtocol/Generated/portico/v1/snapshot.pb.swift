@@ -660,11 +660,67 @@ public nonisolated struct Portico_V1_DumpResponse: Sendable {
 
   public var subscribers: [Portico_V1_SubscriberStatus] = []
 
+  /// What the source could not use, from the server's last rebuild (control plane only).
+  public var diagnostics: Portico_V1_Diagnostics {
+    get {_diagnostics ?? Portico_V1_Diagnostics()}
+    set {_diagnostics = newValue}
+  }
+  /// Returns true if `diagnostics` has been explicitly set.
+  public var hasDiagnostics: Bool {self._diagnostics != nil}
+  /// Clears the value of `diagnostics`. Subsequent reads from it will return its default value.
+  public mutating func clearDiagnostics() {self._diagnostics = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _snapshot: Portico_V1_Snapshot? = nil
+  fileprivate var _diagnostics: Portico_V1_Diagnostics? = nil
+}
+
+public nonisolated struct Portico_V1_Diagnostics: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rejections: [Portico_V1_RejectionStatus] = []
+
+  /// Documents or files that could not be loaded, as "file: document N (line L): message".
+  public var sourceErrors: [String] = []
+
+  public var acceptedIngresses: UInt32 = 0
+
+  public var rejectedIngresses: UInt32 = 0
+
+  public var ignoredIngresses: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Portico_V1_RejectionStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "Ingress namespace/name".
+  public var object: String = String()
+
+  public var reason: String = String()
+
+  public var effect: String = String()
+
+  public var field: String = String()
+
+  public var message: String = String()
+
+  /// Where the object was defined, for file sources.
+  public var location: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Portico_V1_SubscriberStatus: Sendable {
@@ -1652,7 +1708,7 @@ nonisolated extension Portico_V1_DumpRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Portico_V1_DumpResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DumpResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshot\0\u{1}subscribers\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshot\0\u{1}subscribers\0\u{1}diagnostics\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1662,6 +1718,7 @@ nonisolated extension Portico_V1_DumpResponse: SwiftProtobuf.Message, SwiftProto
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._snapshot) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.subscribers) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._diagnostics) }()
       default: break
       }
     }
@@ -1678,12 +1735,121 @@ nonisolated extension Portico_V1_DumpResponse: SwiftProtobuf.Message, SwiftProto
     if !self.subscribers.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.subscribers, fieldNumber: 2)
     }
+    try { if let v = self._diagnostics {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Portico_V1_DumpResponse, rhs: Portico_V1_DumpResponse) -> Bool {
     if lhs._snapshot != rhs._snapshot {return false}
     if lhs.subscribers != rhs.subscribers {return false}
+    if lhs._diagnostics != rhs._diagnostics {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Portico_V1_Diagnostics: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Diagnostics"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rejections\0\u{3}source_errors\0\u{3}accepted_ingresses\0\u{3}rejected_ingresses\0\u{3}ignored_ingresses\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.rejections) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.sourceErrors) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.acceptedIngresses) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.rejectedIngresses) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.ignoredIngresses) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.rejections.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.rejections, fieldNumber: 1)
+    }
+    if !self.sourceErrors.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.sourceErrors, fieldNumber: 2)
+    }
+    if self.acceptedIngresses != 0 {
+      try visitor.visitSingularUInt32Field(value: self.acceptedIngresses, fieldNumber: 3)
+    }
+    if self.rejectedIngresses != 0 {
+      try visitor.visitSingularUInt32Field(value: self.rejectedIngresses, fieldNumber: 4)
+    }
+    if self.ignoredIngresses != 0 {
+      try visitor.visitSingularUInt32Field(value: self.ignoredIngresses, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Portico_V1_Diagnostics, rhs: Portico_V1_Diagnostics) -> Bool {
+    if lhs.rejections != rhs.rejections {return false}
+    if lhs.sourceErrors != rhs.sourceErrors {return false}
+    if lhs.acceptedIngresses != rhs.acceptedIngresses {return false}
+    if lhs.rejectedIngresses != rhs.rejectedIngresses {return false}
+    if lhs.ignoredIngresses != rhs.ignoredIngresses {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Portico_V1_RejectionStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RejectionStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}object\0\u{1}reason\0\u{1}effect\0\u{1}field\0\u{1}message\0\u{1}location\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.object) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.effect) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.field) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.location) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.object.isEmpty {
+      try visitor.visitSingularStringField(value: self.object, fieldNumber: 1)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    if !self.effect.isEmpty {
+      try visitor.visitSingularStringField(value: self.effect, fieldNumber: 3)
+    }
+    if !self.field.isEmpty {
+      try visitor.visitSingularStringField(value: self.field, fieldNumber: 4)
+    }
+    if !self.message.isEmpty {
+      try visitor.visitSingularStringField(value: self.message, fieldNumber: 5)
+    }
+    if !self.location.isEmpty {
+      try visitor.visitSingularStringField(value: self.location, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Portico_V1_RejectionStatus, rhs: Portico_V1_RejectionStatus) -> Bool {
+    if lhs.object != rhs.object {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.effect != rhs.effect {return false}
+    if lhs.field != rhs.field {return false}
+    if lhs.message != rhs.message {return false}
+    if lhs.location != rhs.location {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

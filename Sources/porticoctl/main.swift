@@ -1,3 +1,0 @@
-import PorticoCtl
-
-await PorticoCtlCommand.main()
