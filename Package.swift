@@ -50,6 +50,7 @@ let package = Package(
         .target(name: "ControlPlane", dependencies: [
             "RouteModel", "KubeTypes", "Manifests", "Translator", "SnapshotProtocol",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -92,6 +93,8 @@ let package = Package(
         .testTarget(name: "TranslatorTests", dependencies: ["Translator", "TestSupport"]),
         .testTarget(name: "SnapshotProtocolTests", dependencies: ["SnapshotProtocol", "TestSupport"]),
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "SnapshotProtocol", "TestSupport", "PorticoCtl"]),
+        // Starts the built executables as real processes.
+        .testTarget(name: "EndToEndTests", dependencies: ["PorticoCtl"]),
         .testTarget(name: "PorticoCtlTests", dependencies: ["PorticoCtl", .product(name: "Yams", package: "Yams")]),
     ]
 )

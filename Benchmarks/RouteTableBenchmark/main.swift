@@ -31,67 +31,9 @@ struct Options {
     }
 }
 
-/// One Ingress per app: a host (every tenth a wildcard), a Prefix `/`, a Prefix `/api/vK` and, on
-/// every fourth, an Exact `/healthz`; each app's Service has one port and a slice of three Pods.
-func generate(_ count: Int) -> KubeObjects {
-    var objects = KubeObjects()
-    objects.ingresses.reserveCapacity(count)
-    objects.services.reserveCapacity(count)
-    objects.endpointSlices.reserveCapacity(count)
-    for index in 0..<count {
-        let namespace = "team-\(index % 50)"
-        let service = "app-\(index)"
-        let host = index % 10 == 9 ? "*.tenant-\(index).example.com" : "app-\(index).example.com"
-        let backend = IngressBackend(service: IngressServiceBackend(name: service, port: ServiceBackendPort(number: 80)))
-        var paths = [
-            HTTPIngressPath(path: "/", pathType: "Prefix", backend: backend),
-            HTTPIngressPath(path: "/api/v\(index % 3 + 1)", pathType: "Prefix", backend: backend),
-        ]
-        if index % 4 == 0 { paths.append(HTTPIngressPath(path: "/healthz", pathType: "Exact", backend: backend)) }
-        objects.ingresses.append(
-            Ingress(
-                metadata: ObjectMeta(name: service, namespace: namespace, creationTimestamp: KubeTime(secondsSinceEpoch: 1_700_000_000 + Int64(index))),
-                spec: IngressSpec(ingressClassName: "portico", rules: [IngressRule(host: host, http: HTTPIngressRuleValue(paths: paths))])))
-        objects.services.append(
-            Service(
-                metadata: ObjectMeta(name: service, namespace: namespace),
-                spec: ServiceSpec(ports: [ServicePort(name: "http", port: 80, targetPort: .int(8080))])))
-        let base = index * 3
-        objects.endpointSlices.append(
-            EndpointSlice(
-                metadata: ObjectMeta(name: "\(service)-abcde", namespace: namespace, labels: [EndpointSlice.serviceNameLabel: service]),
-                addressType: "IPv4",
-                endpoints: (0..<3).map { pod in
-                    let address = base + pod
-                    return EndpointSliceEndpoint(
-                        addresses: ["10.\(address >> 16 & 255).\(address >> 8 & 255).\(address & 255)"],
-                        conditions: EndpointConditions(ready: true))
-                },
-                ports: [EndpointSlicePort(name: "http", port: 8080, protocol: "TCP")]))
-    }
-    return objects
-}
-
-func median(_ values: [Double]) -> Double {
-    let sorted = values.sorted()
-    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-}
-
-func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-}
-
-func format(_ value: Double, _ digits: Int) -> String {
-    var text = String(Int((value * pow10(digits)).rounded()))
-    while text.count <= digits { text = "0" + text }
-    return digits == 0 ? text : String(text.dropLast(digits)) + "." + String(text.suffix(digits))
-}
-
-func pow10(_ digits: Int) -> Double { (0..<digits).reduce(1.0) { value, _ in value * 10 } }
-
 let options = Options(arguments: CommandLine.arguments)
 let clock = ContinuousClock()
-let objects = generate(options.ingresses)
+let objects = GeneratedCluster.objects(count: options.ingresses)
 print("input: \(objects.ingresses.count) Ingresses, \(objects.services.count) Services, \(objects.endpointSlices.count) EndpointSlices")
 
 // Compile.
@@ -100,7 +42,7 @@ var translation = Translator.translate(objects)
 for run in 0..<(options.runs + 2) {
     let start = clock.now
     let result = Translator.translate(objects)
-    let elapsed = seconds(clock.now - start)
+    let elapsed = Measure.seconds(clock.now - start)
     translation = result  // the previous table is freed here, outside the timed region
     if run >= 2 { compileTimes.append(elapsed * 1000) }  // two warm-up runs
 }
@@ -109,18 +51,18 @@ precondition(translation.rejections.isEmpty, "the generated input must be clean:
 print(
     "table: \(table.virtualHosts.count) virtual hosts, \(table.routeCount) routes, \(table.clusters.count) clusters, hash \(table.contentHashHex)")
 print(
-    "compile (translate + build lookup index), ms: median \(format(median(compileTimes), 1))  min \(format(compileTimes.min()!, 1))  max \(format(compileTimes.max()!, 1))  (\(options.runs) runs)")
+    "compile (translate + build lookup index), ms: median \(Measure.format(Measure.median(compileTimes), 1))  min \(Measure.format(compileTimes.min()!, 1))  max \(Measure.format(compileTimes.max()!, 1))  (\(options.runs) runs)")
 
 // The RouteTable part alone (sort check, lookup index, content hash), from already-translated values.
 var tableTimes: [Double] = []
 for run in 0..<(options.runs + 2) {
     let start = clock.now
     let rebuilt = RouteTable(virtualHosts: table.virtualHosts, clusters: table.clusters, certificates: table.certificates)
-    let elapsed = seconds(clock.now - start)
+    let elapsed = Measure.seconds(clock.now - start)
     precondition(rebuilt.contentHash == table.contentHash)
     if run >= 2 { tableTimes.append(elapsed * 1000) }
 }
-print("  of which RouteTable (index + hash), ms: median \(format(median(tableTimes), 1))")
+print("  of which RouteTable (index + hash), ms: median \(Measure.format(Measure.median(tableTimes), 1))")
 
 // Resolve: a fixed mix of requests — exact-host hits on each kind of route, wildcard hits, and misses.
 var generator = SplitMix64(seed: 7)
@@ -146,7 +88,7 @@ func perCall(_ requests: [(host: String, path: String)], _ body: ((host: String,
         let start = (round * batch) % requests.count
         let begin = ContinuousClock().now
         for index in start..<start + batch { checksum &+= body(requests[index]) }
-        let elapsed = seconds(ContinuousClock().now - begin)
+        let elapsed = Measure.seconds(ContinuousClock().now - begin)
         if round >= 10 { results.append(elapsed / Double(batch) * 1e9) }
     }
     return (results, checksum)
@@ -166,7 +108,7 @@ let normaliseAndResolve = perCall(requests) { request in
     return code(table.resolve(host: request.host, path: path))
 }
 print(
-    "resolve, ns per request: median \(format(median(resolve.times), 1))  min \(format(resolve.times.min()!, 1))  max \(format(resolve.times.max()!, 1))  (50 batches of 10000)")
+    "resolve, ns per request: median \(Measure.format(Measure.median(resolve.times), 1))  min \(Measure.format(resolve.times.min()!, 1))  max \(Measure.format(resolve.times.max()!, 1))  (50 batches of 10000)")
 print(
-    "normalise + resolve, ns per request: median \(format(median(normaliseAndResolve.times), 1))  min \(format(normaliseAndResolve.times.min()!, 1))  max \(format(normaliseAndResolve.times.max()!, 1))")
+    "normalise + resolve, ns per request: median \(Measure.format(Measure.median(normaliseAndResolve.times), 1))  min \(Measure.format(normaliseAndResolve.times.min()!, 1))  max \(Measure.format(normaliseAndResolve.times.max()!, 1))")
 print("checksum \(resolve.checksum &+ normaliseAndResolve.checksum)")

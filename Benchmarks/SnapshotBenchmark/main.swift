@@ -1,1 +1,98 @@
+// Snapshot protocol benchmark:
+// 1. encode and decode time and byte size of the snapshot of a 10k-Ingress cluster;
+// 2. time from publishing a new version to its ACK by all of 100 subscribers over a Unix socket, for
+//    that large table and for a small one (protocol overhead alone). Server and subscribers share
+//    this process and its two cores, so the large case includes 100 decodes of a 10k-Ingress table.
+//
+// Run through scripts/bench-snapshot.sh, which builds in release mode.
+//   --ingresses N     size of the large table (default 10000)
+//   --subscribers N   (default 100)
+
+import ControlPlane
+import Foundation
+import KubeTypes
+import RouteModel
 import SnapshotProtocol
+import Synchronization
+import TestSupport
+import Translator
+
+var ingressCount = 10_000
+var subscriberCount = 100
+var arguments = CommandLine.arguments.dropFirst().makeIterator()
+while let argument = arguments.next() {
+    switch argument {
+    case "--ingresses": ingressCount = arguments.next().flatMap(Int.init) ?? ingressCount
+    case "--subscribers": subscriberCount = arguments.next().flatMap(Int.init) ?? subscriberCount
+    default:
+        print("unknown argument \(argument); use --ingresses N --subscribers N")
+        exit(64)
+    }
+}
+
+let large = Translator.translate(GeneratedCluster.objects(count: ingressCount)).table
+print("table: \(ingressCount) Ingresses → \(large.virtualHosts.count) virtual hosts, \(large.routeCount) routes, \(large.clusters.count) clusters")
+
+var bytes: [UInt8] = []
+let encode = try Measure.milliseconds(runs: 11) {
+    bytes = try Portico_V1_Snapshot(version: 1, table: large).serializedBytes()
+}
+var decoded = RouteTable.empty
+let decode = try Measure.milliseconds(runs: 11) {
+    decoded = try Portico_V1_Snapshot(serializedBytes: bytes).decodeTable()
+}
+precondition(decoded == large)
+print("snapshot size: \(bytes.count) bytes (\(Measure.format(Double(bytes.count) / 1_048_576, 2)) MiB)")
+print("encode (table → proto → bytes), ms: median \(Measure.format(Measure.median(encode), 1))  min \(Measure.format(encode.min()!, 1))")
+print("decode (bytes → proto → checked RouteTable with index and hash), ms: median \(Measure.format(Measure.median(decode), 1))  min \(Measure.format(decode.min()!, 1))")
+
+/// Starts a server and `count` subscribers, then measures publish → all ACKed, `rounds` times.
+func fanOut(tables: [RouteTable], subscribers count: Int) async throws -> [Double] {
+    let socket = "/tmp/portico-bench-\(UUID().uuidString.prefix(8))/cp.sock"
+    let latest = LatestSnapshot()
+    let registry = SubscriberRegistry()
+    let server = SnapshotServer(service: SnapshotService(latest: latest, registry: registry), addresses: [.unix(path: socket)])
+    let listening = Mutex(false)
+    let serverTask = Task { try await server.run { _ in listening.withLock { $0 = true } } }
+    while !listening.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+    latest.publish(version: 1, table: tables[0])
+    let tasks = (0..<count).map { index in
+        Task {
+            let subscriber = SnapshotSubscriber(
+                address: .unix(path: socket), identity: SubscriberIdentity(node: "bench", workerID: "\(index)", kind: .worker))
+            await subscriber.run { _ in }
+        }
+    }
+    func allAcked(_ version: UInt64) async throws {
+        while !(registry.all.count == count && registry.all.allSatisfy { $0.ackedVersion >= version }) {
+            try await Task.sleep(for: .microseconds(200))
+        }
+    }
+    try await allAcked(1)
+    var times: [Double] = []
+    for (index, table) in tables.enumerated().dropFirst() {
+        let version = UInt64(index + 1)
+        let start = ContinuousClock.now
+        latest.publish(version: version, table: table)
+        try await allAcked(version)
+        times.append(Measure.seconds(ContinuousClock.now - start) * 1000)
+    }
+    for task in tasks { task.cancel() }
+    serverTask.cancel()
+    _ = await serverTask.result
+    return times
+}
+
+func variant(of table: RouteTable, _ version: Int) -> RouteTable {
+    var clusters = table.clusters
+    clusters[version % clusters.count].endpoints.append(Endpoint(address: "10.255.\(version / 256 % 256).\(version % 256)", port: 8080))
+    return RouteTable(virtualHosts: table.virtualHosts, clusters: clusters, certificates: table.certificates)
+}
+
+let small = Translator.translate(GeneratedCluster.objects(count: 10)).table
+let smallTimes = try await fanOut(tables: (0..<21).map { variant(of: small, $0) }, subscribers: subscriberCount)
+print(
+    "fan-out of a 10-Ingress table to \(subscriberCount) subscribers (publish → all ACKed), ms: median \(Measure.format(Measure.median(smallTimes), 1))  max \(Measure.format(smallTimes.max()!, 1))  (20 versions)")
+let largeTimes = try await fanOut(tables: (0..<6).map { variant(of: large, $0) }, subscribers: subscriberCount)
+print(
+    "fan-out of the \(ingressCount)-Ingress table to \(subscriberCount) subscribers, ms: median \(Measure.format(Measure.median(largeTimes), 1))  max \(Measure.format(largeTimes.max()!, 1))  (5 versions)")

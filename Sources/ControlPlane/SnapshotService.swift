@@ -1,4 +1,5 @@
 import GRPCCore
+import GRPCProtobuf
 import Logging
 import RouteModel
 import SnapshotProtocol
@@ -9,7 +10,7 @@ import SnapshotProtocol
 /// A subscriber's sender waits for "anything newer than what it was sent" only after its previous
 /// write completed (a stalled reader holds up only its own sender); all subscribers share the one
 /// encoded snapshot of each version.
-public struct SnapshotService: Portico_V1_Snapshots.SimpleServiceProtocol {
+public struct SnapshotService: RegistrableRPCService {
     public let latest: LatestSnapshot
     public let registry: SubscriberRegistry
     public let diagnostics: DiagnosticsBoard?
@@ -28,9 +29,32 @@ public struct SnapshotService: Portico_V1_Snapshots.SimpleServiceProtocol {
         self.logger = logger
     }
 
-    public func watch(
+    /// Registers `Watch` with a serializer that sends pre-encoded snapshots, and `Dump` as generated.
+    public func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
+        router.registerHandler(
+            forMethod: Portico_V1_Snapshots.Method.Watch.descriptor,
+            deserializer: ProtobufDeserializer<Portico_V1_WatchRequest>(),
+            serializer: EncodedResponseSerializer(),
+            handler: { request, context in
+                StreamingServerResponse<EncodedResponse>(metadata: [:]) { writer in
+                    try await self.watch(request: request.messages, response: writer, context: context)
+                    return [:]
+                }
+            })
+        router.registerHandler(
+            forMethod: Portico_V1_Snapshots.Method.Dump.descriptor,
+            deserializer: ProtobufDeserializer<Portico_V1_DumpRequest>(),
+            serializer: ProtobufSerializer<Portico_V1_DumpResponse>(),
+            handler: { request, context in
+                let single = try await ServerRequest(stream: request)
+                return StreamingServerResponse(
+                    single: ServerResponse(message: try await self.dump(request: single.message, context: context), metadata: [:]))
+            })
+    }
+
+    func watch(
         request: RPCAsyncSequence<Portico_V1_WatchRequest, any Error>,
-        response: RPCWriter<Portico_V1_WatchResponse>,
+        response: RPCWriter<EncodedResponse>,
         context: ServerContext
     ) async throws {
         var requests = request.makeAsyncIterator()
@@ -54,12 +78,10 @@ public struct SnapshotService: Portico_V1_Snapshots.SimpleServiceProtocol {
                 var sent: UInt64 = 0
                 while true {
                     let snapshot = try await latest.next(after: sent)
-                    var message = Portico_V1_WatchResponse()
-                    message.version = snapshot.version
-                    message.nonce = "\(snapshot.version)-\(id)"
-                    message.snapshot = snapshot.snapshot
+                    var nonce = Portico_V1_WatchResponse()
+                    nonce.nonce = "\(snapshot.version)-\(id)"
                     registry.sent(id, version: snapshot.version)
-                    try await response.write(message)
+                    try await response.write(EncodedResponse(shared: snapshot.encodedResponse, suffix: try nonce.serializedBytes()))
                     sent = snapshot.version
                 }
             }
@@ -94,7 +116,7 @@ public struct SnapshotService: Portico_V1_Snapshots.SimpleServiceProtocol {
         }
     }
 
-    public func dump(request: Portico_V1_DumpRequest, context: ServerContext) async throws -> Portico_V1_DumpResponse {
+    func dump(request: Portico_V1_DumpRequest, context: ServerContext) async throws -> Portico_V1_DumpResponse {
         var dump = Portico_V1_DumpResponse()
         if let current = latest.current {
             dump.snapshot = Portico_V1_Snapshot(version: current.version, table: current.table, includePrivateKeys: false)
@@ -119,5 +141,24 @@ public struct SnapshotService: Portico_V1_Snapshots.SimpleServiceProtocol {
             return status
         }
         return dump
+    }
+}
+
+/// A `WatchResponse` already serialised: the version's shared bytes, then this subscriber's nonce field.
+struct EncodedResponse: Sendable {
+    let shared: [UInt8]
+    let suffix: [UInt8]
+}
+
+struct EncodedResponseSerializer: MessageSerializer {
+    func serialize<Bytes: GRPCContiguousBytes>(_ message: EncodedResponse) throws -> Bytes {
+        var bytes = Bytes(repeating: 0, count: message.shared.count + message.suffix.count)
+        bytes.withUnsafeMutableBytes { buffer in
+            message.shared.withUnsafeBytes { buffer.copyMemory(from: $0) }
+            message.suffix.withUnsafeBytes {
+                UnsafeMutableRawBufferPointer(rebasing: buffer[message.shared.count...]).copyMemory(from: $0)
+            }
+        }
+        return bytes
     }
 }

@@ -1,0 +1,113 @@
+import Foundation
+import PorticoCtl
+import Testing
+
+/// The built executables, next to this test bundle (`swift build --build-tests` builds them).
+enum Binaries {
+    static let directory: URL = {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var url = URL(fileURLWithPath: executable).deletingLastPathComponent()
+        // The test runner may live inside PorticoPackageTests.xctest/…; walk up to the build directory.
+        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("portico").path), url.path != "/" {
+            url.deleteLastPathComponent()
+        }
+        return url
+    }()
+
+    static var portico: String { directory.appendingPathComponent("portico").path }
+}
+
+/// A child process whose output is collected; killed at the end of the test if still running.
+final class ChildProcess: @unchecked Sendable {
+    let process = Process()
+    private let output = Pipe()
+    private let lock = NSLock()
+    private var collected = Data()
+
+    init(_ executable: String, _ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = output
+        process.standardError = output
+        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            guard let self, !data.isEmpty else { return }
+            self.lock.withLock { self.collected.append(data) }
+        }
+        try process.run()
+    }
+
+    var text: String { lock.withLock { String(decoding: collected, as: UTF8.self) } }
+
+    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    /// Waits for exit, polling, up to `timeout`; returns the exit status or nil.
+    func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { process.terminate() }
+        output.fileHandleForReading.readabilityHandler = nil
+    }
+}
+
+func poll(_ what: String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    Issue.record("timed out waiting until \(what)")
+    throw CancellationError()
+}
+
+@Suite(.serialized) struct ControlPlaneProcessTests {
+    static let quickstart = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("examples/quickstart").path
+
+    @Test func servesWatchesAndStopsOnSIGTERM() async throws {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("portico-e2e-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.copyItem(atPath: Self.quickstart, toPath: work + "/manifests")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let socket = "unix:\(work)/run/cp.sock"
+        let controlPlane = try ChildProcess(Binaries.portico, ["control-plane", "--manifests", work + "/manifests", "--listen", socket])
+
+        func dumpJSON() async throws -> DumpDocument? {
+            let result = await (try DumpCommand.parse(["--server", socket, "-o", "json", "--timeout", "2"])).execute()
+            guard result.exitCode == 0 else { return nil }
+            return try JSONDecoder().decode(DumpDocument.self, from: Data(result.stdout.utf8))
+        }
+        try await poll("the control plane answers") { try await dumpJSON()?.version == 1 }
+
+        let blog = work + "/manifests/blog.yaml"
+        try String(contentsOfFile: blog, encoding: .utf8).replacingOccurrences(of: "/feed.xml", with: "/rss.xml")
+            .write(toFile: blog, atomically: true, encoding: .utf8)
+        try await poll("the edit is published as version 2") {
+            guard let document = try await dumpJSON(), document.version == 2 else { return false }
+            return document.virtualHosts.first { $0.host == "blog.example.com" }?.routes.contains { $0.path == "/rss.xml" } == true
+        }
+
+        controlPlane.signal(SIGTERM)
+        let status = try await controlPlane.waitForExit()
+        #expect(status == 0, "output:\n\(controlPlane.text)")
+        #expect(controlPlane.text.contains("manifests loaded"))
+        #expect(controlPlane.text.contains("stopping"))
+    }
+
+    @Test func aMissingManifestPathIsAClearError() async throws {
+        let controlPlane = try ChildProcess(Binaries.portico, ["control-plane", "--manifests", "/nonexistent/portico", "--listen", "unix:/tmp/portico-unused/cp.sock"])
+        let status = try await controlPlane.waitForExit()
+        #expect(status == 1)
+        #expect(controlPlane.text.contains("error: /nonexistent/portico: no such file or directory"))
+    }
+
+    @Test func aBadListenAddressIsAUsageError() async throws {
+        let controlPlane = try ChildProcess(Binaries.portico, ["control-plane", "--manifests", Self.quickstart, "--listen", "unix:relative.sock"])
+        let status = try await controlPlane.waitForExit()
+        #expect(status == 64)
+        #expect(controlPlane.text.contains("a Unix socket path must be absolute"))
+    }
+}
