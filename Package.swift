@@ -75,7 +75,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "SnapshotBenchmark",
-            dependencies: ["RouteModel", "KubeTypes", "Translator", "SnapshotProtocol", "ControlPlane", "TestSupport"],
+            dependencies: [
+                "RouteModel", "KubeTypes", "Translator", "SnapshotProtocol", "ControlPlane", "TestSupport",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ],
             path: "Benchmarks/SnapshotBenchmark"
         ),
         .target(
