@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         // Compiled route table and its lookup structures. Standard library only.
@@ -54,6 +55,15 @@ let package = Package(
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The worker: snapshot subscriber, table store, HTTP reverse proxy, upstream pools.
+        // Never imports Translator, KubeClient or ControlPlane.
+        .target(name: "DataPlane", dependencies: [
+            "RouteModel", "SnapshotProtocol",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // porticoctl's commands and renderers, kept out of the executable so tests can call them.
         .target(name: "PorticoCtl", dependencies: [
             "RouteModel", "KubeTypes", "Manifests", "Translator", "SnapshotProtocol",
@@ -61,7 +71,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "portico", dependencies: [
-            "PorticoCtl", "ControlPlane", "SnapshotProtocol", "Translator",
+            "PorticoCtl", "ControlPlane", "DataPlane", "SnapshotProtocol", "Translator",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -86,6 +96,9 @@ let package = Package(
             name: "TestSupport",
             dependencies: [
                 "KubeTypes", "RouteModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -97,6 +110,13 @@ let package = Package(
         .testTarget(name: "TranslatorTests", dependencies: ["Translator", "TestSupport"]),
         .testTarget(name: "SnapshotProtocolTests", dependencies: ["SnapshotProtocol", "TestSupport"]),
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "SnapshotProtocol", "TestSupport", "PorticoCtl"]),
+        .testTarget(name: "DataPlaneTests", dependencies: [
+            "DataPlane", "RouteModel", "TestSupport", "ControlPlane", "SnapshotProtocol",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         // Starts the built executables as real processes.
         .testTarget(name: "EndToEndTests", dependencies: ["PorticoCtl"]),
         .testTarget(name: "PorticoCtlTests", dependencies: ["PorticoCtl", .product(name: "Yams", package: "Yams")]),

@@ -9,7 +9,7 @@ struct Portico: AsyncParsableCommand {
         commandName: "portico",
         abstract: "A Kubernetes Ingress controller: control plane, node agent and proxy workers in one binary.",
         version: PorticoVersion.current,
-        subcommands: [ControlPlaneCommand.self])
+        subcommands: [ControlPlaneCommand.self, WorkerCommand.self])
 }
 
 /// Structured logs on stderr, one event per line.

@@ -1,0 +1,63 @@
+import NIOHTTP1
+
+/// Header rewriting between client and upstream, without I/O.
+enum ForwardedHeaders {
+    /// Hop-by-hop fields (RFC 9110 §7.6.1) that never cross the proxy. Transfer-Encoding is kept on
+    /// requests because the body is forwarded with the same framing.
+    static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authenticate", "proxy-authorization"]
+
+    /// The head sent upstream: hop-by-hop fields and those named by Connection removed, Host kept,
+    /// the normalised target, X-Forwarded-For appended, X-Forwarded-Proto/Host/Port set, and
+    /// X-Request-ID kept or generated.
+    static func upstreamRequest(
+        _ head: HTTPRequestHead, target: String, clientAddress: String?, scheme: String, serverPort: Int, requestID: () -> String
+    ) -> HTTPRequestHead {
+        var headers = head.headers
+        removeHopByHop(&headers)
+        let originalHost = head.headers["host"].first ?? ""
+        if let clientAddress {
+            let previous = headers["x-forwarded-for"].joined(separator: ", ")
+            headers.replaceOrAdd(name: "X-Forwarded-For", value: previous.isEmpty ? clientAddress : "\(previous), \(clientAddress)")
+        }
+        headers.replaceOrAdd(name: "X-Forwarded-Proto", value: scheme)
+        headers.replaceOrAdd(name: "X-Forwarded-Host", value: originalHost)
+        headers.replaceOrAdd(name: "X-Forwarded-Port", value: String(serverPort))
+        if headers["x-request-id"].first?.isEmpty ?? true { headers.replaceOrAdd(name: "X-Request-ID", value: requestID()) }
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)
+    }
+
+    /// The head sent to the client: hop-by-hop fields removed; framing is the encoder's.
+    static func downstreamResponse(_ head: HTTPResponseHead) -> HTTPResponseHead {
+        var headers = head.headers
+        removeHopByHop(&headers)
+        return HTTPResponseHead(version: .http1_1, status: head.status, headers: headers)
+    }
+
+    static func removeHopByHop(_ headers: inout HTTPHeaders) {
+        let named = headers["connection"].flatMap { $0.split(separator: ",") }.map { $0.trimmingWhitespace().lowercased() }
+        for name in hopByHop.union(named) where name != "transfer-encoding" && name != "content-length" && name != "host" {
+            headers.remove(name: name)
+        }
+    }
+
+    /// 32 lowercase hex digits from the system's random source.
+    static func newRequestID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let high = generator.next() as UInt64
+        let low = generator.next() as UInt64
+        func hex(_ value: UInt64) -> String {
+            let text = String(value, radix: 16)
+            return String(repeating: "0", count: 16 - text.count) + text
+        }
+        return hex(high) + hex(low)
+    }
+}
+
+extension Substring {
+    func trimmingWhitespace() -> Substring {
+        var result = self
+        while let first = result.first, first == " " || first == "\t" { result = result.dropFirst() }
+        while let last = result.last, last == " " || last == "\t" { result = result.dropLast() }
+        return result
+    }
+}

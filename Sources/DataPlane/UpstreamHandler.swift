@@ -1,0 +1,74 @@
+import NIOCore
+import NIOHTTP1
+
+/// The last handler of an upstream connection: hands response parts to the `ProxyHandler` that
+/// currently owns the connection, and holds reads while the client cannot take more bytes.
+final class UpstreamHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    /// The request being served on this connection; nil while pooled.
+    var owner: ProxyHandler?
+    /// Called when the connection closes while it sits idle in the pool.
+    var onIdleClose: (() -> Void)?
+    private var holdReads = false
+    private var readPending = false
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if let owner {
+            owner.upstreamRead(part)
+        } else {
+            // Bytes on an idle connection mean the upstream broke the protocol: drop it.
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let owner {
+            self.owner = nil
+            owner.upstreamClosed()
+        } else {
+            onIdleClose?()
+        }
+        onIdleClose = nil
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        owner?.upstreamWritabilityChanged(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if holdReads {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    /// Stops reading the response while the client is not writable.
+    func setHoldReads(_ hold: Bool) {
+        holdReads = hold
+        if !hold, readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    func write(_ part: HTTPClientRequestPart, flush: Bool) {
+        guard let context else { return }
+        context.write(wrapOutboundOut(part), promise: nil)
+        if flush { context.flush() }
+    }
+}

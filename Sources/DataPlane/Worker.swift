@@ -1,0 +1,100 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import RouteModel
+import SnapshotProtocol
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One worker process: one event loop, an HTTP listener shared with the other workers through
+/// SO_REUSEPORT, and a snapshot subscription that swaps the route table on that loop.
+public final class Worker: Sendable {
+    public struct Configuration: Sendable {
+        public var controlPlane: ServerAddress
+        public var bindHost = "0.0.0.0"
+        public var httpPort = 80
+        /// Where plain-HTTP requests for TLS hosts are redirected.
+        public var httpsPort = 443
+        public var node = "local"
+        public var workerID = "0"
+
+        public init(controlPlane: ServerAddress) {
+            self.controlPlane = controlPlane
+        }
+    }
+
+    public let configuration: Configuration
+    public let store: TableStore
+    private let group: MultiThreadedEventLoopGroup
+    private let logger: Logger
+    private let accepted = Atomic<Int>(0)
+
+    /// Client connections accepted since start.
+    public var acceptedConnections: Int { accepted.load(ordering: .relaxed) }
+
+    public init(configuration: Configuration, logger: Logger = Logger(label: "portico.worker")) {
+        self.configuration = configuration
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.store = TableStore(eventLoop: group.next())
+        var logger = logger
+        logger[metadataKey: "worker"] = "\(configuration.workerID)"
+        self.logger = logger
+    }
+
+    /// Binds the listener, calls `onListening` with the bound port, and serves and follows snapshots
+    /// until cancelled.
+    public func run(onListening: @Sendable (Int) -> Void = { _ in }) async throws {
+        let eventLoop = store.eventLoop
+        // The pool and balancer belong to the loop; connections reach them through this box.
+        let loopBound = try await eventLoop.submit {
+            NIOLoopBound((UpstreamPool(eventLoop: eventLoop), LoadBalancer()), eventLoop: eventLoop)
+        }.get()
+        var baseSettings = ProxyHandler.Settings()
+        baseSettings.httpsPort = configuration.httpsPort
+        let settings = baseSettings
+        let store = self.store
+        let logger = self.logger
+        let worker = self
+        let server = try await ServerBootstrap(group: eventLoop)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: false)
+            .childChannelInitializer { channel in
+                worker.accepted.add(1, ordering: .relaxed)
+                return channel.eventLoop.makeCompletedFuture {
+                    var connectionSettings = settings
+                    connectionSettings.serverPort = channel.localAddress?.port ?? settings.serverPort
+                    let (pool, balancer) = loopBound.value
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        ProxyHandler(store: store, pool: pool, balancer: balancer, settings: connectionSettings, logger: logger))
+                }
+            }
+            .bind(host: configuration.bindHost, port: configuration.httpPort).get()
+        let port = server.localAddress?.port ?? configuration.httpPort
+        logger.info("worker listening", metadata: ["address": "\(configuration.bindHost):\(port)"])
+        onListening(port)
+
+        let subscriber = SnapshotSubscriber(
+            address: configuration.controlPlane,
+            identity: SubscriberIdentity(node: configuration.node, workerID: configuration.workerID, kind: .worker),
+            logger: logger)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await subscriber.run { snapshot in try await store.apply(snapshot.table, version: snapshot.version) }
+            }
+            await group.waitForAll()
+        }
+        try? await server.close()
+        try? await eventLoop.submit { loopBound.value.0.closeAll() }.get()
+        try? await self.group.shutdownGracefully()
+    }
+}

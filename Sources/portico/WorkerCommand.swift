@@ -1,0 +1,62 @@
+import ArgumentParser
+import DataPlane
+import Logging
+import SnapshotProtocol
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Proxy HTTP traffic with the route table the control plane (or node agent) sends.",
+        discussion: """
+            One event loop per process, like an nginx worker. Several workers may share --http-port: the \
+            listener uses SO_REUSEPORT and the kernel spreads connections between them. Normally started \
+            by the node agent; run by hand for development.
+            """)
+
+    @Option(help: "Where to subscribe for snapshots: unix:/path or HOST:PORT.")
+    var controlPlane: String
+
+    @Option(help: "The plain-HTTP port.")
+    var httpPort: Int = 80
+
+    @Option(help: "The address to bind.")
+    var bind: String = "0.0.0.0"
+
+    @Option(help: "The HTTPS port that plain-HTTP requests for TLS hosts are redirected to.")
+    var httpsPort: Int = 443
+
+    @Option(help: "This worker's id, shown by porticoctl.")
+    var id: String = "0"
+
+    @Option(help: "The node name, shown by porticoctl.")
+    var node: String = "local"
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        do { _ = try ServerAddress(parsing: controlPlane) } catch { throw ValidationError(error.description) }
+        guard (1...65535).contains(httpPort) else { throw ValidationError("--http-port must be from 1 to 65535") }
+    }
+
+    func run() async throws {
+        bootstrapLogging(level: logLevel)
+        var configuration = Worker.Configuration(controlPlane: try ServerAddress(parsing: controlPlane))
+        configuration.httpPort = httpPort
+        configuration.bindHost = bind
+        configuration.httpsPort = httpsPort
+        configuration.workerID = id
+        configuration.node = node
+        let worker = Worker(configuration: configuration)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await worker.run() }
+            group.addTask { _ = await waitForSignal([SIGINT, SIGTERM]) }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// A real HTTP/1.1 upstream on 127.0.0.1 for proxy tests. Paths:
+/// - `/bytes/N`: N bytes of a repeating pattern, streamed in 64 KiB chunks with backpressure;
+/// - `/count`: reads the request body and answers `received=N`;
+/// - `/sleep/MS`: answers after MS milliseconds;
+/// - `/close`: closes the connection without answering;
+/// - `/status/N`: answers with status N;
+/// - anything else: `backend=NAME`, the method, the target and every request header, one per line.
+/// Every response carries `X-Backend: NAME`.
+public final class TestBackend: Sendable {
+    public let name: String
+    public let port: Int
+    private let channel: any Channel
+    private let group: MultiThreadedEventLoopGroup
+    public static func start(name: String) async throws -> TestBackend {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let counter = Counter()
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                counter.value.add(1, ordering: .relaxed)
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(BackendHandler(name: name))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return TestBackend(name: name, port: channel.localAddress!.port!, channel: channel, group: group, counter: counter)
+    }
+
+    private final class Counter: Sendable { let value = Atomic<Int>(0) }
+    private let counter: Counter
+
+    private init(name: String, port: Int, channel: any Channel, group: MultiThreadedEventLoopGroup, counter: Counter) {
+        self.name = name
+        self.port = port
+        self.channel = channel
+        self.group = group
+        self.counter = counter
+    }
+
+    public var acceptedConnections: Int { counter.value.load(ordering: .relaxed) }
+
+    public func stop() async {
+        try? await channel.close()
+        try? await group.shutdownGracefully()
+    }
+}
+
+private final class BackendHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let name: String
+    private var head: HTTPRequestHead?
+    private var received = 0
+
+    init(name: String) { self.name = name }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            received = 0
+            if head.uri == "/close" { context.close(promise: nil) }
+        case .body(let body):
+            received += body.readableBytes
+        case .end:
+            guard let head else { return }
+            respond(context: context, to: head)
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, to head: HTTPRequestHead) {
+        let parts = head.uri.split(separator: "?")[0].split(separator: "/").map(String.init)
+        var headers = HTTPHeaders()
+        headers.add(name: "X-Backend", value: name)
+        switch (parts.first, parts.count > 1 ? parts[1] : nil) {
+        case ("bytes", let count?):
+            let total = Int(count) ?? 0
+            headers.add(name: "Content-Length", value: String(total))
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            stream(context: context, remaining: total)
+        case ("sleep", let milliseconds?):
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: .milliseconds(Int64(milliseconds) ?? 0)) { [self] in
+                send(context: loopBound.value, status: .ok, body: "slept\n", headers: headers)
+            }
+        case ("status", let code?):
+            send(context: context, status: HTTPResponseStatus(statusCode: Int(code) ?? 500), body: "status \(code)\n", headers: headers)
+        case ("count", _):
+            send(context: context, status: .ok, body: "received=\(received)\n", headers: headers)
+        default:
+            var body = "backend=\(name)\nmethod=\(head.method.rawValue)\ntarget=\(head.uri)\n"
+            for header in head.headers { body += "\(header.name.lowercased()): \(header.value)\n" }
+            send(context: context, status: .ok, body: body, headers: headers)
+        }
+    }
+
+    private func send(context: ChannelHandlerContext, status: HTTPResponseStatus, body: String, headers: HTTPHeaders) {
+        var headers = headers
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    /// Writes the next chunk once the previous one is flushed, so memory stays at one chunk.
+    private func stream(context: ChannelHandlerContext, remaining: Int) {
+        guard remaining > 0 else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            return
+        }
+        let size = min(remaining, 65_536)
+        var buffer = context.channel.allocator.buffer(capacity: size)
+        buffer.writeRepeatingByte(UInt8(truncatingIfNeeded: remaining % 251), count: size)
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer)))).whenSuccess { [self] in
+            stream(context: loopBound.value, remaining: remaining - size)
+        }
+    }
+}
