@@ -19,6 +19,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         var serverPort = 80
         var httpsPort = 443
         var maxConnectAttempts = 3
+        var requestHeaderTimeout = TimeAmount.seconds(60)
     }
 
     private enum State {
@@ -50,6 +51,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var upstreamHead: HTTPRequestHead?
     private var tried: Set<Endpoint> = []
     private var responseTimeout: Scheduled<Void>?
+    /// Armed while waiting for a request head (slowloris and idle keep-alive).
+    private var headerTimeout: Scheduled<Void>?
 
     // Backpressure on the client side.
     private var holdReads = false
@@ -63,7 +66,26 @@ final class ProxyHandler: ChannelDuplexHandler {
         self.logger = logger
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { armHeaderTimeout() }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        armHeaderTimeout()
+        context.fireChannelActive()
+    }
+
+    private func armHeaderTimeout() {
+        headerTimeout?.cancel()
+        headerTimeout = context.eventLoop.scheduleTask(in: settings.requestHeaderTimeout) { [self] in
+            guard case .idle = state else { return }
+            // No request is in flight (a partial head is not one yet), so there is nothing to
+            // answer: like nginx's client_header_timeout, the connection is closed.
+            state = .closed
+            context.close(promise: nil)
+        }
+    }
 
     // MARK: Client side
 
@@ -77,6 +99,8 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     private func receive(_ head: HTTPRequestHead) {
         guard case .idle = state else { return }
+        headerTimeout?.cancel()
+        headerTimeout = nil
         requestComplete = false
         responseStarted = false
         keepAlive = head.isKeepAlive
@@ -154,12 +178,21 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
         state = .closed
         responseTimeout?.cancel()
+        headerTimeout?.cancel()
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("client connection error", metadata: ["error": "\(error)"])
-        context.close(promise: nil)
+        if case .forwarding(let connection) = state {
+            connection.handler.owner = nil
+            connection.channel.close(promise: nil)
+        }
+        responseTimeout?.cancel()
+        headerTimeout?.cancel()
+        state = .closed
+        // A malformed request is answered and the connection closed by ProtocolErrorHandler.
+        if !(error is HTTPParserError) { context.close(promise: nil) }
     }
 
     // MARK: Upstream side
@@ -281,6 +314,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         if !keepAlive {
             state = .closed
             context.close(promise: nil)
+        } else {
+            armHeaderTimeout()
         }
     }
 }

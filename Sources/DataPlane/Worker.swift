@@ -21,6 +21,11 @@ public final class Worker: Sendable {
         public var httpPort = 80
         /// Where plain-HTTP requests for TLS hosts are redirected.
         public var httpsPort = 443
+        /// The largest request line plus header block accepted; larger gets 431.
+        public var maxRequestHeaderBytes = 64 << 10
+        /// How long a connection may wait for a complete request head, counted from accept or from
+        /// the end of the previous response: covers idle keep-alive and slowly sent headers.
+        public var requestHeaderTimeout: Duration = .seconds(60)
         public var node = "local"
         public var workerID = "0"
 
@@ -57,6 +62,11 @@ public final class Worker: Sendable {
         }.get()
         var baseSettings = ProxyHandler.Settings()
         baseSettings.httpsPort = configuration.httpsPort
+        baseSettings.requestHeaderTimeout = TimeAmount.nanoseconds(
+            configuration.requestHeaderTimeout.components.seconds * 1_000_000_000 + configuration.requestHeaderTimeout.components.attoseconds / 1_000_000_000)
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldSize = configuration.maxRequestHeaderBytes
+        limits.maxHeaderListSize = configuration.maxRequestHeaderBytes
         let settings = baseSettings
         let store = self.store
         let logger = self.logger
@@ -73,7 +83,10 @@ public final class Worker: Sendable {
                     var connectionSettings = settings
                     connectionSettings.serverPort = channel.localAddress?.port ?? settings.serverPort
                     let (pool, balancer) = loopBound.value
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true, withErrorHandling: false, withEncoderConfiguration: .init(),
+                        withDecoderLimitConfiguration: limits)
+                    try channel.pipeline.syncOperations.addHandler(ProtocolErrorHandler())
                     try channel.pipeline.syncOperations.addHandler(
                         ProxyHandler(store: store, pool: pool, balancer: balancer, settings: connectionSettings, logger: logger))
                 }

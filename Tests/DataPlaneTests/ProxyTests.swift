@@ -23,7 +23,9 @@ final class LiveProxy: Sendable {
         self.tasks = tasks
     }
 
-    static func start(_ table: RouteTable, port: Int = 0) async throws -> LiveProxy {
+    static func start(
+        _ table: RouteTable, port: Int = 0, configure: (inout Worker.Configuration) -> Void = { _ in }
+    ) async throws -> LiveProxy {
         let latest = LatestSnapshot()
         latest.publish(version: 1, table: table)
         let socket = ServerAddress.unix(path: "/tmp/portico-proxy-\(UUID().uuidString.prefix(8))/cp.sock")
@@ -34,6 +36,7 @@ final class LiveProxy: Sendable {
         var configuration = Worker.Configuration(controlPlane: socket)
         configuration.bindHost = "127.0.0.1"
         configuration.httpPort = port
+        configure(&configuration)
         let worker = Worker(configuration: configuration)
         let bound = Atomic<Int>(0)
         let workerTask = Task { try await worker.run { bound.store($0, ordering: .relaxed) } }

@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import DataPlane
+
+/// Clients that send too much, too slowly, or ambiguously get a clear answer and a closed connection.
+@Suite(.serialized) struct BadClientTests {
+    @Test func slowHeadersGetTheConnectionClosed() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(proxyTable([("a.test", "/", [a.port])])) { $0.requestHeaderTimeout = .milliseconds(300) }
+        // Half a request head, then nothing: the read ends when the proxy closes the connection.
+        let answer = try await RawConnection.exchange(port: proxy.port, send: ["GET / HTTP/1.1\r\nHost: a.te"])
+        #expect(answer.isEmpty, "closed without an answer: \(answer)")
+        #expect(a.acceptedConnections == 0)
+        await proxy.stop()
+        await a.stop()
+    }
+
+    @Test func anIdleKeepAliveConnectionIsClosedAfterTheHeaderTimeout() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(proxyTable([("a.test", "/", [a.port])])) { $0.requestHeaderTimeout = .milliseconds(300) }
+        let answer = try await RawConnection.exchange(port: proxy.port, send: ["GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"])
+        // The read only ends because the proxy closes the idle connection.
+        #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(answer.components(separatedBy: "HTTP/1.1").count == 2)
+        await proxy.stop()
+        await a.stop()
+    }
+
+    @Test func anOversizedHeaderBlockGets431() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(proxyTable([("a.test", "/", [a.port])])) { $0.maxRequestHeaderBytes = 8 << 10 }
+        let big = String(repeating: "x", count: 16 << 10)
+        let answer = try await RawConnection.exchange(port: proxy.port, send: ["GET / HTTP/1.1\r\nHost: a.test\r\nX-Big: \(big)\r\n\r\n"])
+        #expect(answer.hasPrefix("HTTP/1.1 431 Request Header Fields Too Large\r\n"), "\(answer.prefix(80))")
+        #expect(answer.contains("connection: close") || answer.contains("Connection: close"))
+        await proxy.stop()
+        await a.stop()
+    }
+
+    @Test(arguments: [
+        "POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        "POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n",
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost a.test\r\n\r\n",
+    ])
+    func ambiguousOrMalformedRequestsGet400AndAClose(_ request: String) async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(proxyTable([("a.test", "/", [a.port])]))
+        // A second, valid request after the bad one must never be served on that connection.
+        let answer = try await RawConnection.exchange(port: proxy.port, send: [request + "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"])
+        #expect(answer.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(answer.prefix(100))")
+        #expect(!answer.contains("HTTP/1.1 200"))
+        if !request.contains("\r\n\r\nzz") {
+            // A malformed head never reaches an upstream. (A malformed chunk is only seen once the
+            // request is already streaming, and then the upstream exchange is aborted.)
+            #expect(a.acceptedConnections == 0, "nothing reached the upstream")
+        }
+        await proxy.stop()
+        await a.stop()
+    }
+}
