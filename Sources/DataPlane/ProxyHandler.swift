@@ -50,6 +50,9 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var cluster: Cluster?
     private var upstreamHead: HTTPRequestHead?
     private var tried: Set<Endpoint> = []
+    /// The route's body limit, and what the request body has carried so far.
+    private var bodyLimit: Int64?
+    private var bodyReceived: Int64 = 0
     private var responseTimeout: Scheduled<Void>?
     /// Armed while waiting for a request head (slowloris and idle keep-alive).
     private var headerTimeout: Scheduled<Void>?
@@ -114,7 +117,16 @@ final class ProxyHandler: ChannelDuplexHandler {
             var headers = HTTPHeaders()
             headers.add(name: "Location", value: location)
             respondLocally(.permanentRedirect, body: "", headers: headers)
-        case .forward(let cluster, _, let target):
+        case .forward(let cluster, let backend, let target):
+            bodyLimit = backend.options.maxRequestBodyBytes
+            bodyReceived = 0
+            if let limit = bodyLimit, let length = head.headers["content-length"].first.flatMap({ Int64($0) }), length > limit {
+                // The body is not read, so the connection cannot carry another request.
+                keepAlive = false
+                respondLocally(.payloadTooLarge, body: "413 request body too large\n")
+                lingeringClose()
+                return
+            }
             self.cluster = cluster
             let client = context.remoteAddress?.ipAddress
             upstreamHead = ForwardedHeaders.upstreamRequest(
@@ -127,6 +139,13 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     private func receiveBodyPart(_ part: HTTPClientRequestPart) {
+        if let limit = bodyLimit, case .body(.byteBuffer(let buffer)) = part {
+            bodyReceived += Int64(buffer.readableBytes)
+            if bodyReceived > limit {
+                bodyOverLimit()
+                return
+            }
+        }
         switch state {
         case .connecting: pending.append(part)
         case .forwarding(let connection):
@@ -134,6 +153,34 @@ final class ProxyHandler: ChannelDuplexHandler {
             if !connection.channel.isWritable { setHoldReads(true) }
         case .idle, .respondedLocally, .closed: break
         }
+    }
+
+    /// A chunked body passed the route's limit while streaming: drop the upstream exchange and
+    /// answer 413 if nothing was answered yet; the connection closes either way.
+    private func bodyOverLimit() {
+        bodyLimit = nil
+        keepAlive = false
+        if case .forwarding(let connection) = state {
+            connection.handler.owner = nil
+            connection.channel.close(promise: nil)
+        }
+        if responseStarted {
+            state = .closed
+            context.close(promise: nil)
+        } else {
+            respondLocally(.payloadTooLarge, body: "413 request body too large\n")
+            lingeringClose()
+        }
+    }
+
+    /// Stops sending, drops whatever the client still sends for a moment, then closes: closing at
+    /// once would answer the client's unread bytes with a reset that can destroy our response.
+    private func lingeringClose() {
+        state = .closed
+        setHoldReads(false)
+        let channel = context.channel
+        channel.close(mode: .output, promise: nil)
+        channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
     }
 
     private func receiveEnd(_ trailers: HTTPHeaders?) {

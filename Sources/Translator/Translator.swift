@@ -58,6 +58,7 @@ private struct TableBuilder {
         let source: RouteSource
         let owner: ObjectRef
         let sslRedirect: Bool
+        let options: RouteOptions
     }
 
     private struct DefaultEntry {
@@ -65,6 +66,7 @@ private struct TableBuilder {
         let source: RouteSource
         let owner: ObjectRef
         let sslRedirect: Bool
+        let options: RouteOptions
     }
 
     private struct HostEntry {
@@ -198,7 +200,8 @@ private struct TableBuilder {
                     object: ingress.ref, reason: .defaultBackendConflict, effect: .partiallyIgnored, field: "spec.defaultBackend",
                     message: "the catch-all default backend is already set by older \(existing.owner); \(effect)"))
         } else {
-            globalDefault = DefaultEntry(backend: backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect)
+            globalDefault = DefaultEntry(
+                backend: backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect, options: ingress.options)
             _ = entryIndex(for: .any)
         }
     }
@@ -214,7 +217,7 @@ private struct TableBuilder {
                 continue
             }
             entry.add(RouteEntry(
-                key: path.key, match: path.match, backend: path.backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect))
+                key: path.key, match: path.match, backend: path.backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect, options: ingress.options))
         }
         guard let backend = ingress.defaultBackend else { return }
         if let existing = entry.defaultBackend {
@@ -225,7 +228,8 @@ private struct TableBuilder {
                         message: "host \(rule.host) already has the defaultBackend of older \(existing.owner); this one is not used there"))
             }
         } else {
-            entry.defaultBackend = DefaultEntry(backend: backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect)
+            entry.defaultBackend = DefaultEntry(
+                backend: backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect, options: ingress.options)
         }
     }
 
@@ -291,11 +295,12 @@ private struct TableBuilder {
                     match: route.match,
                     backend: Backend(
                         cluster: use(route.backend, owner: route.owner), source: route.source,
-                        httpsRedirect: hasTLS && route.sslRedirect))
+                        httpsRedirect: hasTLS && route.sslRedirect, options: route.options))
             }
             let fallback = entry.defaultBackend ?? globalDefault
             let defaultBackend = fallback.map {
-                Backend(cluster: use($0.backend, owner: $0.owner), source: $0.source, httpsRedirect: hasTLS && $0.sslRedirect)
+                Backend(
+                    cluster: use($0.backend, owner: $0.owner), source: $0.source, httpsRedirect: hasTLS && $0.sslRedirect, options: $0.options)
             }
             virtualHosts.append(VirtualHost(hostname: pattern, routes: routes, defaultBackend: defaultBackend, tls: tlsBinding))
         }

@@ -17,5 +17,8 @@ public struct TranslatorConfiguration: Sendable, Hashable {
     public enum Annotation {
         public static let sslRedirect = "portico.io/ssl-redirect"
         public static let nginxSSLRedirect = "nginx.ingress.kubernetes.io/ssl-redirect"
+        /// Largest request body, in nginx's size syntax: `8m`, `512k`, `1g`, bytes, or `0` for no limit.
+        public static let proxyBodySize = "portico.io/proxy-body-size"
+        public static let nginxProxyBodySize = "nginx.ingress.kubernetes.io/proxy-body-size"
     }
 }

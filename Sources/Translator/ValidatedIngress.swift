@@ -10,6 +10,8 @@ struct ValidatedIngress {
     let tls: [TLSEntry]
     /// False when an annotation turns the HTTP→HTTPS redirect off.
     let sslRedirect: Bool
+    /// Per-route settings from annotations, applied to every route and default backend of the Ingress.
+    let options: RouteOptions
 
     struct Rule {
         let host: HostPattern
@@ -220,6 +222,20 @@ struct IngressValidator {
             break
         }
 
+        var options = RouteOptions()
+        for key in [TranslatorConfiguration.Annotation.proxyBodySize, TranslatorConfiguration.Annotation.nginxProxyBodySize] {
+            guard let value = ingress.metadata.annotation(key) else { continue }
+            guard let bytes = Self.parseSize(value) else {
+                partial.append(
+                    Rejection(
+                        object: ref, reason: .invalidAnnotation, effect: .defaultApplied, field: "metadata.annotations[\(key)]",
+                        message: "\"\(value)\" is not a size such as 8m, 512k, 1g or 0; request bodies are not limited"))
+                break
+            }
+            options.maxRequestBodyBytes = bytes == 0 ? nil : bytes
+            break
+        }
+
         guard errors.isEmpty else {
             rejections.append(contentsOf: errors)
             return nil
@@ -227,7 +243,23 @@ struct IngressValidator {
         rejections.append(contentsOf: partial)
         return ValidatedIngress(
             ref: ref, source: RouteSource(namespace: ref.namespace, ingress: ref.name), rules: rules,
-            defaultBackend: defaultBackend, tls: tls, sslRedirect: sslRedirect)
+            defaultBackend: defaultBackend, tls: tls, sslRedirect: sslRedirect, options: options)
+    }
+
+    /// nginx's size syntax: digits with an optional k, m or g suffix (either case), powers of 1024.
+    static func parseSize(_ text: String) -> Int64? {
+        var digits = Substring(text).trimmingWhitespace()
+        var multiplier: Int64 = 1
+        switch digits.last {
+        case "k", "K": multiplier = 1 << 10
+        case "m", "M": multiplier = 1 << 20
+        case "g", "G": multiplier = 1 << 30
+        default: break
+        }
+        if multiplier != 1 { digits = digits.dropLast() }
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int64(digits) else { return nil }
+        let (product, overflow) = value.multipliedReportingOverflow(by: multiplier)
+        return overflow ? nil : product
     }
 
     enum BackendCheck {
@@ -316,4 +348,13 @@ private func firstForbidden(in path: String, strict: Bool) -> String? {
 struct PathValidationError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+extension Substring {
+    func trimmingWhitespace() -> Substring {
+        var result = self
+        while let first = result.first, first == " " || first == "\t" { result = result.dropFirst() }
+        while let last = result.last, last == " " || last == "\t" { result = result.dropLast() }
+        return result
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import RouteModel
 import TestSupport
 @testable import DataPlane
 
@@ -58,6 +59,50 @@ import TestSupport
             // request is already streaming, and then the upstream exchange is aborted.)
             #expect(a.acceptedConnections == 0, "nothing reached the upstream")
         }
+        await proxy.stop()
+        await a.stop()
+    }
+}
+
+@Suite(.serialized) struct BodyLimitTests {
+    func limitedTable(_ port: Int) -> RouteTable {
+        let cluster = Cluster(namespace: "default", service: "a", servicePort: .number(80), endpoints: [Endpoint(address: "127.0.0.1", port: port)])
+        return RouteTable(
+            virtualHosts: [
+                VirtualHost(
+                    hostname: .exact("a.test"),
+                    routes: [
+                        Route(
+                            match: PathMatch(kind: .prefix, path: "/"),
+                            backend: Backend(
+                                cluster: cluster.name, source: RouteSource(namespace: "default", ingress: "a"),
+                                options: RouteOptions(maxRequestBodyBytes: 1 << 20)))
+                    ])
+            ], clusters: [cluster], certificates: [])
+    }
+
+    @Test func aDeclaredBodyOverTheLimitGets413() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(limitedTable(a.port))
+        let answer = try await RawConnection.exchange(
+            port: proxy.port, send: ["POST /count HTTP/1.1\r\nHost: a.test\r\nContent-Length: \((1 << 20) + 1)\r\n\r\n"])
+        #expect(answer.hasPrefix("HTTP/1.1 413 Payload Too Large\r\n"), "\(answer.prefix(60))")
+        #expect(a.acceptedConnections == 0)
+        await proxy.stop()
+        await a.stop()
+    }
+
+    @Test func aStreamedBodyOverTheLimitGets413AndBodiesWithinItPass() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(limitedTable(a.port))
+        let within = try await TestHTTPConnection.with(port: proxy.port) { client in
+            try await client.request(.POST, "/count", host: "a.test", uploadBytes: 1 << 20)
+        }
+        #expect(within.text == "received=\(1 << 20)\n")
+        let over = try await TestHTTPConnection.with(port: proxy.port) { client in
+            try await client.request(.POST, "/count", host: "a.test", uploadBytes: 3 << 20)
+        }
+        #expect(over.status == .payloadTooLarge)
         await proxy.stop()
         await a.stop()
     }

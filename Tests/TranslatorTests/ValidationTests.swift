@@ -128,3 +128,42 @@ import TestSupport
         #expect(try IngressValidator.validatePath("/a//b/../c", kind: .implementationSpecific).get() == "/a/c")
     }
 }
+
+@Suite struct BodySizeAnnotationTests {
+    @Test(arguments: [("8m", Int64(8 << 20)), ("512k", 512 << 10), ("1G", 1 << 30), ("100", 100), (" 2M ", 2 << 20)])
+    func sizesParse(_ text: String, _ bytes: Int64) {
+        #expect(IngressValidator.parseSize(text) == bytes)
+    }
+
+    @Test(arguments: ["", "m", "1.5m", "-1", "8mb", "ten", "99999999999999999999g"])
+    func badSizesDoNot(_ text: String) {
+        #expect(IngressValidator.parseSize(text) == nil)
+    }
+
+    @Test func theLimitReachesEveryRouteAndDefaultBackendOfTheIngress() throws {
+        let translation = Translator.translate(
+            objects(
+                F.ingress(
+                    "i", annotations: ["portico.io/proxy-body-size": "1m"], defaultBackend: F.backend("d", 80),
+                    rules: [F.rule("h", p("/a"), p("/b"))]),
+                F.ingress("other", rules: [F.rule("h", p("/c"))])))
+        let host = try #require(translation.table.virtualHosts.first { $0.hostname == .exact("h") })
+        #expect(host.routes.map(\.backend.options.maxRequestBodyBytes) == [1 << 20, 1 << 20, nil])
+        #expect(host.defaultBackend?.options.maxRequestBodyBytes == 1 << 20)
+    }
+
+    @Test func zeroMeansNoLimitAndTheNginxKeyIsRead() throws {
+        let zero = Translator.translate(objects(F.ingress("i", annotations: ["portico.io/proxy-body-size": "0"], rules: [F.rule("h", p("/"))])))
+        #expect(zero.table.virtualHosts.first?.routes.first?.backend.options.maxRequestBodyBytes == nil)
+        let nginx = Translator.translate(
+            objects(F.ingress("i", annotations: ["nginx.ingress.kubernetes.io/proxy-body-size": "2k"], rules: [F.rule("h", p("/"))])))
+        #expect(nginx.table.virtualHosts.first?.routes.first?.backend.options.maxRequestBodyBytes == 2048)
+    }
+
+    @Test func aBadValueIsReportedAndIgnored() {
+        let translation = Translator.translate(
+            objects(F.ingress("i", annotations: ["portico.io/proxy-body-size": "lots"], rules: [F.rule("h", p("/"))])))
+        #expect(translation.rejections.map(\.reason) == [.invalidAnnotation])
+        #expect(translation.table.virtualHosts.first?.routes.first?.backend.options.maxRequestBodyBytes == nil)
+    }
+}
