@@ -242,6 +242,16 @@ final class ProxyHandler: ChannelDuplexHandler {
         if !(error is HTTPParserError) { context.close(promise: nil) }
     }
 
+    /// Graceful drain: an idle connection closes now; one with a request in flight closes after
+    /// its response (which says `Connection: close` if its head is not out yet).
+    func beginDrain() {
+        keepAlive = false
+        if case .idle = state {
+            state = .closed
+            context.close(promise: nil)
+        }
+    }
+
     // MARK: Upstream side
 
     private func connect() {

@@ -26,6 +26,8 @@ public final class Worker: Sendable {
         /// How long a connection may wait for a complete request head, counted from accept or from
         /// the end of the previous response: covers idle keep-alive and slowly sent headers.
         public var requestHeaderTimeout: Duration = .seconds(60)
+        /// On stop, how long requests in flight may take to finish before their connections are cut.
+        public var drainTimeout: Duration = .seconds(25)
         public var node = "local"
         public var workerID = "0"
 
@@ -56,9 +58,9 @@ public final class Worker: Sendable {
     /// until cancelled.
     public func run(onListening: @Sendable (Int) -> Void = { _ in }) async throws {
         let eventLoop = store.eventLoop
-        // The pool and balancer belong to the loop; connections reach them through this box.
+        // The pool, balancer and open connections belong to the loop; handlers reach them through this box.
         let loopBound = try await eventLoop.submit {
-            NIOLoopBound((UpstreamPool(eventLoop: eventLoop), LoadBalancer()), eventLoop: eventLoop)
+            NIOLoopBound((UpstreamPool(eventLoop: eventLoop), LoadBalancer(), OpenConnections()), eventLoop: eventLoop)
         }.get()
         var baseSettings = ProxyHandler.Settings()
         baseSettings.httpsPort = configuration.httpsPort
@@ -82,13 +84,14 @@ public final class Worker: Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     var connectionSettings = settings
                     connectionSettings.serverPort = channel.localAddress?.port ?? settings.serverPort
-                    let (pool, balancer) = loopBound.value
+                    let (pool, balancer, open) = loopBound.value
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withPipeliningAssistance: true, withErrorHandling: false, withEncoderConfiguration: .init(),
                         withDecoderLimitConfiguration: limits)
                     try channel.pipeline.syncOperations.addHandler(ProtocolErrorHandler())
-                    try channel.pipeline.syncOperations.addHandler(
-                        ProxyHandler(store: store, pool: pool, balancer: balancer, settings: connectionSettings, logger: logger))
+                    let handler = ProxyHandler(store: store, pool: pool, balancer: balancer, settings: connectionSettings, logger: logger)
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                    open.add(handler, for: channel)
                 }
             }
             .bind(host: configuration.bindHost, port: configuration.httpPort).get()
@@ -106,8 +109,57 @@ public final class Worker: Sendable {
             }
             await group.waitForAll()
         }
-        try? await server.close()
-        try? await eventLoop.submit { loopBound.value.0.closeAll() }.get()
+        // Stopped: drain. No new connections; idle ones close now, busy ones after their response.
+        // This runs in its own task: the current one is cancelled, and its sleeps would not wait.
+        let drainTimeout = configuration.drainTimeout
+        await Task {
+            await Self.drain(server: server, eventLoop: eventLoop, connections: loopBound, timeout: drainTimeout, logger: logger)
+        }.value
         try? await self.group.shutdownGracefully()
+    }
+
+    private static func drain(
+        server: any Channel, eventLoop: any EventLoop, connections loopBound: NIOLoopBound<(UpstreamPool, LoadBalancer, OpenConnections)>,
+        timeout: Duration, logger: Logger
+    ) async {
+        try? await server.close()
+        let remaining = try? await eventLoop.submit { () -> Int in
+            loopBound.value.2.drainAll()
+            return loopBound.value.2.count
+        }.get()
+        logger.info("draining", metadata: ["connections": "\(remaining ?? 0)"])
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline, (try? await eventLoop.submit({ loopBound.value.2.count }).get()) ?? 0 > 0 {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        try? await eventLoop.submit {
+            loopBound.value.2.closeAll()
+            loopBound.value.0.closeAll()
+        }.get()
+        logger.info("stopped")
+    }
+}
+
+/// The worker's open client connections, on its loop, for draining.
+final class OpenConnections {
+    private var handlers: [ObjectIdentifier: (ProxyHandler, any Channel)] = [:]
+    private var draining = false
+
+    var count: Int { handlers.count }
+
+    func add(_ handler: ProxyHandler, for channel: any Channel) {
+        let key = ObjectIdentifier(channel)
+        handlers[key] = (handler, channel)
+        channel.closeFuture.whenComplete { [weak self] _ in self?.handlers[key] = nil }
+        if draining { handler.beginDrain() }
+    }
+
+    func drainAll() {
+        draining = true
+        for (handler, _) in handlers.values { handler.beginDrain() }
+    }
+
+    func closeAll() {
+        for (_, channel) in handlers.values { channel.close(promise: nil) }
     }
 }

@@ -29,6 +29,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "The HTTPS port that plain-HTTP requests for TLS hosts are redirected to.")
     var httpsPort: Int = 443
 
+    @Option(help: "On SIGTERM, seconds that requests in flight may take to finish.")
+    var drainTimeout: Double = 25
+
+    @Option(help: "Seconds a connection may take to send a complete request head (slowloris, idle keep-alive).")
+    var requestHeaderTimeout: Double = 60
+
     @Option(help: "This worker's id, shown by porticoctl.")
     var id: String = "0"
 
@@ -51,6 +57,8 @@ struct WorkerCommand: AsyncParsableCommand {
         configuration.httpsPort = httpsPort
         configuration.workerID = id
         configuration.node = node
+        configuration.drainTimeout = .milliseconds(Int64(drainTimeout * 1000))
+        configuration.requestHeaderTimeout = .milliseconds(Int64(requestHeaderTimeout * 1000))
         let worker = Worker(configuration: configuration)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await worker.run() }

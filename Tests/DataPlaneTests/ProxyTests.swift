@@ -277,3 +277,37 @@ final class StopFlag: Sendable {
     var isSet: Bool { flag.load(ordering: .relaxed) }
     func set() { flag.store(true, ordering: .relaxed) }
 }
+
+@Suite(.serialized) struct DrainTests {
+    /// Stopping the worker lets requests in flight finish, closes idle keep-alive connections at
+    /// once, and stops accepting.
+    @Test func stoppingDrainsInFlightRequests() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(proxyTable([("a.test", "/", [a.port])])) { $0.drainTimeout = .seconds(20) }
+        let inFlight = Task {
+            try await TestHTTPConnection.with(port: proxy.port) { client in
+                try await client.request(.GET, "/sleep/2000", host: "a.test")
+            }
+        }
+        // An idle keep-alive connection: after one request it waits; the drain must close it.
+        let idleClosed = Task {
+            try await RawConnection.exchange(port: proxy.port, send: ["GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"])
+        }
+        try await waitUntil("both connections are open") { proxy.worker.acceptedConnections == 2 }
+        try await waitUntil("the idle connection got its answer") { a.acceptedConnections >= 2 }
+        let workerTask = proxy.tasks[1]
+        workerTask.cancel()
+        let slow = try await inFlight.value
+        #expect(slow.status == .ok)
+        #expect(slow.text == "slept\n")
+        #expect(slow.headers["connection"] == ["close"], "a draining worker closes after the response")
+        let idle = try await idleClosed.value
+        #expect(idle.hasPrefix("HTTP/1.1 200 OK"))
+        _ = await workerTask.result
+        await #expect(throws: (any Error).self) {
+            try await TestHTTPConnection.with(port: proxy.port) { client in try await client.request(.GET, "/", host: "a.test") }
+        }
+        await proxy.stop()
+        await a.stop()
+    }
+}
