@@ -283,7 +283,10 @@ final class StopFlag: Sendable {
     /// once, and stops accepting.
     @Test func stoppingDrainsInFlightRequests() async throws {
         let a = try await TestBackend.start(name: "a")
-        let proxy = try await LiveProxy.start(proxyTable([("a.test", "/", [a.port])])) { $0.drainTimeout = .seconds(20) }
+        let b = try await TestBackend.start(name: "b")
+        let proxy = try await LiveProxy.start(proxyTable([("a.test", "/", [a.port]), ("b.test", "/", [b.port])])) {
+            $0.drainTimeout = .seconds(20)
+        }
         let inFlight = Task {
             try await TestHTTPConnection.with(port: proxy.port) { client in
                 try await client.request(.GET, "/sleep/2000", host: "a.test")
@@ -291,10 +294,10 @@ final class StopFlag: Sendable {
         }
         // An idle keep-alive connection: after one request it waits; the drain must close it.
         let idleClosed = Task {
-            try await RawConnection.exchange(port: proxy.port, send: ["GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"])
+            try await RawConnection.exchange(port: proxy.port, send: ["GET / HTTP/1.1\r\nHost: b.test\r\n\r\n"])
         }
         try await waitUntil("both connections are open") { proxy.worker.acceptedConnections == 2 }
-        try await waitUntil("the idle connection got its answer") { a.acceptedConnections >= 2 }
+        try await waitUntil("both requests reached their backends") { a.acceptedConnections == 1 && b.acceptedConnections == 1 }
         let workerTask = proxy.tasks[1]
         workerTask.cancel()
         let slow = try await inFlight.value
@@ -309,5 +312,6 @@ final class StopFlag: Sendable {
         }
         await proxy.stop()
         await a.stop()
+        await b.stop()
     }
 }
