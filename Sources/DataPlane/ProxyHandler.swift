@@ -53,6 +53,10 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// The route's body limit, and what the request body has carried so far.
     private var bodyLimit: Int64?
     private var bodyReceived: Int64 = 0
+    /// The endpoint counted as busy for least-request until the exchange ends.
+    private var startedEndpoint: Endpoint? {
+        didSet { if let oldValue, oldValue != startedEndpoint { balancer.finished(oldValue) } }
+    }
     private var responseTimeout: Scheduled<Void>?
     /// Armed while waiting for a request head (slowloris and idle keep-alive).
     private var headerTimeout: Scheduled<Void>?
@@ -224,6 +228,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             connection.channel.close(promise: nil)
         }
         state = .closed
+        startedEndpoint = nil
         responseTimeout?.cancel()
         headerTimeout?.cancel()
         context.fireChannelInactive()
@@ -267,6 +272,9 @@ final class ProxyHandler: ChannelDuplexHandler {
             }
             switch result {
             case .success(let connection):
+                balancer.connectSucceeded(endpoint)
+                balancer.started(endpoint)
+                startedEndpoint = endpoint
                 connection.handler.owner = self
                 state = .forwarding(connection)
                 connection.handler.write(.head(upstreamHead!), flush: pending.isEmpty)
@@ -275,6 +283,9 @@ final class ProxyHandler: ChannelDuplexHandler {
                 if requestComplete { startResponseTimer() }
                 setHoldReads(!connection.channel.isWritable)
             case .failure(let error):
+                if balancer.connectFailed(endpoint) {
+                    logger.warning("endpoint ejected after consecutive connect failures", metadata: ["endpoint": "\(endpoint)", "cluster": "\(cluster.name)"])
+                }
                 logger.info(
                     "upstream connect failed",
                     metadata: ["endpoint": "\(endpoint)", "cluster": "\(cluster.name)", "error": "\(error)"])
@@ -362,6 +373,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     /// Both directions of the exchange are done: ready for the next request, or close.
     private func finishExchange(responseWritten: Bool = true) {
+        startedEndpoint = nil
         cluster = nil
         upstreamHead = nil
         responseTimeout?.cancel()

@@ -80,21 +80,86 @@ final class UpstreamPool {
     }
 }
 
-/// Round robin over a cluster's endpoints, per event loop.
+/// Picks endpoints for one event loop: round robin, or power-of-two-choices least-request, never an
+/// ejected endpoint while a healthy one is left (with all ejected it falls back to all of them, as
+/// Envoy's panic threshold does rather than failing every request).
+///
+/// Passive outlier ejection: `ejectAfter` consecutive connect failures eject an endpoint for
+/// `baseEjection`, doubled on each further ejection up to `maxEjection`; a success resets it.
 final class LoadBalancer {
-    private var next: [String: Int] = [:]
+    struct Policy {
+        var ejectAfter = 3
+        var baseEjection = TimeAmount.seconds(5)
+        var maxEjection = TimeAmount.seconds(60)
+    }
 
-    func pick(_ cluster: Cluster, skipping tried: Set<Endpoint> = []) -> Endpoint? {
-        let endpoints = cluster.endpoints
-        guard !endpoints.isEmpty else { return nil }
-        let start = next[cluster.name, default: 0]
-        for offset in 0..<endpoints.count {
-            let endpoint = endpoints[(start + offset) % endpoints.count]
-            if !tried.contains(endpoint) {
-                next[cluster.name] = (start + offset + 1) % endpoints.count
-                return endpoint
-            }
+    private struct Health {
+        var consecutiveFailures = 0
+        var ejections = 0
+        var ejectedUntil = NIODeadline.distantPast
+    }
+
+    private let policy: Policy
+    private var next: [String: Int] = [:]
+    private var health: [Endpoint: Health] = [:]
+    /// Requests in flight per endpoint, for least-request.
+    private var active: [Endpoint: Int] = [:]
+    private var random = SystemRandomNumberGenerator()
+
+    init(policy: Policy = Policy()) {
+        self.policy = policy
+    }
+
+    func pick(_ cluster: Cluster, skipping tried: Set<Endpoint> = [], now: NIODeadline = .now()) -> Endpoint? {
+        let untried = cluster.endpoints.filter { !tried.contains($0) }
+        guard !untried.isEmpty else { return nil }
+        let healthy = untried.filter { (health[$0]?.ejectedUntil ?? .distantPast) <= now }
+        let candidates = healthy.isEmpty ? untried : healthy
+        switch cluster.loadBalancing {
+        case .roundRobin:
+            let start = next[cluster.name, default: 0]
+            next[cluster.name] = start &+ 1
+            return candidates[start % candidates.count]
+        case .leastRequest:
+            guard candidates.count > 1 else { return candidates[0] }
+            let first = Int(random.next() % UInt64(candidates.count))
+            var second = Int(random.next() % UInt64(candidates.count - 1))
+            if second >= first { second += 1 }
+            let a = candidates[first], b = candidates[second]
+            return active[a, default: 0] <= active[b, default: 0] ? a : b
         }
-        return nil
+    }
+
+    func started(_ endpoint: Endpoint) { active[endpoint, default: 0] += 1 }
+
+    func finished(_ endpoint: Endpoint) {
+        let count = active[endpoint, default: 1] - 1
+        active[endpoint] = count > 0 ? count : nil
+    }
+
+    func connectSucceeded(_ endpoint: Endpoint) {
+        if health[endpoint] != nil { health[endpoint]?.consecutiveFailures = 0 }
+    }
+
+    /// Returns true when this failure ejected the endpoint.
+    @discardableResult
+    func connectFailed(_ endpoint: Endpoint, now: NIODeadline = .now()) -> Bool {
+        var state = health[endpoint] ?? Health()
+        state.consecutiveFailures += 1
+        var ejected = false
+        if state.consecutiveFailures >= policy.ejectAfter {
+            let factor = Int64(1) << min(state.ejections, 20)
+            let duration = TimeAmount.nanoseconds(min(policy.baseEjection.nanoseconds * factor, policy.maxEjection.nanoseconds))
+            state.ejectedUntil = now + duration
+            state.ejections += 1
+            state.consecutiveFailures = 0
+            ejected = true
+        }
+        health[endpoint] = state
+        return ejected
+    }
+
+    func isEjected(_ endpoint: Endpoint, now: NIODeadline = .now()) -> Bool {
+        (health[endpoint]?.ejectedUntil ?? .distantPast) > now
     }
 }

@@ -59,6 +59,7 @@ private struct TableBuilder {
         let owner: ObjectRef
         let sslRedirect: Bool
         let options: RouteOptions
+        let loadBalancing: LoadBalancingPolicy?
     }
 
     private struct DefaultEntry {
@@ -67,6 +68,7 @@ private struct TableBuilder {
         let owner: ObjectRef
         let sslRedirect: Bool
         let options: RouteOptions
+        let loadBalancing: LoadBalancingPolicy?
     }
 
     private struct HostEntry {
@@ -201,7 +203,8 @@ private struct TableBuilder {
                     message: "the catch-all default backend is already set by older \(existing.owner); \(effect)"))
         } else {
             globalDefault = DefaultEntry(
-                backend: backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect, options: ingress.options)
+                backend: backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect, options: ingress.options,
+                loadBalancing: ingress.loadBalancing)
             _ = entryIndex(for: .any)
         }
     }
@@ -217,7 +220,8 @@ private struct TableBuilder {
                 continue
             }
             entry.add(RouteEntry(
-                key: path.key, match: path.match, backend: path.backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect, options: ingress.options))
+                key: path.key, match: path.match, backend: path.backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect, options: ingress.options,
+                loadBalancing: ingress.loadBalancing))
         }
         guard let backend = ingress.defaultBackend else { return }
         if let existing = entry.defaultBackend {
@@ -229,7 +233,8 @@ private struct TableBuilder {
             }
         } else {
             entry.defaultBackend = DefaultEntry(
-                backend: backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect, options: ingress.options)
+                backend: backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect, options: ingress.options,
+                loadBalancing: ingress.loadBalancing)
         }
     }
 
@@ -266,9 +271,24 @@ private struct TableBuilder {
     private mutating func assemble(certificates: [String: TLSCertificate]) -> ([VirtualHost], [Cluster]) {
         var resolver = BackendResolver(services: objects.services, endpointSlices: objects.endpointSlices)
         var reported = Set<String>()
+        var policies: [String: (policy: LoadBalancingPolicy, owner: ObjectRef)] = [:]
 
-        func use(_ backend: BackendReference, owner: ObjectRef) -> String {
+        func use(_ backend: BackendReference, owner: ObjectRef, loadBalancing: LoadBalancingPolicy? = nil) -> String {
             let resolved = resolver.resolve(backend)
+            if let loadBalancing {
+                let name = resolver.clusterName(resolved)
+                if let existing = policies[name] {
+                    if existing.policy != loadBalancing, reported.insert("lb|\(owner)|\(name)").inserted {
+                        rejections.append(
+                            Rejection(
+                                object: owner, reason: .invalidAnnotation, effect: .partiallyIgnored,
+                                field: "metadata.annotations[\(TranslatorConfiguration.Annotation.loadBalance)]",
+                                message: "\(name) already balances \(existing.policy.rawValue) for older \(existing.owner); this Ingress's choice is not used for it"))
+                    }
+                } else {
+                    policies[name] = (loadBalancing, owner)
+                }
+            }
             if let problem = resolver.problem(resolved), reported.insert("\(owner)|\(resolver.clusterName(resolved))").inserted {
                 rejections.append(
                     Rejection(object: owner, reason: problem.reason, effect: .backendUnavailable, field: backend.field.backend, message: problem.message))
@@ -294,17 +314,24 @@ private struct TableBuilder {
                 Route(
                     match: route.match,
                     backend: Backend(
-                        cluster: use(route.backend, owner: route.owner), source: route.source,
+                        cluster: use(route.backend, owner: route.owner, loadBalancing: route.loadBalancing), source: route.source,
                         httpsRedirect: hasTLS && route.sslRedirect, options: route.options))
             }
             let fallback = entry.defaultBackend ?? globalDefault
             let defaultBackend = fallback.map {
                 Backend(
-                    cluster: use($0.backend, owner: $0.owner), source: $0.source, httpsRedirect: hasTLS && $0.sslRedirect, options: $0.options)
+                    cluster: use($0.backend, owner: $0.owner, loadBalancing: $0.loadBalancing), source: $0.source,
+                    httpsRedirect: hasTLS && $0.sslRedirect, options: $0.options)
             }
             virtualHosts.append(VirtualHost(hostname: pattern, routes: routes, defaultBackend: defaultBackend, tls: tlsBinding))
         }
         rejections.append(contentsOf: resolver.sliceRejections)
-        return (virtualHosts, resolver.clusters)
+        var clusters = resolver.clusters
+        if !policies.isEmpty {
+            for index in clusters.indices {
+                if let policy = policies[clusters[index].name]?.policy { clusters[index].loadBalancing = policy }
+            }
+        }
+        return (virtualHosts, clusters)
     }
 }

@@ -20,5 +20,7 @@ public struct TranslatorConfiguration: Sendable, Hashable {
         /// Largest request body, in nginx's size syntax: `8m`, `512k`, `1g`, bytes, or `0` for no limit.
         public static let proxyBodySize = "portico.io/proxy-body-size"
         public static let nginxProxyBodySize = "nginx.ingress.kubernetes.io/proxy-body-size"
+        /// `round-robin` (default) or `least-request` for the Services this Ingress routes to.
+        public static let loadBalance = "portico.io/load-balance"
     }
 }

@@ -12,6 +12,8 @@ struct ValidatedIngress {
     let sslRedirect: Bool
     /// Per-route settings from annotations, applied to every route and default backend of the Ingress.
     let options: RouteOptions
+    /// The load-balancing policy asked for the Ingress's backends; nil when not set.
+    let loadBalancing: LoadBalancingPolicy?
 
     struct Rule {
         let host: HostPattern
@@ -236,6 +238,18 @@ struct IngressValidator {
             break
         }
 
+        var loadBalancing: LoadBalancingPolicy?
+        if let value = ingress.metadata.annotation(TranslatorConfiguration.Annotation.loadBalance) {
+            loadBalancing = LoadBalancingPolicy(rawValue: value.lowercased())
+            if loadBalancing == nil {
+                partial.append(
+                    Rejection(
+                        object: ref, reason: .invalidAnnotation, effect: .defaultApplied,
+                        field: "metadata.annotations[\(TranslatorConfiguration.Annotation.loadBalance)]",
+                        message: "\"\(value)\" is not round-robin or least-request; round-robin applies"))
+            }
+        }
+
         guard errors.isEmpty else {
             rejections.append(contentsOf: errors)
             return nil
@@ -243,7 +257,7 @@ struct IngressValidator {
         rejections.append(contentsOf: partial)
         return ValidatedIngress(
             ref: ref, source: RouteSource(namespace: ref.namespace, ingress: ref.name), rules: rules,
-            defaultBackend: defaultBackend, tls: tls, sslRedirect: sslRedirect, options: options)
+            defaultBackend: defaultBackend, tls: tls, sslRedirect: sslRedirect, options: options, loadBalancing: loadBalancing)
     }
 
     /// nginx's size syntax: digits with an optional k, m or g suffix (either case), powers of 1024.

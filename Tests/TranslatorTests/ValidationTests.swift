@@ -167,3 +167,28 @@ import TestSupport
         #expect(translation.table.virtualHosts.first?.routes.first?.backend.options.maxRequestBodyBytes == nil)
     }
 }
+
+@Suite struct LoadBalanceAnnotationTests {
+    @Test func leastRequestIsSetOnTheClusters() {
+        let translation = Translator.translate(
+            objects(F.ingress("i", annotations: ["portico.io/load-balance": "least-request"], rules: [F.rule("h", p("/", "Prefix", "a"))])))
+        #expect(translation.table.clusters.map(\.loadBalancing) == [.leastRequest])
+        #expect(translation.rejections.isEmpty)
+    }
+
+    @Test func theOldestIngressDecidesASharedCluster() {
+        let translation = Translator.translate(
+            objects(
+                F.ingress("old", created: 1, annotations: ["portico.io/load-balance": "least-request"], rules: [F.rule("h", p("/a", "Prefix", "a"))]),
+                F.ingress("new", created: 2, annotations: ["portico.io/load-balance": "round-robin"], rules: [F.rule("h", p("/b", "Prefix", "a"))])))
+        #expect(translation.table.clusters.map(\.loadBalancing) == [.leastRequest])
+        #expect(translation.rejections.map(\.object.name) == ["new"])
+    }
+
+    @Test func anUnknownPolicyIsReported() {
+        let translation = Translator.translate(
+            objects(F.ingress("i", annotations: ["portico.io/load-balance": "ewma"], rules: [F.rule("h", p("/"))])))
+        #expect(translation.rejections.map(\.reason) == [.invalidAnnotation])
+        #expect(translation.table.clusters.map(\.loadBalancing) == [.roundRobin])
+    }
+}
