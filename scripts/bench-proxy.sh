@@ -27,6 +27,8 @@ trap cleanup EXIT
 
 upstream=18081; portico_port=18082; nginx_port=18083; haproxy_port=18084
 mkdir -p "$work/www" "$work/manifests" "$work/nginx-up" "$work/nginx-proxy"
+# nginx workers drop root and must be able to read the page.
+chmod 755 "$work" "$work/www"
 head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/index.html"
 
 cat > "$work/nginx-up/nginx.conf" <<CONF

@@ -43,13 +43,23 @@ enum ForwardedHeaders {
     /// 32 lowercase hex digits from the system's random source.
     static func newRequestID() -> String {
         var generator = SystemRandomNumberGenerator()
+        return newRequestID(using: &generator)
+    }
+
+    /// 32 lowercase hex digits from `generator`, built without intermediate strings.
+    static func newRequestID(using generator: inout some RandomNumberGenerator) -> String {
+        let digits: StaticString = "0123456789abcdef"
         let high = generator.next() as UInt64
         let low = generator.next() as UInt64
-        func hex(_ value: UInt64) -> String {
-            let text = String(value, radix: 16)
-            return String(repeating: "0", count: 16 - text.count) + text
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            digits.withUTF8Buffer { digits in
+                for index in 0..<16 {
+                    buffer[index] = digits[Int(high >> (60 - 4 * UInt64(index)) & 0xf)]
+                    buffer[16 + index] = digits[Int(low >> (60 - 4 * UInt64(index)) & 0xf)]
+                }
+            }
+            return 32
         }
-        return hex(high) + hex(low)
     }
 }
 

@@ -29,6 +29,11 @@ final class UpstreamHandler: ChannelDuplexHandler {
         }
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        owner?.upstreamReadComplete()
+        context.fireChannelReadComplete()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         if let owner {
             self.owner = nil
@@ -64,6 +69,10 @@ final class UpstreamHandler: ChannelDuplexHandler {
             readPending = false
             context.read()
         }
+    }
+
+    func flush() {
+        context?.flush()
     }
 
     func write(_ part: HTTPClientRequestPart, flush: Bool) {

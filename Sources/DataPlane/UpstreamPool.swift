@@ -104,7 +104,11 @@ final class LoadBalancer {
     private var health: [Endpoint: Health] = [:]
     /// Requests in flight per endpoint, for least-request.
     private var active: [Endpoint: Int] = [:]
-    private var random = SystemRandomNumberGenerator()
+    /// Seeded once from the system: a getrandom call per request showed up in the proxy profile.
+    private var random = FastRandom()
+
+    /// A request ID from the loop's generator.
+    func nextRequestID() -> String { ForwardedHeaders.newRequestID(using: &random) }
 
     init(policy: Policy = Policy()) {
         self.policy = policy
@@ -161,5 +165,28 @@ final class LoadBalancer {
 
     func isEjected(_ endpoint: Endpoint, now: NIODeadline = .now()) -> Bool {
         (health[endpoint]?.ejectedUntil ?? .distantPast) > now
+    }
+}
+
+/// xoshiro256** seeded from the system's generator: unpredictable enough for request IDs and
+/// load-balancing draws, and free of system calls.
+struct FastRandom: RandomNumberGenerator {
+    private var state: (UInt64, UInt64, UInt64, UInt64)
+
+    init() {
+        var system = SystemRandomNumberGenerator()
+        state = (system.next(), system.next(), system.next(), system.next() | 1)
+    }
+
+    mutating func next() -> UInt64 {
+        let result = ((state.1 &* 5) << 7 | (state.1 &* 5) >> 57) &* 9
+        let t = state.1 << 17
+        state.2 ^= state.0
+        state.3 ^= state.1
+        state.1 ^= state.2
+        state.0 ^= state.3
+        state.2 ^= t
+        state.3 = state.3 << 45 | state.3 >> 19
+        return result
     }
 }

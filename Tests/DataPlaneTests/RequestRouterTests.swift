@@ -104,6 +104,10 @@ import Testing
         let id = ForwardedHeaders.newRequestID()
         #expect(id.count == 32 && id.allSatisfy(\.isHexDigit))
         #expect(id != ForwardedHeaders.newRequestID())
+        var fast = FastRandom()
+        let ids = (0..<100).map { _ in ForwardedHeaders.newRequestID(using: &fast) }
+        #expect(Set(ids).count == 100)
+        #expect(ids.allSatisfy { $0.count == 32 && $0.allSatisfy { "0123456789abcdef".contains($0) } })
     }
 
     @Test func responseHopByHopFieldsAreRemoved() {
