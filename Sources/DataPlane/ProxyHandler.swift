@@ -338,7 +338,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                 keepAlive = false
             }
             state = requestComplete ? .idle : .respondedLocally
-            if requestComplete { finishExchange(responseWritten: true) }
+            if requestComplete { finishExchange() }
         }
     }
 
@@ -380,7 +380,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     /// Both directions of the exchange are done: ready for the next request, or close.
-    private func finishExchange(responseWritten: Bool = true) {
+    private func finishExchange() {
         startedEndpoint = nil
         cluster = nil
         upstreamHead = nil
