@@ -6,14 +6,21 @@ enum ForwardedHeaders {
     /// requests because the body is forwarded with the same framing.
     static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authenticate", "proxy-authorization"]
 
-    /// The head sent upstream: hop-by-hop fields and those named by Connection removed, Host kept,
+    /// The head sent upstream: hop-by-hop fields and those named by Connection removed (except an
+    /// `Upgrade` request's `Connection: upgrade` and `Upgrade`), Host kept,
     /// the normalised target, X-Forwarded-For appended, X-Forwarded-Proto/Host/Port set, and
     /// X-Request-ID kept or generated.
     static func upstreamRequest(
-        _ head: HTTPRequestHead, target: String, clientAddress: String?, scheme: String, serverPort: Int, requestID: () -> String
+        _ head: HTTPRequestHead, target: String, clientAddress: String?, scheme: String, serverPort: Int, upgrade: String? = nil,
+        requestID: () -> String
     ) -> HTTPRequestHead {
         var headers = head.headers
         removeHopByHop(&headers)
+        if let upgrade {
+            // The one hop-by-hop exchange that must reach the upstream: it decides whether to switch.
+            headers.add(name: "Connection", value: "upgrade")
+            headers.add(name: "Upgrade", value: upgrade)
+        }
         let originalHost = head.headers["host"].first ?? ""
         if let clientAddress {
             let previous = headers["x-forwarded-for"].joined(separator: ", ")

@@ -17,8 +17,10 @@ final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private var responseInProgress = false
     private var lingering = false
     private let linger: TimeAmount
+    private let counters: CounterBox
 
-    init(linger: TimeAmount = .seconds(2)) {
+    init(counters: CounterBox, linger: TimeAmount = .seconds(2)) {
+        self.counters = counters
         self.linger = linger
     }
 
@@ -32,6 +34,7 @@ final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler 
         lingering = true
         if !responseInProgress {
             let status: HTTPResponseStatus = parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+            counters.local(Int(status.code))
             let body = "\(status.code) \(status.reasonPhrase)\n"
             let headers = HTTPHeaders([
                 ("Connection", "close"), ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", String(body.utf8.count)),

@@ -9,7 +9,7 @@ import RouteModel
 /// Bodies stream both ways with backpressure: the client is not read while the upstream cannot take
 /// more (or is still connecting), and the upstream is not read while the client cannot. Nothing is
 /// buffered beyond what one socket read delivered.
-final class ProxyHandler: ChannelDuplexHandler {
+final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -20,6 +20,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         var httpsPort = 443
         var maxConnectAttempts = 3
         var requestHeaderTimeout = TimeAmount.seconds(60)
+        /// An upgraded connection (WebSocket) with no bytes either way for this long is closed.
+        var tunnelIdleTimeout = TimeAmount.hours(1)
     }
 
     private enum State {
@@ -31,12 +33,18 @@ final class ProxyHandler: ChannelDuplexHandler {
         case connecting
         /// Exchanging with an upstream.
         case forwarding(UpstreamPool.Connection)
+        /// The upstream answered 101 to an upgrade request; the tunnel is joined once its head is
+        /// complete.
+        case upgrading(UpstreamPool.Connection, HTTPResponseHead)
+        /// Joined to the upstream as a byte tunnel; this handler has left the pipeline.
+        case tunnelled
         case closed
     }
 
     private let store: TableStore
     private let pool: UpstreamPool
     private let balancer: LoadBalancer
+    private let counters: CounterBox
     private let settings: Settings
     private let logger: Logger
     private var context: ChannelHandlerContext!
@@ -49,6 +57,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var keepAlive = true
     private var cluster: Cluster?
     private var upstreamHead: HTTPRequestHead?
+    /// The protocol the request asks to switch to (`Upgrade`), if any.
+    private var upgrade: String?
     private var tried: Set<Endpoint> = []
     /// The route's body limit, and what the request body has carried so far.
     private var bodyLimit: Int64?
@@ -65,10 +75,11 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var holdReads = false
     private var readPending = false
 
-    init(store: TableStore, pool: UpstreamPool, balancer: LoadBalancer, settings: Settings, logger: Logger) {
+    init(store: TableStore, pool: UpstreamPool, balancer: LoadBalancer, counters: CounterBox, settings: Settings, logger: Logger) {
         self.store = store
         self.pool = pool
         self.balancer = balancer
+        self.counters = counters
         self.settings = settings
         self.logger = logger
     }
@@ -109,6 +120,10 @@ final class ProxyHandler: ChannelDuplexHandler {
         requestComplete = false
         responseStarted = false
         keepAlive = head.isKeepAlive
+        // After an upgrade request the decoder parses no further requests: if the upstream does
+        // not switch protocols, the connection closes after its answer.
+        upgrade = ForwardedHeaders.upgradeProtocol(head)
+        if upgrade != nil { keepAlive = false }
         tried = []
         pending = []
         switch RequestRouter.decide(head, table: store.current, isTLS: settings.scheme == "https", httpsPort: settings.httpsPort) {
@@ -133,7 +148,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             let client = context.remoteAddress?.ipAddress
             upstreamHead = ForwardedHeaders.upstreamRequest(
                 head, target: target, clientAddress: client, scheme: settings.scheme, serverPort: settings.serverPort,
-                requestID: balancer.nextRequestID)
+                upgrade: upgrade, requestID: balancer.nextRequestID)
             state = .connecting
             setHoldReads(true)
             connect()
@@ -154,7 +169,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             // Flushed once per socket read, in channelReadComplete.
             connection.handler.write(part, flush: false)
             if !connection.channel.isWritable { setHoldReads(true) }
-        case .idle, .respondedLocally, .closed: break
+        case .idle, .respondedLocally, .upgrading, .tunnelled, .closed: break
         }
     }
 
@@ -163,10 +178,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func bodyOverLimit() {
         bodyLimit = nil
         keepAlive = false
-        if case .forwarding(let connection) = state {
-            connection.handler.owner = nil
-            connection.channel.close(promise: nil)
-        }
+        dropUpstream()
         if responseStarted {
             state = .closed
             context.close(promise: nil)
@@ -195,7 +207,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             startResponseTimer()
         case .respondedLocally:
             finishExchange()
-        case .idle, .closed: break
+        case .idle, .upgrading, .tunnelled, .closed: break
         }
     }
 
@@ -226,11 +238,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .forwarding(let connection) = state {
-            // The client left mid-exchange: the upstream connection cannot be reused.
-            connection.handler.owner = nil
-            connection.channel.close(promise: nil)
-        }
+        // The client left mid-exchange: the upstream connection cannot be reused.
+        dropUpstream()
         state = .closed
         startedEndpoint = nil
         responseTimer.disarm()
@@ -240,15 +249,23 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("client connection error", metadata: ["error": "\(error)"])
-        if case .forwarding(let connection) = state {
-            connection.handler.owner = nil
-            connection.channel.close(promise: nil)
-        }
+        dropUpstream()
         responseTimer.disarm()
         headerTimer.disarm()
         state = .closed
         // A malformed request is answered and the connection closed by ProtocolErrorHandler.
         if !(error is HTTPParserError) { context.close(promise: nil) }
+    }
+
+    /// Closes the upstream connection of an exchange that cannot finish cleanly.
+    private func dropUpstream() {
+        switch state {
+        case .forwarding(let connection), .upgrading(let connection, _):
+            connection.handler.owner = nil
+            connection.channel.close(promise: nil)
+        case .idle, .respondedLocally, .connecting, .tunnelled, .closed:
+            break
+        }
     }
 
     /// Graceful drain: an idle connection closes now; one with a request in flight closes after
@@ -269,7 +286,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             return
         }
         tried.insert(endpoint)
-        pool.acquire(endpoint, timeouts: cluster.timeouts).whenComplete { [self] result in
+        pool.acquire(endpoint, timeouts: cluster.timeouts, fresh: upgrade != nil).whenComplete { [self] result in
             guard case .connecting = state else {
                 if case .success(let connection) = result { pool.release(connection) }
                 return
@@ -287,13 +304,16 @@ final class ProxyHandler: ChannelDuplexHandler {
                 if requestComplete { startResponseTimer() }
                 setHoldReads(!connection.channel.isWritable)
             case .failure(let error):
+                counters.value.connectFailures += 1
                 if balancer.connectFailed(endpoint) {
+                    counters.value.ejections += 1
                     logger.warning("endpoint ejected after consecutive connect failures", metadata: ["endpoint": "\(endpoint)", "cluster": "\(cluster.name)"])
                 }
                 logger.info(
                     "upstream connect failed",
                     metadata: ["endpoint": "\(endpoint)", "cluster": "\(cluster.name)", "error": "\(error)"])
                 if tried.count < min(settings.maxConnectAttempts, cluster.endpoints.count) {
+                    counters.value.retries += 1
                     connect()
                 } else if error is ChannelError, case .connectTimeout = error as! ChannelError {
                     respondLocally(.gatewayTimeout, body: "504 upstream connect timeout\n")
@@ -307,19 +327,38 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func startResponseTimer() {
         guard let cluster, cluster.timeouts.responseHeaderMilliseconds > 0, !responseStarted else { return }
         responseTimer.arm(in: .milliseconds(Int64(cluster.timeouts.responseHeaderMilliseconds)), on: context.eventLoop) { [self] in
-            guard !responseStarted, case .forwarding(let connection) = state else { return }
-            connection.handler.owner = nil
-            connection.channel.close(promise: nil)
+            guard !responseStarted, case .forwarding = state else { return }
+            dropUpstream()
             respondLocally(.gatewayTimeout, body: "504 upstream timeout\n")
         }
     }
 
     func upstreamRead(_ part: HTTPClientResponsePart) {
+        if case .upgrading(let connection, let head) = state {
+            if case .end = part {
+                // Joined on the next tick: the upstream's decoder is still on the stack here, and
+                // both decoders hold further bytes until they are removed.
+                context.eventLoop.execute { [self] in joinTunnel(connection, switching: head) }
+            }
+            return
+        }
         guard case .forwarding(let connection) = state else { return }
         switch part {
+        case .head(let head) where head.status == .switchingProtocols:
+            responseTimer.disarm()
+            guard upgrade != nil else {
+                // 101 to a request that asked for no upgrade: the upstream broke the protocol.
+                dropUpstream()
+                respondLocally(.badGateway, body: "502 upstream switched protocols unasked\n")
+                return
+            }
+            responseStarted = true
+            counters.upstream(101)
+            state = .upgrading(connection, head)
         case .head(let head):
             responseStarted = true
             responseTimer.disarm()
+            counters.upstream(Int(head.status.code))
             var response = ForwardedHeaders.downstreamResponse(head)
             if !keepAlive { response.headers.replaceOrAdd(name: "Connection", value: "close") }
             context.write(wrapOutboundOut(.head(response)), promise: nil)
@@ -347,6 +386,11 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     func upstreamClosed() {
+        if case .upgrading = state {
+            state = .closed
+            context.close(promise: nil)
+            return
+        }
         guard case .forwarding = state else { return }
         responseTimer.disarm()
         if responseStarted {
@@ -362,10 +406,66 @@ final class ProxyHandler: ChannelDuplexHandler {
         setHoldReads(!writable)
     }
 
+    /// Turns both connections into a byte tunnel: the HTTP handlers leave both pipelines, the 101
+    /// goes to the client, and the bytes either decoder still held are relayed first.
+    private func joinTunnel(_ connection: UpstreamPool.Connection, switching head: HTTPResponseHead) {
+        guard case .upgrading = state else { return }
+        guard context.channel.isActive, connection.channel.isActive else {
+            dropUpstream()
+            state = .closed
+            context.close(promise: nil)
+            return
+        }
+        state = .tunnelled
+        startedEndpoint = nil
+        headerTimer.disarm()
+        responseTimer.disarm()
+        connection.handler.owner = nil
+        let (clientSide, upstreamSide) = TunnelHandler.pair(idleTimeout: settings.tunnelIdleTimeout)
+        let client = context.pipeline.syncOperations
+        let upstream = connection.channel.pipeline.syncOperations
+        do {
+            try client.addHandler(clientSide)
+            try upstream.addHandler(upstreamSide)
+            // Everything that speaks HTTP goes, decoders last: removing a decoder hands the bytes it
+            // held to the tunnel, so by then the other side must be ready to send them on.
+            Self.remove(HTTPServerPipelineHandler.self, from: client)
+            Self.remove(ProtocolErrorHandler.self, from: client)
+            Self.remove(NIOHTTPResponseHeadersValidator.self, from: client)
+            Self.remove(HTTPResponseEncoder.self, from: client)
+            Self.remove(UpstreamHandler.self, from: upstream)
+            Self.remove(NIOHTTPRequestHeadersValidator.self, from: upstream)
+            Self.remove(HTTPRequestEncoder.self, from: upstream)
+            clientSide.send(ForwardedHeaders.switchingProtocolsBytes(head, allocator: context.channel.allocator), flush: true)
+            // A decoder hands its bytes on a tick later, outside any read cycle: flush them then.
+            Self.remove(ByteToMessageHandler<HTTPResponseDecoder>.self, from: upstream)?.whenComplete { _ in upstreamSide.flushPeer() }
+            Self.remove(ByteToMessageHandler<HTTPRequestDecoder>.self, from: client)?.whenComplete { _ in clientSide.flushPeer() }
+            let clientChannel = context.channel
+            Self.remove(ProxyHandler.self, from: client)
+            // Reads held while the exchange was under way start again under the tunnel's control.
+            clientChannel.read()
+            connection.channel.read()
+        } catch {
+            logger.warning("could not join an upgraded connection", metadata: ["error": "\(error)"])
+            connection.channel.close(promise: nil)
+            context.close(promise: nil)
+        }
+    }
+
+    /// Removes the handler of `type` if the pipeline has one; the future completes once it is gone.
+    @discardableResult
+    private static func remove<Handler: ChannelHandler>(
+        _ type: Handler.Type, from pipeline: ChannelPipeline.SynchronousOperations
+    ) -> EventLoopFuture<Void>? {
+        guard let context = try? pipeline.context(handlerType: type) else { return nil }
+        return pipeline.removeHandler(context: context)
+    }
+
     // MARK: Local answers
 
     private func respondLocally(_ status: HTTPResponseStatus, body: String, headers extra: HTTPHeaders = HTTPHeaders()) {
         responseTimer.disarm()
+        counters.local(Int(status.code))
         var headers = extra
         headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
         headers.add(name: "Content-Length", value: String(body.utf8.count))

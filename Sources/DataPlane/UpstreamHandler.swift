@@ -3,7 +3,7 @@ import NIOHTTP1
 
 /// The last handler of an upstream connection: hands response parts to the `ProxyHandler` that
 /// currently owns the connection, and holds reads while the client cannot take more bytes.
-final class UpstreamHandler: ChannelDuplexHandler {
+final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart

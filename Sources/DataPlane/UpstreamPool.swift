@@ -31,11 +31,12 @@ final class UpstreamPool {
 
     var idleCount: Int { idle.values.reduce(0) { $0 + $1.count } }
 
-    /// An idle connection to `endpoint`, or a new one.
-    func acquire(_ endpoint: Endpoint, timeouts: ClusterTimeouts) -> EventLoopFuture<Connection> {
+    /// An idle connection to `endpoint`, or a new one (always a new one when `fresh`: an upgrade
+    /// request goes on a connection of its own, which then leaves the pool for good).
+    func acquire(_ endpoint: Endpoint, timeouts: ClusterTimeouts, fresh: Bool = false) -> EventLoopFuture<Connection> {
         eventLoop.preconditionInEventLoop()
         let maxIdle = TimeAmount.milliseconds(Int64(timeouts.idleMilliseconds))
-        while var list = idle[endpoint], let last = list.popLast() {
+        while !fresh, var list = idle[endpoint], let last = list.popLast() {
             idle[endpoint] = list.isEmpty ? nil : list
             if last.connection.channel.isActive, timeouts.idleMilliseconds == 0 || NIODeadline.now() - last.since < maxIdle {
                 return eventLoop.makeSucceededFuture(last.connection)
@@ -47,7 +48,10 @@ final class UpstreamPool {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    // Bytes after a 101 are handed on when the decoder leaves for a tunnel. Request
+                    // heads are built from parsed fields, so the outbound validator is not needed.
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                        leftOverBytesStrategy: .forwardBytes, enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }

@@ -41,6 +41,8 @@ public final class Worker: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
     private let accepted = Atomic<Int>(0)
+    /// Touched on the loop only.
+    private nonisolated(unsafe) let loop: LoopState
 
     /// Client connections accepted since start.
     public var acceptedConnections: Int { accepted.load(ordering: .relaxed) }
@@ -48,10 +50,17 @@ public final class Worker: Sendable {
     public init(configuration: Configuration, logger: Logger = Logger(label: "portico.worker")) {
         self.configuration = configuration
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        self.store = TableStore(eventLoop: group.next())
+        let eventLoop = group.next()
+        self.store = TableStore(eventLoop: eventLoop)
+        self.loop = LoopState(eventLoop: eventLoop)
         var logger = logger
         logger[metadataKey: "worker"] = "\(configuration.workerID)"
         self.logger = logger
+    }
+
+    /// What the worker has answered so far.
+    public func counters() async -> ProxyCounters {
+        (try? await store.eventLoop.submit { self.loop.counters.value }.get()) ?? ProxyCounters()
     }
 
     /// Binds the listener, calls `onListening` with the bound port, and serves and follows snapshots
@@ -60,7 +69,7 @@ public final class Worker: Sendable {
         let eventLoop = store.eventLoop
         // The pool, balancer and open connections belong to the loop; handlers reach them through this box.
         let loopBound = try await eventLoop.submit {
-            NIOLoopBound((UpstreamPool(eventLoop: eventLoop), LoadBalancer(), OpenConnections()), eventLoop: eventLoop)
+            NIOLoopBound(self.loop, eventLoop: eventLoop)
         }.get()
         var baseSettings = ProxyHandler.Settings()
         baseSettings.httpsPort = configuration.httpsPort
@@ -84,14 +93,20 @@ public final class Worker: Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     var connectionSettings = settings
                     connectionSettings.serverPort = channel.localAddress?.port ?? settings.serverPort
-                    let (pool, balancer, open) = loopBound.value
+                    let loop = loopBound.value
+                    // An upgrade configuration with no upgraders of its own: it makes the decoder hand
+                    // on the bytes it holds when it leaves for a tunnel, and removes itself after the
+                    // first request. Response heads are built from parsed fields, so the outbound
+                    // validator is not needed.
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: false, withEncoderConfiguration: .init(),
-                        withDecoderLimitConfiguration: limits)
-                    try channel.pipeline.syncOperations.addHandler(ProtocolErrorHandler())
-                    let handler = ProxyHandler(store: store, pool: pool, balancer: balancer, settings: connectionSettings, logger: logger)
+                        withPipeliningAssistance: true, withServerUpgrade: ([], { _ in }), withErrorHandling: false,
+                        withOutboundHeaderValidation: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+                    try channel.pipeline.syncOperations.addHandler(ProtocolErrorHandler(counters: loop.counters))
+                    let handler = ProxyHandler(
+                        store: store, pool: loop.pool, balancer: loop.balancer, counters: loop.counters, settings: connectionSettings,
+                        logger: logger)
                     try channel.pipeline.syncOperations.addHandler(handler)
-                    open.add(handler, for: channel)
+                    loop.connections.add(handler, for: channel)
                 }
             }
             .bind(host: configuration.bindHost, port: configuration.httpPort).get()
@@ -119,24 +134,36 @@ public final class Worker: Sendable {
     }
 
     private static func drain(
-        server: any Channel, eventLoop: any EventLoop, connections loopBound: NIOLoopBound<(UpstreamPool, LoadBalancer, OpenConnections)>,
+        server: any Channel, eventLoop: any EventLoop, connections loopBound: NIOLoopBound<LoopState>,
         timeout: Duration, logger: Logger
     ) async {
         try? await server.close()
         let remaining = try? await eventLoop.submit { () -> Int in
-            loopBound.value.2.drainAll()
-            return loopBound.value.2.count
+            loopBound.value.connections.drainAll()
+            return loopBound.value.connections.count
         }.get()
         logger.info("draining", metadata: ["connections": "\(remaining ?? 0)"])
         let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline, (try? await eventLoop.submit({ loopBound.value.2.count }).get()) ?? 0 > 0 {
+        while ContinuousClock.now < deadline, (try? await eventLoop.submit({ loopBound.value.connections.count }).get()) ?? 0 > 0 {
             try? await Task.sleep(for: .milliseconds(10))
         }
         try? await eventLoop.submit {
-            loopBound.value.2.closeAll()
-            loopBound.value.0.closeAll()
+            loopBound.value.connections.closeAll()
+            loopBound.value.pool.closeAll()
         }.get()
         logger.info("stopped")
+    }
+}
+
+/// What the handlers of the worker's one loop share; used on that loop only.
+final class LoopState {
+    let pool: UpstreamPool
+    let balancer = LoadBalancer()
+    let connections = OpenConnections()
+    let counters = CounterBox()
+
+    init(eventLoop: any EventLoop) {
+        pool = UpstreamPool(eventLoop: eventLoop)
     }
 }
 

@@ -35,6 +35,7 @@ import TestSupport
         let answer = try await RawConnection.exchange(port: proxy.port, send: ["GET / HTTP/1.1\r\nHost: a.test\r\nX-Big: \(big)\r\n\r\n"])
         #expect(answer.hasPrefix("HTTP/1.1 431 Request Header Fields Too Large\r\n"), "\(answer.prefix(80))")
         #expect(answer.contains("connection: close") || answer.contains("Connection: close"))
+        #expect(await proxy.worker.counters().localAnswers == [431: 1])
         await proxy.stop()
         await a.stop()
     }
@@ -54,6 +55,7 @@ import TestSupport
         let answer = try await RawConnection.exchange(port: proxy.port, send: [request + "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"])
         #expect(answer.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(answer.prefix(100))")
         #expect(!answer.contains("HTTP/1.1 200"))
+        #expect(await proxy.worker.counters().localAnswers == [400: 1], "one answer, counted once")
         if !request.contains("\r\n\r\nzz") {
             // A malformed head never reaches an upstream. (A malformed chunk is only seen once the
             // request is already streaming, and then the upstream exchange is aborted.)

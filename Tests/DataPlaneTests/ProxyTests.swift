@@ -151,6 +151,10 @@ func closedPort() async throws -> Int {
             // The connection is still usable after each local answer.
             #expect(try await client.request(.GET, "/sleep/1", host: "slow.test").status == .ok)
         }
+        let counters = await proxy.worker.counters()
+        #expect(counters.localAnswers == [404: 1, 503: 1, 502: 1, 504: 1], "each local answer is counted once")
+        #expect(counters.upstreamAnswers == [200: 1])
+        #expect(counters.connectFailures == 1)
         await proxy.stop()
         await slow.stop()
     }

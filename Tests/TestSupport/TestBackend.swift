@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOWebSocket
 import Synchronization
 
 /// A real HTTP/1.1 upstream on 127.0.0.1 for proxy tests. Paths:
@@ -10,7 +11,9 @@ import Synchronization
 /// - `/close`: closes the connection without answering;
 /// - `/status/N`: answers with status N;
 /// - anything else: `backend=NAME`, the method, the target and every request header, one per line.
-/// Every response carries `X-Backend: NAME`.
+/// Every response carries `X-Backend: NAME`. A WebSocket handshake on a connection's first request
+/// switches it to a WebSocket echo (text and binary frames come back as sent, with `NAME: ` in
+/// front of text).
 public final class TestBackend: Sendable {
     public let name: String
     public let port: Int
@@ -23,9 +26,17 @@ public final class TestBackend: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 counter.value.add(1, ordering: .relaxed)
+                let webSocket = NIOWebSocketServerUpgrader(
+                    shouldUpgrade: { channel, _ in channel.eventLoop.makeSucceededFuture(HTTPHeaders([("X-Backend", name)])) },
+                    upgradePipelineHandler: { channel, _ in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.removeHandler(name: "backend", promise: nil)
+                            try channel.pipeline.syncOperations.addHandler(WebSocketEcho(name: name))
+                        }
+                    })
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(BackendHandler(name: name))
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withServerUpgrade: ([webSocket], { _ in }))
+                    try channel.pipeline.syncOperations.addHandler(BackendHandler(name: name), name: "backend")
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -51,7 +62,7 @@ public final class TestBackend: Sendable {
     }
 }
 
-private final class BackendHandler: ChannelInboundHandler {
+private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -121,6 +132,37 @@ private final class BackendHandler: ChannelInboundHandler {
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer)))).whenSuccess { [self] in
             stream(context: loopBound.value, remaining: remaining - size)
+        }
+    }
+}
+
+/// Echoes WebSocket frames: text gets `NAME: ` in front, binary comes back as is, a ping gets a
+/// pong, and a close is answered and ends the connection.
+private final class WebSocketEcho: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    let name: String
+    init(name: String) { self.name = name }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        let payload = frame.unmaskedData
+        switch frame.opcode {
+        case .text:
+            var reply = context.channel.allocator.buffer(string: "\(name): ")
+            reply.writeImmutableBuffer(payload)
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: reply)), promise: nil)
+        case .binary:
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .binary, data: payload)), promise: nil)
+        case .ping:
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: payload)), promise: nil)
+        case .connectionClose:
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload))).whenComplete { _ in
+                context.close(promise: nil)
+            }
+        default:
+            break
         }
     }
 }

@@ -1,0 +1,144 @@
+import NIOCore
+import NIOHTTP1
+
+/// One side of an upgraded connection (WebSocket or any other protocol after `101 Switching
+/// Protocols`): relays bytes to its peer on the other connection, with the same backpressure as the
+/// HTTP path. Reads stop while the peer cannot take more; when either side closes, the other one is
+/// flushed and closed. A tunnel with no traffic either way for `idleTimeout` is closed.
+final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var peer: TunnelHandler?
+    private var context: ChannelHandlerContext?
+    private var holdReads = false
+    private var readPending = false
+    private let idleTimer = LazyTimer()
+    private let idleTimeout: TimeAmount
+
+    init(idleTimeout: TimeAmount) {
+        self.idleTimeout = idleTimeout
+    }
+
+    /// Pairs two handlers; each is added to its own connection's pipeline.
+    static func pair(idleTimeout: TimeAmount) -> (client: TunnelHandler, upstream: TunnelHandler) {
+        let client = TunnelHandler(idleTimeout: idleTimeout)
+        let upstream = TunnelHandler(idleTimeout: idleTimeout)
+        client.peer = upstream
+        upstream.peer = client
+        return (client, upstream)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        touch()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimer.disarm()
+        self.context = nil
+    }
+
+    private func touch() {
+        guard let context else { return }
+        idleTimer.arm(in: idleTimeout, on: context.eventLoop) { [weak self] in self?.context?.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let peer else { return }
+        peer.send(unwrapInboundIn(data))
+        if !peer.isWritable { holdReads = true }
+        touch()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        peer?.context?.flush()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        peer?.setHoldReads(!context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        idleTimer.disarm()
+        let peer = self.peer
+        self.peer = nil
+        peer?.peerClosed()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if holdReads {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    /// Writes bytes that came before the tunnel was joined (the 101 head, or what the decoder held).
+    func send(_ buffer: ByteBuffer, flush: Bool = false) {
+        guard let context else { return }
+        context.write(wrapOutboundOut(buffer), promise: nil)
+        if flush { context.flush() }
+    }
+
+    /// Flushes what this side wrote to its peer outside a read cycle.
+    func flushPeer() {
+        peer?.context?.flush()
+    }
+
+    private var isWritable: Bool { context?.channel.isWritable ?? true }
+
+    private func setHoldReads(_ hold: Bool) {
+        holdReads = hold
+        if !hold, readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    /// The other side closed: send what is queued, then close this side too.
+    private func peerClosed() {
+        peer = nil
+        idleTimer.disarm()
+        guard let context else { return }
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer())).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
+
+extension ForwardedHeaders {
+    /// The protocol a request asks to switch to (`Upgrade` named in `Connection`), or nil.
+    static func upgradeProtocol(_ head: HTTPRequestHead) -> String? {
+        guard let upgrade = head.headers["upgrade"].first, !upgrade.isEmpty,
+            head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" })
+        else { return nil }
+        return upgrade
+    }
+
+    /// The `101` sent to the client, serialised by hand: the HTTP encoder is gone by then. The
+    /// upstream's fields pass except hop-by-hop ones; `Upgrade` and `Connection: upgrade` are kept.
+    static func switchingProtocolsBytes(_ head: HTTPResponseHead, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var headers = head.headers
+        let upgrade = headers["upgrade"]
+        removeHopByHop(&headers)
+        var buffer = allocator.buffer(capacity: 256)
+        buffer.writeStaticString("HTTP/1.1 101 Switching Protocols\r\n")
+        for value in upgrade {
+            buffer.writeString("Upgrade: \(value)\r\n")
+        }
+        buffer.writeStaticString("Connection: upgrade\r\n")
+        for (name, value) in headers {
+            buffer.writeString("\(name): \(value)\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        return buffer
+    }
+}
