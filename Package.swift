@@ -119,7 +119,10 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         // Starts the built executables as real processes.
-        .testTarget(name: "EndToEndTests", dependencies: ["PorticoCtl"]),
+        .testTarget(name: "EndToEndTests", dependencies: [
+            "PorticoCtl", "TestSupport",
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .testTarget(name: "PorticoCtlTests", dependencies: ["PorticoCtl", .product(name: "Yams", package: "Yams")]),
     ]
 )

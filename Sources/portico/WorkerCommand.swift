@@ -20,7 +20,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Where to subscribe for snapshots: unix:/path or HOST:PORT.")
     var controlPlane: String
 
-    @Option(help: "The plain-HTTP port.")
+    @Option(help: "The plain-HTTP port (0: any free port, logged at start).")
     var httpPort: Int = 80
 
     @Option(help: "The address to bind.")
@@ -46,7 +46,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func validate() throws {
         do { _ = try ServerAddress(parsing: controlPlane) } catch { throw ValidationError(error.description) }
-        guard (1...65535).contains(httpPort) else { throw ValidationError("--http-port must be from 1 to 65535") }
+        guard (0...65535).contains(httpPort) else { throw ValidationError("--http-port must be from 0 to 65535") }
     }
 
     func run() async throws {

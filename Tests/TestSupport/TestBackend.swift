@@ -130,8 +130,10 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
         var buffer = context.channel.allocator.buffer(capacity: size)
         buffer.writeRepeatingByte(UInt8(truncatingIfNeeded: remaining % 251), count: size)
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        // The next chunk goes on a later tick: a write that completes at once would otherwise
+        // recurse once per chunk (16 Ki deep for 1 GiB).
         context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer)))).whenSuccess { [self] in
-            stream(context: loopBound.value, remaining: remaining - size)
+            loopBound.value.eventLoop.execute { [self] in stream(context: loopBound.value, remaining: remaining - size) }
         }
     }
 }
