@@ -3,18 +3,26 @@ import NIOHTTP1
 
 /// Answers requests the HTTP decoder refuses, then closes the connection: 431 when the header block
 /// is over the limit, 400 for every other malformed or ambiguous request (request-smuggling shapes
-/// included). Like NIO's own `HTTPServerProtocolErrorHandler`, but it tells an oversized header
-/// block apart, never writes into a response already under way, and closes the way nginx's
-/// lingering close does: it shuts its sending side, reads and drops what the client still sends
-/// for up to `linger`, then closes. Closing at once would make the client's kernel answer the
-/// unread bytes with a reset, which can destroy the error response before the client reads it.
+/// included).
+///
+/// Like NIO's own `HTTPServerProtocolErrorHandler`, but it tells an oversized header block apart,
+/// and it keeps the order of pipelined exchanges: an error behind requests that are still being
+/// answered waits until their responses are complete. It closes the way nginx's lingering close
+/// does: it shuts its sending side, reads and drops what the client still sends for up to
+/// `linger`, then closes. Closing at once would make the client's kernel answer the unread bytes
+/// with a reset, which can destroy the error response before the client reads it.
 final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
+    /// Requests whose heads passed through and whose responses have not ended yet.
+    private var unanswered = 0
+    /// A request's head passed through and its end has not yet.
+    private var requestOpen = false
     private var responseInProgress = false
+    private var deferred: HTTPParserError?
     private var lingering = false
     private let linger: TimeAmount
     private let counters: CounterBox
@@ -24,16 +32,40 @@ final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler 
         self.linger = linger
     }
 
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head:
+            unanswered += 1
+            requestOpen = true
+        case .end: requestOpen = false
+        case .body: break
+        }
+        context.fireChannelRead(data)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // While lingering, the decoder reports every further read as an error: drop them.
-        if lingering { return }
+        // While lingering or waiting, the decoder reports every further read as an error: drop them.
+        if lingering || deferred != nil { return }
         guard let parserError = error as? HTTPParserError else {
             context.fireErrorCaught(error)
             return
         }
+        if requestOpen {
+            // The request being received is broken (a bad chunk): answer it if nothing else is
+            // being answered before it, else just close.
+            fail(context: context, parserError, answer: unanswered == 1 && !responseInProgress)
+        } else if unanswered > 0 {
+            // Garbage behind complete requests: answered in order, after their responses.
+            deferred = parserError
+        } else {
+            fail(context: context, parserError, answer: true)
+        }
+    }
+
+    private func fail(context: ChannelHandlerContext, _ error: HTTPParserError, answer: Bool) {
         lingering = true
-        if !responseInProgress {
-            let status: HTTPResponseStatus = parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+        if answer {
+            let status: HTTPResponseStatus = error == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
             counters.local(Int(status.code))
             let body = "\(status.code) \(status.reasonPhrase)\n"
             let headers = HTTPHeaders([
@@ -51,11 +83,27 @@ final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let isEnd: Bool
         switch unwrapOutboundIn(data) {
-        case .head(let head) where head.status.code >= 200: responseInProgress = true
-        case .end: responseInProgress = false
-        default: break
+        case .head(let head):
+            isEnd = false
+            if head.status.code >= 200 { responseInProgress = true }
+        case .body: isEnd = false
+        case .end: isEnd = true
         }
         context.write(data, promise: promise)
+        guard isEnd, !lingering else { return }
+        responseInProgress = false
+        unanswered = max(0, unanswered - 1)
+        if let error = deferred, unanswered == 0 {
+            // Answered on the next tick, once the proxy handler has finished the exchange that
+            // this `end` belongs to.
+            deferred = nil
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.execute {
+                let (handler, context) = loopBound.value
+                handler.fail(context: context, error, answer: true)
+            }
+        }
     }
 }

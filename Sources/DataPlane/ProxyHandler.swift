@@ -3,8 +3,10 @@ import NIOCore
 import NIOHTTP1
 import RouteModel
 
-/// Proxies one client connection's HTTP/1.1 requests, one at a time (NIO's pipelining handler
-/// holds later requests back until a response is complete).
+/// Proxies one client connection's HTTP/1.1 requests, one at a time. Pipelined requests that
+/// arrive while an exchange is under way wait in `queued`, and reads stop until they are served; in
+/// the usual case (one request at a time) reads are never paused, so the socket's read interest is
+/// never re-registered per request, which NIO's pipelining handler did with two epoll_ctl calls.
 ///
 /// Bodies stream both ways with backpressure: the client is not read while the upstream cannot take
 /// more (or is still connecting), and the upstream is not read while the client cannot. Nothing is
@@ -71,9 +73,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let headerTimer = LazyTimer()
     private let responseTimer = LazyTimer()
 
-    // Backpressure on the client side.
-    private var holdReads = false
+    /// Parts of pipelined requests that arrived while an exchange was under way.
+    private var queued: [HTTPServerRequestPart] = []
+    private var replayScheduled = false
+
+    // Backpressure on the client side: reads pause while the exchange asks for it, or while
+    // pipelined requests wait.
+    private var exchangeHoldsReads = false
     private var readPending = false
+    private var holdReads: Bool { exchangeHoldsReads || !queued.isEmpty }
 
     init(store: TableStore, pool: UpstreamPool, balancer: LoadBalancer, counters: CounterBox, settings: Settings, logger: Logger) {
         self.store = store
@@ -107,7 +115,26 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if !queued.isEmpty {
+            queued.append(part)
+            return
+        }
+        if case .head = part, !isIdle {
+            // Pipelined: served once the current exchange ends.
+            queued.append(part)
+            return
+        }
+        dispatch(part)
+    }
+
+    private var isIdle: Bool {
+        if case .idle = state { return true }
+        return false
+    }
+
+    private func dispatch(_ part: HTTPServerRequestPart) {
+        switch part {
         case .head(let head): receive(head)
         case .body(let body): receiveBodyPart(.body(.byteBuffer(body)))
         case .end(let trailers): receiveEnd(trailers)
@@ -225,8 +252,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func setHoldReads(_ hold: Bool) {
-        holdReads = hold
-        if !hold, readPending {
+        exchangeHoldsReads = hold
+        if !holdReads, readPending {
             readPending = false
             context.read()
         }
@@ -489,9 +516,28 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         setHoldReads(false)
         if !keepAlive {
             state = .closed
+            queued = []
             context.close(promise: nil)
+        } else if !queued.isEmpty {
+            scheduleReplay()
         } else {
             armHeaderTimeout()
+        }
+    }
+
+    /// Serves queued pipelined parts on the next tick (not inside the upstream's read that ended
+    /// the exchange), until one starts an exchange that is not over yet.
+    private func scheduleReplay() {
+        guard !replayScheduled else { return }
+        replayScheduled = true
+        context.eventLoop.execute { [self] in
+            replayScheduled = false
+            while !queued.isEmpty {
+                if case .head = queued[0], !isIdle { return }
+                dispatch(queued.removeFirst())
+            }
+            if isIdle { armHeaderTimeout() }
+            setHoldReads(exchangeHoldsReads)
         }
     }
 }

@@ -97,9 +97,9 @@ public final class Worker: Sendable {
                     // An upgrade configuration with no upgraders of its own: it makes the decoder hand
                     // on the bytes it holds when it leaves for a tunnel, and removes itself after the
                     // first request. Response heads are built from parsed fields, so the outbound
-                    // validator is not needed.
+                    // validator is not needed. ProxyHandler orders pipelined requests itself.
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withServerUpgrade: ([], { _ in }), withErrorHandling: false,
+                        withPipeliningAssistance: false, withServerUpgrade: ([], { _ in }), withErrorHandling: false,
                         withOutboundHeaderValidation: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
                     try channel.pipeline.syncOperations.addHandler(ProtocolErrorHandler(counters: loop.counters))
                     let handler = ProxyHandler(

@@ -40,6 +40,40 @@ import TestSupport
         await a.stop()
     }
 
+    /// Requests sent back to back in one packet are answered in order, each after the previous
+    /// one's response, the slow one included.
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(proxyTable([("a.test", "/", [a.port])]))
+        let answer = try await RawConnection.exchange(port: proxy.port, send: [
+            "GET /first HTTP/1.1\r\nHost: a.test\r\n\r\n" + "GET /sleep/100 HTTP/1.1\r\nHost: a.test\r\n\r\n"
+                + "POST /count HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\n\r\nabc"
+                + "GET /last HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
+        ])
+        let markers = ["target=/first", "slept", "received=3", "target=/last"].map { answer.range(of: $0)?.lowerBound }
+        #expect(markers.allSatisfy { $0 != nil }, "\(answer)")
+        #expect(markers.compactMap { $0 } == markers.compactMap { $0 }.sorted(), "answers come in request order")
+        #expect(answer.components(separatedBy: "HTTP/1.1 200 OK").count == 5)
+        await proxy.stop()
+        await a.stop()
+    }
+
+    /// Garbage behind complete pipelined requests is answered with 400 only after their responses.
+    @Test func garbageBehindPipelinedRequestsIsAnsweredAfterThem() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(proxyTable([("a.test", "/", [a.port])]))
+        let answer = try await RawConnection.exchange(port: proxy.port, send: [
+            "GET /sleep/100 HTTP/1.1\r\nHost: a.test\r\n\r\n" + "NOT HTTP AT ALL\r\n\r\n"
+        ])
+        let ok = answer.range(of: "HTTP/1.1 200 OK")
+        let bad = answer.range(of: "HTTP/1.1 400 Bad Request")
+        #expect(ok != nil && bad != nil, "\(answer)")
+        if let ok, let bad { #expect(ok.lowerBound < bad.lowerBound) }
+        #expect(answer.contains("slept"))
+        await proxy.stop()
+        await a.stop()
+    }
+
     @Test(arguments: [
         "POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
