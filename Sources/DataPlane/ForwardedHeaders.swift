@@ -2,16 +2,12 @@ import NIOHTTP1
 
 /// Header rewriting between client and upstream, without I/O.
 enum ForwardedHeaders {
-    /// Hop-by-hop fields (RFC 9110 §7.6.1) that never cross the proxy. Transfer-Encoding is kept on
-    /// requests because the body is forwarded with the same framing.
-    static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authenticate", "proxy-authorization"]
-
     /// The head sent upstream: hop-by-hop fields and those named by Connection removed (except an
     /// `Upgrade` request's `Connection: upgrade` and `Upgrade`), Host kept,
     /// the normalised target, X-Forwarded-For appended, X-Forwarded-Proto/Host/Port set, and
     /// X-Request-ID kept or generated.
     static func upstreamRequest(
-        _ head: HTTPRequestHead, target: String, clientAddress: String?, scheme: String, serverPort: Int, upgrade: String? = nil,
+        _ head: HTTPRequestHead, target: String, clientAddress: String?, scheme: String, serverPort: String, upgrade: String? = nil,
         requestID: () -> String
     ) -> HTTPRequestHead {
         var headers = head.headers
@@ -21,15 +17,26 @@ enum ForwardedHeaders {
             headers.add(name: "Connection", value: "upgrade")
             headers.add(name: "Upgrade", value: upgrade)
         }
-        let originalHost = head.headers["host"].first ?? ""
+        let originalHost = head.headers.first(name: "host") ?? ""
+        // Most requests carry none of the fields set below: then they are appended without a
+        // search per field.
+        let carriesForwarded = headers.contains { $0.name.utf8.count >= 12 && ($0.name.hasPrefix("X-") || $0.name.hasPrefix("x-")) }
+        guard carriesForwarded else {
+            if let clientAddress { headers.add(name: "X-Forwarded-For", value: clientAddress) }
+            headers.add(name: "X-Forwarded-Proto", value: scheme)
+            headers.add(name: "X-Forwarded-Host", value: originalHost)
+            headers.add(name: "X-Forwarded-Port", value: serverPort)
+            headers.add(name: "X-Request-ID", value: requestID())
+            return HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)
+        }
         if let clientAddress {
             let previous = headers["x-forwarded-for"].joined(separator: ", ")
             headers.replaceOrAdd(name: "X-Forwarded-For", value: previous.isEmpty ? clientAddress : "\(previous), \(clientAddress)")
         }
         headers.replaceOrAdd(name: "X-Forwarded-Proto", value: scheme)
         headers.replaceOrAdd(name: "X-Forwarded-Host", value: originalHost)
-        headers.replaceOrAdd(name: "X-Forwarded-Port", value: String(serverPort))
-        if headers["x-request-id"].first?.isEmpty ?? true { headers.replaceOrAdd(name: "X-Request-ID", value: requestID()) }
+        headers.replaceOrAdd(name: "X-Forwarded-Port", value: serverPort)
+        if headers.first(name: "x-request-id")?.isEmpty ?? true { headers.replaceOrAdd(name: "X-Request-ID", value: requestID()) }
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)
     }
 
@@ -40,10 +47,49 @@ enum ForwardedHeaders {
         return HTTPResponseHead(version: .http1_1, status: head.status, headers: headers)
     }
 
+    /// Removes hop-by-hop fields and the fields the Connection header names, except the framing
+    /// fields and Host. One pass over the fields finds them; most messages carry only Connection.
     static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        let named = headers["connection"].flatMap { $0.split(separator: ",") }.map { $0.trimmingWhitespace().lowercased() }
-        for name in hopByHop.union(named) where name != "transfer-encoding" && name != "content-length" && name != "host" {
-            headers.remove(name: name)
+        var doomed: [String] = []
+        for (name, value) in headers where isHopByHop(name) {
+            doomed.append(name)
+            guard equalsIgnoringCase(name, "connection") else { continue }
+            for token in value.split(separator: ",") {
+                let token = token.trimmingWhitespace()
+                if !token.isEmpty, !equalsIgnoringCase(token, "transfer-encoding"), !equalsIgnoringCase(token, "content-length"),
+                    !equalsIgnoringCase(token, "host")
+                {
+                    doomed.append(String(token))
+                }
+            }
+        }
+        for name in doomed { headers.remove(name: name) }
+    }
+
+    /// RFC 9110 §7.6.1 fields, compared without allocating.
+    static func isHopByHop(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2: equalsIgnoringCase(name, "te")
+        case 7: equalsIgnoringCase(name, "upgrade") || equalsIgnoringCase(name, "trailer")
+        case 10: equalsIgnoringCase(name, "connection") || equalsIgnoringCase(name, "keep-alive")
+        case 16: equalsIgnoringCase(name, "proxy-connection")
+        case 18: equalsIgnoringCase(name, "proxy-authenticate")
+        case 19: equalsIgnoringCase(name, "proxy-authorization")
+        default: false
+        }
+    }
+
+    /// ASCII case-insensitive equality with a lowercase `expected`.
+    static func equalsIgnoringCase(_ value: some StringProtocol, _ expected: StaticString) -> Bool {
+        guard value.utf8.count == expected.utf8CodeUnitCount else { return false }
+        return expected.withUTF8Buffer { expected in
+            var index = 0
+            for byte in value.utf8 {
+                let lower = byte >= 0x41 && byte <= 0x5a ? byte | 0x20 : byte
+                if lower != expected[index] { return false }
+                index += 1
+            }
+            return true
         }
     }
 

@@ -61,7 +61,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var upstreamHead: HTTPRequestHead?
     /// The protocol the request asks to switch to (`Upgrade`), if any.
     private var upgrade: String?
-    private var tried: Set<Endpoint> = []
+    private var tried: [Endpoint] = []
     /// The route's body limit, and what the request body has carried so far.
     private var bodyLimit: Int64?
     private var bodyReceived: Int64 = 0
@@ -69,6 +69,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var startedEndpoint: Endpoint? {
         didSet { if let oldValue, oldValue != startedEndpoint { balancer.finished(oldValue) } }
     }
+    /// Per connection, computed once.
+    private lazy var clientAddress: String? = context.remoteAddress?.ipAddress
+    private lazy var serverPortText = String(settings.serverPort)
     /// While waiting for a request head (slowloris and idle keep-alive), and for a response head.
     private let headerTimer = LazyTimer()
     private let responseTimer = LazyTimer()
@@ -151,7 +154,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // not switch protocols, the connection closes after its answer.
         upgrade = ForwardedHeaders.upgradeProtocol(head)
         if upgrade != nil { keepAlive = false }
-        tried = []
+        tried.removeAll(keepingCapacity: true)
         pending = []
         switch RequestRouter.decide(head, table: store.current, isTLS: settings.scheme == "https", httpsPort: settings.httpsPort) {
         case .respond(let status, let reason):
@@ -172,9 +175,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             self.cluster = cluster
-            let client = context.remoteAddress?.ipAddress
             upstreamHead = ForwardedHeaders.upstreamRequest(
-                head, target: target, clientAddress: client, scheme: settings.scheme, serverPort: settings.serverPort,
+                head, target: target, clientAddress: clientAddress, scheme: settings.scheme, serverPort: serverPortText,
                 upgrade: upgrade, requestID: balancer.nextRequestID)
             state = .connecting
             setHoldReads(true)
@@ -312,7 +314,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             respondLocally(.badGateway, body: "502 upstream connect error\n")
             return
         }
-        tried.insert(endpoint)
+        tried.append(endpoint)
         pool.acquire(endpoint, timeouts: cluster.timeouts, fresh: upgrade != nil).whenComplete { [self] result in
             guard case .connecting = state else {
                 if case .success(let connection) = result { pool.release(connection) }

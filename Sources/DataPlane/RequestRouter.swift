@@ -14,14 +14,31 @@ enum RouteDecision: Equatable {
 /// Routing without I/O: request head + table → decision. Kept pure so that every case is a unit test.
 enum RequestRouter {
     static func decide(_ head: HTTPRequestHead, table: RouteTable, isTLS: Bool, httpsPort: Int = 443) -> RouteDecision {
+        // One pass over the fields for the three that matter here.
+        var hostField: String?
+        var hostCount = 0
+        var contentLength: String?
+        var conflictingLengths = false
+        var transferEncoding = false
+        for (name, value) in head.headers {
+            switch name.utf8.count {
+            case 4 where ForwardedHeaders.equalsIgnoringCase(name, "host"):
+                hostField = value
+                hostCount += 1
+            case 14 where ForwardedHeaders.equalsIgnoringCase(name, "content-length"):
+                if let contentLength, contentLength != value { conflictingLengths = true }
+                contentLength = value
+            case 17 where ForwardedHeaders.equalsIgnoringCase(name, "transfer-encoding"):
+                transferEncoding = true
+            default:
+                break
+            }
+        }
         // Message framing that could be read two ways is refused outright (request smuggling).
-        let contentLengths = head.headers["content-length"]
-        let transferEncodings = head.headers["transfer-encoding"]
-        if !transferEncodings.isEmpty, !contentLengths.isEmpty {
+        if transferEncoding, contentLength != nil {
             return .respond(.badRequest, reason: "both Content-Length and Transfer-Encoding")
         }
-        if Set(contentLengths).count > 1 { return .respond(.badRequest, reason: "conflicting Content-Length") }
-        let hosts = head.headers["host"]
+        if conflictingLengths { return .respond(.badRequest, reason: "conflicting Content-Length") }
         var host: String
         var target = head.uri
         if target.hasPrefix("http://") || target.hasPrefix("https://") {
@@ -31,10 +48,10 @@ enum RequestRouter {
             host = String(rest[..<slash])
             target = slash == rest.endIndex ? "/" : String(rest[slash...])
         } else {
-            guard hosts.count == 1 else {
-                return .respond(.badRequest, reason: hosts.isEmpty ? "missing Host header" : "more than one Host header")
+            guard hostCount == 1, let hostField else {
+                return .respond(.badRequest, reason: hostCount == 0 ? "missing Host header" : "more than one Host header")
             }
-            host = hosts[0]
+            host = hostField
         }
         if let at = host.lastIndex(of: "@") { host = String(host[host.index(after: at)...]) }
         let normalised: String

@@ -36,8 +36,8 @@ final class UpstreamPool {
     func acquire(_ endpoint: Endpoint, timeouts: ClusterTimeouts, fresh: Bool = false) -> EventLoopFuture<Connection> {
         eventLoop.preconditionInEventLoop()
         let maxIdle = TimeAmount.milliseconds(Int64(timeouts.idleMilliseconds))
-        while !fresh, var list = idle[endpoint], let last = list.popLast() {
-            idle[endpoint] = list.isEmpty ? nil : list
+        // Popped in place: copying the list out of the dictionary would copy its storage.
+        while !fresh, let last = idle[endpoint]?.popLast() {
             if last.connection.channel.isActive, timeouts.idleMilliseconds == 0 || NIODeadline.now() - last.since < maxIdle {
                 return eventLoop.makeSucceededFuture(last.connection)
             }
@@ -118,7 +118,13 @@ final class LoadBalancer {
         self.policy = policy
     }
 
-    func pick(_ cluster: Cluster, skipping tried: Set<Endpoint> = [], now: NIODeadline = .now()) -> Endpoint? {
+    func pick(_ cluster: Cluster, skipping tried: [Endpoint] = [], now: NIODeadline = .now()) -> Endpoint? {
+        if tried.isEmpty, health.isEmpty, cluster.loadBalancing == .roundRobin, !cluster.endpoints.isEmpty {
+            // The usual case, with nothing to filter: no allocation.
+            let start = next[cluster.name, default: 0]
+            next[cluster.name] = start &+ 1
+            return cluster.endpoints[start % cluster.endpoints.count]
+        }
         let untried = cluster.endpoints.filter { !tried.contains($0) }
         guard !untried.isEmpty else { return nil }
         let healthy = untried.filter { (health[$0]?.ejectedUntil ?? .distantPast) <= now }

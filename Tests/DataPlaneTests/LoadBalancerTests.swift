@@ -18,9 +18,9 @@ import Testing
 
     @Test func retriesSkipTriedEndpoints() {
         let balancer = LoadBalancer()
-        var tried = Set<Endpoint>()
-        for _ in 0..<3 { tried.insert(balancer.pick(cluster(.roundRobin), skipping: tried)!) }
-        #expect(tried == Set(Self.endpoints))
+        var tried: [Endpoint] = []
+        for _ in 0..<3 { tried.append(balancer.pick(cluster(.roundRobin), skipping: tried)!) }
+        #expect(Set(tried) == Set(Self.endpoints))
         #expect(balancer.pick(cluster(.roundRobin), skipping: tried) == nil)
     }
 

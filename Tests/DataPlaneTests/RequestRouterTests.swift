@@ -75,7 +75,7 @@ import Testing
     func upstream(_ headers: [(String, String)], client: String? = "192.0.2.7") -> HTTPHeaders {
         ForwardedHeaders.upstreamRequest(
             HTTPRequestHead(version: .http1_1, method: .POST, uri: "/raw", headers: HTTPHeaders(headers)), target: "/clean",
-            clientAddress: client, scheme: "http", serverPort: 8080, requestID: { "generated" }
+            clientAddress: client, scheme: "http", serverPort: "8080", requestID: { "generated" }
         ).headers
     }
 
