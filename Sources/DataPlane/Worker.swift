@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import RouteModel
 import SnapshotProtocol
 import Synchronization
@@ -28,6 +29,10 @@ public final class Worker: Sendable {
         public var requestHeaderTimeout: Duration = .seconds(60)
         /// On stop, how long requests in flight may take to finish before their connections are cut.
         public var drainTimeout: Duration = .seconds(25)
+        /// The TLS listener's port (0: any free port); nil for no TLS listener.
+        public var httpsListenPort: Int?
+        /// Served when SNI names no TLS host and the table names no default; nil: one is generated.
+        public var defaultCertificate: DefaultCertificate?
         public var node = "local"
         public var workerID = "0"
 
@@ -40,12 +45,18 @@ public final class Worker: Sendable {
     public let store: TableStore
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
-    private let accepted = Atomic<Int>(0)
+    private let acceptedBox = AtomicBox()
+    private let boundHTTPSPort = Atomic<Int>(0)
+    /// The certificates of the table being served, read by the TLS handshake callback.
+    let certificates = CertificateStore()
     /// Touched on the loop only.
     private nonisolated(unsafe) let loop: LoopState
 
     /// Client connections accepted since start.
-    public var acceptedConnections: Int { accepted.load(ordering: .relaxed) }
+    public var acceptedConnections: Int { acceptedBox.value.load(ordering: .relaxed) }
+
+    /// The bound TLS port once listening (0 before, or without TLS).
+    public var httpsPort: Int { boundHTTPSPort.load(ordering: .relaxed) }
 
     public init(configuration: Configuration, logger: Logger = Logger(label: "portico.worker")) {
         self.configuration = configuration
@@ -63,37 +74,90 @@ public final class Worker: Sendable {
         (try? await store.eventLoop.submit { self.loop.counters.value }.get()) ?? ProxyCounters()
     }
 
-    /// Binds the listener, calls `onListening` with the bound port, and serves and follows snapshots
-    /// until cancelled.
+    /// Binds the listeners, calls `onListening` with the bound plain-HTTP port (`httpsPort` has the
+    /// TLS one), and serves and follows snapshots until cancelled.
     public func run(onListening: @Sendable (Int) -> Void = { _ in }) async throws {
         let eventLoop = store.eventLoop
         // The pool, balancer and open connections belong to the loop; handlers reach them through this box.
         let loopBound = try await eventLoop.submit {
             NIOLoopBound(self.loop, eventLoop: eventLoop)
         }.get()
-        var baseSettings = ProxyHandler.Settings()
-        baseSettings.httpsPort = configuration.httpsPort
-        baseSettings.requestHeaderTimeout = TimeAmount.nanoseconds(
+        var settings = ProxyHandler.Settings()
+        settings.httpsPort = configuration.httpsPort
+        settings.requestHeaderTimeout = TimeAmount.nanoseconds(
             configuration.requestHeaderTimeout.components.seconds * 1_000_000_000 + configuration.requestHeaderTimeout.components.attoseconds / 1_000_000_000)
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderFieldSize = configuration.maxRequestHeaderBytes
         limits.maxHeaderListSize = configuration.maxRequestHeaderBytes
-        let settings = baseSettings
+        let plain = try await listen(port: configuration.httpPort, tls: nil, settings: settings, limits: limits, loopBound: loopBound)
+        let port = plain.localAddress?.port ?? configuration.httpPort
+        logger.info("worker listening", metadata: ["address": "\(configuration.bindHost):\(port)"])
+        var servers = [plain]
+        if let tlsPort = configuration.httpsListenPort {
+            let fallback = try configuration.defaultCertificate ?? DefaultCertificate.generate()
+            let context = try NIOSSLContext(configuration: TLSSettings.server(default: fallback, certificates: certificates))
+            var tlsSettings = settings
+            tlsSettings.scheme = "https"
+            let secure = try await listen(port: tlsPort, tls: context, settings: tlsSettings, limits: limits, loopBound: loopBound)
+            let bound = secure.localAddress?.port ?? tlsPort
+            boundHTTPSPort.store(bound, ordering: .relaxed)
+            logger.info("worker listening for TLS", metadata: ["address": "\(configuration.bindHost):\(bound)"])
+            servers.append(secure)
+        }
+        onListening(port)
+
+        let subscriber = SnapshotSubscriber(
+            address: configuration.controlPlane,
+            identity: SubscriberIdentity(node: configuration.node, workerID: configuration.workerID, kind: .worker),
+            logger: logger)
+        let store = self.store
+        let certificates = self.certificates
+        let logger = self.logger
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await subscriber.run { snapshot in
+                    // Certificates are parsed here, off the event loop, and swapped in before the
+                    // table that names them.
+                    let (set, problems) = CertificateSet.build(from: snapshot.table, previous: certificates.current)
+                    for problem in problems { logger.warning("\(problem)") }
+                    certificates.replace(with: set)
+                    try await store.apply(snapshot.table, version: snapshot.version)
+                }
+            }
+            await group.waitForAll()
+        }
+        // Stopped: drain. No new connections; idle ones close now, busy ones after their response.
+        // This runs in its own task: the current one is cancelled, and its sleeps would not wait.
+        let drainTimeout = configuration.drainTimeout
+        await Task {
+            await Self.drain(servers: servers, eventLoop: eventLoop, connections: loopBound, timeout: drainTimeout, logger: logger)
+        }.value
+        try? await self.group.shutdownGracefully()
+    }
+
+    /// One listener: plain HTTP, or TLS first when `tls` is given.
+    private func listen(
+        port: Int, tls: NIOSSLContext?, settings: ProxyHandler.Settings, limits: NIOHTTPDecoderLimitConfiguration,
+        loopBound: NIOLoopBound<LoopState>
+    ) async throws -> any Channel {
         let store = self.store
         let logger = self.logger
-        let worker = self
-        let server = try await ServerBootstrap(group: eventLoop)
+        let accepted = self.acceptedBox
+        return try await ServerBootstrap(group: store.eventLoop)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
             .childChannelInitializer { channel in
-                worker.accepted.add(1, ordering: .relaxed)
+                accepted.value.add(1, ordering: .relaxed)
                 return channel.eventLoop.makeCompletedFuture {
                     var connectionSettings = settings
                     connectionSettings.serverPort = channel.localAddress?.port ?? settings.serverPort
                     let loop = loopBound.value
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    }
                     // An upgrade configuration with no upgraders of its own: it makes the decoder hand
                     // on the bytes it holds when it leaves for a tunnel, and removes itself after the
                     // first request. Response heads are built from parsed fields, so the outbound
@@ -109,35 +173,14 @@ public final class Worker: Sendable {
                     loop.connections.add(handler, for: channel)
                 }
             }
-            .bind(host: configuration.bindHost, port: configuration.httpPort).get()
-        let port = server.localAddress?.port ?? configuration.httpPort
-        logger.info("worker listening", metadata: ["address": "\(configuration.bindHost):\(port)"])
-        onListening(port)
-
-        let subscriber = SnapshotSubscriber(
-            address: configuration.controlPlane,
-            identity: SubscriberIdentity(node: configuration.node, workerID: configuration.workerID, kind: .worker),
-            logger: logger)
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await subscriber.run { snapshot in try await store.apply(snapshot.table, version: snapshot.version) }
-            }
-            await group.waitForAll()
-        }
-        // Stopped: drain. No new connections; idle ones close now, busy ones after their response.
-        // This runs in its own task: the current one is cancelled, and its sleeps would not wait.
-        let drainTimeout = configuration.drainTimeout
-        await Task {
-            await Self.drain(server: server, eventLoop: eventLoop, connections: loopBound, timeout: drainTimeout, logger: logger)
-        }.value
-        try? await self.group.shutdownGracefully()
+            .bind(host: configuration.bindHost, port: port).get()
     }
 
     private static func drain(
-        server: any Channel, eventLoop: any EventLoop, connections loopBound: NIOLoopBound<LoopState>,
+        servers: [any Channel], eventLoop: any EventLoop, connections loopBound: NIOLoopBound<LoopState>,
         timeout: Duration, logger: Logger
     ) async {
-        try? await server.close()
+        for server in servers { try? await server.close() }
         let remaining = try? await eventLoop.submit { () -> Int in
             loopBound.value.connections.drainAll()
             return loopBound.value.connections.count
@@ -188,5 +231,46 @@ final class OpenConnections {
 
     func closeAll() {
         for (_, channel) in handlers.values { channel.close(promise: nil) }
+    }
+}
+
+final class AtomicBox: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// The current certificate set, replaced per snapshot and read by each TLS handshake.
+final class CertificateStore: Sendable {
+    private let box = Mutex(CertificateSet.empty)
+
+    var current: CertificateSet { box.withLock { $0 } }
+
+    func replace(with new: CertificateSet) { box.withLock { $0 = new } }
+}
+
+/// TLS settings for the listener.
+enum TLSSettings {
+    /// TLS 1.2 and 1.3 with forward-secret AEAD suites only (TLS 1.3's are fixed by BoringSSL),
+    /// ALPN http/1.1, and the certificate chosen per ClientHello from `certificates`.
+    static func server(default fallback: DefaultCertificate, certificates: CertificateStore) -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: fallback.chain.map { .certificate($0) }, privateKey: .privateKey(fallback.key))
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.cipherSuiteValues = [
+            .TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, .TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            .TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, .TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+            .TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, .TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        ]
+        configuration.applicationProtocols = ["http/1.1"]
+        configuration.sslContextCallback = { values, promise in
+            guard let entry = certificates.current.lookup(serverName: values.serverHostname) else {
+                promise.succeed(.noChanges)
+                return
+            }
+            var override = NIOSSLContextConfigurationOverride()
+            override.certificateChain = entry.chain.map { .certificate($0) }
+            override.privateKey = .privateKey(entry.key)
+            promise.succeed(override)
+        }
+        return configuration
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import DataPlane
 import Logging
 import SnapshotProtocol
@@ -26,8 +27,14 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "The address to bind.")
     var bind: String = "0.0.0.0"
 
-    @Option(help: "The HTTPS port that plain-HTTP requests for TLS hosts are redirected to.")
-    var httpsPort: Int = 443
+    @Option(help: "Listen for TLS on this port (0: any free port, logged at start); plain-HTTP requests for TLS hosts are redirected to it. Without it: no TLS listener, redirects go to 443.")
+    var httpsPort: Int?
+
+    @Option(help: "PEM certificate chain served when SNI names no TLS host and the table names no default. Without it, a self-signed one is generated at start.")
+    var defaultCertificate: String?
+
+    @Option(help: "PEM private key of --default-certificate.")
+    var defaultKey: String?
 
     @Option(help: "On SIGTERM, seconds that requests in flight may take to finish.")
     var drainTimeout: Double = 25
@@ -47,6 +54,10 @@ struct WorkerCommand: AsyncParsableCommand {
     func validate() throws {
         do { _ = try ServerAddress(parsing: controlPlane) } catch { throw ValidationError(error.description) }
         guard (0...65535).contains(httpPort) else { throw ValidationError("--http-port must be from 0 to 65535") }
+        if let httpsPort, !(0...65535).contains(httpsPort) { throw ValidationError("--https-port must be from 0 to 65535") }
+        if (defaultCertificate == nil) != (defaultKey == nil) {
+            throw ValidationError("--default-certificate and --default-key go together")
+        }
     }
 
     func run() async throws {
@@ -54,7 +65,18 @@ struct WorkerCommand: AsyncParsableCommand {
         var configuration = Worker.Configuration(controlPlane: try ServerAddress(parsing: controlPlane))
         configuration.httpPort = httpPort
         configuration.bindHost = bind
-        configuration.httpsPort = httpsPort
+        if let httpsPort {
+            configuration.httpsListenPort = httpsPort
+            if httpsPort != 0 { configuration.httpsPort = httpsPort }
+        }
+        if let defaultCertificate, let defaultKey {
+            do {
+                configuration.defaultCertificate = try DefaultCertificate(
+                    certificatePEM: String(contentsOfFile: defaultCertificate, encoding: .utf8), keyPEM: String(contentsOfFile: defaultKey, encoding: .utf8))
+            } catch {
+                throw ValidationError("--default-certificate \(defaultCertificate) / --default-key \(defaultKey): \(error)")
+            }
+        }
         configuration.workerID = id
         configuration.node = node
         configuration.drainTimeout = .milliseconds(Int64(drainTimeout * 1000))

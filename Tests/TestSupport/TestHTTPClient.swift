@@ -1,6 +1,9 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import NIOTLS
+import X509
 
 /// What a test request got back. Bodies over 1 MiB are counted, not kept.
 public struct TestResponse: Sendable {
@@ -39,20 +42,43 @@ public final class TestHTTPConnection: @unchecked Sendable {
         self.outbound = outbound
     }
 
-    /// Connects to 127.0.0.1:`port`, runs `body`, and closes.
+    /// The server's leaf certificate, on a TLS connection.
+    public private(set) var peer: PeerCertificate?
+
+    /// Connects to 127.0.0.1:`port`, runs `body`, and closes. With `tls`, the connection is TLS with
+    /// that SNI name (`.some(nil)`: no SNI), certificates unverified: tests inspect them instead.
     public static func with<Result: Sendable>(
-        port: Int, _ body: (TestHTTPConnection) async throws -> Result
+        port: Int, tls serverName: String?? = nil, _ body: (TestHTTPConnection) async throws -> Result
     ) async throws -> Result {
+        let context = try serverName.map { _ in try TLSTestClient.context() }
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let context, let serverName {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
                 }
             }
+        let tlsHandler = context == nil ? nil : try await channel.channel.pipeline.handler(type: NIOSSLClientHandler.self).get()
         return try await channel.executeThenClose { inbound, outbound in
-            try await body(TestHTTPConnection(inbound: inbound.makeAsyncIterator(), outbound: outbound))
+            let connection = TestHTTPConnection(inbound: inbound.makeAsyncIterator(), outbound: outbound)
+            connection.tlsHandler = tlsHandler
+            connection.eventLoop = channel.channel.eventLoop
+            return try await body(connection)
         }
+    }
+
+    /// Touched on its channel's event loop only.
+    private var tlsHandler: NIOSSLClientHandler?
+    private var eventLoop: (any EventLoop)?
+
+    /// The server's leaf certificate once the handshake is done (after a first request).
+    public func peerCertificate() async throws -> PeerCertificate? {
+        guard let eventLoop else { return nil }
+        let der = try await eventLoop.submit { try self.tlsHandler?.peerCertificate?.toDERBytes() }.get()
+        return try der.map(PeerCertificate.init(der:))
     }
 
     /// One request; `uploadBytes` streams that many bytes as the body (chunked) in 64 KiB writes.
@@ -98,3 +124,80 @@ public final class TestHTTPConnection: @unchecked Sendable {
 }
 
 public struct TestConnectionClosed: Error {}
+
+/// What a test reads from a server certificate.
+public struct PeerCertificate: Sendable, Equatable {
+    public let commonName: String
+    public let dnsNames: [String]
+    public let serialNumber: String
+
+    public init(der: [UInt8]) throws {
+        let certificate = try Certificate(derEncoded: der)
+        commonName = certificate.subject.description
+        dnsNames = (try? certificate.extensions.subjectAlternativeNames)??.compactMap {
+            if case .dnsName(let name) = $0 { return name }
+            return nil
+        } ?? []
+        serialNumber = certificate.serialNumber.description
+    }
+}
+
+/// TLS handshakes for tests: what certificate and protocol a server picks for a ClientHello.
+public enum TLSTestClient {
+    public struct Handshake: Sendable {
+        public let certificate: PeerCertificate
+        public let alpn: String?
+    }
+
+    /// A client context that accepts any certificate and offers `alpn`.
+    public static func context(alpn: [String] = ["http/1.1"]) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .none
+        configuration.applicationProtocols = alpn
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    /// Handshakes with 127.0.0.1:`port` sending `serverName` as SNI (none when nil).
+    public static func handshake(port: Int, serverName: String?, alpn: [String] = ["http/1.1"]) async throws -> Handshake {
+        let context = try context(alpn: alpn)
+        let done = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Handshake.self)
+        let channel = try await ClientBootstrap(group: done.futureResult.eventLoop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let tls = try NIOSSLClientHandler(context: context, serverHostname: serverName)
+                    try channel.pipeline.syncOperations.addHandler(tls)
+                    try channel.pipeline.syncOperations.addHandler(HandshakeRecorder(tls: tls, done: done))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        defer { channel.close(promise: nil) }
+        return try await done.futureResult.get()
+    }
+
+    private final class HandshakeRecorder: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        let tls: NIOSSLClientHandler
+        let done: EventLoopPromise<Handshake>
+        init(tls: NIOSSLClientHandler, done: EventLoopPromise<Handshake>) {
+            self.tls = tls
+            self.done = done
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if let event = event as? TLSUserEvent, case .handshakeCompleted(let alpn) = event {
+                do {
+                    guard let der = try tls.peerCertificate?.toDERBytes() else { throw NIOSSLError.noCertificateToValidate }
+                    done.succeed(Handshake(certificate: try PeerCertificate(der: der), alpn: alpn))
+                } catch {
+                    done.fail(error)
+                }
+            }
+            context.fireUserInboundEventTriggered(event)
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            done.fail(error)
+            context.close(promise: nil)
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import NIOHTTP1
+import RouteModel
+import Testing
+import TestSupport
+@testable import DataPlane
+
+/// A table routing every host of `hosts` to `backend`, each with the given certificate (nil: the
+/// default one).
+func tlsTable(
+    backend: Int, hosts: [(HostPattern, String?)], certificates: [TLSCertificate], defaultCertificate: String? = nil
+) -> RouteTable {
+    let cluster = Cluster(
+        namespace: "default", service: "app", servicePort: .number(80), endpoints: [Endpoint(address: "127.0.0.1", port: backend)])
+    let source = RouteSource(namespace: "default", ingress: "tls")
+    let virtualHosts = hosts.map { pattern, certificate in
+        VirtualHost(
+            hostname: pattern, routes: [Route(match: PathMatch(kind: .prefix, path: "/"), backend: Backend(cluster: cluster.name, source: source))],
+            tls: TLSBinding(certificate: certificate))
+    }
+    return RouteTable(virtualHosts: virtualHosts, clusters: [cluster], certificates: certificates, defaultCertificate: defaultCertificate)
+}
+
+extension TLSCertificate {
+    /// A routable certificate made from a test certificate.
+    init(name: String, _ test: TestCertificate) {
+        self.init(
+            name: name, certificateChainPEM: test.certificatePEM, privateKeyPEM: test.privateKeyPEM,
+            metadata: CertificateMetadata(subject: "CN=\(test.commonName)", issuer: "", dnsNames: [], serialNumber: "", notBefore: 0, notAfter: 0))
+    }
+}
+
+@Suite(.serialized, .timeLimit(.minutes(1))) struct TLSTests {
+    @Test func sniPicksTheHostsCertificateExactThenWildcardElseTheDefault() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let certificateA = try TestCertificate(commonName: "a", dnsNames: ["a.test"])
+        let certificateW = try TestCertificate(commonName: "w", dnsNames: ["*.w.test"])
+        let certificateX = try TestCertificate(commonName: "x", dnsNames: ["x.w.test"])
+        let table = tlsTable(
+            backend: a.port,
+            hosts: [(.exact("a.test"), "default/a"), (.wildcard(suffix: "w.test"), "default/w"), (.exact("x.w.test"), "default/x"), (.exact("b.test"), nil)],
+            certificates: [TLSCertificate(name: "default/a", certificateA), TLSCertificate(name: "default/w", certificateW), TLSCertificate(name: "default/x", certificateX)])
+        let proxy = try await LiveProxy.start(table) { $0.httpsListenPort = 0 }
+        let port = proxy.worker.httpsPort
+        #expect(try await TLSTestClient.handshake(port: port, serverName: "a.test").certificate.dnsNames == ["a.test"])
+        #expect(try await TLSTestClient.handshake(port: port, serverName: "A.Test").certificate.dnsNames == ["a.test"], "SNI is case-insensitive")
+        #expect(try await TLSTestClient.handshake(port: port, serverName: "y.w.test").certificate.dnsNames == ["*.w.test"])
+        #expect(try await TLSTestClient.handshake(port: port, serverName: "x.w.test").certificate.dnsNames == ["x.w.test"], "exact beats wildcard")
+        for name in ["b.test", "unknown.test", "deep.y.w.test", nil] {
+            let served = try await TLSTestClient.handshake(port: port, serverName: name).certificate
+            #expect(served.commonName.contains(DefaultCertificate.generatedCommonName), "\(name ?? "no SNI") gets the default certificate")
+        }
+        try await TestHTTPConnection.with(port: port, tls: "a.test") { client in
+            let response = try await client.request(.GET, "/", host: "a.test")
+            #expect(response.status == .ok)
+            #expect(response.echoed["x-forwarded-proto"] == "https")
+            #expect(response.echoed["x-forwarded-port"] == String(port))
+        }
+        await proxy.stop()
+        await a.stop()
+    }
+
+    @Test func theTablesDefaultCertificateReplacesTheWorkersOwn() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let fallback = try TestCertificate(commonName: "table default", dnsNames: ["fallback.test"])
+        let table = tlsTable(
+            backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [TLSCertificate(name: "ops/fallback", fallback)],
+            defaultCertificate: "ops/fallback")
+        let proxy = try await LiveProxy.start(table) { $0.httpsListenPort = 0 }
+        for name in ["a.test", "other.test", nil] {
+            #expect(try await TLSTestClient.handshake(port: proxy.worker.httpsPort, serverName: name).certificate.dnsNames == ["fallback.test"])
+        }
+        await proxy.stop()
+        await a.stop()
+    }
+
+    /// A snapshot with a new certificate takes effect for the next handshake; a connection already
+    /// open keeps its session and keeps working.
+    @Test func aRotatedCertificateServesNewHandshakesWhileOpenConnectionsContinue() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let first = try TestCertificate(commonName: "first", dnsNames: ["a.test"])
+        let second = try TestCertificate(commonName: "second", dnsNames: ["a.test"])
+        let proxy = try await LiveProxy.start(
+            tlsTable(backend: a.port, hosts: [(.exact("a.test"), "default/a")], certificates: [TLSCertificate(name: "default/a", first)])
+        ) { $0.httpsListenPort = 0 }
+        let port = proxy.worker.httpsPort
+        try await TestHTTPConnection.with(port: port, tls: "a.test") { client in
+            #expect(try await client.request(.GET, "/", host: "a.test").status == .ok)
+            #expect(try await client.peerCertificate()?.commonName.contains("first") == true)
+            try await proxy.publish(
+                tlsTable(backend: a.port, hosts: [(.exact("a.test"), "default/a")], certificates: [TLSCertificate(name: "default/a", second)]))
+            #expect(try await TLSTestClient.handshake(port: port, serverName: "a.test").certificate.commonName.contains("second"))
+            #expect(try await client.request(.GET, "/again", host: "a.test").status == .ok, "the open connection continues")
+        }
+        #expect(proxy.worker.acceptedConnections == 2)
+        await proxy.stop()
+        await a.stop()
+    }
+
+    @Test func alpnSelectsHTTP1() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
+            $0.httpsListenPort = 0
+        }
+        #expect(try await TLSTestClient.handshake(port: proxy.worker.httpsPort, serverName: "a.test", alpn: ["http/1.1"]).alpn == "http/1.1")
+        await proxy.stop()
+        await a.stop()
+    }
+
+    @Test func aCertificateThatDoesNotLoadLeavesItsHostsOnTheDefault() throws {
+        let good = try TestCertificate(commonName: "good", dnsNames: ["good.test"])
+        let broken = TLSCertificate(
+            name: "default/broken", certificateChainPEM: "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+            privateKeyPEM: good.privateKeyPEM, metadata: CertificateMetadata(subject: "", issuer: "", dnsNames: [], serialNumber: "", notBefore: 0, notAfter: 0))
+        let table = tlsTable(
+            backend: 1, hosts: [(.exact("good.test"), "default/good"), (.exact("broken.test"), "default/broken")],
+            certificates: [TLSCertificate(name: "default/good", good), broken])
+        let (set, problems) = CertificateSet.build(from: table)
+        #expect(problems.count == 1)
+        #expect(problems.first?.contains("default/broken") == true)
+        #expect(set.lookup(serverName: "broken.test") == nil, "nil: the worker's default")
+        #expect(set.lookup(serverName: "good.test")?.source.name == "default/good")
+        // Unchanged certificates are not parsed again for the next table.
+        let (next, _) = CertificateSet.build(from: table, previous: set)
+        #expect(next.lookup(serverName: "good.test")?.chain.first === set.lookup(serverName: "good.test")?.chain.first)
+    }
+}
