@@ -1,4 +1,5 @@
 import NIOHTTP1
+import RouteModel
 
 /// Header rewriting between client and upstream, without I/O.
 enum ForwardedHeaders {
@@ -113,5 +114,15 @@ enum ForwardedHeaders {
             }
             return 32
         }
+    }
+}
+
+extension HSTSPolicy {
+    /// The Strict-Transport-Security value.
+    var headerValue: String {
+        var value = "max-age=\(maxAgeSeconds)"
+        if includeSubdomains { value += "; includeSubDomains" }
+        if preload { value += "; preload" }
+        return value
     }
 }

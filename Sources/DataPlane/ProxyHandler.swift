@@ -61,6 +61,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var upstreamHead: HTTPRequestHead?
     /// The protocol the request asks to switch to (`Upgrade`), if any.
     private var upgrade: String?
+    /// Strict-Transport-Security for the response, on HTTPS.
+    private var hsts: HSTSPolicy?
     private var tried: [Endpoint] = []
     /// The route's body limit, and what the request body has carried so far.
     private var bodyLimit: Int64?
@@ -152,6 +154,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         keepAlive = head.isKeepAlive
         // After an upgrade request the decoder parses no further requests: if the upstream does
         // not switch protocols, the connection closes after its answer.
+        hsts = nil
         upgrade = ForwardedHeaders.upgradeProtocol(head)
         if upgrade != nil { keepAlive = false }
         tried.removeAll(keepingCapacity: true)
@@ -164,7 +167,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             var headers = HTTPHeaders()
             headers.add(name: "Location", value: location)
             respondLocally(.permanentRedirect, body: "", headers: headers)
-        case .forward(let cluster, let backend, let target):
+        case .forward(let cluster, let backend, let target, let hsts):
+            self.hsts = hsts
             bodyLimit = backend.options.maxRequestBodyBytes
             bodyReceived = 0
             if let limit = bodyLimit, let length = head.headers["content-length"].first.flatMap({ Int64($0) }), length > limit {
@@ -389,6 +393,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             responseTimer.disarm()
             counters.upstream(Int(head.status.code))
             var response = ForwardedHeaders.downstreamResponse(head)
+            if let hsts, !response.headers.contains(name: "strict-transport-security") {
+                response.headers.add(name: "Strict-Transport-Security", value: hsts.headerValue)
+            }
             if !keepAlive { response.headers.replaceOrAdd(name: "Connection", value: "close") }
             context.write(wrapOutboundOut(.head(response)), promise: nil)
         case .body(let body):

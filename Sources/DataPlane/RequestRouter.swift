@@ -4,7 +4,8 @@ import RouteModel
 /// What to do with a request, decided from its head and the current table alone.
 enum RouteDecision: Equatable {
     /// Proxy to one of `cluster`'s endpoints with the normalised target.
-    case forward(cluster: Cluster, backend: Backend, target: String)
+    /// `hsts` is set on HTTPS requests to hosts that ask for Strict-Transport-Security.
+    case forward(cluster: Cluster, backend: Backend, target: String, hsts: HSTSPolicy? = nil)
     /// Answer here: 400, 404 or 503.
     case respond(HTTPResponseStatus, reason: String)
     /// 308 to the https URL.
@@ -61,13 +62,16 @@ enum RequestRouter {
             return .respond(.badRequest, reason: error.description)
         }
         let backend: Backend
+        let hostIndex: Int
         switch table.resolve(host: host, path: normalised) {
         case .notFound:
             return .respond(.notFound, reason: "no route")
-        case .route(let hostIndex, let routeIndex):
-            backend = table.virtualHosts[hostIndex].routes[routeIndex].backend
-        case .defaultBackend(let hostIndex):
-            backend = table.virtualHosts[hostIndex].defaultBackend!
+        case .route(let index, let routeIndex):
+            hostIndex = index
+            backend = table.virtualHosts[index].routes[routeIndex].backend
+        case .defaultBackend(let index):
+            hostIndex = index
+            backend = table.virtualHosts[index].defaultBackend!
         }
         if backend.httpsRedirect, !isTLS {
             let name = host.split(separator: ":", maxSplits: 1).first.map(String.init) ?? host
@@ -77,6 +81,7 @@ enum RequestRouter {
         guard let cluster = table.cluster(named: backend.cluster), !cluster.endpoints.isEmpty else {
             return .respond(.serviceUnavailable, reason: "no ready endpoints")
         }
-        return .forward(cluster: cluster, backend: backend, target: normalised)
+        let hsts = isTLS ? table.virtualHosts[hostIndex].tls?.hsts : nil
+        return .forward(cluster: cluster, backend: backend, target: normalised, hsts: hsts)
     }
 }

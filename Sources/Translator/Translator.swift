@@ -98,6 +98,7 @@ private struct TableBuilder {
         /// `namespace/name`, or nil for the default certificate.
         let secret: String?
         let owner: ObjectRef
+        let hsts: HSTSPolicy?
     }
 
     /// Virtual hosts in first-seen order, with an index by pattern: iterating a dictionary of entries
@@ -178,7 +179,7 @@ private struct TableBuilder {
                         }
                         continue
                     }
-                    tls[host] = TLSEntry(secret: secret, owner: ingress.ref)
+                    tls[host] = TLSEntry(secret: secret, owner: ingress.ref, hsts: ingress.hsts)
                     _ = entryIndex(for: host)
                     used = true
                 }
@@ -308,7 +309,7 @@ private struct TableBuilder {
                     binding = tls[.wildcard(suffix: String(name[name.utf8.index(after: dot)...]))]
                 }
             }
-            let tlsBinding = binding.map { TLSBinding(certificate: $0.secret.flatMap { certificates[$0] == nil ? nil : $0 }) }
+            let tlsBinding = binding.map { TLSBinding(certificate: $0.secret.flatMap { certificates[$0] == nil ? nil : $0 }, hsts: $0.hsts) }
             let hasTLS = tlsBinding != nil
             let routes = entry.routes.map { route in
                 Route(

@@ -20,6 +20,10 @@ public struct TranslatorConfiguration: Sendable, Hashable {
         /// Largest request body, in nginx's size syntax: `8m`, `512k`, `1g`, bytes, or `0` for no limit.
         public static let proxyBodySize = "portico.io/proxy-body-size"
         public static let nginxProxyBodySize = "nginx.ingress.kubernetes.io/proxy-body-size"
+        /// Strict-Transport-Security for the TLS hosts this Ingress declares, in the header's own
+        /// syntax: `max-age=31536000; includeSubDomains; preload`. `true` means ingress-nginx's
+        /// default (`max-age=31536000; includeSubDomains`); absent or `false`, none.
+        public static let hsts = "portico.io/hsts"
         /// `round-robin` (default) or `least-request` for the Services this Ingress routes to.
         public static let loadBalance = "portico.io/load-balance"
     }

@@ -14,6 +14,8 @@ struct ValidatedIngress {
     let options: RouteOptions
     /// The load-balancing policy asked for the Ingress's backends; nil when not set.
     let loadBalancing: LoadBalancingPolicy?
+    /// HSTS for the TLS hosts this Ingress declares; nil for none.
+    let hsts: HSTSPolicy?
 
     struct Rule {
         let host: HostPattern
@@ -254,10 +256,55 @@ struct IngressValidator {
             rejections.append(contentsOf: errors)
             return nil
         }
+        var hsts: HSTSPolicy?
+        if let value = ingress.metadata.annotation(TranslatorConfiguration.Annotation.hsts) {
+            do {
+                hsts = try Self.parseHSTS(value)
+            } catch {
+                partial.append(
+                    Rejection(
+                        object: ref, reason: .invalidAnnotation, effect: .defaultApplied,
+                        field: "metadata.annotations[\(TranslatorConfiguration.Annotation.hsts)]", message: "\(error.message); no HSTS is sent"))
+            }
+        }
         rejections.append(contentsOf: partial)
         return ValidatedIngress(
             ref: ref, source: RouteSource(namespace: ref.namespace, ingress: ref.name), rules: rules,
-            defaultBackend: defaultBackend, tls: tls, sslRedirect: sslRedirect, options: options, loadBalancing: loadBalancing)
+            defaultBackend: defaultBackend, tls: tls, sslRedirect: sslRedirect, options: options, loadBalancing: loadBalancing, hsts: hsts)
+    }
+
+    struct HSTSError: Error {
+        let message: String
+    }
+
+    /// `true`, `false`, or the Strict-Transport-Security header value.
+    static func parseHSTS(_ text: String) throws(HSTSError) -> HSTSPolicy? {
+        switch Substring(text).trimmingWhitespace().lowercased() {
+        case "false": return nil
+        case "true": return HSTSPolicy(maxAgeSeconds: 31_536_000, includeSubdomains: true)
+        default: break
+        }
+        var maxAge: Int?
+        var policy = HSTSPolicy(maxAgeSeconds: 0)
+        for directive in text.split(separator: ";") {
+            let directive = directive.trimmingWhitespace().lowercased()
+            if directive.isEmpty { continue }
+            if directive.hasPrefix("max-age=") {
+                guard let seconds = Int(directive.dropFirst(8).trimmingWhitespace()), seconds >= 0 else {
+                    throw HSTSError(message: "\"\(text)\": max-age must be a number of seconds")
+                }
+                maxAge = seconds
+            } else if directive == "includesubdomains" {
+                policy.includeSubdomains = true
+            } else if directive == "preload" {
+                policy.preload = true
+            } else {
+                throw HSTSError(message: "\"\(text)\": unknown directive \"\(directive)\"")
+            }
+        }
+        guard let maxAge else { throw HSTSError(message: "\"\(text)\" has no max-age") }
+        policy.maxAgeSeconds = maxAge
+        return policy
     }
 
     /// nginx's size syntax: digits with an optional k, m or g suffix (either case), powers of 1024.

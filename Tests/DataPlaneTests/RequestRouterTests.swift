@@ -36,7 +36,7 @@ import Testing
     }
 
     @Test func absoluteFormWinsOverTheHostHeader() {
-        guard case .forward(_, _, let target) = decide("http://a.test:80/p", headers: [("Host", "other.test")]) else {
+        guard case .forward(_, _, let target, _) = decide("http://a.test:80/p", headers: [("Host", "other.test")]) else {
             Issue.record("not forwarded")
             return
         }

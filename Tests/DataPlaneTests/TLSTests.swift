@@ -123,4 +123,26 @@ extension TLSCertificate {
         let (next, _) = CertificateSet.build(from: table, previous: set)
         #expect(next.lookup(serverName: "good.test")?.chain.first === set.lookup(serverName: "good.test")?.chain.first)
     }
+
+    @Test func httpsResponsesOfAnHSTSHostCarryStrictTransportSecurity() async throws {
+        let a = try await TestBackend.start(name: "a")
+        var table = tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil), (.exact("plain.test"), nil)], certificates: [])
+        var hosts = table.virtualHosts
+        hosts[0].tls?.hsts = HSTSPolicy(maxAgeSeconds: 600, includeSubdomains: true)
+        table = RouteTable(virtualHosts: hosts, clusters: table.clusters, certificates: [])
+        let proxy = try await LiveProxy.start(table) { $0.httpsListenPort = 0 }
+        try await TestHTTPConnection.with(port: proxy.worker.httpsPort, tls: "a.test") { client in
+            let response = try await client.request(.GET, "/", host: "a.test")
+            #expect(response.headers["strict-transport-security"] == ["max-age=600; includeSubDomains"])
+            let other = try await client.request(.GET, "/", host: "plain.test")
+            #expect(other.headers["strict-transport-security"].isEmpty)
+        }
+        try await TestHTTPConnection.with(port: proxy.port) { client in
+            // Never over plain HTTP (RFC 6797 §7.2).
+            let response = try await client.request(.GET, "/", host: "a.test")
+            #expect(response.headers["strict-transport-security"].isEmpty)
+        }
+        await proxy.stop()
+        await a.stop()
+    }
 }

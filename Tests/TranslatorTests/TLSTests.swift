@@ -171,4 +171,25 @@ import TestSupport
         let translation = Translator.translate(objects(tlsIngress(hosts: [])))
         #expect(translation.rejections.map(\.reason) == [.tlsWithoutHosts])
     }
+    @Test(arguments: [
+        ("true", HSTSPolicy(maxAgeSeconds: 31_536_000, includeSubdomains: true)),
+        ("max-age=600", HSTSPolicy(maxAgeSeconds: 600)),
+        ("max-age=63072000; includeSubDomains; preload", HSTSPolicy(maxAgeSeconds: 63_072_000, includeSubdomains: true, preload: true)),
+        ("false", nil),
+    ] as [(String, HSTSPolicy?)])
+    func hstsComesFromTheAnnotation(_ value: String, _ expected: HSTSPolicy?) throws {
+        let translation = Translator.translate(objects(tlsIngress(secret: nil, annotations: ["portico.io/hsts": value])))
+        #expect(translation.rejections.isEmpty, "\(translation.rejections)")
+        #expect(try host(translation.table, "shop.example.com").tls?.hsts == expected)
+    }
+
+    @Test(arguments: ["max-age=soon", "includeSubDomains", "max-age=60; sometimes"])
+    func aBadHSTSAnnotationIsReportedAndSendsNone(_ value: String) throws {
+        let translation = Translator.translate(objects(tlsIngress(secret: nil, annotations: ["portico.io/hsts": value])))
+        #expect(try host(translation.table, "shop.example.com").tls?.hsts == nil)
+        let rejection = try #require(translation.rejections.first)
+        #expect(rejection.reason == .invalidAnnotation)
+        #expect(rejection.field == "metadata.annotations[portico.io/hsts]")
+        #expect(route(translation.table, "shop.example.com", "/") == "a:80 Prefix /", "routing is unaffected")
+    }
 }
