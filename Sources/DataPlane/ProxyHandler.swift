@@ -24,6 +24,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var requestHeaderTimeout = TimeAmount.seconds(60)
         /// An upgraded connection (WebSocket) with no bytes either way for this long is closed.
         var tunnelIdleTimeout = TimeAmount.hours(1)
+        /// One handler per HTTP/2 stream: the stream ends with its response, and no field may
+        /// describe the connection.
+        var isHTTP2 = false
     }
 
     private enum State {
@@ -72,7 +75,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         didSet { if let oldValue, oldValue != startedEndpoint { balancer.finished(oldValue) } }
     }
     /// Per connection, computed once.
-    private lazy var clientAddress: String? = context.remoteAddress?.ipAddress
+    /// From the connection: an HTTP/2 stream channel has no addresses of its own.
+    private lazy var clientAddress: String? = (settings.isHTTP2 ? context.channel.parent : context.channel)?.remoteAddress?.ipAddress
     private lazy var serverPortText = String(settings.serverPort)
     /// While waiting for a request head (slowloris and idle keep-alive), and for a response head.
     private let headerTimer = LazyTimer()
@@ -151,7 +155,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         headerTimer.disarm()
         requestComplete = false
         responseStarted = false
-        keepAlive = head.isKeepAlive
+        // An HTTP/2 stream carries one exchange; the connection is not this handler's to close.
+        keepAlive = settings.isHTTP2 || head.isKeepAlive
         // After an upgrade request the decoder parses no further requests: if the upstream does
         // not switch protocols, the connection closes after its answer.
         hsts = nil
@@ -523,7 +528,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         responseTimer.disarm()
         state = .idle
         setHoldReads(false)
-        if !keepAlive {
+        if settings.isHTTP2 {
+            // The stream ended with the response.
+            state = .closed
+        } else if !keepAlive {
             state = .closed
             queued = []
             context.close(promise: nil)

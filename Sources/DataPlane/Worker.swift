@@ -2,7 +2,9 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOHTTP2
 import NIOSSL
+import NIOTLS
 import RouteModel
 import SnapshotProtocol
 import Synchronization
@@ -33,6 +35,7 @@ public final class Worker: Sendable {
         public var httpsListenPort: Int?
         /// Served when SNI names no TLS host and the table names no default; nil: one is generated.
         public var defaultCertificate: DefaultCertificate?
+        public var http2 = HTTP2Limits()
         public var node = "local"
         public var workerID = "0"
 
@@ -135,6 +138,65 @@ public final class Worker: Sendable {
         try? await self.group.shutdownGracefully()
     }
 
+    /// An HTTP/1.1 connection: NIO's codec, then ProtocolErrorHandler and ProxyHandler.
+    private static func configureHTTP1(
+        _ channel: any Channel, settings: ProxyHandler.Settings, limits: NIOHTTPDecoderLimitConfiguration, loop: LoopState,
+        store: TableStore, logger: Logger
+    ) throws {
+        // An upgrade configuration with no upgraders of its own: it makes the decoder hand on the
+        // bytes it holds when it leaves for a tunnel, and removes itself after the first request.
+        // Response heads are built from parsed fields, so the outbound validator is not needed.
+        // ProxyHandler orders pipelined requests itself.
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+            withPipeliningAssistance: false, withServerUpgrade: ([], { _ in }), withErrorHandling: false,
+            withOutboundHeaderValidation: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+        try channel.pipeline.syncOperations.addHandler(ProtocolErrorHandler(counters: loop.counters))
+        let handler = ProxyHandler(
+            store: store, pool: loop.pool, balancer: loop.balancer, counters: loop.counters, settings: settings, logger: logger)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        loop.connections.add(channel) { handler.beginDrain() }
+    }
+
+    /// An HTTP/2 connection: each stream gets NIO's HTTP/2-to-HTTP/1 codec and its own ProxyHandler,
+    /// so streams go through the same core as HTTP/1.1 requests, to HTTP/1.1 upstreams.
+    private static func configureHTTP2(
+        _ channel: any Channel, settings: ProxyHandler.Settings, http2: HTTP2Limits, loop: LoopState, store: TableStore, logger: Logger
+    ) throws {
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: http2.maxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: http2.maxHeaderListSize),
+        ]
+        var stream = NIOHTTP2Handler.StreamConfiguration()
+        // CVE-2023-44487 (rapid reset): more than this many RST_STREAM frames from the client in
+        // the window close the connection with GOAWAY ENHANCE_YOUR_CALM.
+        stream.streamResetFrameRateLimit.maximumCount = http2.maxResetsPerWindow
+        stream.streamResetFrameRateLimit.windowLength = http2.resetWindow
+        var streamSettings = settings
+        streamSettings.isHTTP2 = true
+        let loopBound = NIOLoopBound(loop, eventLoop: channel.eventLoop)
+        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: connection, streamConfiguration: stream
+        ) { streamChannel in
+            streamChannel.eventLoop.makeCompletedFuture {
+                let loop = loopBound.value
+                try streamChannel.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                try streamChannel.pipeline.syncOperations.addHandler(
+                    ProxyHandler(
+                        store: store, pool: loop.pool, balancer: loop.balancer, counters: loop.counters, settings: streamSettings,
+                        logger: logger))
+            }
+        }
+        // NIOHTTP2 answers a connection error (a rapid-reset flood among them) with GOAWAY and
+        // reports it; closing is the application's part.
+        try channel.pipeline.syncOperations.addHandler(CloseOnError())
+        // Draining an HTTP/2 connection: GOAWAY, so the client opens no new streams here; the ones
+        // under way finish, and the connection closes when the client is done or at the deadline.
+        loop.connections.add(channel) {
+            channel.writeAndFlush(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil)), promise: nil)
+        }
+    }
+
     /// One listener: plain HTTP, or TLS first when `tls` is given.
     private func listen(
         port: Int, tls: NIOSSLContext?, settings: ProxyHandler.Settings, limits: NIOHTTPDecoderLimitConfiguration,
@@ -143,6 +205,7 @@ public final class Worker: Sendable {
         let store = self.store
         let logger = self.logger
         let accepted = self.acceptedBox
+        let http2 = configuration.http2
         return try await ServerBootstrap(group: store.eventLoop)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -155,22 +218,24 @@ public final class Worker: Sendable {
                     var connectionSettings = settings
                     connectionSettings.serverPort = channel.localAddress?.port ?? settings.serverPort
                     let loop = loopBound.value
-                    if let tls {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    guard let tls else {
+                        try Self.configureHTTP1(channel, settings: connectionSettings, limits: limits, loop: loop, store: store, logger: logger)
+                        return
                     }
-                    // An upgrade configuration with no upgraders of its own: it makes the decoder hand
-                    // on the bytes it holds when it leaves for a tunnel, and removes itself after the
-                    // first request. Response heads are built from parsed fields, so the outbound
-                    // validator is not needed. ProxyHandler orders pipelined requests itself.
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false, withServerUpgrade: ([], { _ in }), withErrorHandling: false,
-                        withOutboundHeaderValidation: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
-                    try channel.pipeline.syncOperations.addHandler(ProtocolErrorHandler(counters: loop.counters))
-                    let handler = ProxyHandler(
-                        store: store, pool: loop.pool, balancer: loop.balancer, counters: loop.counters, settings: connectionSettings,
-                        logger: logger)
-                    try channel.pipeline.syncOperations.addHandler(handler)
-                    loop.connections.add(handler, for: channel)
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    // After the handshake: HTTP/2 when the client chose h2 by ALPN, else HTTP/1.1.
+                    let negotiation = ApplicationProtocolNegotiationHandler { result, channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            if case .negotiated("h2") = result {
+                                try Self.configureHTTP2(
+                                    channel, settings: connectionSettings, http2: http2, loop: loopBound.value, store: store, logger: logger)
+                            } else {
+                                try Self.configureHTTP1(
+                                    channel, settings: connectionSettings, limits: limits, loop: loopBound.value, store: store, logger: logger)
+                            }
+                        }
+                    }
+                    try channel.pipeline.syncOperations.addHandler(negotiation)
                 }
             }
             .bind(host: configuration.bindHost, port: port).get()
@@ -212,26 +277,39 @@ final class LoopState {
 
 /// The worker's open client connections, on its loop, for draining.
 final class OpenConnections {
-    private var handlers: [ObjectIdentifier: (ProxyHandler, any Channel)] = [:]
+    private var entries: [ObjectIdentifier: (drain: () -> Void, channel: any Channel)] = [:]
     private var draining = false
 
-    var count: Int { handlers.count }
+    var count: Int { entries.count }
 
-    func add(_ handler: ProxyHandler, for channel: any Channel) {
+    /// Tracks `channel` until it closes; `drain` asks it to finish what is under way and close.
+    func add(_ channel: any Channel, drain: @escaping () -> Void) {
         let key = ObjectIdentifier(channel)
-        handlers[key] = (handler, channel)
-        channel.closeFuture.whenComplete { [weak self] _ in self?.handlers[key] = nil }
-        if draining { handler.beginDrain() }
+        entries[key] = (drain, channel)
+        channel.closeFuture.whenComplete { [weak self] _ in self?.entries[key] = nil }
+        if draining { drain() }
     }
 
     func drainAll() {
         draining = true
-        for (handler, _) in handlers.values { handler.beginDrain() }
+        for entry in entries.values { entry.drain() }
     }
 
     func closeAll() {
-        for (_, channel) in handlers.values { channel.close(promise: nil) }
+        for entry in entries.values { entry.channel.close(promise: nil) }
     }
+}
+
+/// HTTP/2 limits per connection.
+public struct HTTP2Limits: Sendable {
+    public var maxConcurrentStreams = 128
+    /// SETTINGS_MAX_HEADER_LIST_SIZE advertised to clients.
+    public var maxHeaderListSize = 64 << 10
+    /// Rapid-reset defence: RST_STREAM frames allowed per window before the connection is closed.
+    public var maxResetsPerWindow = 200
+    public var resetWindow = TimeAmount.seconds(30)
+
+    public init() {}
 }
 
 final class AtomicBox: Sendable {
@@ -250,7 +328,7 @@ final class CertificateStore: Sendable {
 /// TLS settings for the listener.
 enum TLSSettings {
     /// TLS 1.2 and 1.3 with forward-secret AEAD suites only (TLS 1.3's are fixed by BoringSSL),
-    /// ALPN http/1.1, and the certificate chosen per ClientHello from `certificates`.
+    /// ALPN h2 and http/1.1, and the certificate chosen per ClientHello from `certificates`.
     static func server(default fallback: DefaultCertificate, certificates: CertificateStore) -> TLSConfiguration {
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: fallback.chain.map { .certificate($0) }, privateKey: .privateKey(fallback.key))
@@ -260,7 +338,7 @@ enum TLSSettings {
             .TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, .TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
             .TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, .TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
         ]
-        configuration.applicationProtocols = ["http/1.1"]
+        configuration.applicationProtocols = ["h2", "http/1.1"]
         configuration.sslContextCallback = { values, promise in
             guard let entry = certificates.current.lookup(serverName: values.serverHostname) else {
                 promise.succeed(.noChanges)
@@ -272,5 +350,14 @@ enum TLSSettings {
             promise.succeed(override)
         }
         return configuration
+    }
+}
+
+/// Closes its connection on any error that reaches it.
+final class CloseOnError: ChannelInboundHandler, Sendable {
+    typealias InboundIn = Any
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
     }
 }

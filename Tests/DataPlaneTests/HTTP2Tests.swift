@@ -1,0 +1,86 @@
+import NIOCore
+import NIOHTTP1
+import RouteModel
+import Testing
+import TestSupport
+@testable import DataPlane
+
+@Suite(.serialized, .timeLimit(.minutes(1))) struct HTTP2Tests {
+    @Test func alpnPrefersH2AndFallsBackToHTTP1() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
+            $0.httpsListenPort = 0
+        }
+        let port = proxy.worker.httpsPort
+        #expect(try await TLSTestClient.handshake(port: port, serverName: "a.test", alpn: ["h2", "http/1.1"]).alpn == "h2")
+        #expect(try await TLSTestClient.handshake(port: port, serverName: "a.test", alpn: ["http/1.1"]).alpn == "http/1.1")
+        await proxy.stop()
+        await a.stop()
+    }
+
+    /// 100 streams at once on one connection, each proxied to an HTTP/1.1 upstream and answered
+    /// with its own response.
+    @Test func oneHundredConcurrentStreamsAreProxied() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
+            $0.httpsListenPort = 0
+        }
+        try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
+            try await withThrowingTaskGroup(of: (Int, TestResponse).self) { group in
+                for index in 0..<100 {
+                    group.addTask {
+                        let path = index % 10 == 0 ? "/sleep/\(index)" : "/stream/\(index)"
+                        return (index, try await connection.request(.GET, path, authority: "a.test"))
+                    }
+                }
+                var seen = Set<Int>()
+                for try await (index, response) in group {
+                    #expect(response.status == .ok)
+                    if index % 10 != 0 {
+                        #expect(response.echoed["target"] == "/stream/\(index)")
+                        #expect(response.echoed["host"] == "a.test", ":authority becomes Host upstream")
+                        #expect(response.echoed["x-forwarded-proto"] == "https")
+                        #expect(response.echoed["x-forwarded-for"] == "127.0.0.1")
+                    } else {
+                        #expect(response.text == "slept\n")
+                    }
+                    #expect(response.headers["connection"].isEmpty, "no connection-specific field in HTTP/2")
+                    seen.insert(index)
+                }
+                #expect(seen.count == 100)
+            }
+            // A body goes up a stream too.
+            let upload = try await connection.request(.POST, "/count", authority: "a.test", body: Array(repeating: 1, count: 100_000))
+            #expect(upload.text == "received=100000\n")
+        }
+        #expect(proxy.worker.acceptedConnections == 1)
+        await proxy.stop()
+        await a.stop()
+    }
+
+    /// CVE-2023-44487: a client that opens and resets streams faster than the limit loses its
+    /// connection; other clients are served throughout.
+    @Test func aRapidResetFloodClosesTheConnectionAndOthersAreServed() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
+            $0.httpsListenPort = 0
+            $0.http2.maxResetsPerWindow = 50
+        }
+        let port = proxy.worker.httpsPort
+        try await HTTP2TestConnection.with(port: port, serverName: "a.test") { attacker in
+            var sent = 0
+            while attacker.channel.isActive, sent < 1000 {
+                try? await attacker.openAndReset(path: "/sleep/1000", authority: "a.test")
+                sent += 1
+            }
+            try await waitUntil("the flooding connection is closed") { !attacker.channel.isActive }
+            #expect(sent < 1000, "closed after \(sent) resets")
+        }
+        try await HTTP2TestConnection.with(port: port, serverName: "a.test") { other in
+            let response = try await other.request(.GET, "/", authority: "a.test")
+            #expect(response.status == .ok)
+        }
+        await proxy.stop()
+        await a.stop()
+    }
+}

@@ -1,0 +1,122 @@
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+import NIOPosix
+import NIOSSL
+
+/// An HTTP/2 client connection over TLS (ALPN h2) for tests; each request is a stream.
+public final class HTTP2TestConnection: Sendable {
+    public let channel: any Channel
+    private let multiplexer: NIOLoopBound<NIOHTTP2Handler.StreamMultiplexer>
+
+    private init(channel: any Channel, multiplexer: NIOLoopBound<NIOHTTP2Handler.StreamMultiplexer>) {
+        self.channel = channel
+        self.multiplexer = multiplexer
+    }
+
+    /// Connects to 127.0.0.1:`port` with SNI `serverName`, runs `body`, and closes.
+    public static func with<Result: Sendable>(
+        port: Int, serverName: String, _ body: (HTTP2TestConnection) async throws -> Result
+    ) async throws -> Result {
+        let context = try TLSTestClient.context(alpn: ["h2"])
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        let multiplexer = try await channel.eventLoop.submit {
+            let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
+            ) { $0.eventLoop.makeSucceededVoidFuture() }
+            return NIOLoopBound(multiplexer, eventLoop: channel.eventLoop)
+        }.get()
+        let connection = HTTP2TestConnection(channel: channel, multiplexer: multiplexer)
+        do {
+            let result = try await body(connection)
+            try? await channel.close()
+            return result
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+    }
+
+    /// One request on a new stream.
+    public func request(_ method: HTTPMethod = .GET, _ path: String, authority: String, body: [UInt8]? = nil) async throws -> TestResponse {
+        let response = channel.eventLoop.makePromise(of: TestResponse.self)
+        let multiplexer = self.multiplexer
+        let stream = try await channel.eventLoop.flatSubmit {
+            let promise = self.channel.eventLoop.makePromise(of: (any Channel).self)
+            multiplexer.value.createStreamChannel(promise: promise) { stream in
+                stream.eventLoop.makeCompletedFuture {
+                    try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .https))
+                    try stream.pipeline.syncOperations.addHandler(ResponseCollector(promise: response))
+                }
+            }
+            return promise.futureResult
+        }.get()
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
+        head.headers.add(name: "host", value: authority)
+        if let body { head.headers.add(name: "content-length", value: String(body.count)) }
+        stream.write(HTTPClientRequestPart.head(head), promise: nil)
+        if let body { stream.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
+        try await stream.writeAndFlush(HTTPClientRequestPart.end(nil))
+        return try await response.futureResult.get()
+    }
+
+    /// Opens a stream, sends a request head, and resets the stream at once: the rapid-reset pattern.
+    public func openAndReset(path: String, authority: String) async throws {
+        let multiplexer = self.multiplexer
+        let stream = try await channel.eventLoop.flatSubmit {
+            let promise = self.channel.eventLoop.makePromise(of: (any Channel).self)
+            multiplexer.value.createStreamChannel(promise: promise) { stream in
+                stream.eventLoop.makeCompletedFuture {
+                    try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .https))
+                }
+            }
+            return promise.futureResult
+        }.get()
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
+        head.headers.add(name: "host", value: authority)
+        try await stream.writeAndFlush(HTTPClientRequestPart.head(head))
+        // Closing a stream that is under way sends RST_STREAM(CANCEL).
+        try? await stream.close()
+    }
+
+    private final class ResponseCollector: ChannelInboundHandler {
+        typealias InboundIn = HTTPClientResponsePart
+        let promise: EventLoopPromise<TestResponse>
+        var response: TestResponse?
+        var done = false
+
+        init(promise: EventLoopPromise<TestResponse>) { self.promise = promise }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head): response = TestResponse(status: head.status, headers: head.headers)
+            case .body(let buffer):
+                response?.bodyCount += buffer.readableBytes
+                if (response?.bodyCount ?? 0) <= 1 << 20 { response?.body += Array(buffer.readableBytesView) }
+            case .end:
+                if let response, !done {
+                    done = true
+                    promise.succeed(response)
+                }
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            if !done { promise.fail(TestConnectionClosed()) }
+            done = true
+            context.fireChannelInactive()
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            if !done { promise.fail(error) }
+            done = true
+            context.close(promise: nil)
+        }
+    }
+}
