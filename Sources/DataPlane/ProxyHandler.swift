@@ -27,6 +27,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         /// One handler per HTTP/2 stream: the stream ends with its response, and no field may
         /// describe the connection.
         var isHTTP2 = false
+        /// On HTTP/2 over TLS: the connection's SNI name (`.some(nil)` without one) and the
+        /// certificates, to refuse requests for hosts the connection's certificate does not cover.
+        var tlsServerName: String??
+        var certificates: CertificateStore?
     }
 
     private enum State {
@@ -164,6 +168,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if upgrade != nil { keepAlive = false }
         tried.removeAll(keepingCapacity: true)
         pending = []
+        if let serverName = settings.tlsServerName, let certificates = settings.certificates, let host = Self.hostName(of: head),
+            !certificates.current.sameCertificate(for: serverName, as: host)
+        {
+            // A client reusing this connection for another host (HTTP/2 coalescing) must not get an
+            // answer under the wrong certificate: RFC 9110 §15.5.20.
+            respondLocally(.misdirectedRequest, body: "421 misdirected request: this connection's certificate does not cover \(host)\n")
+            return
+        }
         switch RequestRouter.decide(head, table: store.current, isTLS: settings.scheme == "https", httpsPort: settings.httpsPort) {
         case .respond(let status, let reason):
             if status == .badRequest { keepAlive = false }
@@ -191,6 +203,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             setHoldReads(true)
             connect()
         }
+    }
+
+    /// The request's host without port, lowercased.
+    private static func hostName(of head: HTTPRequestHead) -> String? {
+        guard let host = head.headers.first(name: "host") else { return nil }
+        let name = host.hasPrefix("[") ? host : String(host.split(separator: ":", maxSplits: 1).first ?? "")
+        return name.lowercased()
     }
 
     private func receiveBodyPart(_ part: HTTPClientRequestPart) {

@@ -206,6 +206,7 @@ public final class Worker: Sendable {
         let logger = self.logger
         let accepted = self.acceptedBox
         let http2 = configuration.http2
+        let certificates = self.certificates
         return try await ServerBootstrap(group: store.eventLoop)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -222,13 +223,24 @@ public final class Worker: Sendable {
                         try Self.configureHTTP1(channel, settings: connectionSettings, limits: limits, loop: loop, store: store, logger: logger)
                         return
                     }
+                    // The ClientHello's server name, kept for the 421 check on HTTP/2 requests.
+                    let serverName = NIOLoopBoundBox<String?>(nil, eventLoop: channel.eventLoop)
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(
+                            SNIHandler { result in
+                                if case .hostname(let name) = result { serverName.value = name.lowercased() }
+                                return channel.eventLoop.makeSucceededVoidFuture()
+                            }))
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     // After the handshake: HTTP/2 when the client chose h2 by ALPN, else HTTP/1.1.
                     let negotiation = ApplicationProtocolNegotiationHandler { result, channel in
                         channel.eventLoop.makeCompletedFuture {
                             if case .negotiated("h2") = result {
+                                var streamSettings = connectionSettings
+                                streamSettings.tlsServerName = .some(serverName.value)
+                                streamSettings.certificates = certificates
                                 try Self.configureHTTP2(
-                                    channel, settings: connectionSettings, http2: http2, loop: loopBound.value, store: store, logger: logger)
+                                    channel, settings: streamSettings, http2: http2, loop: loopBound.value, store: store, logger: logger)
                             } else {
                                 try Self.configureHTTP1(
                                     channel, settings: connectionSettings, limits: limits, loop: loopBound.value, store: store, logger: logger)

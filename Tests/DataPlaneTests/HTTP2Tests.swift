@@ -83,4 +83,36 @@ import TestSupport
         await proxy.stop()
         await a.stop()
     }
+
+    /// HTTP/2 lets a client reuse a connection for another host; a host that this connection's
+    /// certificate does not cover gets 421, one covered by the same certificate is served.
+    @Test func aHostTheConnectionsCertificateDoesNotCoverGets421() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let certificateA = try TestCertificate(commonName: "a", dnsNames: ["a.test"])
+        let certificateB = try TestCertificate(commonName: "b", dnsNames: ["b.test"])
+        let certificateW = try TestCertificate(commonName: "w", dnsNames: ["*.w.test"])
+        let table = tlsTable(
+            backend: a.port,
+            hosts: [(.exact("a.test"), "default/a"), (.exact("b.test"), "default/b"), (.wildcard(suffix: "w.test"), "default/w"), (.exact("c.test"), nil)],
+            certificates: [
+                TLSCertificate(name: "default/a", certificateA), TLSCertificate(name: "default/b", certificateB),
+                TLSCertificate(name: "default/w", certificateW),
+            ])
+        let proxy = try await LiveProxy.start(table) { $0.httpsListenPort = 0 }
+        let statuses = try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
+            var statuses: [String: UInt] = [:]
+            for authority in ["a.test", "a.test:443", "b.test", "c.test"] {
+                statuses[authority] = try await connection.request(.GET, "/", authority: authority).status.code
+            }
+            return statuses
+        }
+        #expect(statuses == ["a.test": 200, "a.test:443": 200, "b.test": 421, "c.test": 421])
+        let wildcard = try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "x.w.test") { connection in
+            try await connection.request(.GET, "/", authority: "y.w.test")
+        }
+        #expect(wildcard.status == .ok, "the same wildcard certificate covers it")
+        #expect(await proxy.worker.counters().localAnswers[421] == 2)
+        await proxy.stop()
+        await a.stop()
+    }
 }
