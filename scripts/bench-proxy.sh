@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
-# Side-by-side HTTP/1.1 proxy benchmark: Portico (one worker), nginx (one worker) and HAProxy
-# (nbthread 1), each pinned to CPU 0, in front of the same upstream (an nginx serving a 1 KiB body,
-# on CPU 1). wrk runs on CPU 1. The three targets alternate over REPEATS rounds; the table gives the
-# median requests/s, p50 and p99 per target and scenario, and the ratio to nginx.
+# Side-by-side proxy benchmark: Portico (one worker), nginx (one worker) and HAProxy (nbthread 1),
+# each pinned to CPU 0, in front of the same upstream (an nginx serving a 1 KiB body, on CPU 1).
+# Load (wrk, h2load) runs on CPU 1. The three targets alternate over REPEATS rounds; the table
+# gives the median requests/s, p50 and p99 per target and scenario, and the ratio to nginx.
 #
-# Scenarios: keep-alive (50 connections), and a new connection per request (Connection: close).
-# Usage: scripts/bench-proxy.sh [REPEATS=3] [DURATION=10s]
+# Scenarios:
+#   keepalive  HTTP/1.1 keep-alive, 50 connections
+#   close      a new connection per request (Connection: close), 16 connections
+#   https      HTTPS keep-alive, 50 connections
+#   handshake  HTTPS with a new connection, so a full TLS handshake, per request; 16 connections
+#   h2         HTTP/2 over TLS, h2load -c16 -m16 (h2load reports no percentiles)
+# All TLS targets serve the same ECDSA P-256 certificate.
+# Usage: scripts/bench-proxy.sh [REPEATS=3] [DURATION=10s] [SCENARIOS="keepalive close https handshake h2"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats=${1:-3}
 duration=${2:-10s}
+scenarios=${3:-keepalive close https handshake h2}
 
 need=()
-for tool in nginx haproxy wrk taskset; do command -v "$tool" >/dev/null || need+=("$tool"); done
+for tool in nginx haproxy wrk taskset h2load openssl curl; do command -v "$tool" >/dev/null || need+=("$tool"); done
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
-  apt-get install -y -qq nginx haproxy wrk util-linux >/dev/null
+  apt-get install -y -qq nginx haproxy wrk util-linux nghttp2-client openssl curl >/dev/null
 fi
 swift build -c release --scratch-path .build-release --product portico >/dev/null
 portico=.build-release/release/portico
@@ -26,7 +33,12 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; w
 trap cleanup EXIT
 
 upstream=18081; portico_port=18082; nginx_port=18083; haproxy_port=18084
-mkdir -p "$work/www" "$work/manifests" "$work/nginx-up" "$work/nginx-proxy"
+portico_tls=18092; nginx_tls=18093; haproxy_tls=18094
+mkdir -p "$work/www" "$work/manifests" "$work/nginx-up" "$work/nginx-proxy" "$work/tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=bench.local" \
+  -addext "subjectAltName=DNS:bench.local" -keyout "$work/tls/key.pem" -out "$work/tls/cert.pem" 2>/dev/null
+cat "$work/tls/cert.pem" "$work/tls/key.pem" > "$work/tls/combined.pem"
+chmod 644 "$work/tls/"*
 # nginx workers drop root and must be able to read the page.
 chmod 755 "$work" "$work/www"
 head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/index.html"
@@ -43,6 +55,9 @@ events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000;
   upstream app { server 127.0.0.1:$upstream; keepalive 64; }
   server { listen 127.0.0.1:$nginx_port reuseport;
+    listen 127.0.0.1:$nginx_tls ssl http2 reuseport;
+    ssl_certificate $work/tls/cert.pem; ssl_certificate_key $work/tls/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache off; ssl_session_tickets off;
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
       proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } } }
 CONF
@@ -60,6 +75,7 @@ defaults
   http-reuse always
 frontend fe
   bind 127.0.0.1:$haproxy_port
+  bind 127.0.0.1:$haproxy_tls ssl crt $work/tls/combined.pem alpn h2,http/1.1 no-tls-tickets
   default_backend app
 backend app
   server up 127.0.0.1:$upstream
@@ -67,9 +83,10 @@ CONF
 cat > "$work/manifests/app.yaml" <<CONF
 apiVersion: networking.k8s.io/v1
 kind: Ingress
-metadata: {name: bench, namespace: default}
+metadata: {name: bench, namespace: default, annotations: {portico.io/ssl-redirect: "false"}}
 spec:
   ingressClassName: portico
+  tls: [{hosts: [bench.local]}]
   rules:
   - host: bench.local
     http:
@@ -93,51 +110,72 @@ taskset -c 0 nginx -c "$work/nginx-proxy/nginx.conf" & pids+=($!)
 taskset -c 0 haproxy -f "$work/haproxy.cfg" -q & pids+=($!)
 taskset -c 1 "$portico" control-plane --manifests "$work/manifests" --listen "unix:$work/run/cp.sock" --log-level error & pids+=($!)
 sleep 0.5
-taskset -c 0 "$portico" worker --control-plane "unix:$work/run/cp.sock" --bind 127.0.0.1 --http-port $portico_port --log-level error & pids+=($!)
+taskset -c 0 "$portico" worker --control-plane "unix:$work/run/cp.sock" --bind 127.0.0.1 --http-port $portico_port \
+  --https-port $portico_tls --default-certificate "$work/tls/cert.pem" --default-key "$work/tls/key.pem" --log-level error & pids+=($!)
 
 # Wait until every target answers through to the upstream (poll, bounded).
-for port in $nginx_port $haproxy_port $portico_port; do
+for url in http://127.0.0.1:{$nginx_port,$haproxy_port,$portico_port}/ https://127.0.0.1:{$nginx_tls,$haproxy_tls,$portico_tls}/; do
   for _ in $(seq 1 200); do
-    curl -fsS -o /dev/null -H 'Host: bench.local' "http://127.0.0.1:$port/" 2>/dev/null && break
+    curl -kfsS -o /dev/null -H 'Host: bench.local' "$url" 2>/dev/null && break
     sleep 0.05
   done
-  curl -fsS -o /dev/null -H 'Host: bench.local' "http://127.0.0.1:$port/" || { echo "target on port $port does not answer"; exit 1; }
+  curl -kfsS -o /dev/null -H 'Host: bench.local' "$url" || { echo "target $url does not answer"; exit 1; }
 done
+
+# BENCH_HOLD=1 keeps the targets up for profiling or manual runs instead of measuring.
+if [ -n "${BENCH_HOLD:-}" ]; then
+  echo "targets up: portico :$portico_port/:$portico_tls, nginx :$nginx_port/:$nginx_tls, haproxy :$haproxy_port/:$haproxy_tls (Host: bench.local); stop with SIGTERM"
+  wait
+fi
 
 # wrk reports latency in us/ms/s; normalise to milliseconds.
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
 
 declare -A results
-run() { # target port scenario
-  local extra=() connections=50
-  if [ "$3" = close ]; then extra=(-H "Connection: close"); connections=16; fi
-  local out; out=$(taskset -c 1 wrk -t1 -c$connections -d"$duration" --latency -H 'Host: bench.local' "${extra[@]}" "http://127.0.0.1:$2/")
-  local rps p50 p99
-  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
-  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
-  local errors; errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
-  [ -n "$errors" ] && echo "  $1 $3: $errors" >&2
-  results["$1,$3,rps"]+="$rps "; results["$1,$3,p50"]+="$p50 "; results["$1,$3,p99"]+="$p99 "
+run() { # target scenario
+  local port extra=() connections=50 scheme=http
+  case $1 in portico) port=$portico_port ;; nginx) port=$nginx_port ;; haproxy) port=$haproxy_port ;; esac
+  case $2 in
+    close) extra=(-H "Connection: close"); connections=16 ;;
+    https) scheme=https ;;
+    handshake) scheme=https; extra=(-H "Connection: close"); connections=16 ;;
+  esac
+  if [ "$scheme" = https ] || [ "$2" = h2 ]; then
+    case $1 in portico) port=$portico_tls ;; nginx) port=$nginx_tls ;; haproxy) port=$haproxy_tls ;; esac
+  fi
+  local rps p50=nan p99=nan out
+  if [ "$2" = h2 ]; then
+    out=$(taskset -c 1 h2load -D "${duration%s}" -c16 -m16 -H 'host: bench.local' "https://127.0.0.1:$port/" 2>&1)
+    rps=$(awk '/^finished in/ {print $4}' <<<"$out")
+    local failed; failed=$(awk '/^requests:/ {print $8}' <<<"$out")
+    [ "${failed:-0}" != 0 ] && echo "  $1 $2: $failed failed" >&2
+  else
+    out=$(taskset -c 1 wrk -t1 -c$connections -d"$duration" --latency -H 'Host: bench.local' "${extra[@]}" "$scheme://127.0.0.1:$port/")
+    rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+    local errors; errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+    [ -n "$errors" ] && echo "  $1 $2: $errors" >&2
+  fi
+  results["$1,$2,rps"]+="${rps:-0} "; results["$1,$2,p50"]+="$p50 "; results["$1,$2,p99"]+="$p99 "
 }
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); $(nproc) cores; $repeats repeats of $duration; proxies on CPU 0, wrk and upstream on CPU 1"
-for scenario in keepalive close; do
+echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); $(nproc) cores; $repeats repeats of $duration; proxies on CPU 0, load and upstream on CPU 1"
+for scenario in $scenarios; do
   for round in $(seq 1 "$repeats"); do
     for target in portico nginx haproxy; do
-      case $target in portico) port=$portico_port ;; nginx) port=$nginx_port ;; haproxy) port=$haproxy_port ;; esac
-      run "$target" "$port" "$scenario"
+      run "$target" "$scenario"
     done
   done
 done
 
 printf '\n%-10s %-10s %12s %10s %10s %14s\n' scenario target "req/s" "p50 ms" "p99 ms" "vs nginx req/s"
-for scenario in keepalive close; do
+for scenario in $scenarios; do
   base=$(median "${results[nginx,$scenario,rps]}")
   for target in portico nginx haproxy; do
     rps=$(median "${results[$target,$scenario,rps]}")
-    printf '%-10s %-10s %12.0f %10.3f %10.3f %13.2fx\n' "$scenario" "$target" "$rps" \
+    printf '%-10s %-10s %12.0f %10s %10s %13.2fx\n' "$scenario" "$target" "$rps" \
       "$(median "${results[$target,$scenario,p50]}")" "$(median "${results[$target,$scenario,p99]}")" "$(awk -v a="$rps" -v b="$base" 'BEGIN {print a / b}')"
   done
 done

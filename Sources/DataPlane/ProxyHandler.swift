@@ -299,8 +299,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         dropUpstream()
         state = .closed
         startedEndpoint = nil
-        responseTimer.disarm()
-        headerTimer.disarm()
+        responseTimer.cancel()
+        headerTimer.cancel()
         context.fireChannelInactive()
     }
 
@@ -427,8 +427,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
             if !context.channel.isWritable { connection.handler.setHoldReads(true) }
         case .end(let trailers):
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
-            if requestComplete {
+            // The upstream connection is settled before the last write: on HTTP/2 that write ends
+            // the stream, and the stream channel closes inside it.
+            let complete = requestComplete
+            if complete {
                 pool.release(connection)
             } else {
                 // The upstream answered before the request body ended; that connection is spent.
@@ -436,8 +438,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 connection.channel.close(promise: nil)
                 keepAlive = false
             }
-            state = requestComplete ? .idle : .respondedLocally
-            if requestComplete { finishExchange() }
+            state = complete ? .idle : .respondedLocally
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            if complete { finishExchange() }
         }
     }
 
@@ -541,6 +544,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Both directions of the exchange are done: ready for the next request, or close.
     private func finishExchange() {
+        if case .closed = state { return }  // the connection (or stream) closed meanwhile
         startedEndpoint = nil
         cluster = nil
         upstreamHead = nil
@@ -585,6 +589,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 final class LazyTimer {
     private var deadline: NIODeadline?
     private var scheduledFor: NIODeadline?
+    private var scheduled: Scheduled<Void>?
     private var generation = 0
     private var action: (() -> Void)?
 
@@ -602,11 +607,21 @@ final class LazyTimer {
         action = nil
     }
 
+    /// For good, when the owner goes away: the scheduled task leaves the loop's timer heap too,
+    /// instead of waiting there until its time (a minute, for thousands of closed connections).
+    func cancel() {
+        disarm()
+        scheduled?.cancel()
+        scheduled = nil
+        scheduledFor = nil
+        generation += 1
+    }
+
     private func schedule(at time: NIODeadline, on eventLoop: any EventLoop) {
         generation += 1
         let generation = generation
         scheduledFor = time
-        eventLoop.scheduleTask(deadline: time) { [weak self] in self?.fire(generation, on: eventLoop) }
+        scheduled = eventLoop.scheduleTask(deadline: time) { [weak self] in self?.fire(generation, on: eventLoop) }
     }
 
     private func fire(_ generation: Int, on eventLoop: any EventLoop) {

@@ -63,7 +63,7 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        idleTimer.disarm()
+        idleTimer.cancel()
         let peer = self.peer
         self.peer = nil
         peer?.peerClosed()

@@ -65,6 +65,8 @@ final class UpstreamPool {
     func release(_ connection: Connection) {
         eventLoop.preconditionInEventLoop()
         connection.handler.owner = nil
+        // Whatever backpressure the last client applied ends with its exchange.
+        connection.handler.setHoldReads(false)
         guard connection.channel.isActive, (idle[connection.endpoint]?.count ?? 0) < maxIdlePerEndpoint else {
             connection.channel.close(promise: nil)
             return

@@ -49,6 +49,13 @@ import TestSupport
                 }
                 #expect(seen.count == 100)
             }
+            // Upstream connections go back to the pool when a stream ends: sequential streams
+            // open no new ones.
+            let upstreamConnections = a.acceptedConnections
+            for index in 0..<20 {
+                #expect(try await connection.request(.GET, "/again/\(index)", authority: "a.test").status == .ok)
+            }
+            #expect(a.acceptedConnections == upstreamConnections)
             // A body goes up a stream too.
             let upload = try await connection.request(.POST, "/count", authority: "a.test", body: Array(repeating: 1, count: 100_000))
             #expect(upload.text == "received=100000\n")
