@@ -145,9 +145,9 @@ run() { # target scenario
   fi
   local rps p50=nan p99=nan out
   if [ "$2" = h2 ]; then
-    out=$(taskset -c 1 h2load -D "${duration%s}" -c16 -m16 -H 'host: bench.local' "https://127.0.0.1:$port/" 2>&1)
+    out=$(taskset -c 1 h2load -D "${duration%s}" -c16 -m16 -H ':authority: bench.local' "https://127.0.0.1:$port/" 2>&1)
     rps=$(awk '/^finished in/ {print $4}' <<<"$out")
-    local failed; failed=$(awk '/^requests:/ {print $8}' <<<"$out")
+    local failed; failed=$(awk '/^requests:/ {print $10}' <<<"$out")
     [ "${failed:-0}" != 0 ] && echo "  $1 $2: $failed failed" >&2
   else
     out=$(taskset -c 1 wrk -t1 -c$connections -d"$duration" --latency -H 'Host: bench.local' "${extra[@]}" "$scheme://127.0.0.1:$port/")
