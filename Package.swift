@@ -119,8 +119,15 @@ let package = Package(
         .testTarget(name: "KubeTypesTests", dependencies: ["KubeTypes"]),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests"]),
         .testTarget(name: "TranslatorTests", dependencies: ["Translator", "TestSupport"]),
-        .testTarget(name: "SnapshotProtocolTests", dependencies: ["SnapshotProtocol", "TestSupport"]),
-        .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "SnapshotProtocol", "TestSupport", "PorticoCtl"]),
+        .testTarget(name: "SnapshotProtocolTests", dependencies: [
+            "SnapshotProtocol", "TestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
+        .testTarget(name: "ControlPlaneTests", dependencies: [
+            "ControlPlane", "SnapshotProtocol", "TestSupport", "PorticoCtl",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        ]),
         .testTarget(name: "DataPlaneTests", dependencies: [
             "DataPlane", "RouteModel", "TestSupport", "ControlPlane", "SnapshotProtocol",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -133,6 +140,6 @@ let package = Package(
             "PorticoCtl", "TestSupport",
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
-        .testTarget(name: "PorticoCtlTests", dependencies: ["PorticoCtl", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "PorticoCtlTests", dependencies: ["PorticoCtl", "TestSupport", .product(name: "Yams", package: "Yams")]),
     ]
 )

@@ -1,6 +1,6 @@
 import NIOCore
 import NIOHTTP1
-import NIOHTTP2
+internal import NIOHTTP2
 import NIOPosix
 import NIOSSL
 

@@ -1,7 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import NIOWebSocket
+internal import NIOWebSocket
 import Synchronization
 
 /// A real HTTP/1.1 upstream on 127.0.0.1 for proxy tests. Paths:

@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
-import NIOTLS
+internal import NIOTLS
 import X509
 
 /// What a test request got back. Bodies over 1 MiB are counted, not kept.
