@@ -46,13 +46,14 @@ public final class HTTP2TestConnection: Sendable {
     /// One request on a new stream.
     public func request(_ method: HTTPMethod = .GET, _ path: String, authority: String, body: [UInt8]? = nil) async throws -> TestResponse {
         let response = channel.eventLoop.makePromise(of: TestResponse.self)
+        let collector = ResponseCollector(promise: response)
         let multiplexer = self.multiplexer
         let stream = try await channel.eventLoop.flatSubmit {
             let promise = self.channel.eventLoop.makePromise(of: (any Channel).self)
             multiplexer.value.createStreamChannel(promise: promise) { stream in
                 stream.eventLoop.makeCompletedFuture {
                     try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .https))
-                    try stream.pipeline.syncOperations.addHandler(ResponseCollector(promise: response))
+                    try stream.pipeline.syncOperations.addHandler(collector)
                 }
             }
             return promise.futureResult
@@ -63,6 +64,11 @@ public final class HTTP2TestConnection: Sendable {
         stream.write(HTTPClientRequestPart.head(head), promise: nil)
         if let body { stream.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
         try await stream.writeAndFlush(HTTPClientRequestPart.end(nil))
+        // A stream that never answers fails the test instead of hanging it.
+        let timeout = channel.eventLoop.scheduleTask(in: .seconds(20)) {
+            collector.finish(.failure(StreamTimedOut(path: path, authority: authority)))
+        }
+        defer { timeout.cancel() }
         return try await response.futureResult.get()
     }
 
@@ -85,13 +91,27 @@ public final class HTTP2TestConnection: Sendable {
         try? await stream.close()
     }
 
-    private final class ResponseCollector: ChannelInboundHandler {
+    public struct StreamTimedOut: Error, CustomStringConvertible {
+        public let path: String
+        public let authority: String
+        public var description: String { "no response in 20 s on the stream for \(authority)\(path)" }
+    }
+
+    /// Used on its stream's event loop only.
+    private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = HTTPClientResponsePart
         let promise: EventLoopPromise<TestResponse>
         var response: TestResponse?
         var done = false
 
         init(promise: EventLoopPromise<TestResponse>) { self.promise = promise }
+
+        /// Completes the request once: with its response, or with what ended it first.
+        func finish(_ result: Result<TestResponse, any Error>) {
+            guard !done else { return }
+            done = true
+            promise.completeWith(result)
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
@@ -100,22 +120,17 @@ public final class HTTP2TestConnection: Sendable {
                 response?.bodyCount += buffer.readableBytes
                 if (response?.bodyCount ?? 0) <= 1 << 20 { response?.body += Array(buffer.readableBytesView) }
             case .end:
-                if let response, !done {
-                    done = true
-                    promise.succeed(response)
-                }
+                if let response { finish(.success(response)) }
             }
         }
 
         func channelInactive(context: ChannelHandlerContext) {
-            if !done { promise.fail(TestConnectionClosed()) }
-            done = true
+            finish(.failure(TestConnectionClosed()))
             context.fireChannelInactive()
         }
 
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            if !done { promise.fail(error) }
-            done = true
+            finish(.failure(error))
             context.close(promise: nil)
         }
     }
