@@ -56,9 +56,29 @@ final class UpstreamPool {
                 }
             }
         if timeouts.connectMilliseconds > 0 { bootstrap = bootstrap.connectTimeout(.milliseconds(Int64(timeouts.connectMilliseconds))) }
-        return bootstrap.connect(host: endpoint.address, port: endpoint.port).map { channel in
+        // Endpoint addresses are IP literals (EndpointSlices of type IPv4/IPv6): connecting to the
+        // parsed address skips getaddrinfo on NIO's blocking thread pool and happy eyeballs, which
+        // showed in the profile and stalled connects when that pool was busy. Names still resolve.
+        let connected: EventLoopFuture<any Channel>
+        if let address = socketAddress(endpoint) {
+            connected = bootstrap.connect(to: address)
+        } else {
+            connected = bootstrap.connect(host: endpoint.address, port: endpoint.port)
+        }
+        return connected.map { channel in
             Connection(channel: channel, handler: handler, endpoint: endpoint)
         }
+    }
+
+    private var addresses: [Endpoint: SocketAddress] = [:]
+
+    /// The endpoint's parsed IP address, cached; nil for a name.
+    private func socketAddress(_ endpoint: Endpoint) -> SocketAddress? {
+        if let known = addresses[endpoint] { return known }
+        guard let address = try? SocketAddress(ipAddress: endpoint.address, port: endpoint.port) else { return nil }
+        if addresses.count > 4096 { addresses.removeAll(keepingCapacity: true) }
+        addresses[endpoint] = address
+        return address
     }
 
     /// Returns a connection whose last exchange completed cleanly.

@@ -19,19 +19,18 @@ public final class HTTP2TestConnection: Sendable {
         port: Int, serverName: String, _ body: (HTTP2TestConnection) async throws -> Result
     ) async throws -> Result {
         let context = try TLSTestClient.context(alpn: ["h2"])
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelInitializer { channel in
+        // The HTTP/2 handler goes in with the TLS handler, before the connection is up: added
+        // later, the server's first frames could reach the end of the pipeline and be lost.
+        let (channel, multiplexer) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
+                    let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                        mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
+                    ) { $0.eventLoop.makeSucceededVoidFuture() }
+                    return (channel, NIOLoopBound(multiplexer, eventLoop: channel.eventLoop))
                 }
             }
-            .connect(host: "127.0.0.1", port: port).get()
-        let multiplexer = try await channel.eventLoop.submit {
-            let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
-            ) { $0.eventLoop.makeSucceededVoidFuture() }
-            return NIOLoopBound(multiplexer, eventLoop: channel.eventLoop)
-        }.get()
         let connection = HTTP2TestConnection(channel: channel, multiplexer: multiplexer)
         do {
             let result = try await body(connection)
