@@ -11,11 +11,6 @@ public struct ProxyCounters: Sendable, Equatable {
     public var ejections = 0
 
     public init() {}
-
-    /// Local and relayed answers with `status` together.
-    public func answers(_ status: Int) -> Int {
-        localAnswers[status, default: 0] + upstreamAnswers[status, default: 0]
-    }
 }
 
 /// The loop's counters, shared by reference between the handlers of one worker loop.

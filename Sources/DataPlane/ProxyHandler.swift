@@ -93,7 +93,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // Backpressure on the client side: reads pause while the exchange asks for it, or while
     // pipelined requests wait.
     private var exchangeHoldsReads = false
-    private var readPending = false
+    private var gate = ReadGate()
     private var holdReads: Bool { exchangeHoldsReads || !queued.isEmpty }
 
     init(store: TableStore, pool: UpstreamPool, balancer: LoadBalancer, counters: CounterBox, settings: Settings, logger: Logger) {
@@ -274,19 +274,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if holdReads {
-            readPending = true
-        } else {
-            context.read()
-        }
+        if gate.passes(held: holdReads) { context.read() }
     }
 
     private func setHoldReads(_ hold: Bool) {
         exchangeHoldsReads = hold
-        if !holdReads, readPending {
-            readPending = false
-            context.read()
-        }
+        if gate.releases(held: holdReads) { context.read() }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

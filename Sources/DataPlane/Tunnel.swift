@@ -13,7 +13,7 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var peer: TunnelHandler?
     private var context: ChannelHandlerContext?
     private var holdReads = false
-    private var readPending = false
+    private var gate = ReadGate()
     private let idleTimer = LazyTimer()
     private let idleTimeout: TimeAmount
 
@@ -75,11 +75,7 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if holdReads {
-            readPending = true
-        } else {
-            context.read()
-        }
+        if gate.passes(held: holdReads) { context.read() }
     }
 
     /// Writes bytes that came before the tunnel was joined (the 101 head, or what the decoder held).
@@ -98,10 +94,7 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func setHoldReads(_ hold: Bool) {
         holdReads = hold
-        if !hold, readPending, let context {
-            readPending = false
-            context.read()
-        }
+        if let context, gate.releases(held: hold) { context.read() }
     }
 
     /// The other side closed: send what is queued, then close this side too.

@@ -13,7 +13,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Called when the connection closes while it sits idle in the pool.
     var onIdleClose: (() -> Void)?
     private var holdReads = false
-    private var readPending = false
+    private var gate = ReadGate()
     private var context: ChannelHandlerContext?
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -55,20 +55,13 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if holdReads {
-            readPending = true
-        } else {
-            context.read()
-        }
+        if gate.passes(held: holdReads) { context.read() }
     }
 
     /// Stops reading the response while the client is not writable.
     func setHoldReads(_ hold: Bool) {
         holdReads = hold
-        if !hold, readPending, let context {
-            readPending = false
-            context.read()
-        }
+        if let context, gate.releases(held: hold) { context.read() }
     }
 
     func flush() {

@@ -29,8 +29,6 @@ final class UpstreamPool {
         self.maxIdlePerEndpoint = maxIdlePerEndpoint
     }
 
-    var idleCount: Int { idle.values.reduce(0) { $0 + $1.count } }
-
     /// An idle connection to `endpoint`, or a new one (always a new one when `fresh`: an upgrade
     /// request goes on a connection of its own, which then leaves the pool for good).
     func acquire(_ endpoint: Endpoint, timeouts: ClusterTimeouts, fresh: Bool = false) -> EventLoopFuture<Connection> {

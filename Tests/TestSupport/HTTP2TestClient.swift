@@ -46,17 +46,7 @@ public final class HTTP2TestConnection: Sendable {
     public func request(_ method: HTTPMethod = .GET, _ path: String, authority: String, body: [UInt8]? = nil) async throws -> TestResponse {
         let response = channel.eventLoop.makePromise(of: TestResponse.self)
         let collector = ResponseCollector(promise: response)
-        let multiplexer = self.multiplexer
-        let stream = try await channel.eventLoop.flatSubmit {
-            let promise = self.channel.eventLoop.makePromise(of: (any Channel).self)
-            multiplexer.value.createStreamChannel(promise: promise) { stream in
-                stream.eventLoop.makeCompletedFuture {
-                    try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .https))
-                    try stream.pipeline.syncOperations.addHandler(collector)
-                }
-            }
-            return promise.futureResult
-        }.get()
+        let stream = try await openStream(collector)
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
         head.headers.add(name: "host", value: authority)
         if let body { head.headers.add(name: "content-length", value: String(body.count)) }
@@ -73,21 +63,27 @@ public final class HTTP2TestConnection: Sendable {
 
     /// Opens a stream, sends a request head, and resets the stream at once: the rapid-reset pattern.
     public func openAndReset(path: String, authority: String) async throws {
-        let multiplexer = self.multiplexer
-        let stream = try await channel.eventLoop.flatSubmit {
-            let promise = self.channel.eventLoop.makePromise(of: (any Channel).self)
-            multiplexer.value.createStreamChannel(promise: promise) { stream in
-                stream.eventLoop.makeCompletedFuture {
-                    try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .https))
-                }
-            }
-            return promise.futureResult
-        }.get()
+        let stream = try await openStream(nil)
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
         head.headers.add(name: "host", value: authority)
         try await stream.writeAndFlush(HTTPClientRequestPart.head(head))
         // Closing a stream that is under way sends RST_STREAM(CANCEL).
         try? await stream.close()
+    }
+
+    /// A new stream speaking HTTP/1 parts, with `collector` reading its response if given.
+    private func openStream(_ collector: ResponseCollector?) async throws -> any Channel {
+        let multiplexer = self.multiplexer
+        return try await channel.eventLoop.flatSubmit {
+            let promise = self.channel.eventLoop.makePromise(of: (any Channel).self)
+            multiplexer.value.createStreamChannel(promise: promise) { stream in
+                stream.eventLoop.makeCompletedFuture {
+                    try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .https))
+                    if let collector { try stream.pipeline.syncOperations.addHandler(collector) }
+                }
+            }
+            return promise.futureResult
+        }.get()
     }
 
     public struct StreamTimedOut: Error, CustomStringConvertible {
