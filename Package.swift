@@ -71,6 +71,21 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The node agent: upstream subscription, last-good snapshot on disk, worker supervision,
+        // the snapshot relay on a Unix socket, the admin port. Never imports Translator or ControlPlane.
+        .target(name: "NodeAgent", dependencies: [
+            "RouteModel", "SnapshotProtocol",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The quickstart's stand-in for Pods: answers with the Service's name and what it received.
+        .target(name: "DemoBackend", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         // porticoctl's commands and renderers, kept out of the executable so tests can call them.
         .target(name: "PorticoCtl", dependencies: [
             "RouteModel", "KubeTypes", "Manifests", "Translator", "SnapshotProtocol",
@@ -78,7 +93,8 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "portico", dependencies: [
-            "PorticoCtl", "ControlPlane", "DataPlane", "SnapshotProtocol", "Translator",
+            "PorticoCtl", "ControlPlane", "DataPlane", "NodeAgent", "DemoBackend", "SnapshotProtocol", "Translator",
+            "Manifests", "KubeTypes",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -139,6 +155,9 @@ let package = Package(
         .testTarget(name: "EndToEndTests", dependencies: [
             "PorticoCtl", "TestSupport",
             .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+        .testTarget(name: "NodeAgentTests", dependencies: [
+            "NodeAgent", "RouteModel", "SnapshotProtocol", "TestSupport",
         ]),
         .testTarget(name: "PorticoCtlTests", dependencies: ["PorticoCtl", "TestSupport", .product(name: "Yams", package: "Yams")]),
     ]

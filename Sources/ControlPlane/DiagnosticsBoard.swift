@@ -5,7 +5,7 @@ import Synchronization
 import Translator
 
 /// The source's latest rejections, load errors and Ingress counts, for `Dump`.
-public final class DiagnosticsBoard: Sendable {
+public final class DiagnosticsBoard: DiagnosticsProvider {
     private let current = Mutex(Portico_V1_Diagnostics())
 
     public init() {}

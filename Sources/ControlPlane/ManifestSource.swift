@@ -3,6 +3,7 @@ import KubeTypes
 import Logging
 import Manifests
 import RouteModel
+import SnapshotProtocol
 import Synchronization
 import Translator
 

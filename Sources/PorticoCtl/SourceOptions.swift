@@ -63,7 +63,7 @@ public struct SourceOptions: ParsableArguments, Sendable {
             } ?? [])
     }
 
-    static func fetchDump(from address: ServerAddress, timeout: Double) async throws -> Portico_V1_DumpResponse {
+    public static func fetchDump(from address: ServerAddress, timeout: Double) async throws -> Portico_V1_DumpResponse {
         do {
             let transport = try HTTP2ClientTransport.Posix(target: address.target, transportSecurity: .plaintext)
             return try await withGRPCClient(transport: transport) { client in

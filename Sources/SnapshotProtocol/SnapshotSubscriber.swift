@@ -21,6 +21,11 @@ public struct SubscriberIdentity: Sendable, Hashable {
 public struct ReceivedSnapshot: Sendable {
     public var version: UInt64
     public var table: RouteTable
+
+    public init(version: UInt64, table: RouteTable) {
+        self.version = version
+        self.table = table
+    }
 }
 
 /// Subscribes to a Snapshots server and keeps subscribing.
@@ -36,6 +41,8 @@ public final class SnapshotSubscriber: Sendable {
     private let logger: Logger
     private let backoffPolicy: Backoff
     private let status = Mutex(Status())
+    /// The newest worker report (node agents only) and the open stream's request sink, if any.
+    private let reporting = Mutex<(latest: Portico_V1_WatchRequest?, sink: AsyncStream<Portico_V1_WatchRequest>.Continuation?)>((nil, nil))
 
     /// What the subscriber has done so far, for callers and tests.
     public struct Status: Sendable, Equatable {
@@ -61,6 +68,17 @@ public final class SnapshotSubscriber: Sendable {
     }
 
     public var currentStatus: Status { status.withLock { $0 } }
+
+    /// Sends the state of the workers this subscriber relays to (a node agent's) on the open stream,
+    /// and again at the start of every later session. Only the newest report is kept.
+    public func report(workers: [Portico_V1_SubscriberStatus]) {
+        var request = Portico_V1_WatchRequest()
+        request.report.workers = workers
+        reporting.withLock {
+            $0.latest = request
+            $0.sink?.yield(request)
+        }
+    }
 
     /// Runs until the calling task is cancelled.
     public func run(apply: @escaping @Sendable (ReceivedSnapshot) async throws -> Void) async {
@@ -95,12 +113,20 @@ public final class SnapshotSubscriber: Sendable {
             subscribe.subscribe.node = identity.node
             subscribe.subscribe.workerID = identity.workerID
             subscribe.subscribe.kind = identity.kind
-            requestSink.yield(subscribe)
+            // Under the lock, so that a concurrent report cannot overtake the subscribe.
+            reporting.withLock {
+                requestSink.yield(subscribe)
+                if let report = $0.latest { requestSink.yield(report) }
+                $0.sink = requestSink
+            }
             var options = CallOptions.defaults
             options.maxRequestMessageBytes = maxMessageBytes
             options.maxResponseMessageBytes = maxMessageBytes
             options.waitForReady = false
-            defer { requestSink.finish() }
+            defer {
+                reporting.withLock { $0.sink = nil }
+                requestSink.finish()
+            }
             return try await snapshots.watch(
                 options: options,
                 requestProducer: { writer in

@@ -31,6 +31,9 @@ struct ControlPlaneCommand: AsyncParsableCommand {
     @Option(help: "The largest message accepted from a subscriber, in bytes.")
     var maxMessageBytes: Int = 64 << 20
 
+    @Option(help: .hidden)
+    var parentPid: Int32?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
@@ -63,7 +66,12 @@ struct ControlPlaneCommand: AsyncParsableCommand {
             group.addTask { await source.watch() }
             group.addTask {
                 let signal = await waitForSignal([SIGINT, SIGTERM])
-                logger.info("stopping", metadata: ["signal": "\(signal)"])
+                logger.info("stopping", metadata: ["signal": "\(signal ?? 0)"])
+            }
+            if let parentPid {
+                group.addTask {
+                    if await waitForParentExit(parentPid) { logger.warning("the parent process is gone; stopping") }
+                }
             }
             // The first task to finish (a signal, or the server failing) stops the others.
             defer { group.cancelAll() }

@@ -2,14 +2,14 @@ import ArgumentParser
 import Logging
 import PorticoCtl
 
-/// The Portico server binary: the control plane today; the node agent and workers join as they land.
+/// The Portico server binary: `run` (everything on one machine), and each part on its own.
 @main
 struct Portico: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portico",
         abstract: "A Kubernetes Ingress controller: control plane, node agent and proxy workers in one binary.",
         version: PorticoVersion.current,
-        subcommands: [ControlPlaneCommand.self, WorkerCommand.self])
+        subcommands: [RunCommand.self, ControlPlaneCommand.self, DataPlaneCommand.self, WorkerCommand.self, DemoBackendCommand.self])
 }
 
 /// Structured logs on stderr, one event per line.

@@ -48,6 +48,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "The node name, shown by porticoctl.")
     var node: String = "local"
 
+    @Option(help: .hidden)
+    var parentPid: Int32?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
@@ -85,6 +88,10 @@ struct WorkerCommand: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await worker.run() }
             group.addTask { _ = await waitForSignal([SIGINT, SIGTERM]) }
+            if let parentPid {
+                // Started by a node agent that is gone: drain and exit rather than serve on, orphaned.
+                group.addTask { await waitForParentExit(parentPid) }
+            }
             defer { group.cancelAll() }
             try await group.next()
         }

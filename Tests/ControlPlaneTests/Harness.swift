@@ -2,7 +2,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import RouteModel
-import SnapshotProtocol
+@testable import SnapshotProtocol
 import Synchronization
 import Testing
 @testable import ControlPlane

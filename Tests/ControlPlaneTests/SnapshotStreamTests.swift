@@ -3,7 +3,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import GRPCProtobuf
 import RouteModel
-import SnapshotProtocol
+@testable import SnapshotProtocol
 import Synchronization
 import Testing
 @testable import ControlPlane

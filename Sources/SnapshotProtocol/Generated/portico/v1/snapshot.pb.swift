@@ -547,14 +547,39 @@ public nonisolated struct Portico_V1_WatchRequest: Sendable {
     set {request = .nack(newValue)}
   }
 
+  /// From a node agent: the state of the workers it relays to. Sent whenever it changes.
+  public var report: Portico_V1_WorkerReport {
+    get {
+      if case .report(let v)? = request {return v}
+      return Portico_V1_WorkerReport()
+    }
+    set {request = .report(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Request: Equatable, Sendable {
     case subscribe(Portico_V1_Subscribe)
     case ack(Portico_V1_Ack)
     case nack(Portico_V1_Nack)
+    /// From a node agent: the state of the workers it relays to. Sent whenever it changes.
+    case report(Portico_V1_WorkerReport)
 
   }
+
+  public init() {}
+}
+
+/// A node agent's workers, as its own Snapshots server sees them. Versions are the upstream versions
+/// the workers' tables came from (0: none, or a table from before the agent's current session).
+public nonisolated struct Portico_V1_WorkerReport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var workers: [Portico_V1_SubscriberStatus] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -756,6 +781,14 @@ public nonisolated struct Portico_V1_SubscriberStatus: Sendable {
   public var hasLastNack: Bool {self._lastNack != nil}
   /// Clears the value of `lastNack`. Subsequent reads from it will return its default value.
   public mutating func clearLastNack() {self._lastNack = nil}
+
+  /// For a worker reported by a node agent: the agent subscriber's `id`. Empty for direct subscribers.
+  public var relayedBy: String = String()
+
+  /// For a worker reported by a node agent: its process id and how often the agent restarted it.
+  public var pid: UInt32 = 0
+
+  public var restarts: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1446,7 +1479,7 @@ nonisolated extension Portico_V1_Snapshot: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Portico_V1_WatchRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WatchRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}subscribe\0\u{1}ack\0\u{1}nack\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}subscribe\0\u{1}ack\0\u{1}nack\0\u{1}report\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1493,6 +1526,19 @@ nonisolated extension Portico_V1_WatchRequest: SwiftProtobuf.Message, SwiftProto
           self.request = .nack(v)
         }
       }()
+      case 4: try {
+        var v: Portico_V1_WorkerReport?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .report(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .report(v)
+        }
+      }()
       default: break
       }
     }
@@ -1516,6 +1562,10 @@ nonisolated extension Portico_V1_WatchRequest: SwiftProtobuf.Message, SwiftProto
       guard case .nack(let v)? = self.request else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     }()
+    case .report?: try {
+      guard case .report(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -1523,6 +1573,36 @@ nonisolated extension Portico_V1_WatchRequest: SwiftProtobuf.Message, SwiftProto
 
   public static func ==(lhs: Portico_V1_WatchRequest, rhs: Portico_V1_WatchRequest) -> Bool {
     if lhs.request != rhs.request {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Portico_V1_WorkerReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WorkerReport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}workers\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.workers) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.workers.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.workers, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Portico_V1_WorkerReport, rhs: Portico_V1_WorkerReport) -> Bool {
+    if lhs.workers != rhs.workers {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1857,7 +1937,7 @@ nonisolated extension Portico_V1_RejectionStatus: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Portico_V1_SubscriberStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubscriberStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}node\0\u{3}worker_id\0\u{1}kind\0\u{1}peer\0\u{3}connected_since_unix_ms\0\u{3}sent_version\0\u{3}acked_version\0\u{3}last_nack\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}node\0\u{3}worker_id\0\u{1}kind\0\u{1}peer\0\u{3}connected_since_unix_ms\0\u{3}sent_version\0\u{3}acked_version\0\u{3}last_nack\0\u{3}relayed_by\0\u{1}pid\0\u{1}restarts\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1874,6 +1954,9 @@ nonisolated extension Portico_V1_SubscriberStatus: SwiftProtobuf.Message, SwiftP
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.sentVersion) }()
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.ackedVersion) }()
       case 9: try { try decoder.decodeSingularMessageField(value: &self._lastNack) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.relayedBy) }()
+      case 11: try { try decoder.decodeSingularUInt32Field(value: &self.pid) }()
+      case 12: try { try decoder.decodeSingularUInt32Field(value: &self.restarts) }()
       default: break
       }
     }
@@ -1911,6 +1994,15 @@ nonisolated extension Portico_V1_SubscriberStatus: SwiftProtobuf.Message, SwiftP
     try { if let v = self._lastNack {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
     } }()
+    if !self.relayedBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.relayedBy, fieldNumber: 10)
+    }
+    if self.pid != 0 {
+      try visitor.visitSingularUInt32Field(value: self.pid, fieldNumber: 11)
+    }
+    if self.restarts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.restarts, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1924,6 +2016,9 @@ nonisolated extension Portico_V1_SubscriberStatus: SwiftProtobuf.Message, SwiftP
     if lhs.sentVersion != rhs.sentVersion {return false}
     if lhs.ackedVersion != rhs.ackedVersion {return false}
     if lhs._lastNack != rhs._lastNack {return false}
+    if lhs.relayedBy != rhs.relayedBy {return false}
+    if lhs.pid != rhs.pid {return false}
+    if lhs.restarts != rhs.restarts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

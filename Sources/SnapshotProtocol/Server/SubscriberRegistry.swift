@@ -1,4 +1,3 @@
-import SnapshotProtocol
 import Synchronization
 
 /// What the server knows about each connected subscriber: who it is, what it was sent, what it
@@ -14,6 +13,8 @@ public final class SubscriberRegistry: Sendable {
         /// Versions published while this subscriber was still busy with an older one.
         public var skippedVersions: UInt64 = 0
         public var lastNack: Nack?
+        /// For a node agent: its workers, as it last reported them.
+        public var relayedWorkers: [Portico_V1_SubscriberStatus] = []
 
         public struct Nack: Sendable, Equatable {
             public var nonce: String
@@ -58,6 +59,40 @@ public final class SubscriberRegistry: Sendable {
     func nacked(_ id: String, nonce: String, version: UInt64, errorDetail: String) {
         let nack = Record.Nack(nonce: nonce, version: version, errorDetail: errorDetail, atMilliseconds: Self.nowMilliseconds())
         records.withLock { $0[id]?.lastNack = nack }
+    }
+
+    func reported(_ id: String, workers: [Portico_V1_SubscriberStatus]) {
+        records.withLock { $0[id]?.relayedWorkers = workers }
+    }
+
+    /// Every subscriber for `Dump`, each node agent followed by the workers it reported (their ids
+    /// prefixed with the agent's, `relayedBy` set).
+    public var statuses: [Portico_V1_SubscriberStatus] {
+        all.flatMap { record -> [Portico_V1_SubscriberStatus] in
+            var status = Portico_V1_SubscriberStatus()
+            status.id = record.id
+            status.node = record.identity.node
+            status.workerID = record.identity.workerID
+            status.kind = record.identity.kind
+            status.peer = record.peer
+            status.connectedSinceUnixMs = record.connectedSinceMilliseconds
+            status.sentVersion = record.sentVersion
+            status.ackedVersion = record.ackedVersion
+            if let nack = record.lastNack {
+                status.lastNack.nonce = nack.nonce
+                status.lastNack.version = nack.version
+                status.lastNack.errorDetail = nack.errorDetail
+                status.lastNack.atUnixMs = nack.atMilliseconds
+            }
+            let workers = record.relayedWorkers.map { worker in
+                var worker = worker
+                worker.id = "\(record.id)/\(worker.id)"
+                worker.relayedBy = record.id
+                if worker.node.isEmpty { worker.node = record.identity.node }
+                return worker
+            }
+            return [status] + workers
+        }
     }
 
     /// Sorted by node, worker and id.

@@ -1,7 +1,6 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
-import SnapshotProtocol
 
 #if canImport(Glibc)
 import Glibc

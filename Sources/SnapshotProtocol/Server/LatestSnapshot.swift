@@ -1,5 +1,4 @@
 import RouteModel
-import SnapshotProtocol
 import Synchronization
 
 /// One published version: the table, and its wire form encoded once for every subscriber.
@@ -47,7 +46,7 @@ public final class LatestSnapshot: Sendable {
     }
 
     /// For tests of subscribers' checks: a snapshot whose content hash does not match its table.
-    func publishCorrupted(version: UInt64, table: RouteTable) {
+    package func publishCorrupted(version: UInt64, table: RouteTable) {
         var snapshot = Portico_V1_Snapshot(version: version, table: table)
         snapshot.contentHash &+= 1
         publish(PublishedSnapshot(version: version, table: table, snapshot: snapshot))

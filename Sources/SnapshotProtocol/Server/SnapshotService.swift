@@ -2,7 +2,11 @@ import GRPCCore
 import GRPCProtobuf
 import Logging
 import RouteModel
-import SnapshotProtocol
+
+/// Where `Dump` gets the source's rejections and load errors (the control plane's; a node agent has none).
+public protocol DiagnosticsProvider: Sendable {
+    var diagnostics: Portico_V1_Diagnostics { get }
+}
 
 /// The `portico.v1.Snapshots` service: `Watch` streams versions latest-wins and records ACKs and
 /// NACKs; `Dump` returns the current table without private keys plus the subscriber list.
@@ -13,13 +17,13 @@ import SnapshotProtocol
 public struct SnapshotService: RegistrableRPCService {
     public let latest: LatestSnapshot
     public let registry: SubscriberRegistry
-    public let diagnostics: DiagnosticsBoard?
+    public let diagnostics: (any DiagnosticsProvider)?
     /// Requests over this size end their stream with RESOURCE_EXHAUSTED.
     public let maxMessageBytes: Int
     private let logger: Logger
 
     public init(
-        latest: LatestSnapshot, registry: SubscriberRegistry = SubscriberRegistry(), diagnostics: DiagnosticsBoard? = nil,
+        latest: LatestSnapshot, registry: SubscriberRegistry = SubscriberRegistry(), diagnostics: (any DiagnosticsProvider)? = nil,
         maxMessageBytes: Int = 64 << 20, logger: Logger = Logger(label: "portico.snapshots")
     ) {
         self.latest = latest
@@ -94,6 +98,8 @@ public struct SnapshotService: RegistrableRPCService {
                     registry.nacked(id, nonce: nack.nonce, version: nack.version, errorDetail: nack.errorDetail)
                     logger.warning(
                         "subscriber refused a snapshot", metadata: ["version": "\(nack.version)", "error": "\(nack.errorDetail)"])
+                case .report(let report)?:
+                    registry.reported(id, workers: report.workers)
                 case .subscribe?:
                     throw RPCError(code: .invalidArgument, message: "subscribe may only be the first WatchRequest")
                 case nil:
@@ -122,24 +128,7 @@ public struct SnapshotService: RegistrableRPCService {
             dump.snapshot = Portico_V1_Snapshot(version: current.version, table: current.table, includePrivateKeys: false)
         }
         if let diagnostics { dump.diagnostics = diagnostics.diagnostics }
-        dump.subscribers = registry.all.map { record in
-            var status = Portico_V1_SubscriberStatus()
-            status.id = record.id
-            status.node = record.identity.node
-            status.workerID = record.identity.workerID
-            status.kind = record.identity.kind
-            status.peer = record.peer
-            status.connectedSinceUnixMs = record.connectedSinceMilliseconds
-            status.sentVersion = record.sentVersion
-            status.ackedVersion = record.ackedVersion
-            if let nack = record.lastNack {
-                status.lastNack.nonce = nack.nonce
-                status.lastNack.version = nack.version
-                status.lastNack.errorDetail = nack.errorDetail
-                status.lastNack.atUnixMs = nack.atMilliseconds
-            }
-            return status
-        }
+        dump.subscribers = registry.statuses
         return dump
     }
 }

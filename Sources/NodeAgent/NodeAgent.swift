@@ -1,0 +1,172 @@
+import Logging
+import NIOHTTP1
+import RouteModel
+import SnapshotProtocol
+import Synchronization
+
+/// The node agent (`portico data-plane`): one subscription to the control plane, the last good
+/// snapshot on disk, N supervised worker processes, and the same Snapshots service relayed to them
+/// on a node-local Unix socket.
+///
+/// Static stability: the saved snapshot is served at start, before and without the control plane.
+/// Upstream, the agent reports each worker's state, so the control plane's `Dump` shows the whole
+/// fleet. On cancellation it stops its workers (they drain) and returns once they have exited.
+public final class NodeAgent: Sendable {
+    public struct Configuration: Sendable {
+        public var controlPlane: ServerAddress
+        public var node: String
+        public var stateDirectory: String
+        /// Holds `data-plane.sock`; created 0700, the socket is 0600.
+        public var socketDirectory: String
+        public var adminHost = "0.0.0.0"
+        public var adminPort = 10254
+        public var workers: WorkerSupervisor.Configuration
+        public var upstreamBackoff = Backoff()
+
+        public init(
+            controlPlane: ServerAddress, node: String, stateDirectory: String, socketDirectory: String,
+            workers: WorkerSupervisor.Configuration
+        ) {
+            self.controlPlane = controlPlane
+            self.node = node
+            self.stateDirectory = stateDirectory
+            self.socketDirectory = socketDirectory
+            self.workers = workers
+        }
+
+        public var socketPath: String { Self.socketPath(in: socketDirectory) }
+
+        public static func socketPath(in directory: String) -> String {
+            directory.hasSuffix("/") ? directory + "data-plane.sock" : directory + "/data-plane.sock"
+        }
+    }
+
+    public let configuration: Configuration
+    public let relay: SnapshotRelay
+    public let registry = SubscriberRegistry()
+    public let supervisor: WorkerSupervisor
+    public let upstream: SnapshotSubscriber
+    private let logger: Logger
+    private let adminPortBox = Atomic<Int>(0)
+
+    public init(configuration: Configuration, logger: Logger = Logger(label: "portico.data-plane")) {
+        var logger = logger
+        logger[metadataKey: "node"] = "\(configuration.node)"
+        self.configuration = configuration
+        self.logger = logger
+        self.relay = SnapshotRelay(stateFile: SnapshotStateFile(directory: configuration.stateDirectory), logger: logger)
+        self.supervisor = WorkerSupervisor(configuration: configuration.workers, logger: logger)
+        self.upstream = SnapshotSubscriber(
+            address: configuration.controlPlane, identity: SubscriberIdentity(node: configuration.node, kind: .nodeAgent),
+            backoff: configuration.upstreamBackoff, logger: logger)
+    }
+
+    /// The bound admin port once listening.
+    public var adminPort: Int { adminPortBox.load(ordering: .relaxed) }
+
+    /// Ready when every worker slot has a connected worker that applied a snapshot.
+    public var readiness: (ready: Bool, detail: String) {
+        let workers = workerReports()
+        let serving = workers.filter { $0.ackedVersion > 0 || $0.localAckedVersion > 0 }
+        let version = relay.latest.current?.version ?? 0
+        let summary = "\(serving.count)/\(workers.count) workers have applied a snapshot; the agent holds version \(version)"
+        return (serving.count == workers.count, summary)
+    }
+
+    public func run(onAdminListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+        try makePrivateDirectory(configuration.stateDirectory)
+        relay.restore()
+        let server = SnapshotServer(
+            service: SnapshotService(latest: relay.latest, registry: registry, logger: logger),
+            addresses: [.unix(path: configuration.socketPath)], logger: logger)
+        let admin = AdminServer(
+            host: configuration.adminHost, port: configuration.adminPort,
+            routes: [
+                "/healthz": { .init(.ok, "ok\n") },
+                "/readyz": { [self] in
+                    let (ready, detail) = readiness
+                    return .init(ready ? .ok : .serviceUnavailable, (ready ? "ready: " : "not ready: ") + detail + "\n")
+                },
+            ])
+        let supervisor = self.supervisor
+        let logger = self.logger
+        try await withThrowingTaskGroup(of: Void.self) { services in
+            // A service that fails stops the workers, which ends the agent with that error.
+            func service(_ name: String, _ body: @escaping @Sendable () async throws -> Void) {
+                services.addTask {
+                    do {
+                        try await body()
+                    } catch where !Task.isCancelled {
+                        logger.error("\(name) failed; stopping", metadata: ["error": "\(error)"])
+                        supervisor.stop()
+                        throw error
+                    }
+                }
+            }
+            service("snapshot server") { try await server.run() }
+            service("admin server") {
+                try await admin.run { port in
+                    self.adminPortBox.store(port, ordering: .relaxed)
+                    logger.info("admin listening", metadata: ["address": "\(self.configuration.adminHost):\(port)"])
+                    onAdminListening(port)
+                }
+            }
+            service("upstream subscription") { await self.upstream.run { self.relay.accept($0) } }
+            service("worker reports") { try await self.reportWorkers() }
+            await supervisor.run()
+            services.cancelAll()
+            try await services.waitForAll()
+        }
+        logger.info("node agent stopped")
+    }
+
+    /// A worker slot's state: the supervisor's view joined with the relay server's.
+    public struct WorkerReport: Sendable, Equatable {
+        public var status: Portico_V1_SubscriberStatus
+        /// The version in the agent's own numbering (`status` carries upstream versions).
+        public var localAckedVersion: UInt64
+        public var ackedVersion: UInt64 { status.ackedVersion }
+    }
+
+    public func workerReports() -> [WorkerReport] {
+        let records = registry.all.filter { $0.identity.kind == .worker }
+        return supervisor.workers.map { slot in
+            var status = Portico_V1_SubscriberStatus()
+            status.id = "w\(slot.slot)"
+            status.node = configuration.node
+            status.workerID = String(slot.slot)
+            status.kind = .worker
+            status.pid = UInt32(max(slot.pid, 0))
+            status.restarts = UInt32(slot.restarts)
+            var local: UInt64 = 0
+            // The newest connection of this slot's worker (an old one may linger for a moment).
+            if let record = records.filter({ $0.identity.workerID == String(slot.slot) }).max(by: { $0.connectedSinceMilliseconds < $1.connectedSinceMilliseconds }) {
+                status.peer = record.peer
+                status.connectedSinceUnixMs = record.connectedSinceMilliseconds
+                status.sentVersion = relay.upstreamVersion(forLocal: record.sentVersion)
+                status.ackedVersion = relay.upstreamVersion(forLocal: record.ackedVersion)
+                local = record.ackedVersion
+                if let nack = record.lastNack {
+                    status.lastNack.nonce = nack.nonce
+                    status.lastNack.version = relay.upstreamVersion(forLocal: nack.version)
+                    status.lastNack.errorDetail = nack.errorDetail
+                    status.lastNack.atUnixMs = nack.atMilliseconds
+                }
+            }
+            return WorkerReport(status: status, localAckedVersion: local)
+        }
+    }
+
+    /// Sends the workers' state upstream whenever it changes (checked every 100 ms).
+    private func reportWorkers() async throws {
+        var last: [Portico_V1_SubscriberStatus] = []
+        while true {
+            let current = workerReports().map(\.status)
+            if current != last {
+                upstream.report(workers: current)
+                last = current
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+}

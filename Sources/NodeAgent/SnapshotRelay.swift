@@ -1,0 +1,90 @@
+import Logging
+import RouteModel
+import SnapshotProtocol
+import Synchronization
+
+/// The node agent's copy of the route table: what it accepted from the control plane (or restored
+/// from disk), persisted, and published to its workers.
+///
+/// Workers get the agent's own versions, which only grow, because the control plane's may not: a
+/// restarted control plane or another replica starts again from 1. The agent keeps the control
+/// plane's numbers whenever they are ahead of its own (the usual case, so versions read the same on
+/// every hop), and otherwise counts on from its own. A table whose content hash equals the one
+/// served already is not republished, so a control plane coming back with the same content costs
+/// the workers nothing.
+public final class SnapshotRelay: Sendable {
+    public let latest = LatestSnapshot()
+    public let stateFile: SnapshotStateFile
+    private let logger: Logger
+
+    private struct State {
+        var contentHash: UInt64?
+        /// Local version → the upstream version it carries, in this agent's current life.
+        var upstreamByLocal: [UInt64: UInt64] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    public init(stateFile: SnapshotStateFile, logger: Logger = Logger(label: "portico.data-plane")) {
+        self.stateFile = stateFile
+        self.logger = logger
+    }
+
+    /// Publishes the snapshot saved on disk, if there is a usable one. Returns the problem with the
+    /// file when there is one, so the caller can report it; the agent then waits for the control plane.
+    @discardableResult
+    public func restore() -> String? {
+        switch stateFile.load() {
+        case .missing:
+            logger.info("no saved snapshot; waiting for the control plane", metadata: ["file": "\(stateFile.path)"])
+            return nil
+        case .unusable(let problem):
+            logger.error("\(problem); ignoring it and waiting for the control plane")
+            return problem
+        case .snapshot(let version, let table):
+            state.withLock { $0.contentHash = table.contentHash }
+            latest.publish(version: version, table: table)
+            logger.info(
+                "serving the saved snapshot until the control plane answers",
+                metadata: ["file": "\(stateFile.path)", "version": "\(version)", "hash": "\(table.contentHashHex)"])
+            return nil
+        }
+    }
+
+    /// Accepts a snapshot from upstream: persists and publishes it when its content is new.
+    /// A failure to persist is logged, not thrown: serving the new table matters more than the disk.
+    public func accept(_ received: ReceivedSnapshot) {
+        let table = received.table
+        let decision = state.withLock { state -> (local: UInt64, isNew: Bool) in
+            let current = latest.current?.version ?? 0
+            if state.contentHash == table.contentHash {
+                state.upstreamByLocal[current] = received.version
+                return (current, false)
+            }
+            let local = received.version > current ? received.version : current + 1
+            state.contentHash = table.contentHash
+            state.upstreamByLocal[local] = received.version
+            if state.upstreamByLocal.count > 64, let oldest = state.upstreamByLocal.keys.min() {
+                state.upstreamByLocal[oldest] = nil
+            }
+            return (local, true)
+        }
+        guard decision.isNew else { return }
+        do {
+            try stateFile.save(version: decision.local, table: table)
+        } catch {
+            logger.error("cannot save the snapshot; a restart without the control plane would serve an older one", metadata: ["error": "\(error)"])
+        }
+        latest.publish(version: decision.local, table: table)
+        logger.info(
+            "relaying snapshot",
+            metadata: ["version": "\(decision.local)", "upstream-version": "\(received.version)", "hash": "\(table.contentHashHex)"])
+    }
+
+    /// The upstream version that local `version` carries; 0 when unknown (a table from disk, before
+    /// the control plane sent the same content).
+    public func upstreamVersion(forLocal version: UInt64) -> UInt64 {
+        guard version > 0 else { return 0 }
+        return state.withLock { $0.upstreamByLocal[version] ?? 0 }
+    }
+}

@@ -1,0 +1,21 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// This executable's own path, for starting its subcommands as child processes.
+func currentExecutable() -> String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+}
+
+/// Returns once the process that started this one (`parent`) is gone: its children are re-parented,
+/// so `getppid()` changes. Lets `portico run` and the node agent's children stop (gracefully) when
+/// their parent was killed outright, instead of lingering. Returns false when cancelled first.
+@discardableResult
+func waitForParentExit(_ parent: Int32) async -> Bool {
+    while getppid() == parent {
+        do { try await Task.sleep(for: .milliseconds(200)) } catch { return false }
+    }
+    return true
+}

@@ -1,0 +1,258 @@
+import ArgumentParser
+import Foundation
+import KubeTypes
+import Logging
+import Manifests
+import NodeAgent
+import PorticoCtl
+import SnapshotProtocol
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run all of Portico on this machine: control plane, node agent and workers, from manifest files.",
+        discussion: """
+            Each part runs as its own process, as in a cluster, talking over Unix sockets in a private run \
+            directory (0700) that is removed on exit. Edits to the manifests go live. With --demo-backends, \
+            every loopback address the manifests' EndpointSlices name is answered by Portico's demo backend, \
+            so the quickstart works with no cluster and no Pods. Ctrl-C stops everything: the workers drain, \
+            and no process or socket is left behind.
+            """)
+
+    @Option(help: "A manifest file or directory (YAML or JSON), watched for changes.")
+    var manifests: String
+
+    @Option(help: "The plain-HTTP port.")
+    var httpPort: Int = 8080
+
+    @Option(help: "The TLS port.")
+    var httpsPort: Int = 8443
+
+    @Option(help: "The address the workers bind.")
+    var bind: String = "127.0.0.1"
+
+    @Option(help: "Worker processes (default: the number of CPUs).")
+    var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "The node agent's admin port, /healthz and /readyz (0: any free port).")
+    var adminPort: Int = 0
+
+    @Flag(help: "Answer the loopback endpoints the manifests name with Portico's demo backend.")
+    var demoBackends = false
+
+    @Option(help: "On Ctrl-C, seconds that requests in flight may take to finish.")
+    var drainTimeout: Double = 5
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .notice
+
+    func validate() throws {
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        guard (1...65535).contains(httpPort), (1...65535).contains(httpsPort) else {
+            throw ValidationError("--http-port and --https-port must be from 1 to 65535")
+        }
+    }
+
+    func run() async throws {
+        bootstrapLogging(level: logLevel)
+        let manifestSet: ManifestSet
+        do {
+            manifestSet = try ManifestLoader.load(path: manifests)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let manifestPath = manifests.hasPrefix("/") ? manifests : FileManager.default.currentDirectoryPath + "/" + manifests
+        var template = Array("/tmp/portico-run.XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else {
+            FileHandle.standardError.write(Data("error: cannot create a run directory in /tmp: \(String(cString: strerror(errno)))\n".utf8))
+            throw ExitCode(1)
+        }
+        let runDirectory = String(cString: made)
+        defer { try? FileManager.default.removeItem(atPath: runDirectory) }
+        let controlPlaneSocket = "unix:\(runDirectory)/control-plane.sock"
+        let agentSocket = NodeAgent.Configuration.socketPath(in: runDirectory + "/sockets")
+        let me = String(getpid())
+        let executable = currentExecutable()
+        let children = ChildProcesses()
+
+        var stopReason = "stopped"
+        var failed = false
+        do {
+            if demoBackends {
+                let listeners = Self.loopbackEndpoints(in: manifestSet.objects)
+                if listeners.isEmpty {
+                    say("--demo-backends: the manifests name no loopback endpoints (127.0.0.0/8); starting no demo backend")
+                } else {
+                    try children.start(
+                        "demo backends", executable,
+                        ["demo-backend", "--parent-pid", me] + listeners.flatMap { ["--listen", $0] })
+                }
+            }
+            try children.start(
+                "control plane", executable,
+                ["control-plane", "--manifests", manifestPath, "--listen", controlPlaneSocket, "--parent-pid", me, "--log-level", logLevel.rawValue])
+            // The agent would connect at once and retry; waiting for the control plane keeps the log clean.
+            try await waitForControlPlane(socket: runDirectory + "/control-plane.sock", children: children)
+            try children.start(
+                "node agent", executable,
+                [
+                    "data-plane", "--control-plane", controlPlaneSocket, "--workers", String(workers),
+                    "--http-port", String(httpPort), "--https-port", String(httpsPort), "--bind", bind,
+                    "--state-dir", runDirectory + "/state", "--socket-dir", runDirectory + "/sockets",
+                    "--admin-port", String(adminPort), "--admin-bind", "127.0.0.1", "--node", "local",
+                    "--drain-timeout", String(drainTimeout), "--parent-pid", me, "--log-level", logLevel.rawValue,
+                ])
+
+            let ready = try await waitUntilReady(agentSocket: agentSocket, children: children)
+            say(Self.banner(dump: ready, runDirectory: runDirectory, agentSocket: agentSocket, httpPort: httpPort, httpsPort: httpsPort, bind: bind, workers: workers))
+
+            stopReason = try await withThrowingTaskGroup(of: String.self) { group in
+                group.addTask { "signal \(await waitForSignal([SIGINT, SIGTERM]) ?? 0)" }
+                group.addTask {
+                    while children.exited.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+                    return "the \(children.exited[0]) exited unexpectedly"
+                }
+                defer { group.cancelAll() }
+                return try await group.next() ?? "stopped"
+            }
+            failed = stopReason.hasPrefix("the ")
+        } catch {
+            stopReason = "\(error)"
+            failed = true
+        }
+        if failed { FileHandle.standardError.write(Data("error: \(stopReason); stopping everything\n".utf8)) }
+        say("Stopping Portico (\(stopReason))…")
+        // The agent first, so the workers drain while the control plane is still up; then the rest.
+        await children.stop("node agent", timeout: .seconds(drainTimeout + 10))
+        await children.stopAll(timeout: .seconds(10))
+        if failed { throw ExitCode(1) }
+        say("Stopped.")
+    }
+
+    private func waitForControlPlane(socket: String, children: ChildProcesses) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if let exited = children.exited.first { throw RunError("the \(exited) exited during start-up; its log is above") }
+            if (try? await SourceOptions.fetchDump(from: .unix(path: socket), timeout: 1)) != nil { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw RunError("the control plane did not answer within 60 s; see the logs above")
+    }
+
+    /// Polls the node agent's Dump until every worker applied a snapshot.
+    private func waitUntilReady(agentSocket: String, children: ChildProcesses) async throws -> Portico_V1_DumpResponse {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline {
+            if let exited = children.exited.first { throw RunError("the \(exited) exited during start-up; its log is above") }
+            if let dump = try? await SourceOptions.fetchDump(from: .unix(path: agentSocket), timeout: 1) {
+                let serving = dump.subscribers.filter { $0.kind == .worker && $0.ackedVersion > 0 }
+                if serving.count >= workers { return dump }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw RunError("the workers did not apply a snapshot within 120 s; see the logs above")
+    }
+
+    /// `NAMESPACE/SERVICE=127.x.y.z:PORT` for every ready loopback endpoint, one per address and port.
+    static func loopbackEndpoints(in objects: KubeObjects) -> [String] {
+        var seen = Set<String>()
+        var listeners: [String] = []
+        for slice in objects.endpointSlices {
+            let name = "\(slice.metadata.namespace ?? "default")/\(slice.serviceName ?? slice.metadata.name ?? "?")"
+            for endpoint in slice.endpoints ?? [] where endpoint.conditions?.ready != false {
+                for address in endpoint.addresses where address.hasPrefix("127.") {
+                    for port in slice.ports ?? [] {
+                        guard let number = port.port, (port.protocol ?? "TCP") == "TCP" else { continue }
+                        let key = "\(address):\(number)"
+                        if seen.insert(key).inserted { listeners.append("\(name)=\(key)") }
+                    }
+                }
+            }
+        }
+        return listeners
+    }
+
+    static func banner(
+        dump: Portico_V1_DumpResponse, runDirectory: String, agentSocket: String, httpPort: Int, httpsPort: Int, bind: String, workers: Int
+    ) -> String {
+        let address = bind == "0.0.0.0" ? "127.0.0.1" : bind
+        var lines = [
+            "",
+            "Portico is running: a control plane, a node agent and \(workers) worker\(workers == 1 ? "" : "s"), serving version \(dump.snapshot.version).",
+            "Try:",
+        ]
+        var hosts = 0
+        for virtualHost in dump.snapshot.table.virtualHosts {
+            guard case .exact(let host)? = virtualHost.hostname else { continue }
+            hosts += 1
+            if hosts > 8 { break }
+            lines.append("  curl -H 'Host: \(host)' http://\(address):\(httpPort)/")
+            if virtualHost.hasTls {
+                lines.append("  curl -k --resolve \(host):\(httpsPort):\(address) https://\(host):\(httpsPort)/")
+            }
+        }
+        if hosts == 0 { lines.append("  curl http://\(address):\(httpPort)/") }
+        lines += [
+            "What each part holds:",
+            "  porticoctl dump --server unix:\(runDirectory)/control-plane.sock",
+            "  porticoctl dump --server unix:\(agentSocket)",
+            "Edits to the manifests go live. Ctrl-C stops everything.",
+            "",
+        ]
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// A line on stdout, written at once (stdout may be a pipe, where print buffers).
+private func say(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
+
+struct RunError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The processes `portico run` started, by role.
+final class ChildProcesses: Sendable {
+    private let children = Mutex<[(role: String, process: Process)]>([])
+    private let exits = Mutex<[String]>([])
+
+    func start(_ role: String, _ executable: String, _ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.terminationHandler = { [self] _ in exits.withLock { $0.append(role) } }
+        try process.run()
+        children.withLock { $0.append((role, process)) }
+    }
+
+    /// Roles of the children that have exited.
+    var exited: [String] { exits.withLock { $0 } }
+
+    /// SIGTERM to `role`, then waits for it to exit; SIGKILL after `timeout`.
+    func stop(_ role: String, timeout: Duration) async {
+        let processes = children.withLock { $0.filter { $0.role == role }.map(\.process) }
+        await Self.terminate(processes, timeout: timeout)
+    }
+
+    func stopAll(timeout: Duration) async {
+        await Self.terminate(children.withLock { $0.map(\.process) }, timeout: timeout)
+    }
+
+    private static func terminate(_ processes: [Process], timeout: Duration) async {
+        for process in processes where process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        let deadline = ContinuousClock.now + timeout
+        while processes.contains(where: \.isRunning), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        for process in processes { process.waitUntilExit() }
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import NodeAgent
+import RouteModel
+import SnapshotProtocol
+import Testing
+import TestSupport
+
+private func temporaryDirectory() -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("portico-agent-\(UUID().uuidString.prefix(8))").path
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+@Suite struct SnapshotStateFileTests {
+    @Test func savesAndLoadsPrivately() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = SnapshotStateFile(directory: directory)
+        guard case .missing = file.load() else { Issue.record("a missing file is .missing"); return }
+        let table = RandomRouteTable.make(seed: 7)
+        try file.save(version: 3, table: table)
+        guard case .snapshot(let version, let loaded) = file.load() else { Issue.record("the saved snapshot loads"); return }
+        #expect(version == 3)
+        #expect(loaded == table)
+        let mode = try FileManager.default.attributesOfItem(atPath: file.path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        #expect(!FileManager.default.fileExists(atPath: file.path + ".tmp"))
+    }
+
+    @Test func aCorruptFileIsReportedByName() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = SnapshotStateFile(directory: directory)
+        try Data("this is not a snapshot".utf8).write(to: URL(fileURLWithPath: file.path))
+        guard case .unusable(let problem) = file.load() else { Issue.record("garbage is unusable"); return }
+        #expect(problem.contains(file.path))
+        #expect(problem.contains("corrupt"))
+
+        // A well-formed snapshot whose table does not match its hash is refused too.
+        var snapshot = Portico_V1_Snapshot(version: 2, table: RandomRouteTable.make(seed: 1))
+        snapshot.contentHash &+= 1
+        try Data(snapshot.serializedBytes() as [UInt8]).write(to: URL(fileURLWithPath: file.path))
+        guard case .unusable(let mismatch) = file.load() else { Issue.record("a hash mismatch is unusable"); return }
+        #expect(mismatch.contains("content hash mismatch"))
+    }
+}
+
+@Suite struct SnapshotRelayTests {
+    @Test func keepsUpstreamVersionsAndSkipsUnchangedContent() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let relay = SnapshotRelay(stateFile: SnapshotStateFile(directory: directory))
+        let first = RandomRouteTable.make(seed: 1)
+        let second = RandomRouteTable.make(seed: 2)
+        relay.accept(ReceivedSnapshot(version: 5, table: first))
+        #expect(relay.latest.current?.version == 5)
+        #expect(relay.upstreamVersion(forLocal: 5) == 5)
+
+        // A restarted control plane counts from 1 again: same content is not republished…
+        relay.accept(ReceivedSnapshot(version: 1, table: first))
+        #expect(relay.latest.current?.version == 5)
+        #expect(relay.upstreamVersion(forLocal: 5) == 1)
+        // …and new content gets the next local version, mapped to the upstream one.
+        relay.accept(ReceivedSnapshot(version: 2, table: second))
+        #expect(relay.latest.current?.version == 6)
+        #expect(relay.upstreamVersion(forLocal: 6) == 2)
+
+        // What was accepted last is on disk, under the local version.
+        guard case .snapshot(let version, let table) = relay.stateFile.load() else { Issue.record("saved"); return }
+        #expect(version == 6)
+        #expect(table == second)
+
+        // A new agent restores it before any control plane answers.
+        let restarted = SnapshotRelay(stateFile: SnapshotStateFile(directory: directory))
+        #expect(restarted.restore() == nil)
+        #expect(restarted.latest.current?.version == 6)
+        #expect(restarted.latest.current?.table == second)
+        #expect(restarted.upstreamVersion(forLocal: 6) == 0)
+    }
+
+    @Test func aCorruptStateFileIsIgnored() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let relay = SnapshotRelay(stateFile: SnapshotStateFile(directory: directory))
+        try Data([0xff, 0xff, 0xff]).write(to: URL(fileURLWithPath: relay.stateFile.path))
+        let problem = relay.restore()
+        #expect(problem?.contains(relay.stateFile.path) == true)
+        #expect(relay.latest.current == nil)
+        relay.accept(ReceivedSnapshot(version: 1, table: RandomRouteTable.make(seed: 3)))
+        #expect(relay.latest.current?.version == 1)
+        guard case .snapshot = relay.stateFile.load() else { Issue.record("the next accepted snapshot replaces the corrupt file"); return }
+    }
+}
+
+@Suite struct WorkerSupervisorTests {
+    @Test func restartsAWorkerThatExitsAndStopsOnRequest() async throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // Slot 0 exits at once every time; slot 1 runs until signalled.
+        var configuration = WorkerSupervisor.Configuration(count: 2, executable: "/bin/sh") { slot in
+            slot == 0 ? ["-c", "exit 3"] : ["-c", "trap 'exit 0' TERM; while true; do sleep 0.05; done"]
+        }
+        configuration.initialDelay = .milliseconds(1)
+        configuration.maximumDelay = .milliseconds(20)
+        let supervisor = WorkerSupervisor(configuration: configuration)
+        let run = Task { await supervisor.run() }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while supervisor.workers[0].restarts < 3 || supervisor.workers[1].pid == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(supervisor.workers[0].restarts >= 3)
+        #expect(supervisor.workers[0].lastExit == "exit status 3")
+        let longRunning = supervisor.workers[1].pid
+        #expect(longRunning > 0)
+        #expect(supervisor.workers[1].restarts == 0)
+
+        supervisor.stop()
+        await run.value
+        #expect(supervisor.workers.allSatisfy { $0.pid == 0 })
+        #expect(supervisor.workers[1].lastExit == "exit status 0")
+        #expect(kill(longRunning, 0) != 0)
+    }
+}
