@@ -153,7 +153,7 @@ let package = Package(
         ]),
         // Starts the built executables as real processes.
         .testTarget(name: "EndToEndTests", dependencies: [
-            "PorticoCtl", "TestSupport",
+            "PorticoCtl", "TestSupport", "SnapshotProtocol",
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .testTarget(name: "NodeAgentTests", dependencies: [

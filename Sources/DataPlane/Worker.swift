@@ -77,8 +77,9 @@ public final class Worker: Sendable {
         (try? await store.eventLoop.submit { self.loop.counters.value }.get()) ?? ProxyCounters()
     }
 
-    /// Binds the listeners, calls `onListening` with the bound plain-HTTP port (`httpsPort` has the
-    /// TLS one), and serves and follows snapshots until cancelled.
+    /// Subscribes; once the first table is applied, binds the listeners and calls `onListening` with
+    /// the bound plain-HTTP port (`httpsPort` has the TLS one); serves and follows snapshots until
+    /// cancelled, then drains.
     public func run(onListening: @Sendable (Int) -> Void = { _ in }) async throws {
         let eventLoop = store.eventLoop
         // The pool, balancer and open connections belong to the loop; handlers reach them through this box.
@@ -92,23 +93,6 @@ public final class Worker: Sendable {
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderFieldSize = configuration.maxRequestHeaderBytes
         limits.maxHeaderListSize = configuration.maxRequestHeaderBytes
-        let plain = try await listen(port: configuration.httpPort, tls: nil, settings: settings, limits: limits, loopBound: loopBound)
-        let port = plain.localAddress?.port ?? configuration.httpPort
-        logger.info("worker listening", metadata: ["address": "\(configuration.bindHost):\(port)"])
-        var servers = [plain]
-        if let tlsPort = configuration.httpsListenPort {
-            let fallback = try configuration.defaultCertificate ?? DefaultCertificate.generate()
-            let context = try NIOSSLContext(configuration: TLSSettings.server(default: fallback, certificates: certificates))
-            var tlsSettings = settings
-            tlsSettings.scheme = "https"
-            let secure = try await listen(port: tlsPort, tls: context, settings: tlsSettings, limits: limits, loopBound: loopBound)
-            let bound = secure.localAddress?.port ?? tlsPort
-            boundHTTPSPort.store(bound, ordering: .relaxed)
-            logger.info("worker listening for TLS", metadata: ["address": "\(configuration.bindHost):\(bound)"])
-            servers.append(secure)
-        }
-        onListening(port)
-
         let subscriber = SnapshotSubscriber(
             address: configuration.controlPlane,
             identity: SubscriberIdentity(node: configuration.node, workerID: configuration.workerID, kind: .worker),
@@ -116,7 +100,9 @@ public final class Worker: Sendable {
         let store = self.store
         let certificates = self.certificates
         let logger = self.logger
-        await withTaskGroup(of: Void.self) { group in
+        let (applied, appliedSink) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        var servers: [any Channel] = []
+        try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 await subscriber.run { snapshot in
                     // Certificates are parsed here, off the event loop, and swapped in before the
@@ -125,9 +111,30 @@ public final class Worker: Sendable {
                     for problem in problems { logger.warning("\(problem)") }
                     certificates.replace(with: set)
                     try await store.apply(snapshot.table, version: snapshot.version)
+                    appliedSink.yield()
                 }
             }
-            await group.waitForAll()
+            // Listen only once there is a table: a worker started (or restarted) by the node agent
+            // must not take connections from its siblings on the shared port just to answer 404.
+            var firstTable = applied.makeAsyncIterator()
+            guard await firstTable.next() != nil, !Task.isCancelled else { return }
+            let plain = try await listen(port: configuration.httpPort, tls: nil, settings: settings, limits: limits, loopBound: loopBound)
+            servers.append(plain)
+            let port = plain.localAddress?.port ?? configuration.httpPort
+            logger.info("worker listening", metadata: ["address": "\(configuration.bindHost):\(port)"])
+            if let tlsPort = configuration.httpsListenPort {
+                let fallback = try configuration.defaultCertificate ?? DefaultCertificate.generate()
+                let context = try NIOSSLContext(configuration: TLSSettings.server(default: fallback, certificates: certificates))
+                var tlsSettings = settings
+                tlsSettings.scheme = "https"
+                let secure = try await listen(port: tlsPort, tls: context, settings: tlsSettings, limits: limits, loopBound: loopBound)
+                servers.append(secure)
+                let bound = secure.localAddress?.port ?? tlsPort
+                boundHTTPSPort.store(bound, ordering: .relaxed)
+                logger.info("worker listening for TLS", metadata: ["address": "\(configuration.bindHost):\(bound)"])
+            }
+            onListening(port)
+            try await group.waitForAll()
         }
         // Stopped: drain. No new connections; idle ones close now, busy ones after their response.
         // This runs in its own task: the current one is cancelled, and its sleeps would not wait.

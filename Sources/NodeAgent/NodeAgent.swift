@@ -100,6 +100,8 @@ public final class NodeAgent: Sendable {
                         logger.error("\(name) failed; stopping", metadata: ["error": "\(error)"])
                         supervisor.stop()
                         throw error
+                    } catch {
+                        // Cancelled: the agent is stopping.
                     }
                 }
             }
