@@ -94,6 +94,13 @@ public struct DefaultCertificate: Sendable {
 
     /// ECDSA P-256, valid for a year from now.
     public static func generate() throws -> DefaultCertificate {
+        let (certificatePEM, keyPEM) = try generatePEM()
+        return try DefaultCertificate(certificatePEM: certificatePEM, keyPEM: keyPEM)
+    }
+
+    /// As `generate()`, in PEM: the node agent makes one and gives it to all its workers, so that
+    /// every worker on a port presents the same default certificate.
+    public static func generatePEM() throws -> (certificatePEM: String, keyPEM: String) {
         let key = P256.Signing.PrivateKey()
         let name = try DistinguishedName {
             OrganizationName("Portico")
@@ -109,6 +116,6 @@ public struct DefaultCertificate: Sendable {
                 SubjectAlternativeNames([.dnsName("portico.invalid")])
             },
             issuerPrivateKey: .init(key))
-        return try DefaultCertificate(certificatePEM: certificate.serializeAsPEM().pemString, keyPEM: key.pemRepresentation)
+        return (try certificate.serializeAsPEM().pemString, key.pemRepresentation)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DataPlane
 import Foundation
 import Logging
 import NodeAgent
@@ -98,6 +99,11 @@ struct DataPlaneCommand: AsyncParsableCommand {
         ]
         if let defaultCertificate, let defaultKey {
             workerArguments += ["--default-certificate", absolute(defaultCertificate), "--default-key", absolute(defaultKey)]
+        } else {
+            // One generated default certificate for all workers, so that a client sees the same one
+            // whichever worker the kernel hands its connection to.
+            let (certificate, key) = try writeGeneratedDefaultCertificate()
+            workerArguments += ["--default-certificate", certificate, "--default-key", key]
         }
         let workerConfiguration = WorkerSupervisor.Configuration(
             count: workers, executable: currentExecutable(), arguments: { [workerArguments] slot in workerArguments + ["--id", String(slot)] })
@@ -125,6 +131,21 @@ struct DataPlaneCommand: AsyncParsableCommand {
             defer { group.cancelAll() }
             try await group.next()
         }
+    }
+
+    /// Writes a fresh self-signed default certificate and its key (0600) into the state directory.
+    private func writeGeneratedDefaultCertificate() throws -> (certificate: String, key: String) {
+        try makePrivateDirectory(stateDir)
+        let (certificatePEM, keyPEM) = try DefaultCertificate.generatePEM()
+        let certificate = stateDir + "/default-certificate.pem"
+        let key = stateDir + "/default-key.pem"
+        for (path, contents) in [(certificate, certificatePEM), (key, keyPEM)] {
+            _ = unlink(path)
+            guard FileManager.default.createFile(atPath: path, contents: Data(contents.utf8), attributes: [.posixPermissions: 0o600]) else {
+                throw RunError("cannot write \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+        return (certificate, key)
     }
 
     private func absolute(_ path: String) -> String {

@@ -90,6 +90,7 @@ final class Fleet: @unchecked Sendable {
     let agentSocket: String
     let stateDirectory: String
     let httpPort: Int
+    let httpsPort: Int
     let workers: Int
     var controlPlane: ChildProcess?
     var agent: ChildProcess?
@@ -103,6 +104,7 @@ final class Fleet: @unchecked Sendable {
         agentSocket = work + "/agent/data-plane.sock"
         stateDirectory = work + "/state"
         httpPort = try freePort()
+        httpsPort = try freePort()
         self.workers = workers
     }
 
@@ -116,7 +118,7 @@ final class Fleet: @unchecked Sendable {
             Binaries.portico,
             [
                 "data-plane", "--control-plane", "unix:\(controlPlaneSocket)", "--workers", String(workers),
-                "--http-port", String(httpPort), "--https-port", String(try freePort()), "--bind", "127.0.0.1",
+                "--http-port", String(httpPort), "--https-port", String(httpsPort), "--bind", "127.0.0.1",
                 "--state-dir", stateDirectory, "--socket-dir", work + "/agent", "--admin-port", "0", "--admin-bind", "127.0.0.1",
                 "--node", "test-node", "--drain-timeout", String(drainTimeout),
             ])

@@ -40,6 +40,16 @@ import TestSupport
             let response = try await fleet.request(host: "app.test")
             #expect(response.echoed["backend"] == "a")
 
+            // The agent gives all its workers one generated default certificate: whichever worker
+            // takes a connection, an unknown name gets the same one.
+            var serials = Set<String>()
+            for _ in 0..<12 {
+                let handshake = try await TLSTestClient.handshake(port: fleet.httpsPort, serverName: "unknown.test")
+                #expect(handshake.certificate.commonName.contains("Portico Default Certificate (self-signed)"))
+                serials.insert(handshake.certificate.serialNumber)
+            }
+            #expect(serials.count == 1)
+
             // A manifest edit: version 2 reaches every worker.
             try routeManifests([("app.test", other.port)]).write(toFile: fleet.manifests + "/routes.yaml", atomically: true, encoding: .utf8)
             try await fleet.waitForWorkers(acking: 2)
