@@ -115,6 +115,11 @@ let package = Package(
             ],
             path: "Benchmarks/SnapshotBenchmark"
         ),
+        .executableTarget(
+            name: "FleetBenchmark",
+            dependencies: ["PorticoCtl", "SnapshotProtocol"],
+            path: "Benchmarks/FleetBenchmark"
+        ),
         .target(
             name: "TestSupport",
             dependencies: [
