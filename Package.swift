@@ -86,6 +86,8 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
+        // The few C library calls Swift's Glibc module does not expose (mallopt).
+        .target(name: "CPorticoSystem"),
         // porticoctl's commands and renderers, kept out of the executable so tests can call them.
         .target(name: "PorticoCtl", dependencies: [
             "RouteModel", "KubeTypes", "Manifests", "Translator", "SnapshotProtocol",
@@ -94,7 +96,7 @@ let package = Package(
         ]),
         .executableTarget(name: "portico", dependencies: [
             "PorticoCtl", "ControlPlane", "DataPlane", "NodeAgent", "DemoBackend", "SnapshotProtocol", "Translator",
-            "Manifests", "KubeTypes",
+            "Manifests", "KubeTypes", "CPorticoSystem",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

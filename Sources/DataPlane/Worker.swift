@@ -182,6 +182,7 @@ public final class Worker: Sendable {
         var streamSettings = settings
         streamSettings.isHTTP2 = true
         let loopBound = NIOLoopBound(loop, eventLoop: channel.eventLoop)
+        try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connection, streamConfiguration: stream
         ) { streamChannel in

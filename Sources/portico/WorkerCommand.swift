@@ -65,6 +65,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         bootstrapLogging(level: logLevel)
+        keepFreedMemoryForReuse()
         var configuration = Worker.Configuration(controlPlane: try ServerAddress(parsing: controlPlane))
         configuration.httpPort = httpPort
         configuration.bindHost = bind
