@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Compiled route table and its lookup structures. Standard library only.
@@ -49,9 +50,20 @@ let package = Package(
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Kubernetes API access: kubeconfig and in-cluster configuration, LIST/WATCH, informers.
+        .target(name: "KubeClient", dependencies: [
+            "KubeTypes",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // The control plane: manifest source with file watching, debounced rebuilds, the snapshot service.
         .target(name: "ControlPlane", dependencies: [
-            "RouteModel", "KubeTypes", "Manifests", "Translator", "SnapshotProtocol",
+            "RouteModel", "KubeTypes", "Manifests", "Translator", "SnapshotProtocol", "KubeClient",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -138,6 +150,20 @@ let package = Package(
             ],
             path: "Tests/TestSupport"
         ),
+        // A kube-apiserver stand-in for tests (list, watch, bookmarks, 410, status PATCH, auth).
+        .target(
+            name: "KubeAPIEmulator",
+            dependencies: [
+                "KubeTypes",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/KubeAPIEmulator"
+        ),
+        .testTarget(name: "KubeClientTests", dependencies: [
+            "KubeClient", "KubeTypes", "KubeAPIEmulator", "TestSupport",
+        ]),
         .testTarget(name: "RouteModelTests", dependencies: ["RouteModel"]),
         .testTarget(name: "KubeTypesTests", dependencies: ["KubeTypes"]),
         .testTarget(name: "ManifestsTests", dependencies: ["Manifests"]),

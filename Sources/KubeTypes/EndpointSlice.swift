@@ -1,6 +1,7 @@
 /// discovery.k8s.io/v1 EndpointSlice.
 public struct EndpointSlice: KubeObject {
     public static let kind = "EndpointSlice"
+    public static let resource = "endpointslices"
     public static let apiVersion = "discovery.k8s.io/v1"
     /// The label naming the Service a slice belongs to.
     public static let serviceNameLabel = "kubernetes.io/service-name"

@@ -1,6 +1,7 @@
 /// networking.k8s.io/v1 Ingress.
 public struct Ingress: KubeObject {
     public static let kind = "Ingress"
+    public static let resource = "ingresses"
     public static let apiVersion = "networking.k8s.io/v1"
 
     public var metadata: ObjectMeta
@@ -162,6 +163,8 @@ public struct IngressPortStatus: Codable, Sendable, Hashable {
 /// networking.k8s.io/v1 IngressClass (cluster-scoped).
 public struct IngressClass: KubeObject {
     public static let kind = "IngressClass"
+    public static let resource = "ingressclasses"
+    public static let isNamespaced = false
     public static let apiVersion = "networking.k8s.io/v1"
     public static let isDefaultClassAnnotation = "ingressclass.kubernetes.io/is-default-class"
 

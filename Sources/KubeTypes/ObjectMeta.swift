@@ -34,7 +34,15 @@ public protocol KubeObject: Codable, Sendable, Hashable {
     static var kind: String { get }
     /// `group/version`, or `v1` for the core group.
     static var apiVersion: String { get }
+    /// The plural name in API paths: `ingresses`.
+    static var resource: String { get }
+    /// False for cluster-scoped kinds such as IngressClass.
+    static var isNamespaced: Bool { get }
     var metadata: ObjectMeta { get }
+}
+
+extension KubeObject {
+    public static var isNamespaced: Bool { true }
 }
 
 extension KubeObject {

@@ -4,6 +4,7 @@ import Foundation
 /// server, but common in manifests) is plain text and wins over `data`, as the API server merges it.
 public struct Secret: KubeObject {
     public static let kind = "Secret"
+    public static let resource = "secrets"
     public static let apiVersion = "v1"
     public static let tlsType = "kubernetes.io/tls"
     public static let certificateKey = "tls.crt"

@@ -1,6 +1,7 @@
 /// core/v1 Service.
 public struct Service: KubeObject {
     public static let kind = "Service"
+    public static let resource = "services"
     public static let apiVersion = "v1"
 
     public var metadata: ObjectMeta

@@ -1,0 +1,391 @@
+import Foundation
+import KubeTypes
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// An in-process stand-in for kube-apiserver, on 127.0.0.1, for tests.
+///
+/// It speaks the parts of the API Portico and `kubectl` use: discovery; LIST with `limit` and
+/// `continue`; WATCH with `resourceVersion`, `allowWatchBookmarks` and `timeoutSeconds`, 410 Gone for
+/// versions older than the last compaction; GET, POST, PUT (conflict on a stale resourceVersion),
+/// merge PATCH (also of `/status`), DELETE; field and label selectors; bearer-token authentication.
+/// Tests can cut every watch mid-stream and compact the history to force relists.
+public final class KubeAPIEmulator: @unchecked Sendable {
+    public let port: Int
+    public let token: String?
+    private let group: MultiThreadedEventLoopGroup
+    private let channel: any Channel
+    private let store: ObjectStore
+    private var eventLoop: any EventLoop { channel.eventLoop }
+
+    public var url: String { "http://127.0.0.1:\(port)" }
+
+    private init(port: Int, token: String?, group: MultiThreadedEventLoopGroup, channel: any Channel, store: ObjectStore) {
+        self.port = port
+        self.token = token
+        self.group = group
+        self.channel = channel
+        self.store = store
+    }
+
+    /// Starts on a free port. `token` nil: no authentication.
+    public static func start(token: String? = "portico-test-token", bookmarkInterval: TimeAmount = .milliseconds(500)) async throws -> KubeAPIEmulator {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let store = ObjectStore()
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMapThrowing {
+                    try channel.pipeline.syncOperations.addHandler(
+                        APIHandler(store: store, token: token, bookmarkInterval: bookmarkInterval))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return KubeAPIEmulator(port: channel.localAddress?.port ?? 0, token: token, group: group, channel: channel, store: store)
+    }
+
+    public func stop() async {
+        await onLoop { $0.cutWatches() }
+        try? await channel.close()
+        try? await group.shutdownGracefully()
+    }
+
+    private func onLoop<T: Sendable>(_ body: @escaping @Sendable (ObjectStore) throws -> T) async throws -> T {
+        let store = UncheckedBox(store)
+        return try await eventLoop.submit { try body(store.value) }.get()
+    }
+
+    /// The store is only touched on its loop; `submit` fails only once the loop is shut down.
+    private func onLoop<T: Sendable>(_ body: @escaping @Sendable (ObjectStore) -> T) async -> T {
+        let store = UncheckedBox(store)
+        return try! await eventLoop.submit { body(store.value) }.get()
+    }
+
+    // MARK: Test controls
+
+    /// Creates or replaces `object` (through the same store the API serves).
+    public func apply<Object: KubeObject>(_ object: Object) async throws {
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(object)) as? [String: Any] ?? [:]
+        let box = UncheckedBox(json)
+        try await onLoop { store in
+            guard let type = ResourceType.find(kind: Object.kind, groupVersion: Object.apiVersion) else { return }
+            let namespace = Object.isNamespaced ? (object.metadata.namespace ?? "default") : nil
+            do {
+                if store.get(type, namespace: namespace, name: object.metadata.name) != nil {
+                    var body = box.value
+                    if var metadata = body["metadata"] as? [String: Any] {
+                        metadata["resourceVersion"] = nil
+                        body["metadata"] = metadata
+                    }
+                    _ = try store.update(type, namespace: namespace, name: object.metadata.name, object: body, statusOnly: false)
+                } else {
+                    _ = try store.create(type, namespace: namespace, object: box.value)
+                }
+            } catch {
+                throw EmulatorError("apply \(Object.kind) \(object.metadata.name): \(error)")
+            }
+        }
+    }
+
+    public func delete<Object: KubeObject>(_ type: Object.Type, namespace: String? = "default", name: String) async throws {
+        try await onLoop { store in
+            guard let resource = ResourceType.find(kind: Object.kind, groupVersion: Object.apiVersion) else { return }
+            do {
+                _ = try store.delete(resource, namespace: Object.isNamespaced ? namespace : nil, name: name)
+            } catch {
+                throw EmulatorError("delete \(Object.kind) \(name): \(error)")
+            }
+        }
+    }
+
+    /// An object as stored, as JSON, or nil.
+    public func json(group: String, version: String = "v1", resource: String, namespace: String?, name: String) async -> Data? {
+        await onLoop { store -> Data? in
+            guard let type = ResourceType.find(group: group, version: version, resource: resource),
+                let object = store.get(type, namespace: namespace, name: name)
+            else { return nil }
+            return try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        }
+    }
+
+    /// Objects of a resource as JSON documents.
+    public func list(group: String, version: String = "v1", resource: String) async -> [Data] {
+        await onLoop { store -> [Data] in
+            guard let type = ResourceType.find(group: group, version: version, resource: resource) else { return [] }
+            return store.list(type, namespace: nil, fieldSelector: Selector(nil), labelSelector: Selector(nil)).compactMap {
+                try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys])
+            }
+        }
+    }
+
+    /// Closes every open watch connection, as a load balancer or an API server restart would.
+    public func cutWatches() async { await onLoop { $0.cutWatches() } }
+
+    /// Forgets the change history: a watch resuming from an older version gets 410 Gone.
+    public func compact() async { await onLoop { $0.compact() } }
+
+    public var openWatches: Int { get async { await onLoop { $0.watcherCount } } }
+
+    public var resourceVersion: Int { get async { await onLoop { $0.revision } } }
+
+    /// A kubeconfig for this server, with the token, for `--kubeconfig` and kubectl.
+    public func kubeconfig() -> String {
+        """
+        apiVersion: v1
+        kind: Config
+        clusters:
+        - name: emulator
+          cluster: {server: "\(url)"}
+        users:
+        - name: tester
+          user: {\(token.map { "token: \"\($0)\"" } ?? "")}
+        contexts:
+        - name: emulator
+          context: {cluster: emulator, user: tester, namespace: default}
+        current-context: emulator
+        """
+    }
+}
+
+public struct EmulatorError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+struct UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+/// One connection's requests.
+private final class APIHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let store: ObjectStore
+    private let token: String?
+    private let bookmarkInterval: TimeAmount
+    private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
+    private var watcherID: Int?
+    private var watchTimers: [Scheduled<Void>] = []
+    private var bookmarkTask: RepeatedTask?
+
+    init(store: ObjectStore, token: String?, bookmarkInterval: TimeAmount) {
+        self.store = store
+        self.token = token
+        self.bookmarkInterval = bookmarkInterval
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body.clear()
+        case .body(var part):
+            body.writeBuffer(&part)
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            handle(head, context: context)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        endWatch()
+        context.fireChannelInactive()
+    }
+
+    private func endWatch() {
+        if let watcherID { store.removeWatcher(watcherID) }
+        watcherID = nil
+        for timer in watchTimers { timer.cancel() }
+        watchTimers = []
+        bookmarkTask?.cancel()
+        bookmarkTask = nil
+    }
+
+    // MARK: Routing
+
+    private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let components = URLComponents(string: head.uri)
+        let path = components?.path ?? head.uri
+        var query: [String: String] = [:]
+        for item in components?.queryItems ?? [] { query[item.name] = item.value ?? "" }
+
+        if let token, head.headers["authorization"].first != "Bearer \(token)" {
+            return respondStatus(context, head: head, code: 401, reason: "Unauthorized", message: "Unauthorized")
+        }
+        if head.method == .GET, let document = ResourceType.discovery(path: path) {
+            return respond(context, head: head, code: 200, json: document)
+        }
+        guard let target = Target(path: path) else {
+            return respondStatus(context, head: head, code: 404, reason: "NotFound", message: "the server could not find the requested resource")
+        }
+        var object: [String: Any] = [:]
+        if body.readableBytes > 0 {
+            guard let parsed = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] else {
+                return respondStatus(context, head: head, code: 400, reason: "BadRequest", message: "the request body is not a JSON object")
+            }
+            object = parsed
+        }
+        do {
+            switch (head.method, target.name) {
+            case (.GET, nil):
+                if query["watch"] == "1" || query["watch"] == "true" {
+                    return startWatch(context, head: head, target: target, query: query)
+                }
+                return respond(context, head: head, code: 200, json: list(target, query: query))
+            case (.GET, let name?):
+                guard let found = store.get(target.type, namespace: target.namespace, name: name) else {
+                    throw ObjectStore.Failure.status(code: 404, reason: "NotFound", message: "\(target.type.resource) \"\(name)\" not found")
+                }
+                respond(context, head: head, code: 200, json: found)
+            case (.POST, nil):
+                respond(context, head: head, code: 201, json: try store.create(target.type, namespace: target.namespace, object: object))
+            case (.PUT, let name?):
+                respond(context, head: head, code: 200, json: try store.update(
+                    target.type, namespace: target.namespace, name: name, object: object, statusOnly: target.subresource == "status"))
+            case (.PATCH, let name?):
+                respond(context, head: head, code: 200, json: try store.patch(
+                    target.type, namespace: target.namespace, name: name, patch: object, statusOnly: target.subresource == "status"))
+            case (.DELETE, let name?):
+                respond(context, head: head, code: 200, json: try store.delete(target.type, namespace: target.namespace, name: name))
+            default:
+                respondStatus(context, head: head, code: 405, reason: "MethodNotAllowed", message: "\(head.method) is not supported here")
+            }
+        } catch ObjectStore.Failure.status(let code, let reason, let message) {
+            respondStatus(context, head: head, code: code, reason: reason, message: message)
+        } catch {
+            respondStatus(context, head: head, code: 500, reason: "InternalError", message: "\(error)")
+        }
+    }
+
+    /// What a resource path names: `/api/v1/namespaces/NS/RESOURCE/NAME/SUB` and its variants.
+    private struct Target {
+        var type: ResourceType
+        var namespace: String?
+        var name: String?
+        var subresource: String?
+
+        init?(path: String) {
+            var segments = path.split(separator: "/").map(String.init)
+            let group: String
+            let version: String
+            if segments.first == "api", segments.count >= 3 {
+                group = ""
+                version = segments[1]
+                segments.removeFirst(2)
+            } else if segments.first == "apis", segments.count >= 4 {
+                group = segments[1]
+                version = segments[2]
+                segments.removeFirst(3)
+            } else {
+                return nil
+            }
+            if segments.first == "namespaces", segments.count >= 3 {
+                namespace = segments[1]
+                segments.removeFirst(2)
+            }
+            guard let resource = segments.first, let type = ResourceType.find(group: group, version: version, resource: resource) else { return nil }
+            self.type = type
+            if !type.namespaced { namespace = nil }
+            name = segments.count > 1 ? segments[1] : nil
+            subresource = segments.count > 2 ? segments[2] : nil
+        }
+    }
+
+    private func list(_ target: Target, query: [String: String]) -> [String: Any] {
+        let all = store.list(
+            target.type, namespace: target.namespace, fieldSelector: Selector(query["fieldSelector"]), labelSelector: Selector(query["labelSelector"]))
+        var offset = 0
+        var revision = store.revision
+        if let token = query["continue"], let decoded = Data(base64Encoded: token).map({ String(decoding: $0, as: UTF8.self) }) {
+            let parts = decoded.split(separator: "/")
+            if parts.count == 2, let listed = Int(parts[0]), let start = Int(parts[1]) {
+                revision = listed
+                offset = start
+            }
+        }
+        var items = Array(all.dropFirst(offset))
+        var metadata: [String: Any] = ["resourceVersion": String(revision)]
+        if let limit = query["limit"].flatMap(Int.init), limit > 0, items.count > limit {
+            items = Array(items.prefix(limit))
+            metadata["continue"] = Data("\(revision)/\(offset + limit)".utf8).base64EncodedString()
+            metadata["remainingItemCount"] = all.count - offset - limit
+        }
+        return ["kind": "\(target.type.kind)List", "apiVersion": target.type.groupVersion, "metadata": metadata, "items": items]
+    }
+
+    // MARK: Watch
+
+    private func startWatch(_ context: ChannelHandlerContext, head: HTTPRequestHead, target: Target, query: [String: String]) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Transfer-Encoding", value: "chunked")
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        func send(_ event: [String: Any]) {
+            guard let data = try? JSONSerialization.data(withJSONObject: event) else { return }
+            var buffer = bound.value.context.channel.allocator.buffer(capacity: data.count + 1)
+            buffer.writeBytes(data)
+            buffer.writeInteger(UInt8(ascii: "\n"))
+            bound.value.context.writeAndFlush(bound.value.handler.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
+        func finish() {
+            bound.value.handler.endWatch()
+            bound.value.context.writeAndFlush(bound.value.handler.wrapOutboundOut(.end(nil)), promise: nil)
+        }
+        let version = query["resourceVersion"].flatMap { $0.isEmpty || $0 == "0" ? nil : Int($0) }
+        let channel = context.channel
+        let watcher = ObjectStore.Watcher(
+            resource: target.type, namespace: target.namespace, fieldSelector: Selector(query["fieldSelector"]),
+            labelSelector: Selector(query["labelSelector"]),
+            send: { change in send(["type": change.type, "object": change.object]) },
+            close: { channel.close(promise: nil) })
+        guard let id = store.watch(since: version, watcher) else {
+            send([
+                "type": "ERROR",
+                "object": [
+                    "kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Failure", "reason": "Expired", "code": 410,
+                    "message": "too old resource version: \(version ?? 0) (\(store.compactedRevision))",
+                ] as [String: Any],
+            ])
+            return finish()
+        }
+        watcherID = id
+        if let seconds = query["timeoutSeconds"].flatMap(Int64.init), seconds > 0 {
+            watchTimers.append(context.eventLoop.scheduleTask(in: .seconds(seconds)) { finish() })
+        }
+        if query["allowWatchBookmarks"] == "true" || query["allowWatchBookmarks"] == "1" {
+            let store = self.store
+            let type = target.type
+            bookmarkTask = context.eventLoop.scheduleRepeatedTask(initialDelay: bookmarkInterval, delay: bookmarkInterval) { _ in
+                send([
+                    "type": "BOOKMARK",
+                    "object": ["kind": type.kind, "apiVersion": type.groupVersion, "metadata": ["resourceVersion": String(store.revision)]] as [String: Any],
+                ])
+            }
+        }
+    }
+
+    // MARK: Responses
+
+    private func respond(_ context: ChannelHandlerContext, head: HTTPRequestHead, code: Int, json: [String: Any]) {
+        let data = (try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])) ?? Data("{}".utf8)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(data.count))
+        let status = HTTPResponseStatus(statusCode: code)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: data)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    private func respondStatus(_ context: ChannelHandlerContext, head: HTTPRequestHead, code: Int, reason: String, message: String) {
+        respond(
+            context, head: head, code: code,
+            json: ["kind": "Status", "apiVersion": "v1", "metadata": [:] as [String: Any], "status": "Failure", "message": message, "reason": reason, "code": code])
+    }
+}
