@@ -108,7 +108,7 @@ let package = Package(
         ]),
         .executableTarget(name: "portico", dependencies: [
             "PorticoCtl", "ControlPlane", "DataPlane", "NodeAgent", "DemoBackend", "SnapshotProtocol", "Translator",
-            "Manifests", "KubeTypes", "CPorticoSystem",
+            "Manifests", "KubeTypes", "CPorticoSystem", "KubeClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -158,6 +158,10 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             path: "Tests/KubeAPIEmulator"
         ),
@@ -186,7 +190,7 @@ let package = Package(
         ]),
         // Starts the built executables as real processes.
         .testTarget(name: "EndToEndTests", dependencies: [
-            "PorticoCtl", "TestSupport", "SnapshotProtocol",
+            "PorticoCtl", "TestSupport", "SnapshotProtocol", "KubeAPIEmulator", "KubeClient", "KubeTypes",
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .testTarget(name: "NodeAgentTests", dependencies: [

@@ -15,7 +15,7 @@ import Glibc
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run all of Portico on this machine: control plane, node agent and workers, from manifest files.",
+        abstract: "Run all of Portico on this machine: control plane, node agent and workers, from manifest files or a cluster.",
         discussion: """
             Each part runs as its own process, as in a cluster, talking over Unix sockets in a private run \
             directory (0700) that is removed on exit. Edits to the manifests go live. With --demo-backends, \
@@ -25,7 +25,13 @@ struct RunCommand: AsyncParsableCommand {
             """)
 
     @Option(help: "A manifest file or directory (YAML or JSON), watched for changes.")
-    var manifests: String
+    var manifests: String?
+
+    @Option(help: "Instead of manifests: watch the cluster this kubeconfig's current context names.")
+    var kubeconfig: String?
+
+    @Option(help: "With --kubeconfig: the context to use instead of the current one.")
+    var context: String?
 
     @Option(help: "The plain-HTTP port.")
     var httpPort: Int = 8080
@@ -52,6 +58,9 @@ struct RunCommand: AsyncParsableCommand {
     var logLevel: Logger.Level = .notice
 
     func validate() throws {
+        guard (manifests == nil) != (kubeconfig == nil) else { throw ValidationError("give --manifests PATH or --kubeconfig PATH") }
+        if demoBackends, manifests == nil { throw ValidationError("--demo-backends reads the endpoints of --manifests") }
+        if context != nil, kubeconfig == nil { throw ValidationError("--context goes with --kubeconfig") }
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         guard (1...65535).contains(httpPort), (1...65535).contains(httpsPort) else {
             throw ValidationError("--http-port and --https-port must be from 1 to 65535")
@@ -60,14 +69,19 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         bootstrapLogging(level: logLevel)
-        let manifestSet: ManifestSet
-        do {
-            manifestSet = try ManifestLoader.load(path: manifests)
-        } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitCode(1)
+        var manifestSet = ManifestSet()
+        var source: [String] = []
+        if let manifests {
+            do {
+                manifestSet = try ManifestLoader.load(path: manifests)
+            } catch {
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            source = ["--manifests", absolute(manifests)]
+        } else if let kubeconfig {
+            source = ["--kubeconfig", absolute(kubeconfig)] + (context.map { ["--context", $0] } ?? [])
         }
-        let manifestPath = manifests.hasPrefix("/") ? manifests : FileManager.default.currentDirectoryPath + "/" + manifests
         var template = Array("/tmp/portico-run.XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else {
             FileHandle.standardError.write(Data("error: cannot create a run directory in /tmp: \(String(cString: strerror(errno)))\n".utf8))
@@ -96,7 +110,7 @@ struct RunCommand: AsyncParsableCommand {
             }
             try children.start(
                 "control plane", executable,
-                ["control-plane", "--manifests", manifestPath, "--listen", controlPlaneSocket, "--parent-pid", me, "--log-level", logLevel.rawValue])
+                ["control-plane"] + source + ["--listen", controlPlaneSocket, "--parent-pid", me, "--log-level", logLevel.rawValue])
             // The agent would connect at once and retry; waiting for the control plane keeps the log clean.
             try await waitForControlPlane(socket: runDirectory + "/control-plane.sock", children: children)
             try children.start(
@@ -143,6 +157,10 @@ struct RunCommand: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(20))
         }
         throw RunError("the control plane did not answer within 60 s; see the logs above")
+    }
+
+    private func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     }
 
     /// Polls the node agent's Dump until every worker applied a snapshot.
@@ -202,7 +220,7 @@ struct RunCommand: AsyncParsableCommand {
             "What each part holds:",
             "  porticoctl dump --server unix:\(runDirectory)/control-plane.sock",
             "  porticoctl dump --server unix:\(agentSocket)",
-            "Edits to the manifests go live. Ctrl-C stops everything.",
+            "Changes to the manifests or cluster go live. Ctrl-C stops everything.",
             "",
         ]
         return lines.joined(separator: "\n")

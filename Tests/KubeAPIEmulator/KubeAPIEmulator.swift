@@ -1,8 +1,12 @@
+import Crypto
 import Foundation
 import KubeTypes
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import SwiftASN1
+import X509
 
 /// An in-process stand-in for kube-apiserver, on 127.0.0.1, for tests.
 ///
@@ -10,39 +14,75 @@ import NIOPosix
 /// `continue`; WATCH with `resourceVersion`, `allowWatchBookmarks` and `timeoutSeconds`, 410 Gone for
 /// versions older than the last compaction; GET, POST, PUT (conflict on a stale resourceVersion),
 /// merge PATCH (also of `/status`), DELETE; field and label selectors; bearer-token authentication.
-/// Tests can cut every watch mid-stream and compact the history to force relists.
+/// Tests can cut every watch mid-stream and compact the history to force relists. It serves HTTPS
+/// with a certificate of its own (for 127.0.0.1) by default, as kubectl sends tokens only over TLS.
 public final class KubeAPIEmulator: @unchecked Sendable {
     public let port: Int
     public let token: String?
+    /// The server certificate, which is its own CA; nil when serving plain HTTP.
+    public let certificateAuthorityPEM: String?
     private let group: MultiThreadedEventLoopGroup
     private let channel: any Channel
     private let store: ObjectStore
     private var eventLoop: any EventLoop { channel.eventLoop }
 
-    public var url: String { "http://127.0.0.1:\(port)" }
+    public var url: String { "\(certificateAuthorityPEM == nil ? "http" : "https")://127.0.0.1:\(port)" }
 
-    private init(port: Int, token: String?, group: MultiThreadedEventLoopGroup, channel: any Channel, store: ObjectStore) {
+    private init(
+        port: Int, token: String?, certificateAuthorityPEM: String?, group: MultiThreadedEventLoopGroup, channel: any Channel, store: ObjectStore
+    ) {
         self.port = port
         self.token = token
+        self.certificateAuthorityPEM = certificateAuthorityPEM
         self.group = group
         self.channel = channel
         self.store = store
     }
 
-    /// Starts on a free port. `token` nil: no authentication.
-    public static func start(token: String? = "portico-test-token", bookmarkInterval: TimeAmount = .milliseconds(500)) async throws -> KubeAPIEmulator {
+    /// Starts on a free port. `token` nil: no authentication; `tls` false: plain HTTP.
+    public static func start(
+        token: String? = "portico-test-token", tls: Bool = true, bookmarkInterval: TimeAmount = .milliseconds(500)
+    ) async throws -> KubeAPIEmulator {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let store = ObjectStore()
+        let (certificatePEM, context) = tls ? try makeTLS() : (nil, nil)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMapThrowing {
-                    try channel.pipeline.syncOperations.addHandler(
-                        APIHandler(store: store, token: token, bookmarkInterval: bookmarkInterval))
+                channel.eventLoop.makeCompletedFuture {
+                    if let context { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context)) }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(APIHandler(store: store, token: token, bookmarkInterval: bookmarkInterval))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        return KubeAPIEmulator(port: channel.localAddress?.port ?? 0, token: token, group: group, channel: channel, store: store)
+        return KubeAPIEmulator(
+            port: channel.localAddress?.port ?? 0, token: token, certificateAuthorityPEM: certificatePEM, group: group, channel: channel, store: store)
+    }
+
+    /// A self-signed certificate for 127.0.0.1 that is also its own CA, so clients can trust it as one.
+    private static func makeTLS() throws -> (String, NIOSSLContext) {
+        let key = P256.Signing.PrivateKey()
+        let name = try DistinguishedName { CommonName("portico-kube-emulator") }
+        let certificate = try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(key.publicKey),
+            notValidBefore: Date().addingTimeInterval(-3600), notValidAfter: Date().addingTimeInterval(86400),
+            issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
+                Critical(KeyUsage(digitalSignature: true, keyCertSign: true))
+                try ExtendedKeyUsage([.serverAuth])
+                SubjectAlternativeNames([.ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1])), .dnsName("localhost")])
+            },
+            issuerPrivateKey: .init(key))
+        let pem = try certificate.serializeAsPEM().pemString
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8)).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(key.pemRepresentation.utf8), format: .pem)))
+        // Closing waits this long for the client's close_notify (5 s by default); tests stop the
+        // server with connections open.
+        configuration.shutdownTimeout = .milliseconds(50)
+        return (pem, try NIOSSLContext(configuration: configuration))
     }
 
     public func stop() async {
@@ -136,7 +176,7 @@ public final class KubeAPIEmulator: @unchecked Sendable {
         kind: Config
         clusters:
         - name: emulator
-          cluster: {server: "\(url)"}
+          cluster: {server: "\(url)"\(certificateAuthorityPEM.map { ", certificate-authority-data: \(Data($0.utf8).base64EncodedString())" } ?? "")}
         users:
         - name: tester
           user: {\(token.map { "token: \"\($0)\"" } ?? "")}
@@ -214,7 +254,9 @@ private final class APIHandler: ChannelInboundHandler {
         var query: [String: String] = [:]
         for item in components?.queryItems ?? [] { query[item.name] = item.value ?? "" }
 
-        if let token, head.headers["authorization"].first != "Bearer \(token)" {
+        // As on a real server, anyone may read the version and health (system:public-info-viewer).
+        let publicPaths: Set<String> = ["/version", "/healthz", "/livez", "/readyz"]
+        if let token, !publicPaths.contains(path), head.headers["authorization"].first != "Bearer \(token)" {
             return respondStatus(context, head: head, code: 401, reason: "Unauthorized", message: "Unauthorized")
         }
         if head.method == .GET, let document = ResourceType.discovery(path: path) {
