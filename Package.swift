@@ -176,7 +176,7 @@ let package = Package(
             "SnapshotProtocol", "TestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         .testTarget(name: "ControlPlaneTests", dependencies: [
-            "ControlPlane", "SnapshotProtocol", "TestSupport", "PorticoCtl",
+            "ControlPlane", "SnapshotProtocol", "TestSupport", "PorticoCtl", "KubeAPIEmulator", "KubeClient", "KubeTypes",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),

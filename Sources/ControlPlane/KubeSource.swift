@@ -41,6 +41,7 @@ public final class KubeSource: Sendable {
     private let logger: Logger
     private let state = Mutex(Status())
     private let changes = Atomic<Int>(0)
+    private let observers = Mutex<[@Sendable (Translation) -> Void]>([])
 
     public init(
         client: KubeClient, configuration: TranslatorConfiguration = .init(), latest: LatestSnapshot,
@@ -62,6 +63,11 @@ public final class KubeSource: Sendable {
     }
 
     public var status: Status { state.withLock { $0 } }
+
+    /// Called after every rebuild with its translation (the status writer reconciles against it).
+    public func observe(_ observer: @escaping @Sendable (Translation) -> Void) {
+        observers.withLock { $0.append(observer) }
+    }
 
     private var synced: Bool {
         ingresses.hasSynced && ingressClasses.hasSynced && services.hasSynced && endpointSlices.hasSynced && secrets.hasSynced
@@ -124,6 +130,7 @@ public final class KubeSource: Sendable {
             }
             return state
         }
+        for observer in observers.withLock({ $0 }) { observer(translation) }
         logger.info(
             "cluster objects translated",
             metadata: [

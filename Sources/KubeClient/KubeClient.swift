@@ -20,6 +20,8 @@ public final class KubeClient: Sendable {
             tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(ca.utf8)))
         }
         if config.insecureSkipTLSVerify { tls.certificateVerification = .none }
+        // Closing a connection (at shutdown) waits this long for the server's close_notify; 5 s by default.
+        tls.shutdownTimeout = .milliseconds(500)
         if case .clientCertificate(let certificate, let key) = config.credentials {
             tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(certificate.utf8)).map { .certificate($0) }
             tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(key.utf8), format: .pem))

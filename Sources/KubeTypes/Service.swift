@@ -6,10 +6,38 @@ public struct Service: KubeObject {
 
     public var metadata: ObjectMeta
     public var spec: ServiceSpec?
+    public var status: ServiceStatus?
 
-    public init(metadata: ObjectMeta, spec: ServiceSpec? = nil) {
+    public init(metadata: ObjectMeta, spec: ServiceSpec? = nil, status: ServiceStatus? = nil) {
         self.metadata = metadata
         self.spec = spec
+        self.status = status
+    }
+}
+
+public struct ServiceStatus: Codable, Sendable, Hashable {
+    public var loadBalancer: LoadBalancerStatus?
+
+    public init(loadBalancer: LoadBalancerStatus? = nil) {
+        self.loadBalancer = loadBalancer
+    }
+}
+
+public struct LoadBalancerStatus: Codable, Sendable, Hashable {
+    public var ingress: [LoadBalancerIngress]?
+
+    public init(ingress: [LoadBalancerIngress]? = nil) {
+        self.ingress = ingress
+    }
+}
+
+public struct LoadBalancerIngress: Codable, Sendable, Hashable {
+    public var ip: String?
+    public var hostname: String?
+
+    public init(ip: String? = nil, hostname: String? = nil) {
+        self.ip = ip
+        self.hostname = hostname
     }
 }
 
@@ -19,16 +47,18 @@ public struct ServiceSpec: Codable, Sendable, Hashable {
     public var externalName: String?
     public var ports: [ServicePort]?
     public var clusterIP: String?
+    public var externalIPs: [String]?
     public var selector: [String: String]?
 
     public init(
         type: String? = nil, externalName: String? = nil, ports: [ServicePort]? = nil, clusterIP: String? = nil,
-        selector: [String: String]? = nil
+        externalIPs: [String]? = nil, selector: [String: String]? = nil
     ) {
         self.type = type
         self.externalName = externalName
         self.ports = ports
         self.clusterIP = clusterIP
+        self.externalIPs = externalIPs
         self.selector = selector
     }
 }

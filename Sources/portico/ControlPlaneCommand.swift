@@ -1,5 +1,6 @@
 import ArgumentParser
 import ControlPlane
+import KubeTypes
 import KubeClient
 import Foundation
 import Logging
@@ -34,6 +35,21 @@ struct ControlPlaneCommand: AsyncParsableCommand {
     @Option(help: "With a Kubernetes source: watch only this namespace (IngressClasses are cluster-wide).")
     var watchNamespace: String?
 
+    @Option(help: "Set accepted Ingresses' status.loadBalancer from this Service (NAMESPACE/NAME): its load balancer, external IPs or cluster IP.")
+    var publishService: String?
+
+    @Option(help: "Set accepted Ingresses' status.loadBalancer to these IPs or host names (comma-separated).")
+    var publishAddress: String?
+
+    @Option(help: "Namespace of the leader-election Lease (default: the Pod's namespace, else default).")
+    var leaderElectionNamespace: String?
+
+    @Option(help: "Name of the leader-election Lease.")
+    var leaderElectionId: String = "portico-leader"
+
+    @Option(help: "This replica's identity in the Lease (default: $POD_NAME, else the host name).")
+    var identity: String = ProcessInfo.processInfo.environment["POD_NAME"] ?? ProcessInfo.processInfo.hostName
+
     @Option(name: .customLong("listen"), help: "Where to serve snapshots: unix:/path or HOST:PORT. Repeatable.")
     var listen: [String] = ["unix:/run/portico/control-plane.sock"]
 
@@ -59,6 +75,13 @@ struct ControlPlaneCommand: AsyncParsableCommand {
             throw ValidationError("give a source: --manifests PATH, --kubeconfig PATH, or --in-cluster inside a Pod")
         }
         if context != nil, kubeconfig == nil { throw ValidationError("--context goes with --kubeconfig") }
+        if manifests != nil, publishService != nil || publishAddress != nil {
+            throw ValidationError("--publish-service and --publish-address write Ingress status in a cluster; they need --kubeconfig or --in-cluster")
+        }
+        guard publishService == nil || publishAddress == nil else { throw ValidationError("--publish-service and --publish-address are alternatives") }
+        if let publishService, publishService.split(separator: "/").count != 2 {
+            throw ValidationError("--publish-service takes NAMESPACE/NAME, not \"\(publishService)\"")
+        }
         for address in listen {
             do { _ = try ServerAddress(parsing: address) } catch { throw ValidationError(error.description) }
         }
@@ -96,8 +119,26 @@ struct ControlPlaneCommand: AsyncParsableCommand {
             var options = KubeSource.Options()
             options.namespace = watchNamespace
             let kubeSource = KubeSource(client: client, configuration: configuration, latest: latest, diagnostics: diagnostics, options: options)
+            let elector = LeaderElector(
+                client: client, namespace: leaderElectionNamespace ?? client.config.namespace ?? "default", name: leaderElectionId,
+                identity: identity)
+            let addresses: StatusWriter.Addresses
+            if let publishService {
+                let parts = publishService.split(separator: "/").map(String.init)
+                addresses = .service(Informer<Service>(client: client, namespace: parts[0], fieldSelector: "metadata.name=\(parts[1])"))
+            } else if let publishAddress {
+                addresses = .fixed(publishAddress.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+            } else {
+                addresses = .none
+            }
+            let writer = StatusWriter(client: client, ingresses: kubeSource.ingresses, addresses: addresses, elector: elector, instance: identity)
+            kubeSource.observe { writer.translated($0) }
             source = {
-                await kubeSource.run()
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { await kubeSource.run() }
+                    group.addTask { await elector.run { _ in writer.poke() } }
+                    group.addTask { await writer.run() }
+                }
                 await client.shutdown()
             }
         }

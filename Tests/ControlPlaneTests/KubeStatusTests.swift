@@ -1,0 +1,120 @@
+import Foundation
+import KubeAPIEmulator
+import KubeClient
+import KubeTypes
+import SnapshotProtocol
+import Testing
+import TestSupport
+@testable import ControlPlane
+
+private func eventually(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    Issue.record("timed out waiting until \(what)")
+    throw CancellationError()
+}
+
+/// A control plane's Kubernetes side, in-process: source, elector and status writer.
+private final class Replica: Sendable {
+    let client: KubeClient
+    let source: KubeSource
+    let elector: LeaderElector
+    let writer: StatusWriter
+    let task: Task<Void, Never>
+
+    init(server: KubeAPIEmulator, identity: String, addresses: [String]) throws {
+        client = try KubeClient(config: KubeConfig(server: server.url, certificateAuthorityPEM: server.certificateAuthorityPEM, credentials: .token(server.token!)))
+        source = KubeSource(client: client, latest: LatestSnapshot())
+        var timings = LeaderElector.Timings()
+        timings.leaseDuration = .seconds(2)
+        timings.renewDeadline = .milliseconds(1500)
+        timings.retryPeriod = .milliseconds(100)
+        elector = LeaderElector(client: client, namespace: "portico-system", identity: identity, timings: timings)
+        writer = StatusWriter(client: client, ingresses: source.ingresses, addresses: .fixed(addresses), elector: elector, instance: identity)
+        let (source, elector, writer) = (source, elector, writer)
+        source.observe { writer.translated($0) }
+        task = Task {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await source.run() }
+                group.addTask { await elector.run { _ in writer.poke() } }
+                group.addTask { await writer.run() }
+            }
+        }
+    }
+
+    func stop() async {
+        task.cancel()
+        await task.value
+        await client.shutdown()
+    }
+}
+
+@Suite(.serialized) struct KubeStatusTests {
+    static func ingress(_ name: String, className: String = "portico", path: String = "/", pathType: String = "Prefix") -> Ingress {
+        Fixture.ingress(name, className: className, rules: [Fixture.rule("\(name).test", Fixture.path(path, pathType, Fixture.backend("web", 80)))])
+    }
+
+    static func status(_ server: KubeAPIEmulator, _ name: String) async -> [String] {
+        guard let data = await server.json(group: "networking.k8s.io", resource: "ingresses", namespace: "default", name: name),
+            let ingress = try? JSONDecoder().decode(Ingress.self, from: data)
+        else { return [] }
+        return (ingress.status?.loadBalancer?.ingress ?? []).map { $0.ip ?? $0.hostname ?? "?" }
+    }
+
+    @Test func onlyTheLeaderWritesStatusAndAnotherTakesOver() async throws {
+        let server = try await KubeAPIEmulator.start()
+        try await server.apply(Fixture.ingressClass("portico"))
+        try await server.apply(Fixture.service("web"))
+        try await server.apply(Self.ingress("shop"))
+        let first = try Replica(server: server, identity: "replica-a", addresses: ["203.0.113.10"])
+        let second = try Replica(server: server, identity: "replica-b", addresses: ["203.0.113.10"])
+        try await eventually("one replica leads") { first.elector.isLeader != second.elector.isLeader }
+        let (leader, follower) = first.elector.isLeader ? (first, second) : (second, first)
+        try await eventually("the leader publishes the address") { await Self.status(server, "shop") == ["203.0.113.10"] }
+        #expect(leader.writer.statistics.statusWrites >= 1)
+        #expect(follower.writer.statistics.statusWrites == 0)
+        #expect(!follower.elector.isLeader)
+
+        // The leader stops (and releases the Lease): the other takes over and keeps status current.
+        await leader.stop()
+        try await eventually("the other replica leads") { follower.elector.isLeader }
+        try await server.apply(Self.ingress("blog"))
+        try await eventually("the new leader writes") { await Self.status(server, "blog") == ["203.0.113.10"] }
+        #expect(follower.writer.statistics.statusWrites >= 1)
+        await follower.stop()
+        await server.stop()
+    }
+
+    @Test func statusIsClearedWhenAnIngressStopsBeingOursAndRejectionsBecomeEvents() async throws {
+        let server = try await KubeAPIEmulator.start()
+        try await server.apply(Fixture.ingressClass("portico"))
+        try await server.apply(Fixture.service("web"))
+        try await server.apply(Self.ingress("shop"))
+        let replica = try Replica(server: server, identity: "only", addresses: ["lb.example.net"])
+        try await eventually("status is set") { await Self.status(server, "shop") == ["lb.example.net"] }
+
+        // Moved to another controller's class: our address is removed.
+        try await server.apply(Self.ingress("shop", className: "other"))
+        try await eventually("status is cleared") { await Self.status(server, "shop").isEmpty }
+
+        // A rejected Ingress gets a Warning Event naming the reason, once.
+        try await server.apply(Self.ingress("broken", path: "no-leading-slash", pathType: "Exact"))
+        try await eventually("an Event is posted") { !(await server.list(group: "", resource: "events")).isEmpty }
+        let events = await server.list(group: "", resource: "events").compactMap { try? JSONDecoder().decode(KubeEvent.self, from: $0) }
+        let event = try #require(events.first)
+        #expect(event.involvedObject.name == "broken")
+        #expect(event.involvedObject.kind == "Ingress")
+        #expect(event.type == "Warning")
+        #expect(event.reason == "InvalidPath")
+        #expect(await Self.status(server, "broken").isEmpty)
+        // Rebuilds that change nothing post nothing more.
+        try await server.apply(Fixture.service("other"))
+        try await eventually("the next rebuild ran") { replica.source.status.rebuilds >= 4 }
+        #expect(await server.list(group: "", resource: "events").count == 1)
+        await replica.stop()
+        await server.stop()
+    }
+}
