@@ -83,10 +83,16 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // A small HTTP server for /healthz, /readyz and (later) /metrics on the control plane and node agent.
+        .target(name: "AdminHTTP", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         // The node agent: upstream subscription, last-good snapshot on disk, worker supervision,
         // the snapshot relay on a Unix socket, the admin port. Never imports Translator or ControlPlane.
         .target(name: "NodeAgent", dependencies: [
-            "RouteModel", "SnapshotProtocol",
+            "RouteModel", "SnapshotProtocol", "AdminHTTP",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -108,7 +114,7 @@ let package = Package(
         ]),
         .executableTarget(name: "portico", dependencies: [
             "PorticoCtl", "ControlPlane", "DataPlane", "NodeAgent", "DemoBackend", "SnapshotProtocol", "Translator",
-            "Manifests", "KubeTypes", "CPorticoSystem", "KubeClient",
+            "Manifests", "KubeTypes", "CPorticoSystem", "KubeClient", "AdminHTTP",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -108,7 +108,7 @@ CONF
 taskset -c 1 nginx -c "$work/nginx-up/nginx.conf" & pids+=($!)
 taskset -c 0 nginx -c "$work/nginx-proxy/nginx.conf" & pids+=($!)
 taskset -c 0 haproxy -f "$work/haproxy.cfg" -q & pids+=($!)
-taskset -c 1 "$portico" control-plane --manifests "$work/manifests" --listen "unix:$work/run/cp.sock" --log-level error & pids+=($!)
+taskset -c 1 "$portico" control-plane --manifests "$work/manifests" --listen "unix:$work/run/cp.sock" --admin-port 0 --admin-bind 127.0.0.1 --log-level error & pids+=($!)
 sleep 0.5
 taskset -c 0 "$portico" worker --control-plane "unix:$work/run/cp.sock" --bind 127.0.0.1 --http-port $portico_port \
   --https-port $portico_tls --default-certificate "$work/tls/cert.pem" --default-key "$work/tls/key.pem" --log-level error & pids+=($!)

@@ -1,5 +1,5 @@
+import AdminHTTP
 import Logging
-import NIOHTTP1
 import RouteModel
 import SnapshotProtocol
 import Synchronization

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AdminHTTP
 import ControlPlane
 import KubeTypes
 import KubeClient
@@ -59,6 +60,12 @@ struct ControlPlaneCommand: AsyncParsableCommand {
     @Option(help: "The controller name matched against IngressClass spec.controller.")
     var controllerName: String = TranslatorConfiguration().controllerName
 
+    @Option(help: "The admin port: /healthz, and /readyz once a first table is published (0: any free port, logged).")
+    var adminPort: Int = 10252
+
+    @Option(help: "The address the admin port binds.")
+    var adminBind: String = "0.0.0.0"
+
     @Option(help: "The largest message accepted from a subscriber, in bytes.")
     var maxMessageBytes: Int = 64 << 20
 
@@ -85,6 +92,7 @@ struct ControlPlaneCommand: AsyncParsableCommand {
         for address in listen {
             do { _ = try ServerAddress(parsing: address) } catch { throw ValidationError(error.description) }
         }
+        guard (0...65535).contains(adminPort) else { throw ValidationError("--admin-port must be from 0 to 65535") }
         guard maxMessageBytes >= 1024 else { throw ValidationError("--max-message-bytes must be at least 1024") }
     }
 
@@ -144,9 +152,22 @@ struct ControlPlaneCommand: AsyncParsableCommand {
         }
         let server = SnapshotServer(
             service: SnapshotService(latest: latest, diagnostics: diagnostics, maxMessageBytes: maxMessageBytes), addresses: addresses)
+        let admin = AdminServer(
+            host: adminBind, port: adminPort,
+            routes: [
+                "/healthz": { .init(.ok, "ok\n") },
+                "/readyz": {
+                    guard let current = latest.current else { return .init(.serviceUnavailable, "not ready: no table published yet\n") }
+                    return .init(.ok, "ready: serving version \(current.version)\n")
+                },
+            ])
+        let adminBind = self.adminBind
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             group.addTask { await source() }
+            group.addTask {
+                try await admin.run { port in logger.info("admin listening", metadata: ["address": "\(adminBind):\(port)"]) }
+            }
             group.addTask {
                 let signal = await waitForSignal([SIGINT, SIGTERM])
                 logger.info("stopping", metadata: ["signal": "\(signal ?? 0)"])

@@ -110,7 +110,7 @@ struct RunCommand: AsyncParsableCommand {
             }
             try children.start(
                 "control plane", executable,
-                ["control-plane"] + source + ["--listen", controlPlaneSocket, "--parent-pid", me, "--log-level", logLevel.rawValue])
+                ["control-plane"] + source + ["--listen", controlPlaneSocket, "--admin-port", "0", "--admin-bind", "127.0.0.1", "--parent-pid", me, "--log-level", logLevel.rawValue])
             // The agent would connect at once and retry; waiting for the control plane keeps the log clean.
             try await waitForControlPlane(socket: runDirectory + "/control-plane.sock", children: children)
             try children.start(

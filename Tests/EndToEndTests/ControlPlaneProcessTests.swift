@@ -1,6 +1,7 @@
 import Foundation
 import PorticoCtl
 import Testing
+import TestSupport
 
 /// The built executables, next to this test bundle (`swift build --build-tests` builds them).
 enum Binaries {
@@ -73,7 +74,7 @@ func poll(_ what: String, timeout: Duration = .seconds(60), _ condition: () asyn
         try FileManager.default.copyItem(atPath: Self.quickstart, toPath: work + "/manifests")
         defer { try? FileManager.default.removeItem(atPath: work) }
         let socket = "unix:\(work)/run/cp.sock"
-        let controlPlane = try ChildProcess(Binaries.portico, ["control-plane", "--manifests", work + "/manifests", "--listen", socket])
+        let controlPlane = try ChildProcess(Binaries.portico, ["control-plane", "--manifests", work + "/manifests", "--listen", socket, "--admin-port", "0", "--admin-bind", "127.0.0.1"])
 
         func dumpJSON() async throws -> DumpDocument? {
             let result = await (try DumpCommand.parse(["--server", socket, "-o", "json", "--timeout", "2"])).execute()
@@ -81,6 +82,15 @@ func poll(_ what: String, timeout: Duration = .seconds(60), _ condition: () asyn
             return try JSONDecoder().decode(DumpDocument.self, from: Data(result.stdout.utf8))
         }
         try await poll("the control plane answers") { try await dumpJSON()?.version == 1 }
+        var adminPort = 0
+        try await poll("the control plane logs its admin port") {
+            guard let match = controlPlane.text.firstMatch(of: /address=127\.0\.0\.1:(\d+) .*admin listening/) else { return false }
+            adminPort = Int(match.1)!
+            return true
+        }
+        let ready = try await TestHTTPConnection.with(port: adminPort) { try await $0.request(.GET, "/readyz", host: "x") }
+        #expect(ready.status == .ok)
+        #expect(ready.text == "ready: serving version 1\n")
 
         let blog = work + "/manifests/blog.yaml"
         try String(contentsOfFile: blog, encoding: .utf8).replacingOccurrences(of: "/feed.xml", with: "/rss.xml")
@@ -98,14 +108,14 @@ func poll(_ what: String, timeout: Duration = .seconds(60), _ condition: () asyn
     }
 
     @Test func aMissingManifestPathIsAClearError() async throws {
-        let controlPlane = try ChildProcess(Binaries.portico, ["control-plane", "--manifests", "/nonexistent/portico", "--listen", "unix:/tmp/portico-unused/cp.sock"])
+        let controlPlane = try ChildProcess(Binaries.portico, ["control-plane", "--manifests", "/nonexistent/portico", "--listen", "unix:/tmp/portico-unused/cp.sock", "--admin-port", "0"])
         let status = try await controlPlane.waitForExit()
         #expect(status == 1)
         #expect(controlPlane.text.contains("error: /nonexistent/portico: no such file or directory"))
     }
 
     @Test func aBadListenAddressIsAUsageError() async throws {
-        let controlPlane = try ChildProcess(Binaries.portico, ["control-plane", "--manifests", Self.quickstart, "--listen", "unix:relative.sock"])
+        let controlPlane = try ChildProcess(Binaries.portico, ["control-plane", "--manifests", Self.quickstart, "--listen", "unix:relative.sock", "--admin-port", "0"])
         let status = try await controlPlane.waitForExit()
         #expect(status == 64)
         #expect(controlPlane.text.contains("a Unix socket path must be absolute"))

@@ -110,7 +110,7 @@ final class Fleet: @unchecked Sendable {
 
     func startControlPlane() throws {
         controlPlane = try ChildProcess(
-            Binaries.portico, ["control-plane", "--manifests", manifests, "--listen", "unix:\(controlPlaneSocket)"])
+            Binaries.portico, ["control-plane", "--manifests", manifests, "--listen", "unix:\(controlPlaneSocket)", "--admin-port", "0", "--admin-bind", "127.0.0.1"])
     }
 
     func startAgent(drainTimeout: Int = 20) throws {

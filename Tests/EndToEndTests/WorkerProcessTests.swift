@@ -64,7 +64,7 @@ import TestSupport
         defer { try? FileManager.default.removeItem(atPath: work) }
         try Self.manifests(bulk: bulk.port, slow: slow.port).write(toFile: work + "/manifests/routes.yaml", atomically: true, encoding: .utf8)
         let socket = "unix:\(work)/run/cp.sock"
-        let controlPlane = try ChildProcess(Binaries.portico, ["control-plane", "--manifests", work + "/manifests", "--listen", socket])
+        let controlPlane = try ChildProcess(Binaries.portico, ["control-plane", "--manifests", work + "/manifests", "--listen", socket, "--admin-port", "0", "--admin-bind", "127.0.0.1"])
         let worker = try ChildProcess(
             Binaries.portico, ["worker", "--control-plane", socket, "--http-port", "0", "--bind", "127.0.0.1", "--drain-timeout", "20"])
         var port = 0

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+@_exported import enum NIOHTTP1.HTTPResponseStatus
 import NIOPosix
 
 /// A small HTTP/1.1 server for probes and operators: each GET path maps to a handler that returns
