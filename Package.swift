@@ -64,6 +64,9 @@ let package = Package(
         // The control plane: manifest source with file watching, debounced rebuilds, the snapshot service.
         .target(name: "ControlPlane", dependencies: [
             "RouteModel", "KubeTypes", "Manifests", "Translator", "SnapshotProtocol", "KubeClient",
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

@@ -22,6 +22,8 @@ public final class NodeAgent: Sendable {
         public var adminPort = 10254
         public var workers: WorkerSupervisor.Configuration
         public var upstreamBackoff = Backoff()
+        /// Mutual TLS to a TCP control plane.
+        public var tls: SnapshotTLS?
 
         public init(
             controlPlane: ServerAddress, node: String, stateDirectory: String, socketDirectory: String,
@@ -58,7 +60,7 @@ public final class NodeAgent: Sendable {
         self.supervisor = WorkerSupervisor(configuration: configuration.workers, logger: logger)
         self.upstream = SnapshotSubscriber(
             address: configuration.controlPlane, identity: SubscriberIdentity(node: configuration.node, kind: .nodeAgent),
-            backoff: configuration.upstreamBackoff, logger: logger)
+            backoff: configuration.upstreamBackoff, tls: configuration.tls, logger: logger)
     }
 
     /// The bound admin port once listening.

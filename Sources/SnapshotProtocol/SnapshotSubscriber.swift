@@ -38,6 +38,8 @@ public final class SnapshotSubscriber: Sendable {
     public let address: ServerAddress
     public let identity: SubscriberIdentity
     private let maxMessageBytes: Int
+    /// Mutual TLS for a TCP server; nil: plaintext.
+    private let tls: SnapshotTLS?
     private let logger: Logger
     private let backoffPolicy: Backoff
     private let status = Mutex(Status())
@@ -56,9 +58,10 @@ public final class SnapshotSubscriber: Sendable {
 
     public init(
         address: ServerAddress, identity: SubscriberIdentity, backoff: Backoff = Backoff(), maxMessageBytes: Int = 64 << 20,
-        logger: Logger = Logger(label: "portico.subscriber")
+        tls: SnapshotTLS? = nil, logger: Logger = Logger(label: "portico.subscriber")
     ) {
         self.address = address
+        self.tls = tls
         self.identity = identity
         self.backoffPolicy = backoff
         self.maxMessageBytes = maxMessageBytes
@@ -105,7 +108,9 @@ public final class SnapshotSubscriber: Sendable {
     private func session(apply: @escaping @Sendable (ReceivedSnapshot) async throws -> Void) async throws -> Bool {
         var config = HTTP2ClientTransport.Posix.Config.defaults
         config.backoff = .init(initial: .milliseconds(50), max: .milliseconds(50), multiplier: 1, jitter: 0)
-        let transport = try HTTP2ClientTransport.Posix(target: address.target, transportSecurity: .plaintext, config: config)
+        var security = HTTP2ClientTransport.Posix.TransportSecurity.plaintext
+        if case .tcp = address, let tls { security = tls.clientSecurity }
+        let transport = try HTTP2ClientTransport.Posix(target: address.target, transportSecurity: security, config: config)
         return try await withGRPCClient(transport: transport) { client in
             let snapshots = Portico_V1_Snapshots.Client(wrapping: client)
             let (requests, requestSink) = AsyncStream<Portico_V1_WatchRequest>.makeStream()

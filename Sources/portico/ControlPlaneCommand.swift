@@ -60,6 +60,18 @@ struct ControlPlaneCommand: AsyncParsableCommand {
     @Option(help: "The controller name matched against IngressClass spec.controller.")
     var controllerName: String = TranslatorConfiguration().controllerName
 
+    @Option(help: "PEM certificate for mutual TLS on TCP --listen addresses (with --tls-key and --tls-client-ca).")
+    var tlsCertificate: String?
+
+    @Option(help: "PEM private key of --tls-certificate.")
+    var tlsKey: String?
+
+    @Option(help: "PEM CA whose client certificates (node agents') are accepted.")
+    var tlsClientCa: String?
+
+    @Flag(help: "In a cluster: keep a CA and the node agents' client certificate in Secrets of this namespace (portico-ca, portico-data-plane-tls), made when missing, and serve TCP with mutual TLS.")
+    var tlsBootstrap = false
+
     @Option(help: "The admin port: /healthz, and /readyz once a first table is published (0: any free port, logged).")
     var adminPort: Int = 10252
 
@@ -92,6 +104,10 @@ struct ControlPlaneCommand: AsyncParsableCommand {
         for address in listen {
             do { _ = try ServerAddress(parsing: address) } catch { throw ValidationError(error.description) }
         }
+        let tlsFiles = [tlsCertificate, tlsKey, tlsClientCa].compactMap { $0 }.count
+        guard tlsFiles == 0 || tlsFiles == 3 else { throw ValidationError("--tls-certificate, --tls-key and --tls-client-ca go together") }
+        if tlsBootstrap, tlsFiles > 0 { throw ValidationError("--tls-bootstrap and the --tls-* files are alternatives") }
+        if tlsBootstrap, manifests != nil { throw ValidationError("--tls-bootstrap keeps its certificates in the cluster: it needs --kubeconfig or --in-cluster") }
         guard (0...65535).contains(adminPort) else { throw ValidationError("--admin-port must be from 0 to 65535") }
         guard maxMessageBytes >= 1024 else { throw ValidationError("--max-message-bytes must be at least 1024") }
     }
@@ -104,6 +120,14 @@ struct ControlPlaneCommand: AsyncParsableCommand {
         let diagnostics = DiagnosticsBoard()
         let configuration = TranslatorConfiguration(controllerName: controllerName, ingressClassName: ingressClass)
         let source: @Sendable () async -> Void
+        var tls: SnapshotTLS?
+        if let tlsCertificate, let tlsKey, let tlsClientCa {
+            do {
+                tls = try SnapshotTLS.load(certificate: tlsCertificate, key: tlsKey, certificateAuthority: tlsClientCa)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        }
         if let manifests {
             let manifestSource = ManifestSource(path: manifests, configuration: configuration, latest: latest, diagnostics: diagnostics)
             do {
@@ -139,6 +163,14 @@ struct ControlPlaneCommand: AsyncParsableCommand {
             } else {
                 addresses = .none
             }
+            if tlsBootstrap {
+                do {
+                    tls = try await MTLSBootstrap.run(client: client, namespace: client.config.namespace ?? leaderElectionNamespace ?? "default")
+                } catch {
+                    FileHandle.standardError.write(Data("error: mutual TLS bootstrap failed: \(error)\n".utf8))
+                    throw ExitCode(1)
+                }
+            }
             let writer = StatusWriter(client: client, ingresses: kubeSource.ingresses, addresses: addresses, elector: elector, instance: identity)
             kubeSource.observe { writer.translated($0) }
             source = {
@@ -151,7 +183,10 @@ struct ControlPlaneCommand: AsyncParsableCommand {
             }
         }
         let server = SnapshotServer(
-            service: SnapshotService(latest: latest, diagnostics: diagnostics, maxMessageBytes: maxMessageBytes), addresses: addresses)
+            service: SnapshotService(latest: latest, diagnostics: diagnostics, maxMessageBytes: maxMessageBytes), addresses: addresses, tls: tls)
+        if tls == nil, addresses.contains(where: { if case .tcp = $0 { true } else { false } }) {
+            logger.warning("snapshots on TCP are served in plaintext, private keys included; use --tls-bootstrap or the --tls-* files")
+        }
         let admin = AdminServer(
             host: adminBind, port: adminPort,
             routes: [

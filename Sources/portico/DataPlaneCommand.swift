@@ -52,6 +52,15 @@ struct DataPlaneCommand: AsyncParsableCommand {
     @Option(help: "This node's name, shown by porticoctl (default: $NODE_NAME, else the host name).")
     var node: String = ProcessInfo.processInfo.environment["NODE_NAME"] ?? ProcessInfo.processInfo.hostName
 
+    @Option(help: "PEM client certificate for mutual TLS to a TCP --control-plane (with --tls-key and --tls-ca).")
+    var tlsCertificate: String?
+
+    @Option(help: "PEM private key of --tls-certificate.")
+    var tlsKey: String?
+
+    @Option(help: "PEM CA that issued the control plane's certificate.")
+    var tlsCa: String?
+
     @Option(help: "PEM certificate chain the workers serve when SNI names no TLS host and the table names no default.")
     var defaultCertificate: String?
 
@@ -85,6 +94,8 @@ struct DataPlaneCommand: AsyncParsableCommand {
         if (defaultCertificate == nil) != (defaultKey == nil) {
             throw ValidationError("--default-certificate and --default-key go together")
         }
+        let tlsFiles = [tlsCertificate, tlsKey, tlsCa].compactMap { $0 }.count
+        guard tlsFiles == 0 || tlsFiles == 3 else { throw ValidationError("--tls-certificate, --tls-key and --tls-ca go together") }
     }
 
     func run() async throws {
@@ -110,6 +121,15 @@ struct DataPlaneCommand: AsyncParsableCommand {
         var configuration = NodeAgent.Configuration(
             controlPlane: try ServerAddress(parsing: controlPlane), node: node, stateDirectory: stateDir, socketDirectory: socketDir,
             workers: workerConfiguration)
+        if let tlsCertificate, let tlsKey, let tlsCa {
+            do {
+                configuration.tls = try SnapshotTLS.load(certificate: tlsCertificate, key: tlsKey, certificateAuthority: tlsCa)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        } else if case .tcp = configuration.controlPlane {
+            logger.warning("subscribing over TCP in plaintext; use --tls-certificate, --tls-key and --tls-ca")
+        }
         configuration.adminHost = adminBind
         configuration.adminPort = adminPort
         let agent = NodeAgent(configuration: configuration, logger: logger)

@@ -18,12 +18,15 @@ public struct SnapshotServer: Sendable {
     public let service: SnapshotService
     public let addresses: [ServerAddress]
     public let maxMessageBytes: Int
+    /// Mutual TLS for the TCP addresses; nil: plaintext.
+    public let tls: SnapshotTLS?
     private let logger: Logger
 
-    public init(service: SnapshotService, addresses: [ServerAddress], logger: Logger = Logger(label: "portico.server")) {
+    public init(service: SnapshotService, addresses: [ServerAddress], tls: SnapshotTLS? = nil, logger: Logger = Logger(label: "portico.server")) {
         precondition(!addresses.isEmpty, "at least one listen address")
         self.service = service
         self.addresses = addresses
+        self.tls = tls
         self.maxMessageBytes = service.maxMessageBytes
         self.logger = logger
     }
@@ -34,8 +37,11 @@ public struct SnapshotServer: Sendable {
         for case .unix(let path) in addresses { try Self.prepareSocketDirectory(for: path) }
         var config = HTTP2ServerTransport.Posix.Config.defaults
         config.rpc.maxRequestPayloadSize = maxMessageBytes + (1 << 20)
-        let transports = addresses.map {
-            HTTP2ServerTransport.Posix(address: $0.socketAddress, transportSecurity: .plaintext, config: config)
+        let tls = self.tls
+        let transports = addresses.map { address in
+            var security = HTTP2ServerTransport.Posix.TransportSecurity.plaintext
+            if case .tcp = address, let tls { security = tls.serverSecurity }
+            return HTTP2ServerTransport.Posix(address: address.socketAddress, transportSecurity: security, config: config)
         }
         try await withThrowingDiscardingTaskGroup { group in
             for transport in transports {
