@@ -201,6 +201,7 @@ let package = Package(
         .testTarget(name: "EndToEndTests", dependencies: [
             "PorticoCtl", "TestSupport", "SnapshotProtocol", "KubeAPIEmulator", "KubeClient", "KubeTypes",
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Yams", package: "Yams"),
         ]),
         .testTarget(name: "NodeAgentTests", dependencies: [
             "NodeAgent", "RouteModel", "SnapshotProtocol", "TestSupport",
