@@ -18,6 +18,9 @@ public final class LeaderElector: Sendable {
         public var leaseDuration: Duration = .seconds(15)
         public var renewDeadline: Duration = .seconds(10)
         public var retryPeriod: Duration = .seconds(2)
+        /// Give the Lease up when stopped, so a successor need not wait out the duration. Off, a
+        /// stop looks to the others like a crash (tests use this).
+        public var releaseOnStop = true
         public init() {}
     }
 
@@ -69,7 +72,7 @@ public final class LeaderElector: Sendable {
         }
         if isLeader {
             setLeading(false, onChange)
-            await release()
+            if timings.releaseOnStop { await release() }
         }
     }
 

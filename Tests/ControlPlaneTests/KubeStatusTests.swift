@@ -25,13 +25,14 @@ private final class Replica: Sendable {
     let writer: StatusWriter
     let task: Task<Void, Never>
 
-    init(server: KubeAPIEmulator, identity: String, addresses: [String]) throws {
+    init(server: KubeAPIEmulator, identity: String, addresses: [String], releaseOnStop: Bool = true) throws {
         client = try KubeClient(config: KubeConfig(server: server.url, certificateAuthorityPEM: server.certificateAuthorityPEM, credentials: .token(server.token!)))
         source = KubeSource(client: client, latest: LatestSnapshot())
         var timings = LeaderElector.Timings()
         timings.leaseDuration = .seconds(2)
         timings.renewDeadline = .milliseconds(1500)
         timings.retryPeriod = .milliseconds(100)
+        timings.releaseOnStop = releaseOnStop
         elector = LeaderElector(client: client, namespace: "portico-system", identity: identity, timings: timings)
         writer = StatusWriter(client: client, ingresses: source.ingresses, addresses: .fixed(addresses), elector: elector, instance: identity)
         let (source, elector, writer) = (source, elector, writer)
@@ -89,13 +90,38 @@ private final class Replica: Sendable {
         await server.stop()
     }
 
+    /// The leader dies without giving the Lease up: the other replica takes over once the lease
+    /// time has passed since it last saw a renewal.
+    @Test func aCrashedLeaderIsReplacedWithinTheLeaseTime() async throws {
+        let server = try await KubeAPIEmulator.start()
+        try await server.apply(Fixture.ingressClass("portico"))
+        try await server.apply(Fixture.service("web"))
+        try await server.apply(Self.ingress("shop"))
+        let first = try Replica(server: server, identity: "replica-a", addresses: ["203.0.113.10"], releaseOnStop: false)
+        let second = try Replica(server: server, identity: "replica-b", addresses: ["203.0.113.10"], releaseOnStop: false)
+        try await eventually("one replica leads") { first.elector.isLeader != second.elector.isLeader }
+        let (leader, follower) = first.elector.isLeader ? (first, second) : (second, first)
+        let crashed = ContinuousClock.now
+        await leader.stop()
+        try await eventually("the other replica leads") { follower.elector.isLeader }
+        let takeover = ContinuousClock.now - crashed
+        // Lease 2 s, plus up to one retry period (100 ms) and the time to notice.
+        print("leader takeover after a crash: \(takeover) (lease 2 s)")
+        #expect(takeover < .seconds(5), "took over after \(takeover)")
+        #expect(takeover >= .milliseconds(1500), "not before the lease could have expired (\(takeover))")
+        await follower.stop()
+        await server.stop()
+    }
+
     @Test func statusIsClearedWhenAnIngressStopsBeingOursAndRejectionsBecomeEvents() async throws {
         let server = try await KubeAPIEmulator.start()
         try await server.apply(Fixture.ingressClass("portico"))
         try await server.apply(Fixture.service("web"))
         try await server.apply(Self.ingress("shop"))
+        try await server.apply(Self.ingress("theirs", className: "other"))
         let replica = try Replica(server: server, identity: "only", addresses: ["lb.example.net"])
         try await eventually("status is set") { await Self.status(server, "shop") == ["lb.example.net"] }
+        #expect(await Self.status(server, "theirs").isEmpty, "an Ingress of another class gets no status")
 
         // Moved to another controller's class: our address is removed.
         try await server.apply(Self.ingress("shop", className: "other"))

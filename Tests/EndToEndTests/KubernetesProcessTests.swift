@@ -150,6 +150,27 @@ import TestSupport
         await cluster.tearDown()
     }
 
+    /// A token the server refuses: the control plane says so, naming the request and the status,
+    /// and keeps retrying with a growing delay instead of failing; it still stops cleanly.
+    @Test(.timeLimit(.minutes(5)))
+    func aWrongTokenIsAClearErrorAndRetried() async throws {
+        let cluster = try await Cluster()
+        try cluster.server.kubeconfig().replacingOccurrences(of: cluster.server.token!, with: "wrong-token")
+            .write(toFile: cluster.kubeconfig, atomically: true, encoding: .utf8)
+        let controlPlane = try ChildProcess(
+            Binaries.portico,
+            ["control-plane", "--kubeconfig", cluster.kubeconfig, "--listen", "unix:\(cluster.work)/cp.sock", "--admin-port", "0", "--admin-bind", "127.0.0.1"])
+        try await poll("the control plane retried ingresses several times") {
+            controlPlane.text.components(separatedBy: "GET /apis/networking.k8s.io/v1/ingresses: 401 Unauthorized").count > 4
+        }
+        #expect(controlPlane.process.isRunning)
+        let delays = controlPlane.text.matches(of: /delay=([0-9.]+) seconds error=GET \/apis\/networking.k8s.io\/v1\/ingresses/).compactMap { Double($0.1) }
+        #expect(delays.count >= 4 && delays[3] > delays[0], "the retry delay grows: \(delays)")
+        controlPlane.signal(SIGTERM)
+        #expect(try await controlPlane.waitForExit() == 0, "\(controlPlane.text)")
+        await cluster.tearDown()
+    }
+
     /// The emulator is faithful enough for the real kubectl to create and list objects in it.
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/kubectl") || FileManager.default.isExecutableFile(atPath: "/usr/local/bin/kubectl")))
     func kubectlCreatesAndListsInTheEmulator() async throws {
