@@ -143,6 +143,11 @@ let package = Package(
             dependencies: ["PorticoCtl", "SnapshotProtocol"],
             path: "Benchmarks/FleetBenchmark"
         ),
+        .executableTarget(
+            name: "KubePropagationBenchmark",
+            dependencies: ["PorticoCtl", "SnapshotProtocol", "KubeAPIEmulator", "KubeTypes", "TestSupport"],
+            path: "Benchmarks/KubePropagationBenchmark"
+        ),
         .target(
             name: "TestSupport",
             dependencies: [

@@ -63,7 +63,7 @@ public struct SourceOptions: ParsableArguments, Sendable {
             } ?? [])
     }
 
-    public static func fetchDump(from address: ServerAddress, timeout: Double) async throws -> Portico_V1_DumpResponse {
+    public static func fetchDump(from address: ServerAddress, timeout: Double, subscribersOnly: Bool = false) async throws -> Portico_V1_DumpResponse {
         do {
             let transport = try HTTP2ClientTransport.Posix(target: address.target, transportSecurity: .plaintext)
             return try await withGRPCClient(transport: transport) { client in
@@ -71,7 +71,9 @@ public struct SourceOptions: ParsableArguments, Sendable {
                 options.timeout = .milliseconds(Int64(timeout * 1000))
                 options.maxRequestMessageBytes = 256 << 20
                 options.maxResponseMessageBytes = 256 << 20
-                return try await Portico_V1_Snapshots.Client(wrapping: client).dump(Portico_V1_DumpRequest(), options: options)
+                var request = Portico_V1_DumpRequest()
+                request.subscribersOnly = subscribersOnly
+                return try await Portico_V1_Snapshots.Client(wrapping: client).dump(request, options: options)
             }
         } catch let error as RPCError {
             throw SourceError("cannot get a dump from \(address): \(error.code): \(error.message)")

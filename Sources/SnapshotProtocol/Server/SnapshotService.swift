@@ -124,10 +124,14 @@ public struct SnapshotService: RegistrableRPCService {
 
     func dump(request: Portico_V1_DumpRequest, context: ServerContext) async throws -> Portico_V1_DumpResponse {
         var dump = Portico_V1_DumpResponse()
-        if let current = latest.current {
-            dump.snapshot = Portico_V1_Snapshot(version: current.version, table: current.table, includePrivateKeys: false)
+        if request.subscribersOnly {
+            dump.snapshot.version = latest.current?.version ?? 0
+        } else {
+            if let current = latest.current {
+                dump.snapshot = Portico_V1_Snapshot(version: current.version, table: current.table, includePrivateKeys: false)
+            }
+            if let diagnostics { dump.diagnostics = diagnostics.diagnostics }
         }
-        if let diagnostics { dump.diagnostics = diagnostics.diagnostics }
         dump.subscribers = registry.statuses
         return dump
     }

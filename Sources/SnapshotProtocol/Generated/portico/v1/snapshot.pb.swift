@@ -663,6 +663,10 @@ public nonisolated struct Portico_V1_DumpRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Leave out the table and diagnostics (the response's snapshot carries only its version): for
+  /// polling who ACKed what without moving a large table each time.
+  public var subscribersOnly: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1769,18 +1773,29 @@ nonisolated extension Portico_V1_WatchResponse: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Portico_V1_DumpRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DumpRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}subscribers_only\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    // Load everything into unknown fields
-    while try decoder.nextFieldNumber() != nil {}
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.subscribersOnly) }()
+      default: break
+      }
+    }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.subscribersOnly != false {
+      try visitor.visitSingularBoolField(value: self.subscribersOnly, fieldNumber: 1)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Portico_V1_DumpRequest, rhs: Portico_V1_DumpRequest) -> Bool {
+    if lhs.subscribersOnly != rhs.subscribersOnly {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,124 @@
+// Propagation from a Kubernetes API change to every worker serving it: a real `portico run
+// --kubeconfig` against the in-process API server emulator holding N Ingresses (with their Services
+// and EndpointSlices). Each sample changes one Ingress through the API and waits until every worker
+// has ACKed the new version (as the control plane's Dump reports, polled without the table).
+// Usage: KubePropagationBenchmark PATH/TO/portico [--ingresses N,N] [--changes N] [--workers N]
+
+import Foundation
+import KubeAPIEmulator
+import KubeTypes
+import PorticoCtl
+import SnapshotProtocol
+import TestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func option(_ name: String, _ fallback: String) -> String {
+    let arguments = Array(CommandLine.arguments.dropFirst())
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return fallback }
+    return arguments[index + 1]
+}
+
+guard CommandLine.arguments.count > 1, !CommandLine.arguments[1].hasPrefix("--") else {
+    FileHandle.standardError.write(Data("usage: KubePropagationBenchmark PATH/TO/portico [--ingresses 1000,10000] [--changes 20] [--workers 2]\n".utf8))
+    exit(64)
+}
+let portico = CommandLine.arguments[1]
+let sizes = option("--ingresses", "1000,10000").split(separator: ",").compactMap { Int($0) }
+let changes = Int(option("--changes", "20")) ?? 20
+let workers = Int(option("--workers", "2")) ?? 2
+
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+func milliseconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+}
+
+func summary(_ samples: [Duration]) -> String {
+    let sorted = samples.map(milliseconds).sorted()
+    guard !sorted.isEmpty else { return "no samples" }
+    let p99 = sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.99).rounded(.up)) - 1)]
+    return String(format: "median %.0f ms, p99 %.0f ms, max %.0f ms (n=%d)", sorted[sorted.count / 2], p99, sorted.last!, sorted.count)
+}
+
+print("commit \(ProcessInfo.processInfo.environment["PORTICO_COMMIT"] ?? "?"), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(workers) workers")
+for size in sizes {
+    let server = try await KubeAPIEmulator.start(bookmarkInterval: .seconds(5))
+    try await server.apply(IngressClass(metadata: ObjectMeta(name: "portico"), spec: IngressClassSpec(controller: "portico.io/ingress-controller")))
+    let objects = GeneratedCluster.objects(count: size)
+    for service in objects.services { try await server.apply(service) }
+    for slice in objects.endpointSlices { try await server.apply(slice) }
+    for ingress in objects.ingresses { try await server.apply(ingress) }
+
+    let work = FileManager.default.temporaryDirectory.appendingPathComponent("portico-kube-bench-\(getpid())-\(size)").path
+    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    try server.kubeconfig().write(toFile: work + "/kubeconfig", atomically: true, encoding: .utf8)
+    let run = Process()
+    run.executableURL = URL(fileURLWithPath: portico)
+    run.arguments = [
+        "run", "--kubeconfig", work + "/kubeconfig", "--workers", String(workers), "--http-port", String(freePort()),
+        "--https-port", String(freePort()), "--log-level", "error",
+    ]
+    let output = Pipe()
+    run.standardOutput = output
+    try run.run()
+    var printed = ""
+    while !printed.contains("Ctrl-C") {
+        let data = output.fileHandleForReading.availableData
+        guard !data.isEmpty else { fatalError("portico run exited:\n\(printed)") }
+        printed += String(decoding: data, as: UTF8.self)
+    }
+    guard let match = printed.firstMatch(of: /unix:(\/tmp\/portico-run\.[A-Za-z0-9]+)\/control-plane\.sock/) else { fatalError("no run directory in:\n\(printed)") }
+    let controlPlane = ServerAddress.unix(path: String(match.1) + "/control-plane.sock")
+
+    func fleet() async -> (version: UInt64, workers: [Portico_V1_SubscriberStatus]) {
+        guard let dump = try? await SourceOptions.fetchDump(from: controlPlane, timeout: 5, subscribersOnly: true) else { return (0, []) }
+        return (dump.snapshot.version, dump.subscribers.filter { !$0.relayedBy.isEmpty })
+    }
+    func waitUntil(_ condition: () async -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        return false
+    }
+    guard await waitUntil({ let state = await fleet(); return state.workers.count == workers && state.workers.allSatisfy { $0.ackedVersion == state.version } }) else {
+        fatalError("the workers never applied the first table")
+    }
+
+    var samples: [Duration] = []
+    for change in 1...changes {
+        var ingress = objects.ingresses[change * 37 % size]
+        ingress.spec?.rules?[0].http?.paths[1].path = "/changed-\(change)"
+        let before = await fleet().version
+        let start = ContinuousClock.now
+        try await server.apply(ingress)
+        let done = await waitUntil {
+            let state = await fleet()
+            return state.version > before && state.workers.count == workers && state.workers.allSatisfy { $0.ackedVersion == state.version }
+        }
+        guard done else { fatalError("change \(change) did not reach every worker within 60 s") }
+        samples.append(ContinuousClock.now - start)
+        // Past the hold-off, so that each change is a first change after a quiet spell.
+        try await Task.sleep(for: .milliseconds(300))
+    }
+    print("\(size) Ingresses: API change → every worker applied it: \(summary(samples))")
+    run.interrupt()
+    run.waitUntilExit()
+    await server.stop()
+    try? FileManager.default.removeItem(atPath: work)
+}
