@@ -70,7 +70,7 @@ for size in sizes {
     run.executableURL = URL(fileURLWithPath: portico)
     run.arguments = [
         "run", "--kubeconfig", work + "/kubeconfig", "--workers", String(workers), "--http-port", String(freePort()),
-        "--https-port", String(freePort()), "--log-level", "error",
+        "--https-port", String(freePort()), "--log-level", ProcessInfo.processInfo.environment["BENCH_LOG_LEVEL"] ?? "error",
     ]
     let output = Pipe()
     run.standardOutput = output
@@ -84,9 +84,10 @@ for size in sizes {
     guard let match = printed.firstMatch(of: /unix:(\/tmp\/portico-run\.[A-Za-z0-9]+)\/control-plane\.sock/) else { fatalError("no run directory in:\n\(printed)") }
     let controlPlane = ServerAddress.unix(path: String(match.1) + "/control-plane.sock")
 
-    func fleet() async -> (version: UInt64, workers: [Portico_V1_SubscriberStatus]) {
-        guard let dump = try? await SourceOptions.fetchDump(from: controlPlane, timeout: 5, subscribersOnly: true) else { return (0, []) }
-        return (dump.snapshot.version, dump.subscribers.filter { !$0.relayedBy.isEmpty })
+    func fleet() async -> (version: UInt64, agentAcked: UInt64, workers: [Portico_V1_SubscriberStatus]) {
+        guard let dump = try? await SourceOptions.fetchDump(from: controlPlane, timeout: 5, subscribersOnly: true) else { return (0, 0, []) }
+        let agent = dump.subscribers.first { $0.kind == .nodeAgent }?.ackedVersion ?? 0
+        return (dump.snapshot.version, agent, dump.subscribers.filter { !$0.relayedBy.isEmpty })
     }
     func waitUntil(_ condition: () async -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + .seconds(60)
@@ -101,22 +102,31 @@ for size in sizes {
     }
 
     var samples: [Duration] = []
+    var published: [Duration] = []
+    var agentApplied: [Duration] = []
     for change in 1...changes {
         var ingress = objects.ingresses[change * 37 % size]
         ingress.spec?.rules?[0].http?.paths[1].path = "/changed-\(change)"
         let before = await fleet().version
         let start = ContinuousClock.now
         try await server.apply(ingress)
+        var publishedAt: Duration?
+        var agentAt: Duration?
         let done = await waitUntil {
             let state = await fleet()
+            if publishedAt == nil, state.version > before { publishedAt = ContinuousClock.now - start }
+            if agentAt == nil, state.version > before, state.agentAcked == state.version { agentAt = ContinuousClock.now - start }
             return state.version > before && state.workers.count == workers && state.workers.allSatisfy { $0.ackedVersion == state.version }
         }
+        if let publishedAt { published.append(publishedAt) }
+        if let agentAt { agentApplied.append(agentAt) }
         guard done else { fatalError("change \(change) did not reach every worker within 60 s") }
         samples.append(ContinuousClock.now - start)
         // Past the hold-off, so that each change is a first change after a quiet spell.
         try await Task.sleep(for: .milliseconds(300))
     }
     print("\(size) Ingresses: API change → every worker applied it: \(summary(samples))")
+    print("  of which: control plane published: \(summary(published)); node agent applied: \(summary(agentApplied))")
     run.interrupt()
     run.waitUntilExit()
     await server.stop()

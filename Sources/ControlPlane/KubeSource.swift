@@ -116,10 +116,13 @@ public final class KubeSource: Sendable {
     /// Translates the informers' current objects and publishes on a hash change.
     @discardableResult
     public func rebuild() -> Status {
+        let started = ContinuousClock.now
         let objects = KubeObjects(
             ingresses: ingresses.objects, ingressClasses: ingressClasses.objects, services: services.objects,
             endpointSlices: endpointSlices.objects, secrets: secrets.objects)
+        let gathered = ContinuousClock.now
         let translation = Translator.translate(objects, configuration: configuration)
+        let translated = ContinuousClock.now
         diagnostics.update(translation: translation, errors: [], locations: [:])
         let status = state.withLock { state -> Status in
             state.rebuilds += 1
@@ -131,9 +134,11 @@ public final class KubeSource: Sendable {
             return state
         }
         for observer in observers.withLock({ $0 }) { observer(translation) }
+        let finished = ContinuousClock.now
         logger.info(
             "cluster objects translated",
             metadata: [
+                "gather": "\(gathered - started)", "translate": "\(translated - gathered)", "publish": "\(finished - translated)",
                 "version": "\(status.version)", "hash": "\(translation.table.contentHashHex)", "objects": "\(objects.count)",
                 "rejections": "\(translation.rejections.count)",
             ])

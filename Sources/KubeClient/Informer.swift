@@ -50,9 +50,10 @@ public final class Informer<Object: KubeObject>: Sendable {
         self.logger = logger
     }
 
-    /// The cached objects, sorted by namespace and name.
+    /// The cached objects, in no particular order (the translator's output does not depend on it;
+    /// sorting 10k objects here took 100 ms of every rebuild).
     public var objects: [Object] {
-        state.withLock { Array($0.objects.values) }.sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
+        state.withLock { Array($0.objects.values) }
     }
 
     /// Whether the first LIST completed.

@@ -46,9 +46,14 @@ public struct SnapshotStateFile: Sendable {
 
     /// Replaces the file with `table` as `version`.
     public func save(version: UInt64, table: RouteTable) throws(StateFileError) {
+        try save(Portico_V1_Snapshot(version: version, table: table))
+    }
+
+    /// Replaces the file with `snapshot`.
+    public func save(_ snapshot: Portico_V1_Snapshot) throws(StateFileError) {
         let bytes: [UInt8]
         do {
-            bytes = try Portico_V1_Snapshot(version: version, table: table).serializedBytes()
+            bytes = try snapshot.serializedBytes()
         } catch {
             throw StateFileError(path: path, operation: "encode", code: 0, detail: "\(error)")
         }

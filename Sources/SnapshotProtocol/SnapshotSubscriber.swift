@@ -21,10 +21,13 @@ public struct SubscriberIdentity: Sendable, Hashable {
 public struct ReceivedSnapshot: Sendable {
     public var version: UInt64
     public var table: RouteTable
+    /// The message it was decoded from, for relays: re-sending it skips converting the table back.
+    public var message: Portico_V1_Snapshot?
 
-    public init(version: UInt64, table: RouteTable) {
+    public init(version: UInt64, table: RouteTable, message: Portico_V1_Snapshot? = nil) {
         self.version = version
         self.table = table
+        self.message = message
     }
 }
 
@@ -161,7 +164,7 @@ public final class SnapshotSubscriber: Sendable {
         var reply = Portico_V1_WatchRequest()
         do {
             let table = try message.snapshot.decodeTable()
-            try await apply(ReceivedSnapshot(version: message.version, table: table))
+            try await apply(ReceivedSnapshot(version: message.version, table: table, message: message.snapshot))
             reply.ack.nonce = message.nonce
             reply.ack.version = message.version
             status.withLock { $0.appliedVersion = message.version }

@@ -145,3 +145,39 @@ private final class Replica: Sendable {
         await server.stop()
     }
 }
+
+@Suite struct KubeSourceTests {
+    /// A burst of changes is batched into few rebuilds, and the last table holds all of them; a
+    /// rebuild that changes nothing publishes no version.
+    @Test func aBurstIsBatchedAndOnlyNewContentIsPublished() async throws {
+        let server = try await KubeAPIEmulator.start()
+        try await server.apply(Fixture.ingressClass("portico"))
+        try await server.apply(Fixture.service("web"))
+        let client = try KubeClient(config: KubeConfig(server: server.url, certificateAuthorityPEM: server.certificateAuthorityPEM, credentials: .token(server.token!)))
+        let latest = LatestSnapshot()
+        let source = KubeSource(client: client, latest: latest)
+        let run = Task { await source.run() }
+        try await eventually("the first table is published") { latest.current?.version == 1 }
+        let before = source.status.rebuilds
+
+        for index in 0..<40 { try await server.apply(KubeStatusTests.ingress("burst-\(index)")) }
+        try await eventually("every Ingress of the burst is in the table") {
+            latest.current?.table.virtualHosts.count == 40
+        }
+        let rebuilds = source.status.rebuilds - before
+        #expect(rebuilds < 20, "40 changes took \(rebuilds) rebuilds")
+
+        // A change that does not alter the table (an unrelated label) rebuilds but publishes nothing.
+        let version = latest.current!.version
+        var service = Fixture.service("web")
+        service.metadata.labels = ["team": "a"]
+        try await server.apply(service)
+        let rebuildsNow = source.status.rebuilds
+        try await eventually("the change was rebuilt") { source.status.rebuilds > rebuildsNow }
+        #expect(latest.current?.version == version)
+        run.cancel()
+        await run.value
+        await client.shutdown()
+        await server.stop()
+    }
+}

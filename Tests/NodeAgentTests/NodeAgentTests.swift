@@ -46,7 +46,7 @@ private func temporaryDirectory() -> String {
 }
 
 @Suite struct SnapshotRelayTests {
-    @Test func keepsUpstreamVersionsAndSkipsUnchangedContent() throws {
+    @Test func keepsUpstreamVersionsAndSkipsUnchangedContent() async throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let relay = SnapshotRelay(stateFile: SnapshotStateFile(directory: directory))
@@ -65,7 +65,9 @@ private func temporaryDirectory() -> String {
         #expect(relay.latest.current?.version == 6)
         #expect(relay.upstreamVersion(forLocal: 6) == 2)
 
-        // What was accepted last is on disk, under the local version.
+        // What was accepted last is on disk, under the local version (saved in the background).
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !relay.isSaved, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         guard case .snapshot(let version, let table) = relay.stateFile.load() else { Issue.record("saved"); return }
         #expect(version == 6)
         #expect(table == second)
@@ -78,7 +80,7 @@ private func temporaryDirectory() -> String {
         #expect(restarted.upstreamVersion(forLocal: 6) == 0)
     }
 
-    @Test func aCorruptStateFileIsIgnored() throws {
+    @Test func aCorruptStateFileIsIgnored() async throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let relay = SnapshotRelay(stateFile: SnapshotStateFile(directory: directory))
@@ -88,6 +90,8 @@ private func temporaryDirectory() -> String {
         #expect(relay.latest.current == nil)
         relay.accept(ReceivedSnapshot(version: 1, table: RandomRouteTable.make(seed: 3)))
         #expect(relay.latest.current?.version == 1)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !relay.isSaved, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         guard case .snapshot = relay.stateFile.load() else { Issue.record("the next accepted snapshot replaces the corrupt file"); return }
     }
 }
