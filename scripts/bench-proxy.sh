@@ -111,7 +111,7 @@ taskset -c 0 haproxy -f "$work/haproxy.cfg" -q & pids+=($!)
 taskset -c 1 "$portico" control-plane --manifests "$work/manifests" --listen "unix:$work/run/cp.sock" --admin-port 0 --admin-bind 127.0.0.1 --log-level error & pids+=($!)
 sleep 0.5
 taskset -c 0 "$portico" worker --control-plane "unix:$work/run/cp.sock" --bind 127.0.0.1 --http-port $portico_port \
-  --https-port $portico_tls --default-certificate "$work/tls/cert.pem" --default-key "$work/tls/key.pem" --log-level error & pids+=($!)
+  --https-port $portico_tls --default-certificate "$work/tls/cert.pem" --default-key "$work/tls/key.pem" --no-access-log --log-level error & pids+=($!)
 
 # Wait until every target answers through to the upstream (poll, bounded).
 for url in http://127.0.0.1:{$nginx_port,$haproxy_port,$portico_port}/ https://127.0.0.1:{$nginx_tls,$haproxy_tls,$portico_tls}/; do

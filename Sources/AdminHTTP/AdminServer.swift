@@ -3,6 +3,12 @@ import NIOHTTP1
 @_exported import enum NIOHTTP1.HTTPResponseStatus
 import NIOPosix
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A small HTTP/1.1 server for probes and operators: each GET path maps to a handler that returns
 /// a status and a plain-text body. Anything else is 404; methods other than GET and HEAD are 405.
 public struct AdminServer: Sendable {
@@ -20,25 +26,41 @@ public struct AdminServer: Sendable {
 
     public let host: String
     public let port: Int
-    public let routes: [String: @Sendable () -> Reply]
+    /// Listen on this Unix socket (0600) instead of host and port.
+    public let unixSocket: String?
+    public let routes: [String: @Sendable () async -> Reply]
 
-    public init(host: String, port: Int, routes: [String: @Sendable () -> Reply]) {
+    public init(host: String, port: Int, routes: [String: @Sendable () async -> Reply]) {
         self.host = host
         self.port = port
+        self.unixSocket = nil
+        self.routes = routes
+    }
+
+    public init(unixSocket: String, routes: [String: @Sendable () async -> Reply]) {
+        self.host = ""
+        self.port = 0
+        self.unixSocket = unixSocket
         self.routes = routes
     }
 
     /// Binds, calls `onListening` with the bound port, and serves until the task is cancelled.
     public func run(onListening: @Sendable (Int) -> Void = { _ in }) async throws {
         let routes = self.routes
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMapThrowing {
                     try channel.pipeline.syncOperations.addHandler(AdminHandler(routes: routes))
                 }
             }
-            .bind(host: host, port: port).get()
+        let channel: any Channel
+        if let unixSocket {
+            channel = try await bootstrap.bind(unixDomainSocketPath: unixSocket, cleanupExistingSocketFile: true).get()
+            _ = chmod(unixSocket, 0o600)
+        } else {
+            channel = try await bootstrap.bind(host: host, port: port).get()
+        }
         onListening(channel.localAddress?.port ?? port)
         await withTaskCancellationHandler {
             try? await channel.closeFuture.get()
@@ -52,10 +74,10 @@ private final class AdminHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let routes: [String: @Sendable () -> AdminServer.Reply]
+    private let routes: [String: @Sendable () async -> AdminServer.Reply]
     private var head: HTTPRequestHead?
 
-    init(routes: [String: @Sendable () -> AdminServer.Reply]) {
+    init(routes: [String: @Sendable () async -> AdminServer.Reply]) {
         self.routes = routes
     }
 
@@ -72,14 +94,20 @@ private final class AdminHandler: ChannelInboundHandler {
 
     private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-        let reply: AdminServer.Reply
         if head.method != .GET, head.method != .HEAD {
-            reply = .init(.methodNotAllowed, "only GET and HEAD\n")
-        } else if let route = routes[path] {
-            reply = route()
-        } else {
-            reply = .init(.notFound, "no such page; try \(routes.keys.sorted().joined(separator: ", "))\n")
+            return send(.init(.methodNotAllowed, "only GET and HEAD\n"), to: head, context: context)
         }
+        guard let route = routes[path] else {
+            return send(.init(.notFound, "no such page; try \(routes.keys.sorted().joined(separator: ", "))\n"), to: head, context: context)
+        }
+        // Routes may await (a scrape of the workers); the answer is written back on the loop.
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let promise = context.eventLoop.makePromise(of: AdminServer.Reply.self)
+        promise.completeWithTask { await route() }
+        promise.futureResult.whenSuccess { reply in bound.value.handler.send(reply, to: head, context: bound.value.context) }
+    }
+
+    private func send(_ reply: AdminServer.Reply, to head: HTTPRequestHead, context: ChannelHandlerContext) {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: reply.contentType)
         headers.add(name: "Content-Length", value: String(reply.body.utf8.count))
@@ -95,4 +123,41 @@ private final class AdminHandler: ChannelInboundHandler {
             if !keepAlive { channel.close(promise: nil) }
         }
     }
+}
+
+/// A one-shot HTTP/1.1 GET over a Unix socket (the node agent scraping its workers).
+public enum AdminClient {
+    public static func get(unixSocket: String, path: String, timeout: TimeAmount = .seconds(2)) async throws -> String {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(timeout)
+            .connect(unixDomainSocketPath: unixSocket) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
+            head.headers.add(name: "Host", value: "localhost")
+            head.headers.add(name: "Connection", value: "close")
+            try await outbound.write(.head(head))
+            try await outbound.write(.end(nil))
+            var status: HTTPResponseStatus = .ok
+            var body = ByteBuffer()
+            for try await part in inbound {
+                switch part {
+                case .head(let response): status = response.status
+                case .body(var chunk): body.writeBuffer(&chunk)
+                case .end:
+                    guard status == .ok else { throw AdminClientError(description: "GET \(path) on \(unixSocket): \(status.code)") }
+                    return String(buffer: body)
+                }
+            }
+            throw AdminClientError(description: "GET \(path) on \(unixSocket): the connection closed early")
+        }
+    }
+}
+
+public struct AdminClientError: Error, Sendable, CustomStringConvertible {
+    public var description: String
 }

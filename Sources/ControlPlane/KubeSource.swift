@@ -27,6 +27,8 @@ public final class KubeSource: Sendable {
         public var version: UInt64 = 0
         public var contentHash: UInt64?
         public var rebuilds = 0
+        /// Time spent translating and publishing, summed over all rebuilds.
+        public var rebuildSeconds: Double = 0
     }
 
     public let configuration: TranslatorConfiguration
@@ -63,6 +65,14 @@ public final class KubeSource: Sendable {
     }
 
     public var status: Status { state.withLock { $0 } }
+
+    /// Watches opened and relists forced by 410, summed over the informers.
+    public var watchStatistics: (watches: Int, relists: Int, errors: Int) {
+        let all = [
+            ingresses.statistics, ingressClasses.statistics, services.statistics, endpointSlices.statistics, secrets.statistics,
+        ]
+        return (all.map(\.watches).reduce(0, +), all.map(\.expired).reduce(0, +), all.map(\.errors).reduce(0, +))
+    }
 
     /// Called after every rebuild with its translation (the status writer reconciles against it).
     public func observe(_ observer: @escaping @Sendable (Translation) -> Void) {
@@ -126,6 +136,8 @@ public final class KubeSource: Sendable {
         diagnostics.update(translation: translation, errors: [], locations: [:])
         let status = state.withLock { state -> Status in
             state.rebuilds += 1
+            let elapsed = ContinuousClock.now - started
+            state.rebuildSeconds += Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             if translation.table.contentHash != state.contentHash {
                 state.version += 1
                 state.contentHash = translation.table.contentHash

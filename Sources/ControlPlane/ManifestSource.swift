@@ -28,6 +28,8 @@ public final class ManifestSource: Sendable {
         public var version: UInt64 = 0
         public var contentHash: UInt64?
         public var rebuilds = 0
+        /// Time spent translating and publishing, summed over all rebuilds.
+        public var rebuildSeconds: Double = 0
         public var errors: [ManifestError] = []
         public var rejections: [Rejection] = []
     }
@@ -97,6 +99,7 @@ public final class ManifestSource: Sendable {
             state.files = kept
         }
         set.errors.sort()
+        let started = ContinuousClock.now
         let translation = Translator.translate(set.objects, configuration: configuration)
         diagnostics.update(translation: translation, errors: set.errors, locations: set.locations)
         let status = state.withLock { state -> Status in
@@ -104,6 +107,8 @@ public final class ManifestSource: Sendable {
             newErrors = set.errors.filter { !previousErrors.contains($0) }
             state.status.rebuilds += 1
             state.status.errors = set.errors
+            let elapsed = ContinuousClock.now - started
+            state.status.rebuildSeconds += Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             state.status.rejections = translation.rejections
             if translation.table.contentHash != state.status.contentHash {
                 state.status.version += 1

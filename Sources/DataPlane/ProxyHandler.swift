@@ -54,12 +54,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let pool: UpstreamPool
     private let balancer: LoadBalancer
     private let counters: CounterBox
+    private let observability: WorkerObservability
     private let settings: Settings
     private let logger: Logger
     private var context: ChannelHandlerContext!
     private var state = State.idle
 
     // The request in flight.
+    /// What metrics and the access log get when the exchange ends.
+    private var exchange: ExchangeRecord?
     private var pending: [HTTPClientRequestPart] = []
     private var requestComplete = false
     private var responseStarted = false
@@ -96,11 +99,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var gate = ReadGate()
     private var holdReads: Bool { exchangeHoldsReads || !queued.isEmpty }
 
-    init(store: TableStore, pool: UpstreamPool, balancer: LoadBalancer, counters: CounterBox, settings: Settings, logger: Logger) {
+    init(
+        store: TableStore, pool: UpstreamPool, balancer: LoadBalancer, counters: CounterBox, observability: WorkerObservability,
+        settings: Settings, logger: Logger
+    ) {
         self.store = store
         self.pool = pool
         self.balancer = balancer
         self.counters = counters
+        self.observability = observability
         self.settings = settings
         self.logger = logger
     }
@@ -157,6 +164,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func receive(_ head: HTTPRequestHead) {
         guard case .idle = state else { return }
         headerTimer.disarm()
+        exchange = ExchangeRecord(
+            started: .now(), method: head.method.rawValue, host: head.headers.first(name: "host") ?? "", path: head.uri,
+            requestID: head.headers.first(name: "x-request-id"))
         requestComplete = false
         responseStarted = false
         // An HTTP/2 stream carries one exchange; the connection is not this handler's to close.
@@ -186,6 +196,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             respondLocally(.permanentRedirect, body: "", headers: headers)
         case .forward(let cluster, let backend, let target, let hsts):
             self.hsts = hsts
+            exchange?.namespace = backend.source.namespace
+            exchange?.ingress = backend.source.ingress
+            exchange?.service = cluster.service
             bodyLimit = backend.options.maxRequestBodyBytes
             bodyReceived = 0
             if let limit = bodyLimit, let length = head.headers["content-length"].first.flatMap({ Int64($0) }), length > limit {
@@ -199,6 +212,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             upstreamHead = ForwardedHeaders.upstreamRequest(
                 head, target: target, clientAddress: clientAddress, scheme: settings.scheme, serverPort: serverPortText,
                 upgrade: upgrade, requestID: balancer.nextRequestID)
+            if exchange?.requestID == nil { exchange?.requestID = upstreamHead?.headers.first(name: "x-request-id") }
             state = .connecting
             setHoldReads(true)
             connect()
@@ -213,6 +227,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func receiveBodyPart(_ part: HTTPClientRequestPart) {
+        if case .body(.byteBuffer(let buffer)) = part { exchange?.bytesIn += buffer.readableBytes }
         if let limit = bodyLimit, case .body(.byteBuffer(let buffer)) = part {
             bodyReceived += Int64(buffer.readableBytes)
             if bodyReceived > limit {
@@ -288,7 +303,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        // The client left mid-exchange: the upstream connection cannot be reused.
+        // The client left mid-exchange: counted with the status it got, or 499 (nginx's "client
+        // closed request") when nothing was answered yet.
+        if exchange != nil, exchange?.status == 0 { exchange?.status = 499 }
+        recordExchange()
+        // The upstream connection cannot be reused.
         dropUpstream()
         state = .closed
         startedEndpoint = nil
@@ -355,8 +374,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 setHoldReads(!connection.channel.isWritable)
             case .failure(let error):
                 counters.value.connectFailures += 1
+                observability.connectErrors.increment()
                 if balancer.connectFailed(endpoint) {
                     counters.value.ejections += 1
+                    observability.ejections.increment()
                     logger.warning("endpoint ejected after consecutive connect failures", metadata: ["endpoint": "\(endpoint)", "cluster": "\(cluster.name)"])
                 }
                 logger.info(
@@ -364,6 +385,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     metadata: ["endpoint": "\(endpoint)", "cluster": "\(cluster.name)", "error": "\(error)"])
                 if tried.count < min(settings.maxConnectAttempts, cluster.endpoints.count) {
                     counters.value.retries += 1
+                    observability.retries.increment()
                     connect()
                 } else if error is ChannelError, case .connectTimeout = error as! ChannelError {
                     respondLocally(.gatewayTimeout, body: "504 upstream connect timeout\n")
@@ -404,11 +426,16 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             responseStarted = true
             counters.upstream(101)
+            exchange?.status = 101
+            exchange?.upstream = startedEndpoint?.description
+            recordExchange()
             state = .upgrading(connection, head)
         case .head(let head):
             responseStarted = true
             responseTimer.disarm()
             counters.upstream(Int(head.status.code))
+            exchange?.status = UInt16(head.status.code)
+            exchange?.upstream = startedEndpoint?.description
             var response = ForwardedHeaders.downstreamResponse(head)
             if let hsts, !response.headers.contains(name: "strict-transport-security") {
                 response.headers.add(name: "Strict-Transport-Security", value: hsts.headerValue)
@@ -417,6 +444,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.write(wrapOutboundOut(.head(response)), promise: nil)
         case .body(let body):
             // Flushed once per upstream socket read, in upstreamReadComplete.
+            exchange?.bytesOut += body.readableBytes
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
             if !context.channel.isWritable { connection.handler.setHoldReads(true) }
         case .end(let trailers):
@@ -522,6 +550,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func respondLocally(_ status: HTTPResponseStatus, body: String, headers extra: HTTPHeaders = HTTPHeaders()) {
         responseTimer.disarm()
         counters.local(Int(status.code))
+        exchange?.status = UInt16(status.code)
+        exchange?.bytesOut += body.utf8.count
         var headers = extra
         headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
         headers.add(name: "Content-Length", value: String(body.utf8.count))
@@ -535,8 +565,17 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if requestComplete { finishExchange() }
     }
 
+    /// Counts the exchange and logs it, once.
+    private func recordExchange() {
+        guard let finished = exchange else { return }
+        exchange = nil
+        observability.record(finished, now: .now())
+        observability.accessLog?.scheduleFlush(on: context.eventLoop)
+    }
+
     /// Both directions of the exchange are done: ready for the next request, or close.
     private func finishExchange() {
+        recordExchange()
         if case .closed = state { return }  // the connection (or stream) closed meanwhile
         startedEndpoint = nil
         cluster = nil

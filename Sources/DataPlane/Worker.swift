@@ -5,6 +5,7 @@ import NIOPosix
 import NIOHTTP2
 import NIOSSL
 import NIOTLS
+import Prometheus
 import RouteModel
 import SnapshotProtocol
 import Synchronization
@@ -38,6 +39,8 @@ public final class Worker: Sendable {
         public var http2 = HTTP2Limits()
         public var node = "local"
         public var workerID = "0"
+        /// One JSON line per request on stdout (`portico worker` turns it on unless --no-access-log).
+        public var accessLog = false
 
         public init(controlPlane: ServerAddress) {
             self.controlPlane = controlPlane
@@ -46,6 +49,8 @@ public final class Worker: Sendable {
 
     public let configuration: Configuration
     public let store: TableStore
+    /// Metrics and access log.
+    public let observability: WorkerObservability
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
     private let acceptedBox = AtomicBox()
@@ -66,7 +71,8 @@ public final class Worker: Sendable {
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let eventLoop = group.next()
         self.store = TableStore(eventLoop: eventLoop)
-        self.loop = LoopState(eventLoop: eventLoop)
+        self.observability = WorkerObservability(accessLog: configuration.accessLog)
+        self.loop = LoopState(eventLoop: eventLoop, observability: observability)
         var logger = logger
         logger[metadataKey: "worker"] = "\(configuration.workerID)"
         self.logger = logger
@@ -101,16 +107,20 @@ public final class Worker: Sendable {
         let certificates = self.certificates
         let logger = self.logger
         let (applied, appliedSink) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let observability = self.observability
         var servers: [any Channel] = []
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 await subscriber.run { snapshot in
+                    let started = ContinuousClock.now
                     // Certificates are parsed here, off the event loop, and swapped in before the
                     // table that names them.
                     let (set, problems) = CertificateSet.build(from: snapshot.table, previous: certificates.current)
                     for problem in problems { logger.warning("\(problem)") }
                     certificates.replace(with: set)
                     try await store.apply(snapshot.table, version: snapshot.version)
+                    observability.snapshotApply.record(ContinuousClock.now - started)
+                    observability.snapshotVersion.set(Int64(snapshot.version))
                     appliedSink.yield()
                 }
             }
@@ -159,7 +169,8 @@ public final class Worker: Sendable {
             withOutboundHeaderValidation: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
         try channel.pipeline.syncOperations.addHandler(ProtocolErrorHandler(counters: loop.counters))
         let handler = ProxyHandler(
-            store: store, pool: loop.pool, balancer: loop.balancer, counters: loop.counters, settings: settings, logger: logger)
+            store: store, pool: loop.pool, balancer: loop.balancer, counters: loop.counters, observability: loop.observability,
+            settings: settings, logger: logger)
         try channel.pipeline.syncOperations.addHandler(handler)
         loop.connections.add(channel) { handler.beginDrain() }
     }
@@ -191,8 +202,8 @@ public final class Worker: Sendable {
                 try streamChannel.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                 try streamChannel.pipeline.syncOperations.addHandler(
                     ProxyHandler(
-                        store: store, pool: loop.pool, balancer: loop.balancer, counters: loop.counters, settings: streamSettings,
-                        logger: logger))
+                        store: store, pool: loop.pool, balancer: loop.balancer, counters: loop.counters,
+                        observability: loop.observability, settings: streamSettings, logger: logger))
             }
         }
         // NIOHTTP2 answers a connection error (a rapid-reset flood among them) with GOAWAY and
@@ -287,11 +298,14 @@ public final class Worker: Sendable {
 final class LoopState {
     let pool: UpstreamPool
     let balancer = LoadBalancer()
-    let connections = OpenConnections()
+    let connections: OpenConnections
     let counters = CounterBox()
+    let observability: WorkerObservability
 
-    init(eventLoop: any EventLoop) {
+    init(eventLoop: any EventLoop, observability: WorkerObservability) {
         pool = UpstreamPool(eventLoop: eventLoop)
+        self.observability = observability
+        connections = OpenConnections(gauge: observability.activeConnections)
     }
 }
 
@@ -299,6 +313,11 @@ final class LoopState {
 final class OpenConnections {
     private var entries: [ObjectIdentifier: (drain: () -> Void, channel: any Channel)] = [:]
     private var draining = false
+    private let gauge: Gauge
+
+    init(gauge: Gauge) {
+        self.gauge = gauge
+    }
 
     var count: Int { entries.count }
 
@@ -306,7 +325,12 @@ final class OpenConnections {
     func add(_ channel: any Channel, drain: @escaping () -> Void) {
         let key = ObjectIdentifier(channel)
         entries[key] = (drain, channel)
-        channel.closeFuture.whenComplete { [weak self] _ in self?.entries[key] = nil }
+        gauge.increment()
+        let gauge = self.gauge
+        channel.closeFuture.whenComplete { [weak self] _ in
+            self?.entries[key] = nil
+            gauge.decrement()
+        }
         if draining { drain() }
     }
 

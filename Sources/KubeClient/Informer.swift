@@ -13,16 +13,7 @@ import Synchronization
 ///   listed or received events resets the delay.
 /// Every change calls `onChange`; consumers read `objects` when they rebuild.
 public final class Informer<Object: KubeObject>: Sendable {
-    public struct Statistics: Sendable, Equatable {
-        public var lists = 0
-        public var watches = 0
-        public var events = 0
-        public var bookmarks = 0
-        /// Relists forced by 410 Gone.
-        public var expired = 0
-        public var errors = 0
-        public var lastError: String?
-    }
+    public typealias Statistics = InformerStatistics
 
     private struct State {
         var objects: [String: Object] = [:]
@@ -146,3 +137,16 @@ public final class Informer<Object: KubeObject>: Sendable {
         }
     }
 }
+
+/// What an informer has done, for metrics and tests.
+public struct InformerStatistics: Sendable, Equatable {
+    public var lists = 0
+    public var watches = 0
+    public var events = 0
+    public var bookmarks = 0
+    /// Relists forced by 410 Gone.
+    public var expired = 0
+    public var errors = 0
+    public var lastError: String?
+}
+

@@ -38,6 +38,13 @@ public final class NodeAgent: Sendable {
 
         public var socketPath: String { Self.socketPath(in: socketDirectory) }
 
+        /// Where worker `slot` serves its metrics (`portico worker --metrics-socket`).
+        public func metricsSocket(slot: Int) -> String { Self.metricsSocketPath(in: socketDirectory, slot: slot) }
+
+        public static func metricsSocketPath(in directory: String, slot: Int) -> String {
+            (directory.hasSuffix("/") ? directory : directory + "/") + "worker-\(slot).metrics.sock"
+        }
+
         public static func socketPath(in directory: String) -> String {
             directory.hasSuffix("/") ? directory + "data-plane.sock" : directory + "/data-plane.sock"
         }
@@ -89,6 +96,9 @@ public final class NodeAgent: Sendable {
                     let (ready, detail) = readiness
                     return .init(ready ? .ok : .serviceUnavailable, (ready ? "ready: " : "not ready: ") + detail + "\n")
                 },
+                "/metrics": { [self] in
+                    .init(.ok, await metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+                },
             ])
         let supervisor = self.supervisor
         let logger = self.logger
@@ -122,6 +132,31 @@ public final class NodeAgent: Sendable {
             try await services.waitForAll()
         }
         logger.info("node agent stopped")
+    }
+
+    /// Every worker's metrics (scraped over its Unix socket, labelled `worker`), then the agent's own.
+    /// A worker that does not answer (restarting) is left out of this scrape.
+    public func metrics() async -> String {
+        let slots = supervisor.workers.map(\.slot)
+        let scraped = await withTaskGroup(of: (Int, String?).self) { group in
+            for slot in slots {
+                let socket = configuration.metricsSocket(slot: slot)
+                group.addTask { (slot, try? await AdminClient.get(unixSocket: socket, path: "/metrics")) }
+            }
+            var results: [(Int, String?)] = []
+            for await result in group { results.append(result) }
+            return results.sorted { $0.0 < $1.0 }
+        }
+        var sources = scraped.compactMap { slot, text in text.map { (label: (name: "worker", value: String(slot)), text: $0) } }
+        let reports = workerReports()
+        var own = "# HELP portico_agent_snapshot_version Version the node agent relays to its workers.\n"
+        own += "# TYPE portico_agent_snapshot_version gauge\nportico_agent_snapshot_version \(relay.latest.current?.version ?? 0)\n"
+        own += "# HELP portico_agent_workers_ready Workers that applied a snapshot.\n# TYPE portico_agent_workers_ready gauge\n"
+        own += "portico_agent_workers_ready \(reports.filter { $0.localAckedVersion > 0 }.count)\n"
+        own += "# HELP portico_agent_worker_restarts_total Restarts of each worker slot.\n# TYPE portico_agent_worker_restarts_total counter\n"
+        for report in reports { own += "portico_agent_worker_restarts_total{worker=\"\(report.status.workerID)\"} \(report.status.restarts)\n" }
+        sources.append((label: (name: "node", value: configuration.node), text: own))
+        return MetricsMerger.merge(sources)
     }
 
     /// A worker slot's state: the supervisor's view joined with the relay server's.

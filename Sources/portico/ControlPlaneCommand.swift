@@ -120,6 +120,7 @@ struct ControlPlaneCommand: AsyncParsableCommand {
         let diagnostics = DiagnosticsBoard()
         let configuration = TranslatorConfiguration(controllerName: controllerName, ingressClassName: ingressClass)
         let source: @Sendable () async -> Void
+        var sampleSource: @Sendable (inout ControlPlaneMetrics.Sample) -> Void = { _ in }
         var tls: SnapshotTLS?
         if let tlsCertificate, let tlsKey, let tlsClientCa {
             do {
@@ -137,6 +138,11 @@ struct ControlPlaneCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             source = { await manifestSource.watch() }
+            sampleSource = { sample in
+                let status = manifestSource.status
+                sample.rebuilds = status.rebuilds
+                sample.rebuildSeconds = status.rebuildSeconds
+            }
         } else {
             let client: KubeClient
             do {
@@ -173,6 +179,16 @@ struct ControlPlaneCommand: AsyncParsableCommand {
             }
             let writer = StatusWriter(client: client, ingresses: kubeSource.ingresses, addresses: addresses, elector: elector, instance: identity)
             kubeSource.observe { writer.translated($0) }
+            sampleSource = { sample in
+                let status = kubeSource.status
+                sample.rebuilds = status.rebuilds
+                sample.rebuildSeconds = status.rebuildSeconds
+                let watching = kubeSource.watchStatistics
+                sample.watches = watching.watches
+                sample.relists = watching.relists
+                sample.watchErrors = watching.errors
+                sample.leader = elector.isLeader
+            }
             source = {
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask { await kubeSource.run() }
@@ -182,8 +198,10 @@ struct ControlPlaneCommand: AsyncParsableCommand {
                 await client.shutdown()
             }
         }
+        let registry = SubscriberRegistry()
         let server = SnapshotServer(
-            service: SnapshotService(latest: latest, diagnostics: diagnostics, maxMessageBytes: maxMessageBytes), addresses: addresses, tls: tls)
+            service: SnapshotService(latest: latest, registry: registry, diagnostics: diagnostics, maxMessageBytes: maxMessageBytes),
+            addresses: addresses, tls: tls)
         if tls == nil, addresses.contains(where: { if case .tcp = $0 { true } else { false } }) {
             logger.warning("snapshots on TCP are served in plaintext, private keys included; use --tls-bootstrap or the --tls-* files")
         }
@@ -194,6 +212,14 @@ struct ControlPlaneCommand: AsyncParsableCommand {
                 "/readyz": {
                     guard let current = latest.current else { return .init(.serviceUnavailable, "not ready: no table published yet\n") }
                     return .init(.ok, "ready: serving version \(current.version)\n")
+                },
+                "/metrics": { [sampleSource] in
+                    var sample = ControlPlaneMetrics.Sample()
+                    sample.version = latest.current?.version ?? 0
+                    for record in registry.all { sample.subscribers[record.identity.kind, default: 0] += 1 }
+                    sample.nacks = registry.nacksTotal
+                    sampleSource(&sample)
+                    return .init(.ok, ControlPlaneMetrics.render(sample), contentType: "text/plain; version=0.0.4; charset=utf-8")
                 },
             ])
         let adminBind = self.adminBind

@@ -73,6 +73,9 @@ struct DataPlaneCommand: AsyncParsableCommand {
     @Option(help: "Seconds a client connection may take to send a complete request head.")
     var requestHeaderTimeout: Double = 60
 
+    @Flag(help: "The workers write no access-log lines.")
+    var noAccessLog = false
+
     @Option(help: .hidden)
     var parentPid: Int32?
 
@@ -108,6 +111,7 @@ struct DataPlaneCommand: AsyncParsableCommand {
             "--request-header-timeout", String(requestHeaderTimeout), "--log-level", logLevel.rawValue,
             "--parent-pid", String(getpid()),
         ]
+        if noAccessLog { workerArguments.append("--no-access-log") }
         if let defaultCertificate, let defaultKey {
             workerArguments += ["--default-certificate", absolute(defaultCertificate), "--default-key", absolute(defaultKey)]
         } else {
@@ -117,7 +121,9 @@ struct DataPlaneCommand: AsyncParsableCommand {
             workerArguments += ["--default-certificate", certificate, "--default-key", key]
         }
         let workerConfiguration = WorkerSupervisor.Configuration(
-            count: workers, executable: currentExecutable(), arguments: { [workerArguments] slot in workerArguments + ["--id", String(slot)] })
+            count: workers, executable: currentExecutable(), arguments: { [workerArguments, socketDir] slot in
+                workerArguments + ["--id", String(slot), "--metrics-socket", NodeAgent.Configuration.metricsSocketPath(in: socketDir, slot: slot)]
+            })
         var configuration = NodeAgent.Configuration(
             controlPlane: try ServerAddress(parsing: controlPlane), node: node, stateDirectory: stateDir, socketDirectory: socketDir,
             workers: workerConfiguration)

@@ -1,3 +1,4 @@
+import AdminHTTP
 import ArgumentParser
 import Foundation
 import DataPlane
@@ -48,6 +49,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "The node name, shown by porticoctl.")
     var node: String = "local"
 
+    @Option(help: "Serve Prometheus metrics on this Unix socket (GET /metrics); the node agent scrapes it.")
+    var metricsSocket: String?
+
+    @Flag(help: "Do not write an access-log line per request on stdout.")
+    var noAccessLog = false
+
     @Option(help: .hidden)
     var parentPid: Int32?
 
@@ -82,12 +89,20 @@ struct WorkerCommand: AsyncParsableCommand {
             }
         }
         configuration.workerID = id
+        configuration.accessLog = !noAccessLog
         configuration.node = node
         configuration.drainTimeout = .milliseconds(Int64(drainTimeout * 1000))
         configuration.requestHeaderTimeout = .milliseconds(Int64(requestHeaderTimeout * 1000))
         let worker = Worker(configuration: configuration)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await worker.run() }
+            if let metricsSocket {
+                let observability = worker.observability
+                let server = AdminServer(unixSocket: metricsSocket, routes: [
+                    "/metrics": { .init(.ok, observability.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8") },
+                ])
+                group.addTask { try await server.run() }
+            }
             group.addTask { _ = await waitForSignal([SIGINT, SIGTERM]) }
             if let parentPid {
                 // Started by a node agent that is gone: drain and exit rather than serve on, orphaned.

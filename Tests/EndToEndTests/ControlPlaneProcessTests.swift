@@ -100,6 +100,11 @@ func poll(_ what: String, timeout: Duration = .seconds(60), _ condition: () asyn
             return document.virtualHosts.first { $0.host == "blog.example.com" }?.routes.contains { $0.path == "/rss.xml" } == true
         }
 
+        let metrics = try await TestHTTPConnection.with(port: adminPort) { try await $0.request(.GET, "/metrics", host: "x") }
+        #expect(metrics.text.contains("portico_control_plane_snapshot_version 2"), "\(metrics.text)")
+        #expect(metrics.text.contains("portico_control_plane_rebuilds_total 2"))
+        #expect(metrics.text.contains("# TYPE portico_control_plane_nacks_total counter"))
+
         controlPlane.signal(SIGTERM)
         let status = try await controlPlane.waitForExit()
         #expect(status == 0, "output:\n\(controlPlane.text)")

@@ -238,4 +238,47 @@ import TestSupport
         await backend.stop()
         await slowBackend.stop()
     }
+
+    /// The agent's /metrics merges its workers' (each sample labelled with its worker, each family
+    /// declared once) and the workers write one JSON access-log line per request.
+    @Test(.timeLimit(.minutes(5)))
+    func metricsAreAggregatedAndRequestsLogged() async throws {
+        let backend = try await TestBackend.start(name: "a")
+        let fleet = try Fleet(workers: 2, routes: [("app.test", backend.port)])
+        try fleet.startControlPlane()
+        try fleet.startAgent()
+        do {
+            try await fleet.waitForWorkers(acking: 1)
+            for _ in 0..<20 {
+                #expect(try await fleet.request(host: "app.test").status == .ok)
+            }
+            let admin = try await fleet.adminPort()
+            var text = ""
+            try await poll("the workers' counts add up to the 20 requests") {
+                text = (try? await TestHTTPConnection.with(port: admin) { try await $0.request(.GET, "/metrics", host: "x") })?.text ?? ""
+                let samples = text.split(separator: "\n").filter {
+                    $0.hasPrefix("portico_requests_total{worker=") && $0.contains(#"ingress="r0",service="s0",code="200"}"#)
+                }
+                return samples.compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +) == 20
+            }
+            #expect(text.components(separatedBy: "# TYPE portico_requests_total counter").count == 2, "declared once")
+            #expect(text.contains("portico_agent_workers_ready{node=\"test-node\"} 2"))
+            #expect(text.contains("portico_snapshot_version{worker=\"0\"} 1"))
+
+            var lines: [[String: Any]] = []
+            try await poll("20 access-log lines") {
+                lines = fleet.agent!.text.split(separator: "\n").filter { $0.hasPrefix("{") }.compactMap {
+                    try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+                }.filter { $0["host"] as? String == "app.test" }
+                return lines.count == 20
+            }
+            #expect(lines.allSatisfy { $0["status"] as? Int == 200 && $0["upstream"] as? String == "127.0.0.1:\(backend.port)" })
+            #expect(lines.allSatisfy { ($0["request_id"] as? String)?.count == 32 })
+        } catch {
+            Issue.record("\(fleet.logs)")
+            throw error
+        }
+        await fleet.tearDown()
+        await backend.stop()
+    }
 }

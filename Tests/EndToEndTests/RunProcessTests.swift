@@ -1,4 +1,5 @@
 import Foundation
+import PorticoCtl
 import NIOHTTP1
 import Testing
 import TestSupport
@@ -81,6 +82,26 @@ import TestSupport
             #expect(shop.status == .ok)
             #expect(shop.text.hasPrefix("Hello from shop/api"))
             #expect(shop.text.contains("x-forwarded-proto: https"))
+
+            // No private key bytes in any log or dump: the quickstart's Secret carries one.
+            let manifest = try String(contentsOfFile: Self.quickstart + "/shop-tls.yaml", encoding: .utf8)
+            let keyLines = manifest.split(separator: "\n").drop { !$0.contains("BEGIN PRIVATE KEY") && !$0.contains("BEGIN EC PRIVATE KEY") }
+                .dropFirst().prefix(2).map { $0.trimmingCharacters(in: .whitespaces) }
+            #expect(keyLines.count == 2 && keyLines.allSatisfy { $0.count > 40 }, "the quickstart Secret holds a key")
+            let runDirectory = try #require(Self.runDirectory(in: run.text))
+            var outputs = [run.text]
+            for socket in [runDirectory + "/control-plane.sock", runDirectory + "/sockets/data-plane.sock"] {
+                for format in ["table", "json", "yaml"] {
+                    let dump = await (try DumpCommand.parse(["--server", "unix:" + socket, "-o", format])).execute()
+                    #expect(dump.exitCode == 0)
+                    outputs.append(dump.stdout + dump.stderr)
+                }
+            }
+            #expect(outputs[1].contains("shop/shop-tls"), "the dump does show the certificate")
+            for output in outputs {
+                for line in keyLines { #expect(!output.contains(line), "a private key line leaked") }
+                #expect(!output.contains("PRIVATE KEY"))
+            }
         } catch {
             Issue.record("output:\n\(run.text)")
             throw error

@@ -26,6 +26,10 @@ public final class SubscriberRegistry: Sendable {
 
     private let records = Mutex<[String: Record]>([:])
     private let counter = Atomic<Int>(0)
+    private let nacks = Atomic<Int>(0)
+
+    /// NACKs received since start, from all subscribers.
+    public var nacksTotal: Int { nacks.load(ordering: .relaxed) }
 
     public init() {}
 
@@ -57,6 +61,7 @@ public final class SubscriberRegistry: Sendable {
     }
 
     func nacked(_ id: String, nonce: String, version: UInt64, errorDetail: String) {
+        nacks.add(1, ordering: .relaxed)
         let nack = Record.Nack(nonce: nonce, version: version, errorDetail: errorDetail, atMilliseconds: Self.nowMilliseconds())
         records.withLock { $0[id]?.lastNack = nack }
     }

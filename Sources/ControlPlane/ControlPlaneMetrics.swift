@@ -1,0 +1,50 @@
+import SnapshotProtocol
+
+/// The control plane's `/metrics`, in Prometheus text format, read from its parts at scrape time.
+public struct ControlPlaneMetrics: Sendable {
+    public struct Sample: Sendable {
+        public var version: UInt64 = 0
+        public var rebuilds = 0
+        public var rebuildSeconds: Double = 0
+        public var subscribers: [Portico_V1_SubscriberKind: Int] = [:]
+        public var nacks = 0
+        /// Kubernetes source only.
+        public var watches: Int?
+        public var relists: Int?
+        public var watchErrors: Int?
+        public var leader: Bool?
+
+        public init() {}
+    }
+
+    public static func render(_ sample: Sample) -> String {
+        var text = ""
+        func family(_ name: String, _ type: String, _ help: String, _ lines: [String]) {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for line in lines { text += line + "\n" }
+        }
+        family("portico_control_plane_snapshot_version", "gauge", "Newest published snapshot version.", ["portico_control_plane_snapshot_version \(sample.version)"])
+        family("portico_control_plane_rebuilds_total", "counter", "Translations of the source.", ["portico_control_plane_rebuilds_total \(sample.rebuilds)"])
+        family(
+            "portico_control_plane_rebuild_seconds_total", "counter", "Time spent translating and publishing.",
+            ["portico_control_plane_rebuild_seconds_total \(sample.rebuildSeconds)"])
+        let kinds: [(Portico_V1_SubscriberKind, String)] = [(.nodeAgent, "node-agent"), (.worker, "worker"), (.debugger, "debugger")]
+        family(
+            "portico_control_plane_subscribers", "gauge", "Connected subscribers, by kind.",
+            kinds.map { "portico_control_plane_subscribers{kind=\"\($0.1)\"} \(sample.subscribers[$0.0] ?? 0)" })
+        family("portico_control_plane_nacks_total", "counter", "Snapshots refused by subscribers.", ["portico_control_plane_nacks_total \(sample.nacks)"])
+        if let watches = sample.watches {
+            family("portico_control_plane_watches_total", "counter", "Kubernetes watches opened (restarts included).", ["portico_control_plane_watches_total \(watches)"])
+        }
+        if let relists = sample.relists {
+            family("portico_control_plane_relists_total", "counter", "Relists forced by 410 Gone.", ["portico_control_plane_relists_total \(relists)"])
+        }
+        if let errors = sample.watchErrors {
+            family("portico_control_plane_watch_errors_total", "counter", "Failed lists and watches.", ["portico_control_plane_watch_errors_total \(errors)"])
+        }
+        if let leader = sample.leader {
+            family("portico_control_plane_leader", "gauge", "1 while this replica holds the Lease.", ["portico_control_plane_leader \(leader ? 1 : 0)"])
+        }
+        return text
+    }
+}
