@@ -39,7 +39,7 @@ public struct PorticoCtlCommand: AsyncParsableCommand {
         commandName: "porticoctl",
         abstract: "Inspect what Portico routes, and why.",
         version: PorticoVersion.current,
-        subcommands: [DumpCommand.self, ExplainCommand.self])
+        subcommands: [DumpCommand.self, ExplainCommand.self, StatusCommand.self])
 
     public init() {}
 }
@@ -59,6 +59,8 @@ public struct DumpCommand: AsyncParsableCommand {
     public var output: OutputFormat = .table
     @Flag(help: "Exit 2 when any document failed to load, any object was rejected or any subscriber NACKed (for CI linting).")
     public var strict = false
+    @Option(name: .long, help: "Show only this part: routes, clusters, certs, rejections or subscribers. Repeatable.")
+    public var section: [DumpDocument.Section] = []
 
     public init() {}
 
@@ -68,10 +70,11 @@ public struct DumpCommand: AsyncParsableCommand {
         let document = loaded.document
         let text: String
         do {
+            let sections = Set(section)
             switch output {
-            case .table: text = document.table
-            case .json: text = try Render.json(document)
-            case .yaml: text = try Render.yaml(document)
+            case .table: text = sections.isEmpty ? document.table : document.table(sections: sections)
+            case .json: text = sections.isEmpty ? try Render.json(document) : try Render.json(document.only(sections))
+            case .yaml: text = sections.isEmpty ? try Render.yaml(document) : try Render.yaml(document.only(sections))
             }
         } catch {
             return CommandResult(stdout: "", stderr: "error: cannot render the dump: \(error)\n", exitCode: CommandResult.inputError)

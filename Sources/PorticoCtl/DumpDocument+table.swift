@@ -1,6 +1,14 @@
 extension DumpDocument {
+    /// One part of the dump, for `--section`.
+    public enum Section: String, CaseIterable, Sendable {
+        case routes, clusters, certs, rejections, subscribers
+    }
+
     /// `kubectl get`-style text: a header line, then routes, certificates, rejections and manifest errors.
-    public var table: String {
+    public var table: String { table(sections: Set(Section.allCases).subtracting([.clusters])) }
+
+    /// Only the given sections (the header line always).
+    public func table(sections: Set<Section>) -> String {
         var out: [String] = []
         let version = self.version.map { "version \($0), " } ?? ""
         out.append("\(source)  \(version)hash \(contentHash)")
@@ -10,7 +18,7 @@ extension DumpDocument {
                 + "\(summary.rejectedIngresses) rejected, \(summary.ignoredIngresses) of other classes")
 
         var routeRows: [[String]] = []
-        for host in virtualHosts {
+        for host in virtualHosts where sections.contains(.routes) {
             let tls = host.certificate ?? "-"
             for route in host.routes {
                 routeRows.append(row(host: host.host, match: route.pathType, path: route.path, backend: route.backend, tls: tls))
@@ -22,10 +30,26 @@ extension DumpDocument {
                 routeRows.append([host.host, "-", "-", "-", "(no routes: 404)", "-", tls])
             }
         }
-        out.append("")
-        out.append(TextTable.render(header: ["HOST", "MATCH", "PATH", "INGRESS", "BACKEND", "ENDPOINTS", "TLS"], rows: routeRows))
-
-        if !certificates.isEmpty {
+        if sections.contains(.routes) {
+            out.append("")
+            out.append(TextTable.render(header: ["HOST", "MATCH", "PATH", "INGRESS", "BACKEND", "ENDPOINTS", "TLS"], rows: routeRows))
+        }
+        if sections.contains(.clusters) {
+            var clusters: [String: BackendEntry] = [:]
+            for host in virtualHosts {
+                for backend in host.routes.map(\.backend) + [host.defaultBackend].compactMap({ $0 }) {
+                    clusters["\(backend.namespace)/\(backend.service):\(backend.servicePort)"] = backend
+                }
+            }
+            out.append("")
+            out.append(
+                TextTable.render(
+                    header: ["CLUSTER", "ENDPOINTS", "COUNT"],
+                    rows: clusters.sorted { $0.key < $1.key }.map { key, backend in
+                        [key, backend.endpoints.isEmpty ? "none (503)" : backend.endpoints.joined(separator: ","), String(backend.endpoints.count)]
+                    }))
+        }
+        if sections.contains(.certs), !certificates.isEmpty {
             out.append("")
             out.append(
                 TextTable.render(
@@ -34,7 +58,7 @@ extension DumpDocument {
                         [$0.name, $0.subject, $0.dnsNames.joined(separator: ","), $0.notAfter, $0.hosts.joined(separator: ",")]
                     }))
         }
-        if !rejections.isEmpty {
+        if sections.contains(.rejections), !rejections.isEmpty {
             out.append("")
             out.append(
                 TextTable.render(
@@ -45,25 +69,26 @@ extension DumpDocument {
                         return [rejection.object, rejection.reason, rejection.effect, field + rejection.message + location]
                     }))
         }
-        if let subscribers {
+        if sections.contains(.subscribers), let subscribers {
             out.append("")
             if subscribers.isEmpty {
                 out.append("SUBSCRIBERS: none connected")
             } else {
                 out.append(
                     TextTable.render(
-                        header: ["SUBSCRIBER", "NODE", "WORKER", "KIND", "ACKED", "LAG", "CONNECTED SINCE", "LAST NACK"],
+                        header: ["SUBSCRIBER", "NODE", "WORKER", "KIND", "PID", "RESTARTS", "ACKED", "LAG", "CONNECTED SINCE", "LAST NACK"],
                         rows: subscribers.map { subscriber in
                             [
                                 subscriber.id, subscriber.node.isEmpty ? "-" : subscriber.node, subscriber.worker.isEmpty ? "-" : subscriber.worker,
-                                subscriber.kind, subscriber.ackedVersion == 0 ? "-" : String(subscriber.ackedVersion), String(subscriber.lag),
+                                subscriber.kind, subscriber.pid.map(String.init) ?? "-", subscriber.restarts.map(String.init) ?? "-",
+                                subscriber.ackedVersion == 0 ? "-" : String(subscriber.ackedVersion), String(subscriber.lag),
                                 subscriber.connectedSince,
                                 subscriber.lastNack.map { "version \($0.version) at \($0.at): \($0.error)" } ?? "-",
                             ]
                         }))
             }
         }
-        if !manifestErrors.isEmpty {
+        if sections.contains(.rejections), !manifestErrors.isEmpty {
             out.append("")
             out.append("MANIFEST ERRORS")
             out.append(contentsOf: manifestErrors)
@@ -105,5 +130,20 @@ enum TextTable {
             return text
         }
         return ([line(header)] + rows.map(line)).joined(separator: "\n")
+    }
+}
+
+extension DumpDocument {
+    /// The document with only `sections` filled (for `--section` with json or yaml).
+    func only(_ sections: Set<Section>) -> DumpDocument {
+        var copy = self
+        if !sections.contains(.routes), !sections.contains(.clusters) { copy.virtualHosts = [] }
+        if !sections.contains(.certs) { copy.certificates = [] }
+        if !sections.contains(.rejections) {
+            copy.rejections = []
+            copy.manifestErrors = []
+        }
+        if !sections.contains(.subscribers) { copy.subscribers = nil }
+        return copy
     }
 }

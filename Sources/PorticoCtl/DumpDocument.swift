@@ -88,6 +88,10 @@ public struct DumpDocument: Codable, Sendable, Equatable {
         /// Versions behind the server's current one (0 when up to date).
         public var lag: UInt64
         public var lastNack: NackEntry?
+        /// For a worker a node agent reported: the agent's subscriber id, the process and its restarts.
+        public var relayedBy: String?
+        public var pid: UInt32?
+        public var restarts: UInt32?
     }
 
     public struct NackEntry: Codable, Sendable, Equatable {
@@ -222,7 +226,9 @@ extension DumpDocument {
                 lastNack: status.hasLastNack
                     ? NackEntry(
                         version: status.lastNack.version, nonce: status.lastNack.nonce, error: status.lastNack.errorDetail,
-                        at: Self.time(milliseconds: status.lastNack.atUnixMs)) : nil)
+                        at: Self.time(milliseconds: status.lastNack.atUnixMs)) : nil,
+                relayedBy: status.relayedBy.isEmpty ? nil : status.relayedBy, pid: status.pid == 0 ? nil : status.pid,
+                restarts: status.relayedBy.isEmpty ? nil : status.restarts)
         }
     }
 

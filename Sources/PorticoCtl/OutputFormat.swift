@@ -19,3 +19,5 @@ enum Render {
         return try encoder.encode(value)
     }
 }
+
+extension DumpDocument.Section: ExpressibleByArgument {}

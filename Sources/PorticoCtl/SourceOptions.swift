@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import KubeTypes
@@ -26,10 +27,21 @@ public struct SourceOptions: ParsableArguments, Sendable {
 
     public init() {}
 
+    /// Where deploy/ puts the node agent's and the control plane's sockets, tried in this order
+    /// when neither --manifests nor --server is given (so `kubectl exec … porticoctl dump` needs no flags).
+    public static let defaultSockets = ["/run/portico/data-plane.sock", "/run/portico/control-plane.sock"]
+
+    /// --server, or the first default socket that exists.
+    var serverAddress: String? {
+        server ?? Self.defaultSockets.first { FileManager.default.fileExists(atPath: $0) }.map { "unix:\($0)" }
+    }
+
     public func validate() throws {
-        switch (manifests, server) {
-        case (nil, nil): throw ValidationError("give --manifests PATH or --server ADDRESS")
-        case (.some, .some): throw ValidationError("give either --manifests or --server, not both")
+        switch (manifests, serverAddress) {
+        case (nil, nil):
+            throw ValidationError("give --manifests PATH or --server ADDRESS (no socket at \(Self.defaultSockets.joined(separator: " or ")))")
+        case (.some, .some) where server != nil: throw ValidationError("give either --manifests or --server, not both")
+        case (.some, .some): break
         case (nil, .some(let server)):
             do { _ = try ServerAddress(parsing: server) } catch { throw ValidationError(error.description) }
         case (.some, nil): break
@@ -46,7 +58,7 @@ public struct SourceOptions: ParsableArguments, Sendable {
                 document: DumpDocument(manifests: manifests, set: set, translation: translation),
                 manifestErrors: set.errors.map(\.description), rejections: translation.rejections.map(\.description))
         }
-        let address = try ServerAddress(parsing: server ?? "")
+        let address = try ServerAddress(parsing: serverAddress ?? "")
         let response = try await Self.fetchDump(from: address, timeout: timeout)
         let table: RouteTable
         do {

@@ -1,4 +1,5 @@
 import Foundation
+import PorticoCtl
 import NIOHTTP1
 import SnapshotProtocol
 import Testing
@@ -281,4 +282,65 @@ import TestSupport
         await fleet.tearDown()
         await backend.stop()
     }
+
+    /// `porticoctl status`, `dump --section` and `explain` against a live control plane with an
+    /// agent, its workers, and a subscriber that refuses every snapshot.
+    @Test(.timeLimit(.minutes(5)))
+    func porticoctlShowsTheFleetAndWhoRefused() async throws {
+        let backend = try await TestBackend.start(name: "a")
+        let fleet = try Fleet(workers: 2, routes: [("app.test", backend.port)])
+        try fleet.startControlPlane()
+        try fleet.startAgent()
+        let refuser = SnapshotSubscriber(
+            address: .unix(path: fleet.controlPlaneSocket), identity: SubscriberIdentity(node: "odd-node", workerID: "x", kind: .worker))
+        let refusing = Task { await refuser.run { _ in throw RefusedForTheTest() } }
+        do {
+            try await fleet.waitForWorkers(acking: 1)
+            try await poll("the refusal is recorded") { refuser.currentStatus.nacks >= 1 }
+            let server = "unix:\(fleet.controlPlaneSocket)"
+
+            let json = await (try StatusCommand.parse(["--server", server, "-o", "json"])).execute()
+            #expect(json.exitCode == 2, "a NACK makes status fail")
+            let status = try JSONDecoder().decode(StatusCommand.Fleet.self, from: Data(json.stdout.utf8))
+            #expect(status.version == 1)
+            #expect(status.nodes.map(\.node) == ["test-node"])
+            #expect(status.nodes.first?.workers.map(\.worker) == ["0", "1"])
+            #expect(status.nodes.first?.workers.allSatisfy { $0.lag == 0 && $0.pid != nil && $0.restarts == 0 } == true)
+            let odd = try #require(status.others.first)
+            #expect(odd.lastNack?.contains("refused for the test") == true)
+            #expect(odd.lag == 1)
+            #expect(status.nacked == 1)
+
+            let table = await (try StatusCommand.parse(["--server", server])).execute()
+            #expect(table.stdout.contains("1 node, 2 workers, 1 behind, 1 with a NACK"), "\(table.stdout)")
+            #expect(table.stdout.contains("worker 1"))
+            #expect(table.stdout.contains("current"))
+
+            let subscribers = await (try DumpCommand.parse(["--server", server, "--section", "subscribers"])).execute()
+            #expect(subscribers.stdout.contains("RESTARTS"))
+            #expect(!subscribers.stdout.contains("HOST "), "no routes section")
+            let routes = await (try DumpCommand.parse(["--server", server, "--section", "routes", "-o", "json"])).execute()
+            let document = try JSONDecoder().decode(DumpDocument.self, from: Data(routes.stdout.utf8))
+            #expect(document.subscribers == nil)
+            #expect(document.virtualHosts.map(\.host) == ["app.test"])
+
+            // The agent answers the same questions for its node.
+            let agentStatus = await (try StatusCommand.parse(["--server", "unix:\(fleet.agentSocket)", "-o", "json"])).execute()
+            #expect(agentStatus.exitCode == 0, "\(agentStatus.stdout)")
+
+            let explain = await (try ExplainCommand.parse(["--server", server, "--host", "app.test", "--path", "/x", "-o", "json"])).execute()
+            #expect(explain.stdout.contains("\"result\" : \"route\"") || explain.stdout.contains("\"result\":\"route\""), "\(explain.stdout)")
+        } catch {
+            Issue.record("\(fleet.logs)")
+            throw error
+        }
+        refusing.cancel()
+        await refusing.value
+        await fleet.tearDown()
+        await backend.stop()
+    }
+}
+
+struct RefusedForTheTest: Error, CustomStringConvertible {
+    var description: String { "refused for the test" }
 }
