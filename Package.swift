@@ -104,11 +104,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The quickstart's stand-in for Pods: answers with the Service's name and what it received.
-        .target(name: "DemoBackend", dependencies: [
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-        ]),
+        .target(name: "DemoBackend", dependencies: ["AdminHTTP"]),
         // The few C library calls Swift's Glibc module does not expose (mallopt).
         .target(name: "CPorticoSystem"),
         // porticoctl's commands and renderers, kept out of the executable so tests can call them.
@@ -142,7 +138,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "FleetBenchmark",
-            dependencies: ["PorticoCtl", "SnapshotProtocol"],
+            dependencies: ["PorticoCtl", "SnapshotProtocol", "TestSupport"],
             path: "Benchmarks/FleetBenchmark"
         ),
         .executableTarget(

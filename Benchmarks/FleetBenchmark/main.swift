@@ -7,6 +7,7 @@
 import Foundation
 import PorticoCtl
 import SnapshotProtocol
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -25,18 +26,6 @@ let workers = option("--workers", 4)
 let edits = option("--edits", 20)
 let kills = option("--kills", 10)
 
-func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
 
 func manifests(path: String) -> String {
     """
@@ -88,7 +77,7 @@ try manifests(path: "/v0").write(toFile: work + "/app.yaml", atomically: true, e
 let run = Process()
 run.executableURL = URL(fileURLWithPath: portico)
 run.arguments = [
-    "run", "--manifests", work, "--workers", String(workers), "--http-port", String(freePort()), "--https-port", String(freePort()),
+    "run", "--manifests", work, "--workers", String(workers), "--http-port", String(try freePort()), "--https-port", String(try freePort()),
     "--log-level", "error",
 ]
 let output = Pipe()

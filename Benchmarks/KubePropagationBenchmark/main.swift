@@ -30,18 +30,6 @@ let sizes = option("--ingresses", "1000,10000").split(separator: ",").compactMap
 let changes = Int(option("--changes", "20")) ?? 20
 let workers = Int(option("--workers", "2")) ?? 2
 
-func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
 
 func milliseconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
@@ -69,8 +57,8 @@ for size in sizes {
     let run = Process()
     run.executableURL = URL(fileURLWithPath: portico)
     run.arguments = [
-        "run", "--kubeconfig", work + "/kubeconfig", "--workers", String(workers), "--http-port", String(freePort()),
-        "--https-port", String(freePort()), "--log-level", ProcessInfo.processInfo.environment["BENCH_LOG_LEVEL"] ?? "error",
+        "run", "--kubeconfig", work + "/kubeconfig", "--workers", String(workers), "--http-port", String(try freePort()),
+        "--https-port", String(try freePort()), "--log-level", ProcessInfo.processInfo.environment["BENCH_LOG_LEVEL"] ?? "error",
     ]
     let output = Pipe()
     run.standardOutput = output

@@ -10,8 +10,16 @@ import Darwin
 #endif
 
 /// A small HTTP/1.1 server for probes and operators: each GET path maps to a handler that returns
-/// a status and a plain-text body. Anything else is 404; methods other than GET and HEAD are 405.
+/// a status and a plain-text body. Anything else is 404, and methods other than GET and HEAD are 405,
+/// unless a fallback answers every other request (the demo backend's case).
 public struct AdminServer: Sendable {
+    /// What a fallback sees of a request.
+    public struct Request: Sendable {
+        public var head: HTTPRequestHead
+        /// The address the connection arrived on.
+        public var localAddress: SocketAddress?
+    }
+
     public struct Reply: Sendable {
         public var status: HTTPResponseStatus
         public var body: String
@@ -29,12 +37,16 @@ public struct AdminServer: Sendable {
     /// Listen on this Unix socket (0600) instead of host and port.
     public let unixSocket: String?
     public let routes: [String: @Sendable () async -> Reply]
+    public let fallback: (@Sendable (Request) async -> Reply)?
 
-    public init(host: String, port: Int, routes: [String: @Sendable () async -> Reply]) {
+    public init(
+        host: String, port: Int, routes: [String: @Sendable () async -> Reply], fallback: (@Sendable (Request) async -> Reply)? = nil
+    ) {
         self.host = host
         self.port = port
         self.unixSocket = nil
         self.routes = routes
+        self.fallback = fallback
     }
 
     public init(unixSocket: String, routes: [String: @Sendable () async -> Reply]) {
@@ -42,16 +54,18 @@ public struct AdminServer: Sendable {
         self.port = 0
         self.unixSocket = unixSocket
         self.routes = routes
+        self.fallback = nil
     }
 
     /// Binds, calls `onListening` with the bound port, and serves until the task is cancelled.
     public func run(onListening: @Sendable (Int) -> Void = { _ in }) async throws {
         let routes = self.routes
+        let fallback = self.fallback
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMapThrowing {
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(routes: routes))
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(routes: routes, fallback: fallback))
                 }
             }
         let channel: any Channel
@@ -75,10 +89,12 @@ private final class AdminHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let routes: [String: @Sendable () async -> AdminServer.Reply]
+    private let fallback: (@Sendable (AdminServer.Request) async -> AdminServer.Reply)?
     private var head: HTTPRequestHead?
 
-    init(routes: [String: @Sendable () async -> AdminServer.Reply]) {
+    init(routes: [String: @Sendable () async -> AdminServer.Reply], fallback: (@Sendable (AdminServer.Request) async -> AdminServer.Reply)?) {
         self.routes = routes
+        self.fallback = fallback
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -94,16 +110,21 @@ private final class AdminHandler: ChannelInboundHandler {
 
     private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-        if head.method != .GET, head.method != .HEAD {
+        let answer: @Sendable () async -> AdminServer.Reply
+        if let route = routes[path], head.method == .GET || head.method == .HEAD {
+            answer = route
+        } else if let fallback {
+            let request = AdminServer.Request(head: head, localAddress: context.channel.localAddress)
+            answer = { await fallback(request) }
+        } else if head.method != .GET, head.method != .HEAD {
             return send(.init(.methodNotAllowed, "only GET and HEAD\n"), to: head, context: context)
-        }
-        guard let route = routes[path] else {
+        } else {
             return send(.init(.notFound, "no such page; try \(routes.keys.sorted().joined(separator: ", "))\n"), to: head, context: context)
         }
         // Routes may await (a scrape of the workers); the answer is written back on the loop.
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         let promise = context.eventLoop.makePromise(of: AdminServer.Reply.self)
-        promise.completeWithTask { await route() }
+        promise.completeWithTask { await answer() }
         promise.futureResult.whenSuccess { reply in bound.value.handler.send(reply, to: head, context: bound.value.context) }
     }
 

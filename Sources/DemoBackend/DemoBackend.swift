@@ -1,6 +1,5 @@
-import NIOCore
-import NIOHTTP1
-import NIOPosix
+import AdminHTTP
+import Synchronization
 
 /// The backend the quickstart routes to, so that `portico run` works with no cluster: each listener
 /// answers every request with the name of the Service it stands for and what it received (method,
@@ -36,79 +35,53 @@ public struct DemoBackend: Sendable {
     }
 
     /// Binds every listener and serves until the task is cancelled.
-    public func run(onListening: @Sendable ([Listener]) -> Void = { _ in }) async throws {
-        var channels: [any Channel] = []
-        do {
-            for listener in listeners {
+    public func run(onListening: @escaping @Sendable ([Listener]) -> Void = { _ in }) async throws {
+        let bound = BoundPorts(count: listeners.count)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, listener) in listeners.enumerated() {
                 let name = listener.name
-                let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .childChannelInitializer { channel in
-                        channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMapThrowing {
-                            try channel.pipeline.syncOperations.addHandler(DemoHandler(name: name))
+                let server = AdminServer(host: listener.host, port: listener.port, routes: [:]) { request in
+                    Self.answer(name: name, request: request)
+                }
+                group.addTask {
+                    try await server.run { port in
+                        if let all = bound.set(index, port) {
+                            onListening(zip(listeners, all).map { Listener(name: $0.name, host: $0.host, port: $1) })
                         }
                     }
-                    .bind(host: listener.host, port: listener.port).get()
-                channels.append(channel)
+                }
             }
-        } catch {
-            for channel in channels { try? await channel.close() }
-            throw error
+            try await group.waitForAll()
         }
-        let bound = channels
-        onListening(zip(listeners, bound).map { Listener(name: $0.name, host: $0.host, port: $1.localAddress?.port ?? $0.port) })
-        await withTaskCancellationHandler {
-            for channel in bound { try? await channel.closeFuture.get() }
-        } onCancel: {
-            for channel in bound { channel.close(promise: nil) }
+    }
+
+    /// The Service's name, then what arrived: method, target, Host and the forwarding fields.
+    static func answer(name: String, request: AdminServer.Request) -> AdminServer.Reply {
+        let local = request.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+        var body = "Hello from \(name) (Portico demo backend on \(local))\n\(request.head.method) \(request.head.uri)\n"
+        for field in ["host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-request-id"] {
+            if let value = request.head.headers[field].first { body += "\(field): \(value)\n" }
         }
+        return AdminServer.Reply(.ok, body)
     }
 }
 
-public struct DemoBackendError: Error, Sendable, CustomStringConvertible {
+public struct DemoBackendError: Error, CustomStringConvertible {
     public var description: String
 }
 
-private final class DemoHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+/// The listeners' bound ports, reported once all are known.
+private final class BoundPorts: Sendable {
+    private let ports: Mutex<[Int?]>
 
-    private let name: String
-    private var head: HTTPRequestHead?
+    init(count: Int) { ports = Mutex(Array(repeating: nil, count: count)) }
 
-    init(name: String) {
-        self.name = name
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head): self.head = head
-        case .body: break
-        case .end:
-            guard let head else { return }
-            self.head = nil
-            respond(to: head, context: context)
-        }
-    }
-
-    private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let local = context.channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-        var body = "Hello from \(name) (Portico demo backend on \(local))\n\(head.method) \(head.uri)\n"
-        for field in ["host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-request-id"] {
-            if let value = head.headers[field].first { body += "\(field): \(value)\n" }
-        }
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
-        headers.add(name: "Content-Length", value: String(body.utf8.count))
-        if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
-        if head.method != .HEAD {
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-        }
-        let keepAlive = head.isKeepAlive
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-            if !keepAlive { channel.close(promise: nil) }
+    /// Records one; returns all once every listener is bound.
+    func set(_ index: Int, _ port: Int) -> [Int]? {
+        ports.withLock { ports in
+            ports[index] = port
+            let known = ports.compactMap { $0 }
+            return known.count == ports.count ? known : nil
         }
     }
 }

@@ -42,7 +42,7 @@ struct ControlPlaneCommand: AsyncParsableCommand {
     @Option(help: "Set accepted Ingresses' status.loadBalancer to these IPs or host names (comma-separated).")
     var publishAddress: String?
 
-    @Option(help: "Namespace of the leader-election Lease (default: the Pod's namespace, else default).")
+    @Option(help: "Namespace of the leader-election Lease and the --tls-bootstrap Secrets (default: the Pod's or context's namespace, else default).")
     var leaderElectionNamespace: String?
 
     @Option(help: "Name of the leader-election Lease.")
@@ -171,7 +171,7 @@ struct ControlPlaneCommand: AsyncParsableCommand {
             }
             if tlsBootstrap {
                 do {
-                    tls = try await MTLSBootstrap.run(client: client, namespace: client.config.namespace ?? leaderElectionNamespace ?? "default")
+                    tls = try await MTLSBootstrap.run(client: client, namespace: leaderElectionNamespace ?? client.config.namespace ?? "default")
                 } catch {
                     FileHandle.standardError.write(Data("error: mutual TLS bootstrap failed: \(error)\n".utf8))
                     throw ExitCode(1)

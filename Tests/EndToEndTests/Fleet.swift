@@ -8,25 +8,6 @@ import TestSupport
 import Glibc
 #endif
 
-/// A free TCP port on 127.0.0.1 (bound and released; the kernel does not hand it out again at once).
-func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw POSIXError(.EMFILE) }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Bool in
-            Glibc.bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-        }
-    }
-    guard bound else { throw POSIXError(.EADDRINUSE) }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
 /// Whether a process with this pid exists (and is not a zombie).
 func processExists(_ pid: Int32) -> Bool {
     guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return false }
@@ -154,6 +135,25 @@ final class Fleet: @unchecked Sendable {
 
     func request(host: String, path: String = "/") async throws -> TestResponse {
         try await TestHTTPConnection.with(port: httpPort) { try await $0.request(.GET, path, host: host) }
+    }
+
+    /// Starts a backend named "a", and a control plane and an agent with `workers` workers routing
+    /// `app.test` to it; runs `body`; stops everything. A failure carries the processes' logs.
+    static func withRunning(workers: Int, _ body: (Fleet, TestBackend) async throws -> Void) async throws {
+        let backend = try await TestBackend.start(name: "a")
+        let fleet = try Fleet(workers: workers, routes: [("app.test", backend.port)])
+        do {
+            try fleet.startControlPlane()
+            try fleet.startAgent()
+            try await body(fleet, backend)
+        } catch {
+            Issue.record("\(fleet.logs)")
+            await fleet.tearDown()
+            await backend.stop()
+            throw error
+        }
+        await fleet.tearDown()
+        await backend.stop()
     }
 
     var logs: String { "control plane:\n\(controlPlane?.text ?? "-")\nagent:\n\(agent?.text ?? "-")" }

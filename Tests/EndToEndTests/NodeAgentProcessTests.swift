@@ -71,11 +71,7 @@ import TestSupport
     /// succeeding meanwhile, apart from connections the killed worker held or had queued.
     @Test(.timeLimit(.minutes(5)))
     func aKilledWorkerIsRestartedWhileTheOthersServe() async throws {
-        let backend = try await TestBackend.start(name: "a")
-        let fleet = try Fleet(workers: 2, routes: [("app.test", backend.port)])
-        try fleet.startControlPlane()
-        try fleet.startAgent()
-        do {
+        try await Fleet.withRunning(workers: 2) { fleet, backend in
             try await fleet.waitForWorkers(acking: 1)
             let before = try #require(await fleet.relayedWorkers())
             let victim = try #require(before.first { $0.workerID == "0" })
@@ -100,23 +96,14 @@ import TestSupport
             #expect(outcome.connectionErrors.count <= 3, "\(outcome.connectionErrors)")
             #expect(!processExists(Int32(victim.pid)))
             #expect(fleet.agent?.text.contains("worker exited; restarting") == true)
-        } catch {
-            Issue.record("\(fleet.logs)")
-            throw error
         }
-        await fleet.tearDown()
-        await backend.stop()
     }
 
     /// kill -9 of the control plane under load fails no request; a new control plane on the same
     /// socket gets the agent back, with its workers.
     @Test(.timeLimit(.minutes(5)))
     func theControlPlaneKilledDuringLoadFailsNoRequest() async throws {
-        let backend = try await TestBackend.start(name: "a")
-        let fleet = try Fleet(workers: 2, routes: [("app.test", backend.port)])
-        try fleet.startControlPlane()
-        try fleet.startAgent()
-        do {
+        try await Fleet.withRunning(workers: 2) { fleet, backend in
             try await fleet.waitForWorkers(acking: 1)
             let fresh = LoadLoop(port: fleet.httpPort, host: "app.test")
             let kept = LoadLoop(port: fleet.httpPort, host: "app.test")
@@ -134,22 +121,13 @@ import TestSupport
                 let outcome = await loop.stop()
                 #expect(outcome.badStatus.isEmpty && outcome.connectionErrors.isEmpty, "\(outcome)")
             }
-        } catch {
-            Issue.record("\(fleet.logs)")
-            throw error
         }
-        await fleet.tearDown()
-        await backend.stop()
     }
 
     /// The agent restarted while the control plane is down: its workers serve the saved snapshot.
     @Test(.timeLimit(.minutes(5)))
     func anAgentRestartedWithoutTheControlPlaneServesTheSavedSnapshot() async throws {
-        let backend = try await TestBackend.start(name: "a")
-        let fleet = try Fleet(workers: 2, routes: [("app.test", backend.port)])
-        try fleet.startControlPlane()
-        try fleet.startAgent()
-        do {
+        try await Fleet.withRunning(workers: 2) { fleet, backend in
             try await fleet.waitForWorkers(acking: 1)
             fleet.agent?.signal(SIGTERM)
             #expect(try await fleet.agent?.waitForExit() == 0)
@@ -167,12 +145,7 @@ import TestSupport
             }
             let local = try #require(await Fleet.dump(fleet.agentSocket))
             #expect(local.snapshot.version == 1)
-        } catch {
-            Issue.record("\(fleet.logs)")
-            throw error
         }
-        await fleet.tearDown()
-        await backend.stop()
     }
 
     /// A corrupt state file is reported by name and ignored: the agent is not ready until the
@@ -244,11 +217,7 @@ import TestSupport
     /// declared once) and the workers write one JSON access-log line per request.
     @Test(.timeLimit(.minutes(5)))
     func metricsAreAggregatedAndRequestsLogged() async throws {
-        let backend = try await TestBackend.start(name: "a")
-        let fleet = try Fleet(workers: 2, routes: [("app.test", backend.port)])
-        try fleet.startControlPlane()
-        try fleet.startAgent()
-        do {
+        try await Fleet.withRunning(workers: 2) { fleet, backend in
             try await fleet.waitForWorkers(acking: 1)
             for _ in 0..<20 {
                 #expect(try await fleet.request(host: "app.test").status == .ok)
@@ -275,12 +244,7 @@ import TestSupport
             }
             #expect(lines.allSatisfy { $0["status"] as? Int == 200 && $0["upstream"] as? String == "127.0.0.1:\(backend.port)" })
             #expect(lines.allSatisfy { ($0["request_id"] as? String)?.count == 32 })
-        } catch {
-            Issue.record("\(fleet.logs)")
-            throw error
         }
-        await fleet.tearDown()
-        await backend.stop()
     }
 
     /// `porticoctl status`, `dump --section` and `explain` against a live control plane with an
