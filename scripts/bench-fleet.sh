@@ -5,7 +5,6 @@
 # Extra arguments go to the benchmark (--workers N, --edits N, --kills N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --scratch-path .build-release --product portico
-swift build -c release --scratch-path .build-release --product FleetBenchmark
+bash scripts/build-release.sh portico FleetBenchmark
 PORTICO_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   exec .build-release/release/FleetBenchmark .build-release/release/portico "$@"

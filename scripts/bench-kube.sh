@@ -5,7 +5,6 @@
 # Extra arguments go to the benchmark (--ingresses 1000,10000 --changes N --workers N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --scratch-path .build-release --product portico
-swift build -c release --scratch-path .build-release --product KubePropagationBenchmark
+bash scripts/build-release.sh portico KubePropagationBenchmark
 PORTICO_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   exec .build-release/release/KubePropagationBenchmark .build-release/release/portico "$@"

@@ -24,7 +24,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq nginx haproxy wrk util-linux nghttp2-client openssl curl >/dev/null
 fi
-swift build -c release --scratch-path .build-release --product portico >/dev/null
+QUIET=1 bash scripts/build-release.sh portico
 portico=.build-release/release/portico
 
 work=$(mktemp -d /tmp/portico-bench.XXXXXX)

@@ -4,6 +4,6 @@
 # Extra arguments go to the benchmark (--ingresses N, --subscribers N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --scratch-path .build-release --product SnapshotBenchmark
+bash scripts/build-release.sh SnapshotBenchmark
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores"
 exec .build-release/release/SnapshotBenchmark "$@"
