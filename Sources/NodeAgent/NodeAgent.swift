@@ -196,16 +196,29 @@ public final class NodeAgent: Sendable {
         }
     }
 
-    /// Sends the workers' state upstream whenever it changes (checked every 100 ms).
+    /// Sends the workers' state upstream whenever it changes: at once when a worker connects, ACKs,
+    /// NACKs or leaves, and at least every second for what the supervisor alone knows (pids, restarts).
     private func reportWorkers() async throws {
         var last: [Portico_V1_SubscriberStatus] = []
-        while true {
-            let current = workerReports().map(\.status)
-            if current != last {
-                upstream.report(workers: current)
-                last = current
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let (ticks, tick) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+            group.addTask { [registry] in
+                for await _ in registry.changed { tick.yield() }
             }
-            try await Task.sleep(for: .milliseconds(100))
+            group.addTask {
+                while true {
+                    try await Task.sleep(for: .seconds(1))
+                    tick.yield()
+                }
+            }
+            tick.yield()
+            for await _ in ticks {
+                let current = workerReports().map(\.status)
+                if current != last {
+                    upstream.report(workers: current)
+                    last = current
+                }
+            }
         }
     }
 }

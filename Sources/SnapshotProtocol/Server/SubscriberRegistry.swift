@@ -27,6 +27,11 @@ public final class SubscriberRegistry: Sendable {
     private let records = Mutex<[String: Record]>([:])
     private let counter = Atomic<Int>(0)
     private let nacks = Atomic<Int>(0)
+    private let changes = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+
+    /// Yields (coalesced) whenever a subscriber connects, leaves, ACKs or NACKs: a node agent reports
+    /// its workers upstream on it instead of polling.
+    public var changed: AsyncStream<Void> { changes.stream }
 
     /// NACKs received since start, from all subscribers.
     public var nacksTotal: Int { nacks.load(ordering: .relaxed) }
@@ -37,11 +42,13 @@ public final class SubscriberRegistry: Sendable {
         let id = "s\(counter.add(1, ordering: .relaxed).newValue)"
         let record = Record(id: id, identity: identity, peer: peer, connectedSinceMilliseconds: Self.nowMilliseconds())
         records.withLock { $0[id] = record }
+        changes.continuation.yield()
         return id
     }
 
     public func remove(_ id: String) {
         _ = records.withLock { $0.removeValue(forKey: id) }
+        changes.continuation.yield()
     }
 
     func sent(_ id: String, version: UInt64) {
@@ -58,12 +65,14 @@ public final class SubscriberRegistry: Sendable {
             guard let current = records[id]?.ackedVersion, version > current else { return }
             records[id]?.ackedVersion = version
         }
+        changes.continuation.yield()
     }
 
     func nacked(_ id: String, nonce: String, version: UInt64, errorDetail: String) {
         nacks.add(1, ordering: .relaxed)
         let nack = Record.Nack(nonce: nonce, version: version, errorDetail: errorDetail, atMilliseconds: Self.nowMilliseconds())
         records.withLock { $0[id]?.lastNack = nack }
+        changes.continuation.yield()
     }
 
     func reported(_ id: String, workers: [Portico_V1_SubscriberStatus]) {
