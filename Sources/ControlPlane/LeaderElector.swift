@@ -72,7 +72,8 @@ public final class LeaderElector: Sendable {
         }
         if isLeader {
             setLeading(false, onChange)
-            if timings.releaseOnStop { await release() }
+            // In a task of its own: this one is cancelled, and its requests would fail at once.
+            if timings.releaseOnStop { await Task { await release() }.value }
         }
     }
 

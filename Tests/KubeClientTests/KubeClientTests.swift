@@ -202,7 +202,7 @@ private func eventually(_ what: String, _ condition: () async throws -> Bool) as
         #expect(informer.objects.map(\.name).sorted() == ["kept", "removed"])
 
         for round in 0..<5 {
-            try await eventually("the informer watches again") { await server.openWatches == 1 }
+            try await eventually("the informer watches again") { await server.openWatches >= 1 }
             await server.cutWatches()
             // Changes while the watch is down (the informer reconnects within its backoff).
             try await server.apply(KubeClientTests.service("added-\(round)"))
