@@ -74,23 +74,13 @@ try FileManager.default.createDirectory(atPath: work, withIntermediateDirectorie
 defer { try? FileManager.default.removeItem(atPath: work) }
 try manifests(path: "/v0").write(toFile: work + "/app.yaml", atomically: true, encoding: .utf8)
 
-let run = Process()
-run.executableURL = URL(fileURLWithPath: portico)
-run.arguments = [
-    "run", "--manifests", work, "--workers", String(workers), "--http-port", String(try freePort()), "--https-port", String(try freePort()),
-    "--log-level", "error",
-]
-let output = Pipe()
-run.standardOutput = output
-try run.run()
-var printed = ""
-while !printed.contains("Ctrl-C") {
-    let data = output.fileHandleForReading.availableData
-    guard !data.isEmpty else { fatalError("portico run exited:\n\(printed)") }
-    printed += String(decoding: data, as: UTF8.self)
-}
-guard let match = printed.firstMatch(of: /unix:(\/tmp\/portico-run\.[A-Za-z0-9]+)\/control-plane\.sock/) else { fatalError("no run directory in:\n\(printed)") }
-let controlPlane = ServerAddress.unix(path: String(match.1) + "/control-plane.sock")
+let run = try PorticoRun.start(
+    executable: portico,
+    arguments: [
+        "--manifests", work, "--workers", String(workers), "--http-port", String(try freePort()), "--https-port", String(try freePort()),
+        "--log-level", "error",
+    ])
+let controlPlane = ServerAddress.unix(path: run.controlPlaneSocket)
 
 func relayedWorkers() async -> [Portico_V1_SubscriberStatus] {
     (try? await SourceOptions.fetchDump(from: controlPlane, timeout: 2))?.subscribers.filter { !$0.relayedBy.isEmpty } ?? []
@@ -137,7 +127,6 @@ for kill in 0..<kills {
     try await Task.sleep(for: .seconds(11))
 }
 
-run.interrupt()
-run.waitUntilExit()
+run.stop()
 print("propagation, file edit → every worker applied: \(summary(propagation))")
 if kills > 0 { print("worker restart, kill -9 → replacement applied the table: \(summary(restarts))") }

@@ -54,23 +54,13 @@ for size in sizes {
     let work = FileManager.default.temporaryDirectory.appendingPathComponent("portico-kube-bench-\(getpid())-\(size)").path
     try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
     try server.kubeconfig().write(toFile: work + "/kubeconfig", atomically: true, encoding: .utf8)
-    let run = Process()
-    run.executableURL = URL(fileURLWithPath: portico)
-    run.arguments = [
-        "run", "--kubeconfig", work + "/kubeconfig", "--workers", String(workers), "--http-port", String(try freePort()),
-        "--https-port", String(try freePort()), "--log-level", ProcessInfo.processInfo.environment["BENCH_LOG_LEVEL"] ?? "error",
-    ]
-    let output = Pipe()
-    run.standardOutput = output
-    try run.run()
-    var printed = ""
-    while !printed.contains("Ctrl-C") {
-        let data = output.fileHandleForReading.availableData
-        guard !data.isEmpty else { fatalError("portico run exited:\n\(printed)") }
-        printed += String(decoding: data, as: UTF8.self)
-    }
-    guard let match = printed.firstMatch(of: /unix:(\/tmp\/portico-run\.[A-Za-z0-9]+)\/control-plane\.sock/) else { fatalError("no run directory in:\n\(printed)") }
-    let controlPlane = ServerAddress.unix(path: String(match.1) + "/control-plane.sock")
+    let run = try PorticoRun.start(
+        executable: portico,
+        arguments: [
+            "--kubeconfig", work + "/kubeconfig", "--workers", String(workers), "--http-port", String(try freePort()),
+            "--https-port", String(try freePort()), "--log-level", ProcessInfo.processInfo.environment["BENCH_LOG_LEVEL"] ?? "error",
+        ])
+    let controlPlane = ServerAddress.unix(path: run.controlPlaneSocket)
 
     func fleet() async -> (version: UInt64, agentAcked: UInt64, workers: [Portico_V1_SubscriberStatus]) {
         guard let dump = try? await SourceOptions.fetchDump(from: controlPlane, timeout: 5, subscribersOnly: true) else { return (0, 0, []) }
@@ -115,8 +105,7 @@ for size in sizes {
     }
     print("\(size) Ingresses: API change → every worker applied it: \(summary(samples))")
     print("  of which: control plane published: \(summary(published)); node agent applied: \(summary(agentApplied))")
-    run.interrupt()
-    run.waitUntilExit()
+    run.stop()
     await server.stop()
     try? FileManager.default.removeItem(atPath: work)
 }

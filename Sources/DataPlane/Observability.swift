@@ -10,21 +10,18 @@ import Darwin
 /// One finished exchange, for metrics and the access log.
 struct ExchangeRecord {
     var started: NIODeadline
-    var method: HTTPMethodText
-    var host: String
-    var path: String
+    var method = ""
+    var host = ""
+    var path = ""
     var status: UInt16 = 0
     var bytesIn = 0
     var bytesOut = 0
     var upstream: String?
-    var requestID: String?
+    var requestID: String? = nil
     var namespace = ""
     var ingress = ""
     var service = ""
 }
-
-/// The method as text, without allocating for the common ones.
-typealias HTTPMethodText = String
 
 /// A worker's metrics (Prometheus) and access log, used on its event loop.
 ///

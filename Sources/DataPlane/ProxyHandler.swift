@@ -164,9 +164,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func receive(_ head: HTTPRequestHead) {
         guard case .idle = state else { return }
         headerTimer.disarm()
-        exchange = ExchangeRecord(
-            started: .now(), method: head.method.rawValue, host: head.headers.first(name: "host") ?? "", path: head.uri,
-            requestID: head.headers.first(name: "x-request-id"))
+        // Host, path, method and request id are for the access log only: not read without one.
+        exchange =
+            observability.accessLog == nil
+            ? ExchangeRecord(started: .now())
+            : ExchangeRecord(
+                started: .now(), method: head.method.rawValue, host: head.headers.first(name: "host") ?? "", path: head.uri,
+                requestID: head.headers.first(name: "x-request-id"))
         requestComplete = false
         responseStarted = false
         // An HTTP/2 stream carries one exchange; the connection is not this handler's to close.
@@ -212,7 +216,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             upstreamHead = ForwardedHeaders.upstreamRequest(
                 head, target: target, clientAddress: clientAddress, scheme: settings.scheme, serverPort: serverPortText,
                 upgrade: upgrade, requestID: balancer.nextRequestID)
-            if exchange?.requestID == nil { exchange?.requestID = upstreamHead?.headers.first(name: "x-request-id") }
+            if observability.accessLog != nil, exchange?.requestID == nil {
+                exchange?.requestID = upstreamHead?.headers.first(name: "x-request-id")
+            }
             state = .connecting
             setHoldReads(true)
             connect()
@@ -427,7 +433,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             responseStarted = true
             counters.upstream(101)
             exchange?.status = 101
-            exchange?.upstream = startedEndpoint?.description
+            if observability.accessLog != nil { exchange?.upstream = startedEndpoint?.description }
             recordExchange()
             state = .upgrading(connection, head)
         case .head(let head):
@@ -435,7 +441,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             responseTimer.disarm()
             counters.upstream(Int(head.status.code))
             exchange?.status = UInt16(head.status.code)
-            exchange?.upstream = startedEndpoint?.description
+            if observability.accessLog != nil { exchange?.upstream = startedEndpoint?.description }
             var response = ForwardedHeaders.downstreamResponse(head)
             if let hsts, !response.headers.contains(name: "strict-transport-security") {
                 response.headers.add(name: "Strict-Transport-Security", value: hsts.headerValue)

@@ -122,20 +122,3 @@ public struct StateFileError: Error, Sendable, CustomStringConvertible {
         return "cannot \(operation) \(path): \(String(cString: strerror(code)))"
     }
 }
-
-/// Creates `path` (and missing parents) as 0700 directories; an existing directory is kept as it is.
-public func makePrivateDirectory(_ path: String) throws(StateFileError) {
-    var info = stat()
-    if stat(path, &info) == 0 {
-        guard info.st_mode & S_IFMT == S_IFDIR else {
-            throw StateFileError(path: path, operation: "use", code: ENOTDIR, detail: "it exists and is not a directory")
-        }
-        return
-    }
-    let parent = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
-    if !parent.isEmpty, stat(parent, &info) != 0 { try makePrivateDirectory(parent) }
-    guard mkdir(path, 0o700) == 0 || errno == EEXIST else {
-        throw StateFileError(path: path, operation: "create directory", code: errno)
-    }
-    _ = chmod(path, 0o700)  // mkdir applies the umask
-}

@@ -113,7 +113,7 @@ struct DataPlaneCommand: AsyncParsableCommand {
         ]
         if noAccessLog { workerArguments.append("--no-access-log") }
         if let defaultCertificate, let defaultKey {
-            workerArguments += ["--default-certificate", absolute(defaultCertificate), "--default-key", absolute(defaultKey)]
+            workerArguments += ["--default-certificate", absolutePath(defaultCertificate), "--default-key", absolutePath(defaultKey)]
         } else {
             // One generated default certificate for all workers, so that a client sees the same one
             // whichever worker the kernel hands its connection to.
@@ -174,7 +174,4 @@ struct DataPlaneCommand: AsyncParsableCommand {
         return (certificate, key)
     }
 
-    private func absolute(_ path: String) -> String {
-        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-    }
 }

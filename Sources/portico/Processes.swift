@@ -28,3 +28,8 @@ func waitForParentExit(_ parent: Int32) async -> Bool {
 func keepFreedMemoryForReuse() {
     _ = cportico_malloc_keep_freed(128 << 20, 8 << 20)
 }
+
+/// `path` made absolute against the current directory: children may run elsewhere.
+func absolutePath(_ path: String) -> String {
+    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+}

@@ -78,9 +78,9 @@ struct RunCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("error: \(error)\n".utf8))
                 throw ExitCode(1)
             }
-            source = ["--manifests", absolute(manifests)]
+            source = ["--manifests", absolutePath(manifests)]
         } else if let kubeconfig {
-            source = ["--kubeconfig", absolute(kubeconfig)] + (context.map { ["--context", $0] } ?? [])
+            source = ["--kubeconfig", absolutePath(kubeconfig)] + (context.map { ["--context", $0] } ?? [])
         }
         var template = Array("/tmp/portico-run.XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else {
@@ -159,9 +159,6 @@ struct RunCommand: AsyncParsableCommand {
         throw RunError("the control plane did not answer within 60 s; see the logs above")
     }
 
-    private func absolute(_ path: String) -> String {
-        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-    }
 
     /// Polls the node agent's Dump until every worker applied a snapshot.
     private func waitUntilReady(agentSocket: String, children: ChildProcesses) async throws -> Portico_V1_DumpResponse {

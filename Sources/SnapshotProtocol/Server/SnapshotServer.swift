@@ -34,7 +34,11 @@ public struct SnapshotServer: Sendable {
     /// Binds every address, calls `onListening` with the bound addresses (TCP port 0 resolved), and
     /// serves until the task is cancelled.
     public func run(onListening: @Sendable ([ServerAddress]) -> Void = { _ in }) async throws {
-        for case .unix(let path) in addresses { try Self.prepareSocketDirectory(for: path) }
+        // The socket's directory is made 0700 when missing; an existing one is used as it is.
+        for case .unix(let path) in addresses {
+            let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+            if !directory.isEmpty { try makePrivateDirectory(directory) }
+        }
         var config = HTTP2ServerTransport.Posix.Config.defaults
         config.rpc.maxRequestPayloadSize = maxMessageBytes + (1 << 20)
         let tls = self.tls
@@ -63,24 +67,6 @@ public struct SnapshotServer: Sendable {
         }
     }
 
-    /// Creates the socket's directory 0700 when it does not exist; an existing directory is used as
-    /// it is (the socket itself is 0600).
-    static func prepareSocketDirectory(for socketPath: String) throws {
-        let directory = String(socketPath[..<(socketPath.lastIndex(of: "/") ?? socketPath.startIndex)])
-        guard !directory.isEmpty else { return }
-        var info = stat()
-        if stat(directory, &info) == 0 {
-            guard info.st_mode & S_IFMT == S_IFDIR else { throw SnapshotServerError("\(directory) is not a directory") }
-            return
-        }
-        let parent = String(directory[..<(directory.lastIndex(of: "/") ?? directory.startIndex)])
-        if !parent.isEmpty, stat(parent, &info) != 0 { try prepareSocketDirectory(for: directory) }
-        guard mkdir(directory, 0o700) == 0 || errno == EEXIST else {
-            throw SnapshotServerError("cannot create socket directory \(directory): errno \(errno)")
-        }
-        _ = chmod(directory, 0o700)  // mkdir applies the umask
-    }
-
     static func serverAddress(_ address: GRPCNIOTransportCore.SocketAddress) -> ServerAddress? {
         if let ipv4 = address.ipv4 { return .tcp(host: ipv4.host, port: ipv4.port) }
         if let ipv6 = address.ipv6 { return .tcp(host: ipv6.host, port: ipv6.port) }
@@ -92,4 +78,20 @@ public struct SnapshotServer: Sendable {
 public struct SnapshotServerError: Error, CustomStringConvertible {
     public let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Creates `path` (and missing parents) as 0700 directories; an existing directory is kept as it is.
+/// For socket and state directories, whose contents only their owner may reach.
+public func makePrivateDirectory(_ path: String) throws(SnapshotServerError) {
+    var info = stat()
+    if stat(path, &info) == 0 {
+        guard info.st_mode & S_IFMT == S_IFDIR else { throw SnapshotServerError("\(path) exists and is not a directory") }
+        return
+    }
+    let parent = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+    if !parent.isEmpty, stat(parent, &info) != 0 { try makePrivateDirectory(parent) }
+    guard mkdir(path, 0o700) == 0 || errno == EEXIST else {
+        throw SnapshotServerError("cannot create directory \(path): \(String(cString: strerror(errno)))")
+    }
+    _ = chmod(path, 0o700)  // mkdir applies the umask
 }
