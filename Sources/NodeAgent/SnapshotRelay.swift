@@ -25,7 +25,8 @@ public final class SnapshotRelay: Sendable {
 
     private let state = Mutex(State())
     /// The newest snapshot not yet on disk, and whether a writer is at work.
-    private let pendingSave = Mutex<(snapshot: Portico_V1_Snapshot?, writing: Bool)>((nil, false))
+    private typealias PendingSave = (version: UInt64, table: RouteTable, message: Portico_V1_Snapshot?)
+    private let pendingSave = Mutex<(snapshot: PendingSave?, writing: Bool)>((nil, false))
 
     public init(stateFile: SnapshotStateFile, logger: Logger = Logger(label: "portico.data-plane")) {
         self.stateFile = stateFile
@@ -73,32 +74,34 @@ public final class SnapshotRelay: Sendable {
             return (local, true)
         }
         guard decision.isNew else { return }
-        var message = received.message ?? Portico_V1_Snapshot(version: decision.local, table: table)
-        message.version = decision.local
-        latest.publish(version: decision.local, table: table, message: message)
-        save(message)
+        // A delta arrives without a message: the workers get a delta too, and the whole message is
+        // made only for the disk (in the background) and for a worker that needs the whole table.
+        latest.publish(version: decision.local, table: table, message: received.message)
+        save(version: decision.local, table: table, message: received.message)
         logger.info(
             "relaying snapshot",
             metadata: ["version": "\(decision.local)", "upstream-version": "\(received.version)", "hash": "\(table.contentHashHex)"])
     }
 
-    /// Saves `snapshot` in the background; while a save runs, only the newest one waits.
-    private func save(_ snapshot: Portico_V1_Snapshot) {
+    /// Saves the table in the background; while a save runs, only the newest one waits.
+    private func save(version: UInt64, table: RouteTable, message: Portico_V1_Snapshot?) {
         let start = pendingSave.withLock { pending -> Bool in
-            pending.snapshot = snapshot
+            pending.snapshot = (version, table, message)
             guard !pending.writing else { return false }
             pending.writing = true
             return true
         }
         guard start else { return }
         Task.detached { [self] in
-            while let next = pendingSave.withLock({ pending -> Portico_V1_Snapshot? in
+            while let next = pendingSave.withLock({ pending -> PendingSave? in
                 defer { pending.snapshot = nil }
                 if pending.snapshot == nil { pending.writing = false }
                 return pending.snapshot
             }) {
                 do {
-                    try stateFile.save(next)
+                    var snapshot = next.message ?? Portico_V1_Snapshot(version: next.version, table: next.table)
+                    snapshot.version = next.version
+                    try stateFile.save(snapshot)
                 } catch {
                     logger.error("cannot save the snapshot; a restart without the control plane would serve an older one", metadata: ["error": "\(error)"])
                 }

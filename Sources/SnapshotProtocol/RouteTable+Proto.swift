@@ -12,14 +12,7 @@ extension RouteTable {
         var table = Portico_V1_RouteTable()
         table.virtualHosts = virtualHosts.map(\.proto)
         table.clusters = clusters.map(\.proto)
-        table.certificates = certificates.map { certificate in
-            var proto = Portico_V1_Certificate()
-            proto.name = certificate.name
-            proto.certificateChainPem = certificate.certificateChainPEM
-            if includePrivateKeys { proto.privateKeyPem = certificate.privateKeyPEM }
-            proto.metadata = certificate.metadata.proto
-            return proto
-        }
+        table.certificates = certificates.map { $0.proto(includePrivateKey: includePrivateKeys) }
         table.defaultCertificate = defaultCertificate ?? ""
         return table
     }
@@ -29,16 +22,12 @@ extension RouteTable {
     public init(proto: Portico_V1_RouteTable) throws(SnapshotDecodingError) {
         var clusters: [Cluster] = []
         clusters.reserveCapacity(proto.clusters.count)
-        for (index, cluster) in proto.clusters.enumerated() { clusters.append(try Cluster(proto: cluster, index: index)) }
+        for (index, cluster) in proto.clusters.enumerated() { clusters.append(try Cluster(proto: cluster, field: "clusters[\(index)]")) }
         let clusterNames = Set(clusters.map(\.name))
         guard clusterNames.count == clusters.count else { throw SnapshotDecodingError("clusters: duplicate cluster names") }
         var certificates: [TLSCertificate] = []
         for (index, certificate) in proto.certificates.enumerated() {
-            guard !certificate.name.isEmpty else { throw SnapshotDecodingError("certificates[\(index)]: empty name") }
-            certificates.append(
-                TLSCertificate(
-                    name: certificate.name, certificateChainPEM: certificate.certificateChainPem,
-                    privateKeyPEM: certificate.privateKeyPem, metadata: CertificateMetadata(proto: certificate.metadata)))
+            certificates.append(try TLSCertificate(proto: certificate, field: "certificates[\(index)]"))
         }
         let certificateNames = Set(certificates.map(\.name))
         guard certificateNames.count == certificates.count else {
@@ -48,7 +37,8 @@ extension RouteTable {
         hosts.reserveCapacity(proto.virtualHosts.count)
         var seen = Set<HostPattern>()
         for (index, host) in proto.virtualHosts.enumerated() {
-            let decoded = try VirtualHost(proto: host, index: index, clusters: clusterNames, certificates: certificateNames)
+            let decoded = try VirtualHost(
+                proto: host, field: "virtualHosts[\(index)]", hasCluster: clusterNames.contains, hasCertificate: certificateNames.contains)
             guard seen.insert(decoded.hostname).inserted else {
                 throw SnapshotDecodingError("virtualHosts[\(index)]: host \(decoded.hostname) appears twice")
             }
@@ -64,12 +54,7 @@ extension RouteTable {
 
 extension VirtualHost {
     var proto: Portico_V1_VirtualHost {
-        var proto = Portico_V1_VirtualHost()
-        switch hostname {
-        case .exact(let name): proto.exact = name
-        case .wildcard(let suffix): proto.wildcardSuffix = suffix
-        case .any: proto.any = true
-        }
+        var proto = hostname.proto
         proto.routes = routes.map { route in
             var entry = Portico_V1_Route()
             entry.kind = route.match.kind.proto
@@ -91,19 +76,12 @@ extension VirtualHost {
         return proto
     }
 
-    init(proto: Portico_V1_VirtualHost, index: Int, clusters: Set<String>, certificates: Set<String>) throws(SnapshotDecodingError) {
-        let field = "virtualHosts[\(index)]"
-        let hostname: HostPattern
-        switch proto.hostname {
-        case .exact(let name)?:
-            guard !name.isEmpty else { throw SnapshotDecodingError("\(field): empty host") }
-            hostname = .exact(name)
-        case .wildcardSuffix(let suffix)?:
-            guard !suffix.isEmpty else { throw SnapshotDecodingError("\(field): empty wildcard suffix") }
-            hostname = .wildcard(suffix: suffix)
-        case .any(true)?: hostname = .any
-        case .any(false)?, nil: throw SnapshotDecodingError("\(field): no hostname")
-        }
+    /// `hasCluster` and `hasCertificate` say whether a name the host uses is in its table.
+    init(
+        proto: Portico_V1_VirtualHost, field: String, hasCluster: (String) -> Bool, hasCertificate: (String) -> Bool
+    ) throws(SnapshotDecodingError) {
+        let hostname = try HostPattern(proto: proto, field: field)
+        let clusters = hasCluster
         var routes: [Route] = []
         routes.reserveCapacity(proto.routes.count)
         for (routeIndex, route) in proto.routes.enumerated() {
@@ -117,7 +95,7 @@ extension VirtualHost {
         var tls: TLSBinding?
         if proto.hasTls {
             let name = proto.tls.certificate
-            guard name.isEmpty || certificates.contains(name) else {
+            guard name.isEmpty || hasCertificate(name) else {
                 throw SnapshotDecodingError("\(field).tls: no certificate named \(name)")
             }
             tls = TLSBinding(
@@ -146,8 +124,8 @@ extension Backend {
         return proto
     }
 
-    init(proto: Portico_V1_Backend, field: String, clusters: Set<String>) throws(SnapshotDecodingError) {
-        guard clusters.contains(proto.cluster) else { throw SnapshotDecodingError("\(field).backend: no cluster named \(proto.cluster)") }
+    init(proto: Portico_V1_Backend, field: String, clusters: (String) -> Bool) throws(SnapshotDecodingError) {
+        guard clusters(proto.cluster) else { throw SnapshotDecodingError("\(field).backend: no cluster named \(proto.cluster)") }
         let limit = proto.options.maxRequestBodyBytes
         self.init(
             cluster: proto.cluster, source: RouteSource(namespace: proto.namespace, ingress: proto.ingress),
@@ -179,8 +157,7 @@ extension Cluster {
         return proto
     }
 
-    init(proto: Portico_V1_Cluster, index: Int) throws(SnapshotDecodingError) {
-        let field = "clusters[\(index)]"
+    init(proto: Portico_V1_Cluster, field: String) throws(SnapshotDecodingError) {
         let port: ServicePortReference
         switch proto.servicePort {
         case .portNumber(let number)?: port = .number(Int(number))
@@ -266,6 +243,100 @@ extension Portico_V1_Snapshot {
         guard table.contentHash == contentHash else {
             throw SnapshotDecodingError(
                 "content hash mismatch: the snapshot says \(String(contentHash, radix: 16)), the table hashes to \(table.contentHashHex)")
+        }
+        return table
+    }
+}
+
+extension HostPattern {
+    init(proto: Portico_V1_VirtualHost, field: String) throws(SnapshotDecodingError) {
+        switch proto.hostname {
+        case .exact(let name)?:
+            guard !name.isEmpty else { throw SnapshotDecodingError("\(field): empty host") }
+            self = .exact(name)
+        case .wildcardSuffix(let suffix)?:
+            guard !suffix.isEmpty else { throw SnapshotDecodingError("\(field): empty wildcard suffix") }
+            self = .wildcard(suffix: suffix)
+        case .any(true)?: self = .any
+        case .any(false)?, nil: throw SnapshotDecodingError("\(field): no hostname")
+        }
+    }
+
+    var proto: Portico_V1_VirtualHost {
+        var proto = Portico_V1_VirtualHost()
+        switch self {
+        case .exact(let name): proto.exact = name
+        case .wildcard(let suffix): proto.wildcardSuffix = suffix
+        case .any: proto.any = true
+        }
+        return proto
+    }
+}
+
+extension TLSCertificate {
+    func proto(includePrivateKey: Bool) -> Portico_V1_Certificate {
+        var proto = Portico_V1_Certificate()
+        proto.name = name
+        proto.certificateChainPem = certificateChainPEM
+        if includePrivateKey { proto.privateKeyPem = privateKeyPEM }
+        proto.metadata = metadata.proto
+        return proto
+    }
+
+    init(proto: Portico_V1_Certificate, field: String) throws(SnapshotDecodingError) {
+        guard !proto.name.isEmpty else { throw SnapshotDecodingError("\(field): empty name") }
+        self.init(
+            name: proto.name, certificateChainPEM: proto.certificateChainPem, privateKeyPEM: proto.privateKeyPem,
+            metadata: CertificateMetadata(proto: proto.metadata))
+    }
+}
+
+extension Portico_V1_SnapshotDelta {
+    /// The wire form of `changes`, which turn the table of version `base` into a table hashing to `contentHash`.
+    public init(base: UInt64, contentHash: UInt64, changes: RouteTableDelta) {
+        self.init()
+        baseVersion = base
+        self.contentHash = contentHash
+        upsertedVirtualHosts = changes.upsertedHosts.map(\.proto)
+        removedVirtualHosts = changes.removedHosts.map(\.proto)
+        upsertedClusters = changes.upsertedClusters.map(\.proto)
+        removedClusters = changes.removedClusters
+        upsertedCertificates = changes.upsertedCertificates.map { $0.proto(includePrivateKey: true) }
+        removedCertificates = changes.removedCertificates
+        defaultCertificate = changes.defaultCertificate ?? ""
+    }
+
+    /// Decodes the changes, applies them to `base` and checks the result against the content hash
+    /// the sender computed.
+    public func apply(to base: RouteTable) throws(SnapshotDecodingError) -> RouteTable {
+        var changes = RouteTableDelta(defaultCertificate: defaultCertificate.isEmpty ? nil : defaultCertificate)
+        changes.upsertedClusters.reserveCapacity(upsertedClusters.count)
+        for (index, cluster) in upsertedClusters.enumerated() {
+            changes.upsertedClusters.append(try Cluster(proto: cluster, field: "delta.upsertedClusters[\(index)]"))
+        }
+        changes.removedClusters = removedClusters
+        for (index, certificate) in upsertedCertificates.enumerated() {
+            changes.upsertedCertificates.append(try TLSCertificate(proto: certificate, field: "delta.upsertedCertificates[\(index)]"))
+        }
+        changes.removedCertificates = removedCertificates
+        // Names are checked against the whole resulting table by `applying`.
+        changes.upsertedHosts.reserveCapacity(upsertedVirtualHosts.count)
+        for (index, host) in upsertedVirtualHosts.enumerated() {
+            changes.upsertedHosts.append(
+                try VirtualHost(proto: host, field: "delta.upsertedVirtualHosts[\(index)]", hasCluster: { _ in true }, hasCertificate: { _ in true }))
+        }
+        for (index, host) in removedVirtualHosts.enumerated() {
+            changes.removedHosts.append(try HostPattern(proto: host, field: "delta.removedVirtualHosts[\(index)]"))
+        }
+        let table: RouteTable
+        do {
+            table = try base.applying(changes)
+        } catch {
+            throw SnapshotDecodingError("delta from version \(baseVersion): \(error.description)")
+        }
+        guard table.contentHash == contentHash else {
+            throw SnapshotDecodingError(
+                "content hash mismatch after the delta from version \(baseVersion): the delta says \(String(contentHash, radix: 16)), the table hashes to \(table.contentHashHex)")
         }
         return table
     }

@@ -121,6 +121,7 @@ public final class SnapshotSubscriber: Sendable {
             subscribe.subscribe.node = identity.node
             subscribe.subscribe.workerID = identity.workerID
             subscribe.subscribe.kind = identity.kind
+            subscribe.subscribe.acceptsDeltas = true
             // Under the lock, so that a concurrent report cannot overtake the subscribe.
             reporting.withLock {
                 requestSink.yield(subscribe)
@@ -142,6 +143,8 @@ public final class SnapshotSubscriber: Sendable {
                 },
                 onResponse: { response in
                     var received = false
+                    // The table applied last on this stream: deltas apply on top of it.
+                    var held: (version: UInt64, table: RouteTable)?
                     for try await message in response.messages {
                         if !received {
                             received = true
@@ -150,7 +153,15 @@ public final class SnapshotSubscriber: Sendable {
                                 $0.sessions += 1
                             }
                         }
-                        requestSink.yield(await self.handle(message, apply: apply))
+                        let outcome = await self.handle(message, holding: held, apply: apply)
+                        requestSink.yield(outcome.reply)
+                        if let applied = outcome.applied { held = applied }
+                        if outcome.deltaRefused {
+                            // The server sends deltas while this stream lasts; a new stream starts
+                            // with a whole snapshot. Closing our side ends the stream once the
+                            // NACK went out.
+                            break
+                        }
                     }
                     requestSink.finish()
                     return received
@@ -158,24 +169,40 @@ public final class SnapshotSubscriber: Sendable {
         }
     }
 
-    private func handle(_ message: Portico_V1_WatchResponse, apply: @Sendable (ReceivedSnapshot) async throws -> Void) async
-        -> Portico_V1_WatchRequest
-    {
+    /// Decodes (or applies the delta to `held`), checks and applies one response. Returns the ACK or
+    /// NACK to send, the table applied if any, and whether a delta could not be applied to `held`
+    /// (as opposed to a table the caller refused, which leaves `held` a good base).
+    private func handle(
+        _ message: Portico_V1_WatchResponse, holding held: (version: UInt64, table: RouteTable)?,
+        apply: @Sendable (ReceivedSnapshot) async throws -> Void
+    ) async -> (reply: Portico_V1_WatchRequest, applied: (version: UInt64, table: RouteTable)?, deltaRefused: Bool) {
         var reply = Portico_V1_WatchRequest()
+        var deltaRefused = message.hasDelta
         do {
-            let table = try message.snapshot.decodeTable()
-            try await apply(ReceivedSnapshot(version: message.version, table: table, message: message.snapshot))
+            let received: ReceivedSnapshot
+            if message.hasDelta {
+                guard let held, held.version == message.delta.baseVersion else {
+                    throw SnapshotDecodingError(
+                        "delta from version \(message.delta.baseVersion), but the table applied last is version \(held?.version ?? 0)")
+                }
+                received = ReceivedSnapshot(version: message.version, table: try message.delta.apply(to: held.table))
+                deltaRefused = false
+            } else {
+                received = ReceivedSnapshot(version: message.version, table: try message.snapshot.decodeTable(), message: message.snapshot)
+            }
+            try await apply(received)
             reply.ack.nonce = message.nonce
             reply.ack.version = message.version
             status.withLock { $0.appliedVersion = message.version }
-            logger.debug("applied snapshot", metadata: ["version": "\(message.version)"])
+            logger.debug("applied snapshot", metadata: ["version": "\(message.version)", "delta": "\(message.hasDelta)"])
+            return (reply, (message.version, received.table), false)
         } catch {
             reply.nack.nonce = message.nonce
             reply.nack.version = message.version
             reply.nack.errorDetail = String(describing: error)
             status.withLock { $0.nacks += 1 }
             logger.warning("refused snapshot", metadata: ["version": "\(message.version)", "error": "\(error)"])
+            return (reply, nil, deltaRefused)
         }
-        return reply
     }
 }

@@ -212,6 +212,67 @@ import Testing
         await server.stop()
     }
 
+    /// After the first whole snapshot, a version the subscriber's ACKed table can grow into is sent
+    /// as the entries that changed, and the subscriber ends with a table equal to the published one.
+    @Test(arguments: Transport.allCases)
+    func laterVersionsTravelAsDeltas(_ transport: Transport) async throws {
+        let server = try await startServer(at: transport.freshAddress())
+        let first = table(version: 1, hosts: 50)
+        server.latest.publish(version: 1, table: first)
+        let subscriber = RecordingSubscriber(address: server.address, id: "w")
+        try await eventually("version 1 is ACKed") { server.subscriber("w")?.ackedVersion == 1 }
+
+        var hosts = first.virtualHosts
+        let trimmed = try #require(hosts.firstIndex { $0.hostname == .exact("host-7.example.com") })
+        hosts[trimmed].routes.removeLast()
+        hosts.removeAll { $0.hostname == .exact("host-20.example.com") }
+        hosts.append(VirtualHost(hostname: .wildcard(suffix: "new.example.com"), routes: hosts[0].routes))
+        let second = RouteTable(virtualHosts: hosts, clusters: first.clusters, certificates: [])
+        server.latest.publish(version: 2, table: second)
+        try await eventually("version 2 is ACKed") { server.subscriber("w")?.ackedVersion == 2 }
+
+        let record = try #require(server.subscriber("w"))
+        #expect(record.deltasSent == 1)
+        let applied = subscriber.applied.withLock { $0 }
+        #expect(applied.map(\.version) == [1, 2])
+        #expect(applied.first?.message != nil, "the first version is a whole snapshot")
+        #expect(applied.last?.message == nil, "the second is a delta")
+        #expect(applied.last?.table == second)
+        #expect(applied.last?.table.contentHash == second.contentHash)
+        let delta = try #require(server.latest.current?.delta)
+        #expect(delta.base == 1)
+        #expect(delta.changes.upsertedHosts.map(\.hostname) == [.exact("host-7.example.com"), .wildcard(suffix: "new.example.com")])
+        #expect(delta.changes.removedHosts == [.exact("host-20.example.com")])
+        #expect(delta.changes.upsertedClusters.isEmpty && delta.changes.removedClusters.isEmpty)
+        await subscriber.stop()
+        await server.stop()
+    }
+
+    /// A delta whose result does not hash to what the server says is NACKed; the subscriber opens a
+    /// new stream, which starts with a whole snapshot, and later deltas apply on top of that.
+    @Test func aDeltaThatDoesNotApplyIsNackedAndTheNextStreamStartsWhole() async throws {
+        let server = try await startServer(at: Transport.unix.freshAddress())
+        server.latest.publish(version: 1, table: table(version: 1))
+        let subscriber = RecordingSubscriber(address: server.address, id: "w")
+        try await eventually("version 1 applied") { subscriber.lastVersion == 1 }
+        server.latest.publishCorrupted(version: 2, table: table(version: 2))
+        // The delta is NACKed; the new stream's whole version 2 carries the same wrong hash and is
+        // NACKed too (DeltaTests check the delta's refusal text).
+        try await eventually("the corrupt delta is NACKed and the subscriber subscribed again") {
+            subscriber.subscriber.currentStatus.sessions == 2 && subscriber.subscriber.currentStatus.nacks == 2
+        }
+        #expect(server.subscriber("w")?.lastNack?.errorDetail.contains("content hash mismatch") == true)
+        server.latest.publish(version: 3, table: table(version: 3))
+        try await eventually("version 3 applied") { subscriber.lastVersion == 3 }
+        #expect(subscriber.lastTable == table(version: 3))
+        #expect(subscriber.applied.withLock { $0.map(\.version) } == [1, 3])
+        server.latest.publish(version: 4, table: table(version: 4))
+        try await eventually("version 4 applied") { subscriber.lastVersion == 4 }
+        #expect(subscriber.applied.withLock { $0.last?.message == nil }, "a delta again, on top of the whole version 3")
+        await subscriber.stop()
+        await server.stop()
+    }
+
     @Test func socketDirectoryIs0700AndSocketIs0600() async throws {
         let address = Transport.unix.freshAddress()
         let server = try await startServer(at: address)

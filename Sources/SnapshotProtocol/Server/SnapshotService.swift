@@ -84,8 +84,12 @@ public struct SnapshotService: RegistrableRPCService {
                     let snapshot = try await latest.next(after: sent)
                     var nonce = Portico_V1_WatchResponse()
                     nonce.nonce = "\(snapshot.version)-\(id)"
-                    registry.sent(id, version: snapshot.version)
-                    try await response.write(EncodedResponse(shared: snapshot.encodedResponse, suffix: try nonce.serializedBytes()))
+                    // A delta only on top of a table the subscriber said it applied; anything else
+                    // (the first response, a NACK, an ACK still on its way, versions skipped) gets
+                    // the whole snapshot.
+                    let shared = snapshot.encodedResponse(orDeltaFrom: subscribe.acceptsDeltas && sent > 0 && registry.ackedVersion(id) == sent ? sent : nil)
+                    registry.sent(id, version: snapshot.version, asDelta: shared.isDelta)
+                    try await response.write(EncodedResponse(shared: shared.bytes, suffix: try nonce.serializedBytes()))
                     sent = snapshot.version
                 }
             }

@@ -12,6 +12,8 @@ public final class SubscriberRegistry: Sendable {
         public var ackedVersion: UInt64 = 0
         /// Versions published while this subscriber was still busy with an older one.
         public var skippedVersions: UInt64 = 0
+        /// Versions sent as deltas rather than whole snapshots.
+        public var deltasSent: UInt64 = 0
         public var lastNack: Nack?
         /// For a node agent: its workers, as it last reported them.
         public var relayedWorkers: [Portico_V1_SubscriberStatus] = []
@@ -51,13 +53,19 @@ public final class SubscriberRegistry: Sendable {
         changes.continuation.yield()
     }
 
-    func sent(_ id: String, version: UInt64) {
+    func sent(_ id: String, version: UInt64, asDelta: Bool = false) {
         records.withLock { records in
             guard var record = records[id] else { return }
             if record.sentVersion > 0, version > record.sentVersion + 1 { record.skippedVersions += version - record.sentVersion - 1 }
             record.sentVersion = version
+            if asDelta { record.deltasSent += 1 }
             records[id] = record
         }
+    }
+
+    /// The newest version `id` ACKed; 0 before its first ACK.
+    func ackedVersion(_ id: String) -> UInt64 {
+        records.withLock { $0[id]?.ackedVersion ?? 0 }
     }
 
     func acked(_ id: String, version: UInt64) {
@@ -92,6 +100,7 @@ public final class SubscriberRegistry: Sendable {
             status.connectedSinceUnixMs = record.connectedSinceMilliseconds
             status.sentVersion = record.sentVersion
             status.ackedVersion = record.ackedVersion
+            status.deltasSent = record.deltasSent
             if let nack = record.lastNack {
                 status.lastNack.nonce = nack.nonce
                 status.lastNack.version = nack.version

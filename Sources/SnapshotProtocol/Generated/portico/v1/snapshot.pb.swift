@@ -595,6 +595,9 @@ public nonisolated struct Portico_V1_Subscribe: Sendable {
 
   public var kind: Portico_V1_SubscriberKind = .unspecified
 
+  /// The subscriber applies `WatchResponse.delta`. Servers send deltas only to subscribers that say so.
+  public var acceptsDeltas: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -632,30 +635,81 @@ public nonisolated struct Portico_V1_Nack: Sendable {
   public init() {}
 }
 
-public nonisolated struct Portico_V1_WatchResponse: Sendable {
+public nonisolated struct Portico_V1_WatchResponse: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var version: UInt64 = 0
+  public var version: UInt64 {
+    get {_storage._version}
+    set {_uniqueStorage()._version = newValue}
+  }
 
   /// Unique per response; echoed by the Ack or Nack.
-  public var nonce: String = String()
+  public var nonce: String {
+    get {_storage._nonce}
+    set {_uniqueStorage()._nonce = newValue}
+  }
 
+  /// Exactly one of `snapshot` and `delta` is set.
   public var snapshot: Portico_V1_Snapshot {
-    get {_snapshot ?? Portico_V1_Snapshot()}
-    set {_snapshot = newValue}
+    get {_storage._snapshot ?? Portico_V1_Snapshot()}
+    set {_uniqueStorage()._snapshot = newValue}
   }
   /// Returns true if `snapshot` has been explicitly set.
-  public var hasSnapshot: Bool {self._snapshot != nil}
+  public var hasSnapshot: Bool {_storage._snapshot != nil}
   /// Clears the value of `snapshot`. Subsequent reads from it will return its default value.
-  public mutating func clearSnapshot() {self._snapshot = nil}
+  public mutating func clearSnapshot() {_uniqueStorage()._snapshot = nil}
+
+  public var delta: Portico_V1_SnapshotDelta {
+    get {_storage._delta ?? Portico_V1_SnapshotDelta()}
+    set {_uniqueStorage()._delta = newValue}
+  }
+  /// Returns true if `delta` has been explicitly set.
+  public var hasDelta: Bool {_storage._delta != nil}
+  /// Clears the value of `delta`. Subsequent reads from it will return its default value.
+  public mutating func clearDelta() {_uniqueStorage()._delta = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _snapshot: Portico_V1_Snapshot? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// The table of `WatchResponse.version` as changes to the table of `base_version`, which the
+/// subscriber ACKed on this stream. Entries are keyed by hostname, cluster name and certificate name;
+/// an upserted entry replaces the whole entry of that key. A subscriber that cannot apply a delta
+/// NACKs it and subscribes again, and a new stream always begins with a whole snapshot.
+public nonisolated struct Portico_V1_SnapshotDelta: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var baseVersion: UInt64 = 0
+
+  /// Content hash of the resulting table (see Snapshot.content_hash).
+  public var contentHash: UInt64 = 0
+
+  public var upsertedVirtualHosts: [Portico_V1_VirtualHost] = []
+
+  /// Only `hostname` is set.
+  public var removedVirtualHosts: [Portico_V1_VirtualHost] = []
+
+  public var upsertedClusters: [Portico_V1_Cluster] = []
+
+  public var removedClusters: [String] = []
+
+  public var upsertedCertificates: [Portico_V1_Certificate] = []
+
+  public var removedCertificates: [String] = []
+
+  /// The resulting table's default certificate (always sent).
+  public var defaultCertificate: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Portico_V1_DumpRequest: Sendable {
@@ -793,6 +847,9 @@ public nonisolated struct Portico_V1_SubscriberStatus: Sendable {
   public var pid: UInt32 = 0
 
   public var restarts: UInt32 = 0
+
+  /// How many of the versions sent were sent as deltas.
+  public var deltasSent: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1614,7 +1671,7 @@ nonisolated extension Portico_V1_WorkerReport: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Portico_V1_Subscribe: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Subscribe"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}node\0\u{3}worker_id\0\u{1}kind\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}node\0\u{3}worker_id\0\u{1}kind\0\u{3}accepts_deltas\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1625,6 +1682,7 @@ nonisolated extension Portico_V1_Subscribe: SwiftProtobuf.Message, SwiftProtobuf
       case 1: try { try decoder.decodeSingularStringField(value: &self.node) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.workerID) }()
       case 3: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.acceptsDeltas) }()
       default: break
       }
     }
@@ -1640,6 +1698,9 @@ nonisolated extension Portico_V1_Subscribe: SwiftProtobuf.Message, SwiftProtobuf
     if self.kind != .unspecified {
       try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 3)
     }
+    if self.acceptsDeltas != false {
+      try visitor.visitSingularBoolField(value: self.acceptsDeltas, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1647,6 +1708,7 @@ nonisolated extension Portico_V1_Subscribe: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.node != rhs.node {return false}
     if lhs.workerID != rhs.workerID {return false}
     if lhs.kind != rhs.kind {return false}
+    if lhs.acceptsDeltas != rhs.acceptsDeltas {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1729,7 +1791,98 @@ nonisolated extension Portico_V1_Nack: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Portico_V1_WatchResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WatchResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}nonce\0\u{1}snapshot\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}nonce\0\u{1}snapshot\0\u{1}delta\0")
+
+  fileprivate class _StorageClass {
+    var _version: UInt64 = 0
+    var _nonce: String = String()
+    var _snapshot: Portico_V1_Snapshot? = nil
+    var _delta: Portico_V1_SnapshotDelta? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _version = source._version
+      _nonce = source._nonce
+      _snapshot = source._snapshot
+      _delta = source._delta
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt64Field(value: &_storage._version) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._nonce) }()
+        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._snapshot) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._delta) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._version != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._version, fieldNumber: 1)
+      }
+      if !_storage._nonce.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._nonce, fieldNumber: 2)
+      }
+      try { if let v = _storage._snapshot {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      } }()
+      try { if let v = _storage._delta {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Portico_V1_WatchResponse, rhs: Portico_V1_WatchResponse) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._version != rhs_storage._version {return false}
+        if _storage._nonce != rhs_storage._nonce {return false}
+        if _storage._snapshot != rhs_storage._snapshot {return false}
+        if _storage._delta != rhs_storage._delta {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Portico_V1_SnapshotDelta: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SnapshotDelta"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}base_version\0\u{3}content_hash\0\u{3}upserted_virtual_hosts\0\u{3}removed_virtual_hosts\0\u{3}upserted_clusters\0\u{3}removed_clusters\0\u{3}upserted_certificates\0\u{3}removed_certificates\0\u{3}default_certificate\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1737,35 +1890,61 @@ nonisolated extension Portico_V1_WatchResponse: SwiftProtobuf.Message, SwiftProt
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.nonce) }()
-      case 3: try { try decoder.decodeSingularMessageField(value: &self._snapshot) }()
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.baseVersion) }()
+      case 2: try { try decoder.decodeSingularFixed64Field(value: &self.contentHash) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.upsertedVirtualHosts) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.removedVirtualHosts) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.upsertedClusters) }()
+      case 6: try { try decoder.decodeRepeatedStringField(value: &self.removedClusters) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.upsertedCertificates) }()
+      case 8: try { try decoder.decodeRepeatedStringField(value: &self.removedCertificates) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.defaultCertificate) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.version != 0 {
-      try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 1)
+    if self.baseVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.baseVersion, fieldNumber: 1)
     }
-    if !self.nonce.isEmpty {
-      try visitor.visitSingularStringField(value: self.nonce, fieldNumber: 2)
+    if self.contentHash != 0 {
+      try visitor.visitSingularFixed64Field(value: self.contentHash, fieldNumber: 2)
     }
-    try { if let v = self._snapshot {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    } }()
+    if !self.upsertedVirtualHosts.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.upsertedVirtualHosts, fieldNumber: 3)
+    }
+    if !self.removedVirtualHosts.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.removedVirtualHosts, fieldNumber: 4)
+    }
+    if !self.upsertedClusters.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.upsertedClusters, fieldNumber: 5)
+    }
+    if !self.removedClusters.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.removedClusters, fieldNumber: 6)
+    }
+    if !self.upsertedCertificates.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.upsertedCertificates, fieldNumber: 7)
+    }
+    if !self.removedCertificates.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.removedCertificates, fieldNumber: 8)
+    }
+    if !self.defaultCertificate.isEmpty {
+      try visitor.visitSingularStringField(value: self.defaultCertificate, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Portico_V1_WatchResponse, rhs: Portico_V1_WatchResponse) -> Bool {
-    if lhs.version != rhs.version {return false}
-    if lhs.nonce != rhs.nonce {return false}
-    if lhs._snapshot != rhs._snapshot {return false}
+  public static func ==(lhs: Portico_V1_SnapshotDelta, rhs: Portico_V1_SnapshotDelta) -> Bool {
+    if lhs.baseVersion != rhs.baseVersion {return false}
+    if lhs.contentHash != rhs.contentHash {return false}
+    if lhs.upsertedVirtualHosts != rhs.upsertedVirtualHosts {return false}
+    if lhs.removedVirtualHosts != rhs.removedVirtualHosts {return false}
+    if lhs.upsertedClusters != rhs.upsertedClusters {return false}
+    if lhs.removedClusters != rhs.removedClusters {return false}
+    if lhs.upsertedCertificates != rhs.upsertedCertificates {return false}
+    if lhs.removedCertificates != rhs.removedCertificates {return false}
+    if lhs.defaultCertificate != rhs.defaultCertificate {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1952,7 +2131,7 @@ nonisolated extension Portico_V1_RejectionStatus: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Portico_V1_SubscriberStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubscriberStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}node\0\u{3}worker_id\0\u{1}kind\0\u{1}peer\0\u{3}connected_since_unix_ms\0\u{3}sent_version\0\u{3}acked_version\0\u{3}last_nack\0\u{3}relayed_by\0\u{1}pid\0\u{1}restarts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}node\0\u{3}worker_id\0\u{1}kind\0\u{1}peer\0\u{3}connected_since_unix_ms\0\u{3}sent_version\0\u{3}acked_version\0\u{3}last_nack\0\u{3}relayed_by\0\u{1}pid\0\u{1}restarts\0\u{3}deltas_sent\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1972,6 +2151,7 @@ nonisolated extension Portico_V1_SubscriberStatus: SwiftProtobuf.Message, SwiftP
       case 10: try { try decoder.decodeSingularStringField(value: &self.relayedBy) }()
       case 11: try { try decoder.decodeSingularUInt32Field(value: &self.pid) }()
       case 12: try { try decoder.decodeSingularUInt32Field(value: &self.restarts) }()
+      case 13: try { try decoder.decodeSingularUInt64Field(value: &self.deltasSent) }()
       default: break
       }
     }
@@ -2018,6 +2198,9 @@ nonisolated extension Portico_V1_SubscriberStatus: SwiftProtobuf.Message, SwiftP
     if self.restarts != 0 {
       try visitor.visitSingularUInt32Field(value: self.restarts, fieldNumber: 12)
     }
+    if self.deltasSent != 0 {
+      try visitor.visitSingularUInt64Field(value: self.deltasSent, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2034,6 +2217,7 @@ nonisolated extension Portico_V1_SubscriberStatus: SwiftProtobuf.Message, SwiftP
     if lhs.relayedBy != rhs.relayedBy {return false}
     if lhs.pid != rhs.pid {return false}
     if lhs.restarts != rhs.restarts {return false}
+    if lhs.deltasSent != rhs.deltasSent {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

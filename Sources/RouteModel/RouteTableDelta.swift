@@ -1,0 +1,171 @@
+/// The changes that turn one route table into another, keyed by hostname, cluster name and
+/// certificate name: an upserted entry replaces the whole entry of its key.
+///
+/// One changed Ingress among 10k changes one virtual host; sending that host instead of the table
+/// spares every hop the encoding, decoding and conversion of the other 9,999.
+public struct RouteTableDelta: Sendable, Equatable {
+    /// Sorted by key.
+    public var upsertedHosts: [VirtualHost] = []
+    public var removedHosts: [HostPattern] = []
+    public var upsertedClusters: [Cluster] = []
+    public var removedClusters: [String] = []
+    public var upsertedCertificates: [TLSCertificate] = []
+    public var removedCertificates: [String] = []
+    /// The resulting table's default certificate (always carried, changed or not).
+    public var defaultCertificate: String?
+
+    public init(
+        upsertedHosts: [VirtualHost] = [], removedHosts: [HostPattern] = [], upsertedClusters: [Cluster] = [],
+        removedClusters: [String] = [], upsertedCertificates: [TLSCertificate] = [], removedCertificates: [String] = [],
+        defaultCertificate: String? = nil
+    ) {
+        self.upsertedHosts = upsertedHosts
+        self.removedHosts = removedHosts
+        self.upsertedClusters = upsertedClusters
+        self.removedClusters = removedClusters
+        self.upsertedCertificates = upsertedCertificates
+        self.removedCertificates = removedCertificates
+        self.defaultCertificate = defaultCertificate
+    }
+
+    /// Entries upserted or removed.
+    public var changeCount: Int {
+        upsertedHosts.count + removedHosts.count + upsertedClusters.count + removedClusters.count + upsertedCertificates.count
+            + removedCertificates.count
+    }
+}
+
+/// Why a delta does not apply to a table: it was computed against another one.
+public struct RouteTableDeltaError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension RouteTable {
+    /// What changed from this table to `newer`. Entries equal in both are skipped cheaply when the two
+    /// tables share storage (a table built by `applying` shares every untouched entry with its base).
+    public func delta(to newer: RouteTable) -> RouteTableDelta {
+        let hosts = Self.difference(virtualHosts, newer.virtualHosts, key: \.hostname)
+        let clusters = Self.difference(self.clusters, newer.clusters, key: \.name)
+        let certificates = Self.difference(self.certificates, newer.certificates, key: \.name)
+        return RouteTableDelta(
+            upsertedHosts: hosts.upserted, removedHosts: hosts.removed, upsertedClusters: clusters.upserted,
+            removedClusters: clusters.removed, upsertedCertificates: certificates.upserted, removedCertificates: certificates.removed,
+            defaultCertificate: newer.defaultCertificate)
+    }
+
+    /// This table with `delta` applied. Throws when the delta removes an entry this table does not
+    /// hold, names a key twice, or leaves a route, host or the default certificate naming an entry
+    /// that is not there. The caller compares the result's content hash with the sender's.
+    public func applying(_ delta: RouteTableDelta) throws(RouteTableDeltaError) -> RouteTable {
+        let table = RouteTable(
+            virtualHosts: try Self.merge(virtualHosts, upserted: delta.upsertedHosts, removed: delta.removedHosts, key: \.hostname, kind: "virtual host"),
+            clusters: try Self.merge(clusters, upserted: delta.upsertedClusters, removed: delta.removedClusters, key: \.name, kind: "cluster"),
+            certificates: try Self.merge(
+                certificates, upserted: delta.upsertedCertificates, removed: delta.removedCertificates, key: \.name, kind: "certificate"),
+            defaultCertificate: delta.defaultCertificate)
+        if let problem = table.danglingReference { throw RouteTableDeltaError(problem) }
+        return table
+    }
+
+    /// The first name a host uses that the table does not hold, described; nil when all resolve.
+    public var danglingReference: String? {
+        if let name = defaultCertificate, certificate(named: name) == nil { return "default certificate \(name) is not in the table" }
+        for host in virtualHosts {
+            for route in host.routes where cluster(named: route.backend.cluster) == nil {
+                return "host \(host.hostname) route \(route.match.path): no cluster named \(route.backend.cluster)"
+            }
+            if let backend = host.defaultBackend, cluster(named: backend.cluster) == nil {
+                return "host \(host.hostname) default backend: no cluster named \(backend.cluster)"
+            }
+            if let name = host.tls?.certificate, certificate(named: name) == nil {
+                return "host \(host.hostname): no certificate named \(name)"
+            }
+        }
+        return nil
+    }
+
+    /// Both inputs sorted by key (as a table keeps them).
+    private static func difference<T: Equatable, Key: Comparable>(_ old: [T], _ new: [T], key: (T) -> Key) -> (upserted: [T], removed: [Key]) {
+        var upserted: [T] = []
+        var removed: [Key] = []
+        old.withUnsafeBufferPointer { old in
+            new.withUnsafeBufferPointer { new in
+                var i = 0
+                var j = 0
+                while i < old.count || j < new.count {
+                    if j == new.count {
+                        removed.append(key(old[i]))
+                        i += 1
+                        continue
+                    }
+                    if i == old.count {
+                        upserted.append(new[j])
+                        j += 1
+                        continue
+                    }
+                    let oldKey = key(old[i])
+                    let newKey = key(new[j])
+                    if oldKey < newKey {
+                        removed.append(oldKey)
+                        i += 1
+                    } else if newKey < oldKey {
+                        upserted.append(new[j])
+                        j += 1
+                    } else {
+                        if old[i] != new[j] { upserted.append(new[j]) }
+                        i += 1
+                        j += 1
+                    }
+                }
+            }
+        }
+        return (upserted, removed)
+    }
+
+    /// `base` (sorted by key) without `removed` and with `upserted` in place or inserted, sorted.
+    private static func merge<T, Key: Comparable>(
+        _ base: [T], upserted unsortedUpserts: [T], removed unsortedRemovals: [Key], key: (T) -> Key, kind: String
+    ) throws(RouteTableDeltaError) -> [T] {
+        if unsortedUpserts.isEmpty, unsortedRemovals.isEmpty { return base }
+        let upserted = unsortedUpserts.sorted { key($0) < key($1) }
+        let removed = unsortedRemovals.sorted()
+        for index in upserted.indices.dropFirst() where !(key(upserted[index - 1]) < key(upserted[index])) {
+            throw RouteTableDeltaError("\(kind) \(key(upserted[index])) is upserted twice")
+        }
+        for index in removed.indices.dropFirst() where !(removed[index - 1] < removed[index]) {
+            throw RouteTableDeltaError("\(kind) \(removed[index]) is removed twice")
+        }
+        var result: [T] = []
+        result.reserveCapacity(base.count + upserted.count)
+        var i = 0
+        var j = 0
+        var r = 0
+        while i < base.count || j < upserted.count {
+            let baseKey = i < base.count ? key(base[i]) : nil
+            if j < upserted.count, baseKey.map({ !($0 < key(upserted[j])) }) ?? true {
+                let upsertKey = key(upserted[j])
+                if r < removed.count, removed[r] == upsertKey {
+                    throw RouteTableDeltaError("\(kind) \(upsertKey) is both upserted and removed")
+                }
+                // Replaces the base entry of the same key, or is inserted before the next one.
+                if baseKey == upsertKey { i += 1 }
+                result.append(upserted[j])
+                j += 1
+                continue
+            }
+            let current = baseKey!
+            if r < removed.count, removed[r] < current {
+                throw RouteTableDeltaError("removes \(kind) \(removed[r]), which the table does not hold")
+            }
+            if r < removed.count, removed[r] == current {
+                r += 1
+            } else {
+                result.append(base[i])
+            }
+            i += 1
+        }
+        if r < removed.count { throw RouteTableDeltaError("removes \(kind) \(removed[r]), which the table does not hold") }
+        return result
+    }
+}

@@ -1,0 +1,77 @@
+import RouteModel
+import SwiftProtobuf
+import Testing
+import TestSupport
+@testable import SnapshotProtocol
+
+@Suite struct DeltaTests {
+    /// Table `a` with a quarter of its hosts gone, some trimmed, and the hosts, clusters and
+    /// certificates of another random table added (theirs win where names meet).
+    static func successor(of a: RouteTable, seed: UInt64) -> RouteTable {
+        var random = SplitMix64(seed: seed)
+        let other = RandomRouteTable.make(seed: seed + 1000, hosts: 6)
+        var hosts = a.virtualHosts.filter { _ in random.next() % 4 != 0 }
+        for index in hosts.indices where random.next() % 3 == 0 && hosts[index].routes.count > 1 { hosts[index].routes.removeLast() }
+        let kept = Set(hosts.map(\.hostname))
+        hosts += other.virtualHosts.filter { !kept.contains($0.hostname) }
+        func union<T>(_ mine: [T], _ theirs: [T], _ name: (T) -> String) -> [T] {
+            let replaced = Set(theirs.map(name))
+            return mine.filter { !replaced.contains(name($0)) } + theirs
+        }
+        return RouteTable(
+            virtualHosts: hosts, clusters: union(a.clusters, other.clusters, \.name),
+            certificates: union(a.certificates, other.certificates, \.name), defaultCertificate: other.defaultCertificate)
+    }
+
+    @Test(arguments: 0..<40)
+    func aDeltaTurnsTheOldTableIntoTheNewOneThroughTheWire(_ seed: Int) throws {
+        let old = RandomRouteTable.make(seed: UInt64(seed), hosts: 8 + seed)
+        let new = Self.successor(of: old, seed: UInt64(seed))
+        #expect(new.danglingReference == nil)
+        let delta = old.delta(to: new)
+        let applied = try old.applying(delta)
+        #expect(applied == new)
+        #expect(applied.contentHash == new.contentHash)
+
+        let bytes: [UInt8] = try Portico_V1_SnapshotDelta(base: 7, contentHash: new.contentHash, changes: delta).serializedBytes()
+        let decoded = try Portico_V1_SnapshotDelta(serializedBytes: bytes)
+        #expect(decoded.baseVersion == 7)
+        let received = try decoded.apply(to: old)
+        #expect(received == new)
+        #expect(received.defaultCertificate == new.defaultCertificate)
+    }
+
+    @Test func anUnchangedTableGivesAnEmptyDelta() {
+        let table = RandomRouteTable.make(seed: 5, hosts: 30)
+        let copy = RouteTable(
+            virtualHosts: table.virtualHosts.reversed(), clusters: table.clusters, certificates: table.certificates,
+            defaultCertificate: table.defaultCertificate)
+        let delta = table.delta(to: copy)
+        #expect(delta.changeCount == 0)
+        #expect(delta.defaultCertificate == table.defaultCertificate)
+    }
+
+    @Test func aDeltaForAnotherTableIsRefusedWithTheReason() throws {
+        let table = RandomRouteTable.make(seed: 9, hosts: 10)
+        let host = table.virtualHosts[3]
+
+        var missing = RouteTableDelta(removedHosts: [.exact("not-there.example.com")])
+        missing.defaultCertificate = table.defaultCertificate
+        #expect(throws: RouteTableDeltaError("removes virtual host not-there.example.com, which the table does not hold")) {
+            try table.applying(missing)
+        }
+        let twice = RouteTableDelta(upsertedHosts: [host, host], defaultCertificate: table.defaultCertificate)
+        #expect(throws: RouteTableDeltaError("virtual host \(host.hostname) is upserted twice")) { try table.applying(twice) }
+
+        let used = try #require(host.routes.first?.backend.cluster)
+        let dangling = RouteTableDelta(removedClusters: [used], defaultCertificate: table.defaultCertificate)
+        let error = #expect(throws: RouteTableDeltaError.self) { try table.applying(dangling) }
+        #expect(error?.description.contains("no cluster named \(used)") == true)
+
+        // Through the wire, a hash that does not match is refused too.
+        var wrongHash = Portico_V1_SnapshotDelta(base: 1, contentHash: table.contentHash &+ 1, changes: RouteTableDelta(defaultCertificate: table.defaultCertificate))
+        wrongHash.baseVersion = 1
+        let refusal = #expect(throws: SnapshotDecodingError.self) { try wrongHash.apply(to: table) }
+        #expect(refusal?.description.contains("content hash mismatch after the delta from version 1") == true)
+    }
+}
