@@ -17,6 +17,8 @@ public final class Informer<Object: KubeObject>: Sendable {
 
     private struct State {
         var objects: [String: Object] = [:]
+        /// Keys changed since the last `takeChanges()`; nil after a list replaced the cache.
+        var changed: Set<String>? = []
         var synced = false
         var statistics = Statistics()
     }
@@ -47,6 +49,19 @@ public final class Informer<Object: KubeObject>: Sendable {
         state.withLock { Array($0.objects.values) }
     }
 
+    /// The keys (`namespace/name`, the namespace empty for cluster-scoped objects) of the objects
+    /// added, modified or deleted since the previous call, each with its cached value now (nil:
+    /// deleted); nil when a LIST replaced the whole cache meanwhile.
+    public func takeChanges() -> [String: Object?]? {
+        state.withLock { state in
+            defer { state.changed = [] }
+            guard let changed = state.changed else { return nil }
+            var changes: [String: Object?] = [:]
+            for key in changed { changes[key] = .some(state.objects[key]) }
+            return changes
+        }
+    }
+
     /// Whether the first LIST completed.
     public var hasSynced: Bool { state.withLock { $0.synced } }
 
@@ -68,6 +83,7 @@ public final class Informer<Object: KubeObject>: Sendable {
                     let fresh = Dictionary(list.items.map { (Self.key($0), $0) }, uniquingKeysWith: { $1 })
                     state.withLock {
                         $0.objects = fresh
+                        $0.changed = nil
                         $0.synced = true
                         $0.statistics.lists += 1
                     }
@@ -88,14 +104,18 @@ public final class Informer<Object: KubeObject>: Sendable {
                     switch event {
                     case .added(let object), .modified(let object):
                         state.withLock {
-                            $0.objects[Self.key(object)] = object
+                            let key = Self.key(object)
+                            $0.objects[key] = object
+                            $0.changed?.insert(key)
                             $0.statistics.events += 1
                         }
                         resourceVersion = object.metadata.resourceVersion ?? resourceVersion
                         onChange()
                     case .deleted(let object):
                         state.withLock {
-                            $0.objects[Self.key(object)] = nil
+                            let key = Self.key(object)
+                            $0.objects[key] = nil
+                            $0.changed?.insert(key)
                             $0.statistics.events += 1
                         }
                         resourceVersion = object.metadata.resourceVersion ?? resourceVersion

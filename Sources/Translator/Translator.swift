@@ -12,6 +12,8 @@ public struct Translation: Sendable {
     public var rejectedIngresses: [ObjectRef]
     /// Ingresses of other classes, left alone, sorted.
     public var ignoredIngresses: [ObjectRef]
+    /// The Ingress whose `defaultBackend` answers for hosts without one of their own; nil for none.
+    public var globalDefaultOwner: ObjectRef?
 }
 
 /// Kubernetes objects → route table. Pure: the same objects in any order give an equal table with
@@ -157,7 +159,8 @@ private struct TableBuilder {
             rejections: rejections.sorted(),
             acceptedIngresses: validated.map(\.ref).sorted(),
             rejectedIngresses: rejected.sorted(),
-            ignoredIngresses: ignored.sorted())
+            ignoredIngresses: ignored.sorted(),
+            globalDefaultOwner: globalDefault?.owner)
     }
 
     /// Binds each TLS host to a Secret, oldest Ingress first. Returns who uses which Secret.

@@ -180,4 +180,41 @@ private final class Replica: Sendable {
         await client.shutdown()
         await server.stop()
     }
+
+    /// An Ingress edit is translated for its own hosts only, the full translation that follows finds
+    /// the same table, and a change reaching other hosts (a catch-all default backend) goes the full way.
+    @Test func ingressEditsAreTranslatedIncrementallyAndVerified() async throws {
+        let server = try await KubeAPIEmulator.start()
+        try await server.apply(Fixture.ingressClass("portico"))
+        try await server.apply(Fixture.service("web"))
+        for index in 0..<30 { try await server.apply(KubeStatusTests.ingress("app-\(index)")) }
+        let client = try KubeClient(config: KubeConfig(server: server.url, certificateAuthorityPEM: server.certificateAuthorityPEM, credentials: .token(server.token!)))
+        let latest = LatestSnapshot()
+        var options = KubeSource.Options()
+        options.verifyAfter = .milliseconds(100)
+        let source = KubeSource(client: client, latest: latest, options: options)
+        let run = Task { await source.run() }
+        try await eventually("the first table is published") { latest.current?.table.virtualHosts.count == 30 }
+
+        try await server.apply(KubeStatusTests.ingress("app-7", path: "/edited"))
+        try await eventually("the edit is published") {
+            latest.current?.table.virtualHosts.first { $0.hostname == .exact("app-7.test") }?.routes.map(\.match.path) == ["/edited"]
+        }
+        #expect(source.status.incrementalRebuilds == 1)
+        let versionAfterEdit = latest.current!.version
+        let fullBefore = source.status.rebuilds - source.status.incrementalRebuilds
+        try await eventually("a full translation follows") { source.status.rebuilds - source.status.incrementalRebuilds > fullBefore }
+        #expect(source.status.incrementalMismatches == 0)
+        #expect(latest.current?.version == versionAfterEdit, "the full translation found the same table")
+
+        var catchAll = KubeStatusTests.ingress("catch-all")
+        catchAll.spec?.defaultBackend = Fixture.backend("web", 80)
+        try await server.apply(catchAll)
+        try await eventually("the catch-all is published") { latest.current?.table.virtualHosts.contains { $0.hostname == .any } == true }
+        #expect(source.status.incrementalRebuilds == 1, "a default backend is translated in full")
+        run.cancel()
+        await run.value
+        await client.shutdown()
+        await server.stop()
+    }
 }

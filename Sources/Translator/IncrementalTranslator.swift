@@ -1,0 +1,177 @@
+import KubeTypes
+import RouteModel
+
+/// Re-translates only the virtual hosts a few Ingress changes touch, instead of all of them.
+///
+/// A virtual host's routes, default backend and TLS binding depend only on the Ingresses naming that
+/// host (their rules or TLS hosts), the Ingress naming its parent wildcard in TLS, the Ingress owning
+/// the catch-all default backend, and the Services, EndpointSlices and Secrets those name. So after
+/// Ingress X changes from X0 to X1, the hosts of X0 and X1 are translated again from exactly those
+/// Ingresses (with `Translator.translate`, so the rules are the same code), and every other host,
+/// cluster and certificate is kept from the previous table.
+///
+/// What crosses hosts is left to a full translation: `apply` returns nil when X0 or X1 has a
+/// `defaultBackend` (it may own the catch-all), a wildcard TLS host (exact hosts inherit it), or a
+/// load-balancing annotation (a cluster's policy is decided across hosts), when an Ingress re-read
+/// has a load-balancing annotation, and when anything but Ingresses changed (the caller knows that).
+/// The result equals the full translation's table; rejections and Ingress lists come only from full
+/// translations, which the caller runs after a while (and compares).
+public struct IncrementalTranslator: Sendable {
+    public private(set) var table: RouteTable
+    private let configuration: TranslatorConfiguration
+    private var ingresses: [String: Ingress]
+    private var keysByHost: [HostPattern: Set<String>] = [:]
+    private let globalDefaultOwner: String?
+    private let ingressClasses: [IngressClass]
+    private let services: [NamespacedName: Service]
+    private let slicesByService: [NamespacedName: [EndpointSlice]]
+    private let secrets: [NamespacedName: Secret]
+
+    /// The key of an Ingress in `apply`'s changes: `namespace/name`, the namespace empty when unset
+    /// (as informers key their caches).
+    public static func key(_ ingress: Ingress) -> String { "\(ingress.metadata.namespace ?? "")/\(ingress.metadata.name)" }
+
+    /// Starts from a full translation of `objects`.
+    public init(objects: KubeObjects, translation: Translation, configuration: TranslatorConfiguration = .init()) {
+        self.table = translation.table
+        self.configuration = configuration
+        var ingresses: [String: Ingress] = [:]
+        ingresses.reserveCapacity(objects.ingresses.count)
+        var owner: String?
+        for ingress in objects.ingresses {
+            let key = Self.key(ingress)
+            ingresses[key] = ingress
+            if ingress.ref == translation.globalDefaultOwner { owner = key }
+        }
+        self.ingresses = ingresses
+        self.globalDefaultOwner = owner
+        self.ingressClasses = objects.ingressClasses
+        self.services = Dictionary(objects.services.map { (NamespacedName($0.namespace, $0.name), $0) }, uniquingKeysWith: { $1 })
+        var slices: [NamespacedName: [EndpointSlice]] = [:]
+        for slice in objects.endpointSlices {
+            guard let service = slice.serviceName else { continue }
+            slices[NamespacedName(slice.namespace, service), default: []].append(slice)
+        }
+        self.slicesByService = slices
+        self.secrets = Dictionary(objects.secrets.map { (NamespacedName($0.namespace, $0.name), $0) }, uniquingKeysWith: { $1 })
+        for (key, ingress) in ingresses {
+            for host in Self.hosts(of: ingress) { keysByHost[host, default: []].insert(key) }
+        }
+    }
+
+    /// The table after the Ingresses of `changes` became their values (nil: deleted), or nil (and
+    /// nothing changed here) when the change needs a full translation.
+    public mutating func apply(_ changes: [String: Ingress?]) -> RouteTable? {
+        guard !changes.isEmpty else { return table }
+        var affected = Set<HostPattern>()
+        for (key, new) in changes {
+            for ingress in [ingresses[key], new].compactMap({ $0 }) {
+                guard !crossesHosts(ingress) else { return nil }
+                affected.formUnion(Self.hosts(of: ingress))
+            }
+        }
+
+        // Who can contribute to the affected hosts once the changes are in.
+        var current = ingresses
+        for (key, new) in changes { current[key] = new }
+        var keys = Set<String>()
+        for host in affected {
+            keys.formUnion(keysByHost[host] ?? [])
+            if case .exact(let name) = host, let parent = Self.parentWildcard(of: name) { keys.formUnion(keysByHost[parent] ?? []) }
+        }
+        for (key, new) in changes where new != nil { keys.insert(key) }
+        if let globalDefaultOwner { keys.insert(globalDefaultOwner) }
+        let subset = keys.compactMap { current[$0] }
+        guard !subset.contains(where: { $0.metadata.annotations?[TranslatorConfiguration.Annotation.loadBalance] != nil }) else { return nil }
+
+        let partial = Translator.translate(objects(for: subset), configuration: configuration).table
+        table = Self.splice(partial, hosts: affected, into: table)
+        for (key, new) in changes {
+            if let old = ingresses[key] {
+                for host in Self.hosts(of: old) {
+                    keysByHost[host]?.remove(key)
+                    if keysByHost[host]?.isEmpty == true { keysByHost[host] = nil }
+                }
+            }
+            if let new { for host in Self.hosts(of: new) { keysByHost[host, default: []].insert(key) } }
+        }
+        ingresses = current
+        return table
+    }
+
+    /// Whether an Ingress affects hosts other than its own (see the type's comment).
+    private func crossesHosts(_ ingress: Ingress) -> Bool {
+        guard let spec = ingress.spec else { return false }
+        if spec.defaultBackend != nil { return true }
+        if ingress.metadata.annotations?[TranslatorConfiguration.Annotation.loadBalance] != nil { return true }
+        for entry in spec.tls ?? [] {
+            for raw in entry.hosts ?? [] {
+                if case .wildcard? = try? HostPattern.parse(raw) { return true }
+            }
+        }
+        return false
+    }
+
+    /// The Ingresses, with every class and the Services, slices and Secrets they name.
+    private func objects(for subset: [Ingress]) -> KubeObjects {
+        var serviceNames = Set<NamespacedName>()
+        var secretNames = Set<NamespacedName>()
+        for ingress in subset {
+            guard let spec = ingress.spec else { continue }
+            var backends = spec.defaultBackend.map { [$0] } ?? []
+            for rule in spec.rules ?? [] { backends += rule.http?.paths.map(\.backend) ?? [] }
+            for backend in backends {
+                if let service = backend.service { serviceNames.insert(NamespacedName(ingress.namespace, service.name)) }
+            }
+            for entry in spec.tls ?? [] {
+                if let secret = entry.secretName { secretNames.insert(NamespacedName(ingress.namespace, secret)) }
+            }
+        }
+        return KubeObjects(
+            ingresses: subset, ingressClasses: ingressClasses, services: serviceNames.compactMap { services[$0] },
+            endpointSlices: serviceNames.flatMap { slicesByService[$0] ?? [] }, secrets: secretNames.compactMap { secrets[$0] })
+    }
+
+    /// Every host an Ingress names in its rules (no host: `.any`) or TLS entries; unparsable ones
+    /// are left out (the Ingress is rejected for them).
+    static func hosts(of ingress: Ingress) -> Set<HostPattern> {
+        var hosts = Set<HostPattern>()
+        for rule in ingress.spec?.rules ?? [] {
+            if let host = try? HostPattern.parse(rule.host ?? "") { hosts.insert(host) }
+        }
+        for entry in ingress.spec?.tls ?? [] {
+            for raw in entry.hosts ?? [] {
+                if let host = try? HostPattern.parse(raw), host != .any { hosts.insert(host) }
+            }
+        }
+        return hosts
+    }
+
+    static func parentWildcard(of name: String) -> HostPattern? {
+        guard let dot = name.utf8.firstIndex(of: UInt8(ascii: ".")) else { return nil }
+        return .wildcard(suffix: String(name[name.utf8.index(after: dot)...]))
+    }
+
+    /// `table` with the `hosts` replaced by their versions in `partial` (or removed where `partial`
+    /// has none), and the clusters and certificates the result names: the previous table's values
+    /// where it has them (a partial translation does not see every Ingress naming a cluster), else
+    /// the partial table's.
+    static func splice(_ partial: RouteTable, hosts: Set<HostPattern>, into table: RouteTable) -> RouteTable {
+        var virtualHosts = table.virtualHosts.filter { !hosts.contains($0.hostname) }
+        virtualHosts += partial.virtualHosts.filter { hosts.contains($0.hostname) }
+        var clusterNames = Set<String>()
+        clusterNames.reserveCapacity(table.clusters.count + 8)
+        var certificateNames = Set<String>()
+        for host in virtualHosts {
+            for route in host.routes { clusterNames.insert(route.backend.cluster) }
+            if let backend = host.defaultBackend { clusterNames.insert(backend.cluster) }
+            if let certificate = host.tls?.certificate { certificateNames.insert(certificate) }
+        }
+        var clusters = table.clusters.filter { clusterNames.contains($0.name) }
+        clusters += partial.clusters.filter { clusterNames.contains($0.name) && table.cluster(named: $0.name) == nil }
+        var certificates = table.certificates.filter { certificateNames.contains($0.name) }
+        certificates += partial.certificates.filter { certificateNames.contains($0.name) && table.certificate(named: $0.name) == nil }
+        return RouteTable(
+            virtualHosts: virtualHosts, clusters: clusters, certificates: certificates, defaultCertificate: table.defaultCertificate)
+    }
+}

@@ -1,0 +1,125 @@
+import KubeTypes
+import RouteModel
+import Testing
+import TestSupport
+@testable import Translator
+
+/// The incremental translator must give exactly the full translation's table, whatever the changes;
+/// it may only decline (nil), never differ.
+@Suite struct IncrementalTranslatorTests {
+    static let hosts = ["a.example.com", "b.example.com", "c.example.com", "x.wild.com", "*.wild.com", "d.example.com", "e.example.com"]
+
+    static func randomIngress(_ name: String, created: Int64, _ random: inout SplitMix64) -> Ingress {
+        func chance(_ percent: UInt64) -> Bool { random.next() % 100 < percent }
+        func pick<T>(_ values: [T]) -> T { values[Int(random.next() % UInt64(values.count))] }
+        func backend() -> IngressBackend {
+            chance(15) ? F.backend("svc-\(random.next() % 4)", portName: "http") : F.backend(pick(["svc-0", "svc-1", "svc-2", "svc-3", "missing"]), 80)
+        }
+        var rules: [IngressRule] = []
+        for _ in 0..<(1 + random.next() % 2) {
+            let paths = (0..<(1 + random.next() % 3)).map { _ in
+                F.path(pick(["/", "/api", "/api/v1", "/static", "/x"]), pick(["Prefix", "Exact", "ImplementationSpecific"]), backend())
+            }
+            rules.append(IngressRule(host: chance(10) ? nil : pick(hosts), http: HTTPIngressRuleValue(paths: paths)))
+        }
+        var annotations: [String: String] = [:]
+        if chance(3) { annotations[TranslatorConfiguration.Annotation.loadBalance] = "least-request" }
+        if chance(15) { annotations["portico.io/ssl-redirect"] = "false" }
+        if chance(10) { annotations["portico.io/proxy-body-size"] = "1m" }
+        let tls: [IngressTLS]? =
+            chance(30)
+            ? [IngressTLS(hosts: [pick(hosts.filter { $0 != "*.wild.com" || chance(30) })], secretName: pick(["tls-a", "tls-b", "no-such-secret"]))]
+            : nil
+        return F.ingress(
+            name, namespace: chance(80) ? "default" : "team", created: created, annotations: annotations.isEmpty ? nil : annotations,
+            defaultBackend: chance(3) ? backend() : nil, tls: tls, rules: rules)
+    }
+
+    static func cluster(_ random: inout SplitMix64) throws -> KubeObjects {
+        let certificate = try TestCertificate(commonName: "a", dnsNames: ["a.example.com"])
+        var objects = KubeObjects()
+        objects.ingresses = (0..<24).map { randomIngress("ing-\($0)", created: Int64($0), &random) }
+        for namespace in ["default", "team"] {
+            for service in 0..<4 {
+                objects.services.append(F.service("svc-\(service)", namespace: namespace))
+                objects.endpointSlices.append(
+                    F.slice("svc-\(service)-a", service: "svc-\(service)", namespace: namespace, endpoints: [("10.0.\(service).1", true), ("10.0.\(service).2", service != 2)]))
+            }
+            objects.secrets.append(F.tlsSecret("tls-a", namespace: namespace, certificatePEM: certificate.certificatePEM, keyPEM: certificate.privateKeyPEM))
+            objects.secrets.append(F.tlsSecret("tls-b", namespace: namespace, certificatePEM: "not a certificate", keyPEM: "nor a key"))
+        }
+        return objects
+    }
+
+    @Test(arguments: 0..<6)
+    func incrementalTablesEqualFullTranslations(_ seed: Int) throws {
+        var random = SplitMix64(seed: UInt64(seed))
+        var objects = try Self.cluster(&random)
+        var translator = IncrementalTranslator(objects: objects, translation: Translator.translate(objects))
+        var incremental = 0
+        var declined = 0
+        var nextName = 100
+        for _ in 0..<150 {
+            // One to three Ingresses change: edited, replaced, deleted or added.
+            var changes: [String: Ingress?] = [:]
+            for _ in 0..<(1 + random.next() % 3) {
+                switch random.next() % 10 {
+                case 0..<6 where !objects.ingresses.isEmpty:
+                    let index = Int(random.next() % UInt64(objects.ingresses.count))
+                    var edited = Self.randomIngress(objects.ingresses[index].metadata.name, created: Int64(random.next() % 30), &random)
+                    edited.metadata = objects.ingresses[index].metadata
+                    objects.ingresses[index] = edited
+                    changes[IncrementalTranslator.key(edited)] = .some(edited)
+                case 6..<8 where !objects.ingresses.isEmpty:
+                    let removed = objects.ingresses.remove(at: Int(random.next() % UInt64(objects.ingresses.count)))
+                    changes[IncrementalTranslator.key(removed)] = .some(nil)
+                default:
+                    let added = Self.randomIngress("new-\(nextName)", created: 100 + Int64(nextName), &random)
+                    nextName += 1
+                    objects.ingresses.append(added)
+                    changes[IncrementalTranslator.key(added)] = .some(added)
+                }
+            }
+            let full = Translator.translate(objects)
+            if let table = translator.apply(changes) {
+                incremental += 1
+                #expect(table == full.table, "after changing \(changes.keys.sorted())")
+                #expect(table.contentHash == full.table.contentHash)
+            } else {
+                declined += 1
+                translator = IncrementalTranslator(objects: objects, translation: full)
+            }
+        }
+        print("seed \(seed): incremental \(incremental), declined \(declined)")
+        #expect(incremental > 30, "incremental \(incremental), declined \(declined)")
+    }
+
+    @Test func changesThatReachOtherHostsAreDeclined() throws {
+        var random = SplitMix64(seed: 99)
+        var objects = try Self.cluster(&random)
+        objects.ingresses = [
+            F.ingress("plain", created: 1, rules: [F.rule("a.example.com", F.path("/", "Prefix", F.backend("svc-0", 80)))])
+        ]
+        var translator = IncrementalTranslator(objects: objects, translation: Translator.translate(objects))
+        let withDefault = F.ingress("d", created: 2, defaultBackend: F.backend("svc-1", 80), rules: [])
+        var declined = translator.apply(["default/d": .some(withDefault)])
+        #expect(declined == nil, "a defaultBackend may answer for every host")
+        let wildcardTLS = F.ingress(
+            "w", created: 3, tls: [IngressTLS(hosts: ["*.example.com"], secretName: "tls-a")],
+            rules: [F.rule("*.example.com", F.path("/", "Prefix", F.backend("svc-1", 80)))])
+        declined = translator.apply(["default/w": .some(wildcardTLS)])
+        #expect(declined == nil, "exact hosts inherit a wildcard's TLS")
+        let balanced = F.ingress(
+            "lb", created: 4, annotations: [TranslatorConfiguration.Annotation.loadBalance: "least-request"],
+            rules: [F.rule("b.example.com", F.path("/", "Prefix", F.backend("svc-0", 80)))])
+        declined = translator.apply(["default/lb": .some(balanced)])
+        #expect(declined == nil, "a cluster's policy is decided across hosts")
+
+        let edited = F.ingress("plain", created: 1, rules: [F.rule("a.example.com", F.path("/v2", "Prefix", F.backend("svc-2", 80)))])
+        let applied = translator.apply(["default/plain": .some(edited)])
+        let table = try #require(applied)
+        objects.ingresses = [edited]
+        #expect(table == Translator.translate(objects).table)
+        #expect(table.clusters.map(\.name) == ["default/svc-2:80"], "the cluster no route names any more is gone")
+    }
+}
