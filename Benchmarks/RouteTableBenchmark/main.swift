@@ -64,6 +64,36 @@ for run in 0..<(options.runs + 2) {
 }
 print("  of which RouteTable (index + hash), ms: median \(Measure.format(Measure.median(tableTimes), 1))")
 
+// One Ingress edited: the control plane's incremental translation, the delta between the two
+// tables, and a subscriber applying it.
+var incrementalTimes: [Double] = []
+var deltaTimes: [Double] = []
+var applyTimes: [Double] = []
+var incremental = IncrementalTranslator(objects: objects, translation: translation)
+var current = table
+var edited = objects.ingresses
+for run in 0..<(options.runs + 2) {
+    let index = run * 37 % edited.count
+    edited[index].spec?.rules?[0].http?.paths[1].path = "/edited-\(run)"
+    let start = clock.now
+    let next = incremental.apply([IncrementalTranslator.key(edited[index]): .some(edited[index])])!
+    let translated = clock.now
+    let delta = current.delta(to: next)
+    let diffed = clock.now
+    let applied = try! current.applying(delta)
+    let done = clock.now
+    precondition(applied.contentHash == next.contentHash && delta.upsertedHosts.count == 1)
+    if run >= 2 {
+        incrementalTimes.append(Measure.seconds(translated - start) * 1000)
+        deltaTimes.append(Measure.seconds(diffed - translated) * 1000)
+        applyTimes.append(Measure.seconds(done - diffed) * 1000)
+    }
+    current = next
+}
+print(
+    "one Ingress edited, ms (median): incremental translation \(Measure.format(Measure.median(incrementalTimes), 1)), "
+        + "delta \(Measure.format(Measure.median(deltaTimes), 1)), applying the delta \(Measure.format(Measure.median(applyTimes), 1))")
+
 // Resolve: a fixed mix of requests — exact-host hits on each kind of route, wildcard hits, and misses.
 var generator = SplitMix64(seed: 7)
 var requests: [(host: String, path: String)] = []

@@ -1,3 +1,4 @@
+import Foundation
 import KubeClient
 import KubeTypes
 import Logging
@@ -26,8 +27,11 @@ public final class KubeSource: Sendable {
         /// Namespace to watch; nil: all.
         public var namespace: String?
         public var watchTimeoutSeconds = 300
-        /// How long after an incremental rebuild the full translation follows.
+        /// How long after an incremental rebuild the full translation follows. It runs in the
+        /// background and starts over when a rebuild happens meanwhile, unless the table has been
+        /// unverified for `maxUnverified`: then it runs at once, in line.
         public var verifyAfter: Duration = .milliseconds(500)
+        public var maxUnverified: Duration = .seconds(5)
         public init() {}
     }
 
@@ -68,6 +72,10 @@ public final class KubeSource: Sendable {
         var unverified = false
         var verificationScheduled = false
         var verificationDue = false
+        /// Since when the published table has been unverified.
+        var unverifiedSince: ContinuousClock.Instant?
+        /// Counts rebuilds that published, so that a background verification can tell it is stale.
+        var generation = 0
     }
 
     public init(
@@ -160,52 +168,61 @@ public final class KubeSource: Sendable {
             ingressClasses.takeChanges()?.isEmpty, services.takeChanges()?.isEmpty, endpointSlices.takeChanges()?.isEmpty,
             secrets.takeChanges()?.isEmpty,
         ].allSatisfy { $0 == true }
-        if othersQuiet, let changes = ingressChanges, !changes.isEmpty, changes.count <= 64,
-            let table = incremental.withLock({ state -> RouteTable? in
-                guard let table = state.translator?.apply(changes) else { return nil }
-                state.unverified = true
-                return table
-            })
-        {
-            let status = publish(table, since: started) { $0.incrementalRebuilds += 1 }
-            scheduleVerification()
-            logger.info(
-                "changed Ingresses translated incrementally",
-                metadata: [
-                    "ingresses": "\(changes.count)", "elapsed": "\(ContinuousClock.now - started)", "version": "\(status.version)",
-                    "hash": "\(table.contentHashHex)",
-                ])
-            return status
-        }
         let nothingChanged = othersQuiet && ingressChanges?.isEmpty == true
-        let wasUnverified = incremental.withLock { state -> Bool? in
-            // A wake-up whose changes an earlier rebuild already took: nothing to do, unless the
-            // full translation after incremental ones is due.
-            if nothingChanged, state.translator != nil, !(state.unverified && state.verificationDue) { return nil }
-            defer { state.unverified = false }
-            return state.unverified
-        }
-        guard let wasUnverified else { return status }
 
-        let objects = KubeObjects(
-            ingresses: ingresses.objects, ingressClasses: ingressClasses.objects, services: services.objects,
-            endpointSlices: endpointSlices.objects, secrets: secrets.objects)
+        if nothingChanged {
+            enum Next { case nothing, verifyInBackground(generation: Int), verifyNow }
+            let next = incremental.withLock { state -> Next in
+                guard state.translator != nil else { return .verifyNow }
+                guard state.unverified, state.verificationDue else { return .nothing }
+                state.verificationDue = false
+                if let since = state.unverifiedSince, ContinuousClock.now - since > options.maxUnverified { return .verifyNow }
+                return .verifyInBackground(generation: state.generation)
+            }
+            switch next {
+            case .nothing: return status
+            case .verifyInBackground(let generation):
+                verifyInBackground(gather(), generation: generation)
+                return status
+            case .verifyNow: break
+            }
+        } else if othersQuiet, let changes = ingressChanges, changes.count <= 64 {
+            let outcome = incremental.withLock { state -> (RouteTable, Status)? in
+                guard let table = state.translator?.apply(changes) else { return nil }
+                state.generation += 1
+                if !state.unverified { state.unverifiedSince = ContinuousClock.now }
+                state.unverified = true
+                return (table, publish(table, since: started) { $0.incrementalRebuilds += 1 })
+            }
+            if let (table, status) = outcome {
+                scheduleVerification()
+                logger.info(
+                    "changed Ingresses translated incrementally",
+                    metadata: [
+                        "ingresses": "\(changes.count)", "elapsed": "\(ContinuousClock.now - started)", "version": "\(status.version)",
+                        "hash": "\(table.contentHashHex)",
+                    ])
+                return status
+            }
+        }
+
+        let objects = gather()
         let gathered = ContinuousClock.now
         let translation = Translator.translate(objects, configuration: configuration)
         let translated = ContinuousClock.now
-        let previousHash = state.withLock { $0.contentHash }
-        let mismatch = wasUnverified && nothingChanged && translation.table.contentHash != previousHash
-        if mismatch {
-            logger.error(
-                "the incremental translation differed from the full one; publishing the full table",
-                metadata: ["incremental": "\(previousHash.map { String($0, radix: 16) } ?? "none")", "full": "\(translation.table.contentHashHex)"])
+        let (status, generation) = incremental.withLock { state -> (Status, Int) in
+            let mismatch = state.unverified && nothingChanged && translation.table.contentHash != self.status.contentHash
+            if mismatch { reportMismatch(translation.table) }
+            state.generation += 1
+            state.unverified = false
+            state.unverifiedSince = nil
+            state.translator = nil
+            return (publish(translation.table, since: started) { if mismatch { $0.incrementalMismatches += 1 } }, state.generation)
         }
-        let status = publish(translation.table, since: started) { if mismatch { $0.incrementalMismatches += 1 } }
-        diagnostics.update(translation: translation, errors: [], locations: [:])
-        for observer in observers.withLock({ $0 }) { observer(translation) }
+        report(translation)
         let published = ContinuousClock.now
         let translator = IncrementalTranslator(objects: objects, translation: translation, configuration: configuration)
-        incremental.withLock { $0.translator = translator }
+        incremental.withLock { if $0.generation == generation { $0.translator = translator } }
         logger.info(
             "cluster objects translated",
             metadata: [
@@ -214,6 +231,54 @@ public final class KubeSource: Sendable {
                 "objects": "\(objects.count)", "rejections": "\(translation.rejections.count)",
             ])
         return status
+    }
+
+    private func gather() -> KubeObjects {
+        KubeObjects(
+            ingresses: ingresses.objects, ingressClasses: ingressClasses.objects, services: services.objects,
+            endpointSlices: endpointSlices.objects, secrets: secrets.objects)
+    }
+
+    /// Hands a full translation to the diagnostics and the observers (the status writer).
+    private func report(_ translation: Translation) {
+        diagnostics.update(translation: translation, errors: [], locations: [:])
+        for observer in observers.withLock({ $0 }) { observer(translation) }
+    }
+
+    private func reportMismatch(_ full: RouteTable) {
+        logger.error(
+            "the incremental translation differed from the full one; publishing the full table",
+            metadata: ["incremental": "\(status.contentHash.map { String($0, radix: 16) } ?? "none")", "full": "\(full.contentHashHex)"])
+    }
+
+    /// The full translation after incremental rebuilds, on a thread that runs only when a CPU is
+    /// otherwise idle, so that it delays no rebuild, relay or worker. Its result counts only if no
+    /// rebuild happened meanwhile (`generation`); otherwise another verification is scheduled.
+    private func verifyInBackground(_ objects: KubeObjects, generation: Int) {
+        let configuration = configuration
+        Task { [self] in
+            let (translation, translator) = await IdleThread.run {
+                let translation = Translator.translate(objects, configuration: configuration)
+                return (translation, IncrementalTranslator(objects: objects, translation: translation, configuration: configuration))
+            }
+            let adopted = incremental.withLock { state -> Bool in
+                guard state.generation == generation, state.unverified else { return false }
+                let mismatch = translation.table.contentHash != status.contentHash
+                if mismatch { reportMismatch(translation.table) }
+                state.generation += 1
+                state.unverified = false
+                state.unverifiedSince = nil
+                state.translator = translator
+                _ = publish(translation.table, since: .now) { if mismatch { $0.incrementalMismatches += 1 } }
+                return true
+            }
+            if adopted {
+                report(translation)
+                logger.debug("incremental rebuilds verified by a full translation", metadata: ["hash": "\(translation.table.contentHashHex)"])
+            } else {
+                scheduleVerification()
+            }
+        }
     }
 
     /// Publishes `table` as the next version when its hash is new; `account` updates the status.
@@ -236,7 +301,6 @@ public final class KubeSource: Sendable {
     private func scheduleVerification() {
         let schedule = incremental.withLock { state -> Bool in
             defer { state.verificationScheduled = true }
-            state.verificationDue = false
             return !state.verificationScheduled
         }
         guard schedule else { return }
@@ -248,6 +312,24 @@ public final class KubeSource: Sendable {
                 $0.verificationDue = true
             }
             wakeups.continuation.yield()
+        }
+    }
+}
+
+/// Runs work on a thread of its own under Linux's SCHED_IDLE policy: it gets a CPU only when
+/// nothing else wants one.
+enum IdleThread {
+    static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            let thread = Thread {
+                #if os(Linux)
+                var parameters = sched_param()
+                // SCHED_IDLE (5); Glibc's module does not export the constant.
+                _ = pthread_setschedparam(pthread_self(), 5, &parameters)
+                #endif
+                continuation.resume(returning: body())
+            }
+            thread.start()
         }
     }
 }

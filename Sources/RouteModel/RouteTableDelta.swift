@@ -64,14 +64,22 @@ extension RouteTable {
             certificates: try Self.merge(
                 certificates, upserted: delta.upsertedCertificates, removed: delta.removedCertificates, key: \.name, kind: "certificate"),
             defaultCertificate: delta.defaultCertificate)
-        if let problem = table.danglingReference { throw RouteTableDeltaError(problem) }
+        // Hosts kept from this table name only entries it held; unless the delta removed some, only
+        // the upserted hosts need checking.
+        let removesNames = !delta.removedClusters.isEmpty || !delta.removedCertificates.isEmpty
+        if let problem = removesNames ? table.danglingReference : table.danglingReference(in: delta.upsertedHosts) {
+            throw RouteTableDeltaError(problem)
+        }
         return table
     }
 
     /// The first name a host uses that the table does not hold, described; nil when all resolve.
-    public var danglingReference: String? {
+    public var danglingReference: String? { danglingReference(in: virtualHosts) }
+
+    /// The same for `hosts` only (and the default certificate).
+    func danglingReference(in hosts: [VirtualHost]) -> String? {
         if let name = defaultCertificate, certificate(named: name) == nil { return "default certificate \(name) is not in the table" }
-        for host in virtualHosts {
+        for host in hosts {
             for route in host.routes where cluster(named: route.backend.cluster) == nil {
                 return "host \(host.hostname) route \(route.match.path): no cluster named \(route.backend.cluster)"
             }
@@ -136,6 +144,35 @@ extension RouteTable {
         for index in removed.indices.dropFirst() where !(removed[index - 1] < removed[index]) {
             throw RouteTableDeltaError("\(kind) \(removed[index]) is removed twice")
         }
+        if upserted.count + removed.count > 64 {
+            return try linearMerge(base, upserted: upserted, removed: removed, key: key, kind: kind)
+        }
+        // A few edits: binary search and move, instead of walking every entry.
+        var result = base
+        for name in removed {
+            let position = result.lowerBound(of: name, key: key)
+            guard position < result.count, key(result[position]) == name else {
+                throw RouteTableDeltaError("removes \(kind) \(name), which the table does not hold")
+            }
+            result.remove(at: position)
+        }
+        for entry in upserted {
+            let name = key(entry)
+            if removed.binarySearchContains(name) { throw RouteTableDeltaError("\(kind) \(name) is both upserted and removed") }
+            let position = result.lowerBound(of: name, key: key)
+            if position < result.count, key(result[position]) == name {
+                result[position] = entry
+            } else {
+                result.insert(entry, at: position)
+            }
+        }
+        return result
+    }
+
+    /// One pass over `base`, for deltas too large to apply edit by edit. Both inputs sorted.
+    private static func linearMerge<T, Key: Comparable>(
+        _ base: [T], upserted: [T], removed: [Key], key: (T) -> Key, kind: String
+    ) throws(RouteTableDeltaError) -> [T] {
         var result: [T] = []
         result.reserveCapacity(base.count + upserted.count)
         var i = 0
@@ -167,5 +204,27 @@ extension RouteTable {
         }
         if r < removed.count { throw RouteTableDeltaError("removes \(kind) \(removed[r]), which the table does not hold") }
         return result
+    }
+}
+
+extension Array {
+    /// The first index whose element's key is not less than `target`, in an array sorted by key.
+    @inlinable
+    public func lowerBound<Key: Comparable>(of target: Key, key: (Element) -> Key) -> Int {
+        var low = 0
+        var high = count
+        while low < high {
+            let middle = (low + high) / 2
+            if key(self[middle]) < target { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+}
+
+extension Array where Element: Comparable {
+    /// Whether a sorted array holds `element`.
+    func binarySearchContains(_ element: Element) -> Bool {
+        let position = lowerBound(of: element) { $0 }
+        return position < count && self[position] == element
     }
 }

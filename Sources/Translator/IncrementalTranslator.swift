@@ -21,6 +21,9 @@ public struct IncrementalTranslator: Sendable {
     private let configuration: TranslatorConfiguration
     private var ingresses: [String: Ingress]
     private var keysByHost: [HostPattern: Set<String>] = [:]
+    /// How many routes and default backends name each cluster, and hosts each certificate.
+    private var clusterUses: [String: Int] = [:]
+    private var certificateUses: [String: Int] = [:]
     private let globalDefaultOwner: String?
     private let ingressClasses: [IngressClass]
     private let services: [NamespacedName: Service]
@@ -57,6 +60,7 @@ public struct IncrementalTranslator: Sendable {
         for (key, ingress) in ingresses {
             for host in Self.hosts(of: ingress) { keysByHost[host, default: []].insert(key) }
         }
+        for host in table.virtualHosts { Self.count(host, into: &clusterUses, &certificateUses, by: 1) }
     }
 
     /// The table after the Ingresses of `changes` became their values (nil: deleted), or nil (and
@@ -72,8 +76,10 @@ public struct IncrementalTranslator: Sendable {
         }
 
         // Who can contribute to the affected hosts once the changes are in.
-        var current = ingresses
-        for (key, new) in changes { current[key] = new }
+        func current(_ key: String) -> Ingress? {
+            if let change = changes[key] { return change }
+            return ingresses[key]
+        }
         var keys = Set<String>()
         for host in affected {
             keys.formUnion(keysByHost[host] ?? [])
@@ -81,11 +87,11 @@ public struct IncrementalTranslator: Sendable {
         }
         for (key, new) in changes where new != nil { keys.insert(key) }
         if let globalDefaultOwner { keys.insert(globalDefaultOwner) }
-        let subset = keys.compactMap { current[$0] }
+        let subset = keys.compactMap(current)
         guard !subset.contains(where: { $0.metadata.annotations?[TranslatorConfiguration.Annotation.loadBalance] != nil }) else { return nil }
 
         let partial = Translator.translate(objects(for: subset), configuration: configuration).table
-        table = Self.splice(partial, hosts: affected, into: table)
+        table = splice(partial, hosts: affected)
         for (key, new) in changes {
             if let old = ingresses[key] {
                 for host in Self.hosts(of: old) {
@@ -95,7 +101,7 @@ public struct IncrementalTranslator: Sendable {
             }
             if let new { for host in Self.hosts(of: new) { keysByHost[host, default: []].insert(key) } }
         }
-        ingresses = current
+        for (key, new) in changes { ingresses[key] = new }
         return table
     }
 
@@ -152,26 +158,46 @@ public struct IncrementalTranslator: Sendable {
         return .wildcard(suffix: String(name[name.utf8.index(after: dot)...]))
     }
 
-    /// `table` with the `hosts` replaced by their versions in `partial` (or removed where `partial`
+    /// The table with the `hosts` replaced by their versions in `partial` (or removed where `partial`
     /// has none), and the clusters and certificates the result names: the previous table's values
     /// where it has them (a partial translation does not see every Ingress naming a cluster), else
-    /// the partial table's.
-    static func splice(_ partial: RouteTable, hosts: Set<HostPattern>, into table: RouteTable) -> RouteTable {
-        var virtualHosts = table.virtualHosts.filter { !hosts.contains($0.hostname) }
-        virtualHosts += partial.virtualHosts.filter { hosts.contains($0.hostname) }
-        var clusterNames = Set<String>()
-        clusterNames.reserveCapacity(table.clusters.count + 8)
-        var certificateNames = Set<String>()
-        for host in virtualHosts {
-            for route in host.routes { clusterNames.insert(route.backend.cluster) }
-            if let backend = host.defaultBackend { clusterNames.insert(backend.cluster) }
-            if let certificate = host.tls?.certificate { certificateNames.insert(certificate) }
+    /// the partial table's. Everything stays sorted, so the new table sorts nothing.
+    private mutating func splice(_ partial: RouteTable, hosts: Set<HostPattern>) -> RouteTable {
+        var virtualHosts = table.virtualHosts
+        for host in hosts {
+            let position = virtualHosts.lowerBound(of: host, key: \.hostname)
+            guard position < virtualHosts.count, virtualHosts[position].hostname == host else { continue }
+            Self.count(virtualHosts[position], into: &clusterUses, &certificateUses, by: -1)
+            virtualHosts.remove(at: position)
         }
-        var clusters = table.clusters.filter { clusterNames.contains($0.name) }
-        clusters += partial.clusters.filter { clusterNames.contains($0.name) && table.cluster(named: $0.name) == nil }
-        var certificates = table.certificates.filter { certificateNames.contains($0.name) }
-        certificates += partial.certificates.filter { certificateNames.contains($0.name) && table.certificate(named: $0.name) == nil }
+        for host in partial.virtualHosts where hosts.contains(host.hostname) {
+            Self.count(host, into: &clusterUses, &certificateUses, by: 1)
+            virtualHosts.insert(host, at: virtualHosts.lowerBound(of: host.hostname, key: \.hostname))
+        }
+        var clusters = table.clusters
+        var certificates = table.certificates
+        Self.reconcile(&clusters, uses: &clusterUses, from: partial.clusters, key: \.name)
+        Self.reconcile(&certificates, uses: &certificateUses, from: partial.certificates, key: \.name)
         return RouteTable(
             virtualHosts: virtualHosts, clusters: clusters, certificates: certificates, defaultCertificate: table.defaultCertificate)
+    }
+
+    private static func count(_ host: VirtualHost, into clusters: inout [String: Int], _ certificates: inout [String: Int], by step: Int) {
+        for route in host.routes { clusters[route.backend.cluster, default: 0] += step }
+        if let backend = host.defaultBackend { clusters[backend.cluster, default: 0] += step }
+        if let certificate = host.tls?.certificate { certificates[certificate, default: 0] += step }
+    }
+
+    /// Drops the entries no longer used (count 0) and inserts the used ones missing, from `partial`.
+    private static func reconcile<T>(_ entries: inout [T], uses: inout [String: Int], from partial: [T], key: (T) -> String) {
+        for name in uses.filter({ $0.value <= 0 }).keys {
+            uses[name] = nil
+            let position = entries.lowerBound(of: name, key: key)
+            if position < entries.count, key(entries[position]) == name { entries.remove(at: position) }
+        }
+        for entry in partial where uses[key(entry)] != nil {
+            let position = entries.lowerBound(of: key(entry), key: key)
+            if position == entries.count || key(entries[position]) != key(entry) { entries.insert(entry, at: position) }
+        }
     }
 }
