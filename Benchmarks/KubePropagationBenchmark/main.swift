@@ -1,7 +1,8 @@
 // Propagation from a Kubernetes API change to every worker serving it: a real `portico run
 // --kubeconfig` against the in-process API server emulator holding N Ingresses (with their Services
-// and EndpointSlices). Each sample changes one Ingress through the API and waits until every worker
-// has ACKed the new version (as the control plane's Dump reports, polled without the table).
+// and EndpointSlices). Each sample changes one Ingress (a path) or one EndpointSlice (a Pod more)
+// through the API and waits until every worker has ACKed the new version (as the control plane's
+// Dump reports, polled without the table).
 // Usage: KubePropagationBenchmark PATH/TO/portico [--ingresses N,N] [--changes N] [--workers N]
 
 import Foundation
@@ -79,15 +80,11 @@ for size in sizes {
         fatalError("the workers never applied the first table")
     }
 
-    var samples: [Duration] = []
-    var published: [Duration] = []
-    var agentApplied: [Duration] = []
-    for change in 1...changes {
-        var ingress = objects.ingresses[change * 37 % size]
-        ingress.spec?.rules?[0].http?.paths[1].path = "/changed-\(change)"
+    /// Applies one change and waits until every worker ACKed the version it produced.
+    func measure(_ change: () async throws -> Void) async throws -> (total: Duration, published: Duration?, agent: Duration?) {
         let before = await fleet().version
         let start = ContinuousClock.now
-        try await server.apply(ingress)
+        try await change()
         var publishedAt: Duration?
         var agentAt: Duration?
         let done = await waitUntil {
@@ -96,15 +93,33 @@ for size in sizes {
             if agentAt == nil, state.version > before, state.agentAcked == state.version { agentAt = ContinuousClock.now - start }
             return state.version > before && state.workers.count == workers && state.workers.allSatisfy { $0.ackedVersion == state.version }
         }
-        if let publishedAt { published.append(publishedAt) }
-        if let agentAt { agentApplied.append(agentAt) }
-        guard done else { fatalError("change \(change) did not reach every worker within 60 s") }
-        samples.append(ContinuousClock.now - start)
+        guard done else { fatalError("a change did not reach every worker within 60 s") }
+        let total = ContinuousClock.now - start
         // Past the hold-off, so that each change is a first change after a quiet spell.
         try await Task.sleep(for: .milliseconds(300))
+        return (total, publishedAt, agentAt)
     }
-    print("\(size) Ingresses: API change → every worker applied it: \(summary(samples))")
-    print("  of which: control plane published: \(summary(published)); node agent applied: \(summary(agentApplied))")
+
+    var samples: [String: (total: [Duration], published: [Duration], agent: [Duration])] = [:]
+    func record(_ kind: String, _ result: (total: Duration, published: Duration?, agent: Duration?)) {
+        samples[kind, default: ([], [], [])].total.append(result.total)
+        if let published = result.published { samples[kind]!.published.append(published) }
+        if let agent = result.agent { samples[kind]!.agent.append(agent) }
+    }
+    for change in 1...changes {
+        var ingress = objects.ingresses[change * 37 % size]
+        ingress.spec?.rules?[0].http?.paths[1].path = "/changed-\(change)"
+        record("Ingress path edited", try await measure { try await server.apply(ingress) })
+
+        var slice = objects.endpointSlices[change * 53 % size]
+        slice.endpoints?.append(
+            EndpointSliceEndpoint(addresses: ["10.250.\(change / 250).\(change % 250)"], conditions: EndpointConditions(ready: true)))
+        record("Pod added to an EndpointSlice", try await measure { try await server.apply(slice) })
+    }
+    for (kind, measured) in samples.sorted(by: { $0.key > $1.key }) {
+        print("\(size) Ingresses, \(kind): API change → every worker applied it: \(summary(measured.total))")
+        print("  of which: control plane published: \(summary(measured.published)); node agent applied: \(summary(measured.agent))")
+    }
     run.stop()
     await server.stop()
     try? FileManager.default.removeItem(atPath: work)

@@ -68,6 +68,8 @@ struct BackendResolver {
 
     func clusterName(_ handle: Int) -> String { resolved[handle].cluster.name }
 
+    func cluster(_ handle: Int) -> Cluster { resolved[handle].cluster }
+
     func problem(_ handle: Int) -> (reason: Rejection.Reason, message: String)? { resolved[handle].problem }
 
     private mutating func compute(_ backend: BackendReference) -> Resolution {

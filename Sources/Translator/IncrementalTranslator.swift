@@ -13,7 +13,8 @@ import RouteModel
 /// What crosses hosts is left to a full translation: `apply` returns nil when X0 or X1 has a
 /// `defaultBackend` (it may own the catch-all), a wildcard TLS host (exact hosts inherit it), or a
 /// load-balancing annotation (a cluster's policy is decided across hosts), when an Ingress re-read
-/// has a load-balancing annotation, and when anything but Ingresses changed (the caller knows that).
+/// has a load-balancing annotation, and when anything but Ingresses and EndpointSlices changed (the
+/// caller knows that). EndpointSlice changes re-resolve only the endpoints of their Services' clusters.
 /// The result equals the full translation's table; rejections and Ingress lists come only from full
 /// translations, which the caller runs after a while (and compares).
 public struct IncrementalTranslator: Sendable {
@@ -27,12 +28,13 @@ public struct IncrementalTranslator: Sendable {
     private let globalDefaultOwner: String?
     private let ingressClasses: [IngressClass]
     private let services: [NamespacedName: Service]
-    private let slicesByService: [NamespacedName: [EndpointSlice]]
+    private var slices: [String: EndpointSlice] = [:]
+    private var slicesByService: [NamespacedName: [String: EndpointSlice]] = [:]
     private let secrets: [NamespacedName: Secret]
 
     /// The key of an Ingress in `apply`'s changes: `namespace/name`, the namespace empty when unset
     /// (as informers key their caches).
-    public static func key(_ ingress: Ingress) -> String { "\(ingress.metadata.namespace ?? "")/\(ingress.metadata.name)" }
+    public static func key(_ object: some KubeObject) -> String { "\(object.metadata.namespace ?? "")/\(object.metadata.name)" }
 
     /// Starts from a full translation of `objects`.
     public init(objects: KubeObjects, translation: Translation, configuration: TranslatorConfiguration = .init()) {
@@ -50,13 +52,8 @@ public struct IncrementalTranslator: Sendable {
         self.globalDefaultOwner = owner
         self.ingressClasses = objects.ingressClasses
         self.services = Dictionary(objects.services.map { (NamespacedName($0.namespace, $0.name), $0) }, uniquingKeysWith: { $1 })
-        var slices: [NamespacedName: [EndpointSlice]] = [:]
-        for slice in objects.endpointSlices {
-            guard let service = slice.serviceName else { continue }
-            slices[NamespacedName(slice.namespace, service), default: []].append(slice)
-        }
-        self.slicesByService = slices
         self.secrets = Dictionary(objects.secrets.map { (NamespacedName($0.namespace, $0.name), $0) }, uniquingKeysWith: { $1 })
+        for slice in objects.endpointSlices { add(slice, key: Self.key(slice)) }
         for (key, ingress) in ingresses {
             for host in Self.hosts(of: ingress) { keysByHost[host, default: []].insert(key) }
         }
@@ -105,6 +102,59 @@ public struct IncrementalTranslator: Sendable {
         return table
     }
 
+    /// The table after the EndpointSlices of `changes` became their values (nil: deleted): the
+    /// clusters of the Services they belong to (before and after) resolve their endpoints again.
+    /// Routes do not depend on endpoints, so nothing else changes; this never needs a full translation.
+    public mutating func apply(endpointSlices changes: [String: EndpointSlice?]) -> RouteTable {
+        var services = Set<NamespacedName>()
+        for (key, new) in changes {
+            if let old = slices[key] {
+                if let service = old.serviceName { services.insert(NamespacedName(old.namespace, service)) }
+                remove(old, key: key)
+            }
+            if let new {
+                if let service = new.serviceName { services.insert(NamespacedName(new.namespace, service)) }
+                add(new, key: key)
+            }
+        }
+        var clusters = table.clusters
+        var changed = false
+        for index in clusters.indices where services.contains(NamespacedName(clusters[index].namespace, clusters[index].service)) {
+            // Only clusters resolved to a port number have endpoints; the others name a missing
+            // Service or port, which no slice changes.
+            guard case .number = clusters[index].servicePort else { continue }
+            let name = NamespacedName(clusters[index].namespace, clusters[index].service)
+            var resolver = BackendResolver(
+                services: self.services[name].map { [$0] } ?? [], endpointSlices: slicesByService[name].map { Array($0.values) } ?? [])
+            let handle = resolver.resolve(
+                BackendReference(
+                    namespace: name.namespace, service: name.name, port: clusters[index].servicePort, field: IngressField(.defaultBackend)))
+            let endpoints = resolver.cluster(handle).endpoints
+            if endpoints != clusters[index].endpoints {
+                clusters[index].endpoints = endpoints
+                changed = true
+            }
+        }
+        guard changed else { return table }
+        table = RouteTable(
+            virtualHosts: table.virtualHosts, clusters: clusters, certificates: table.certificates, defaultCertificate: table.defaultCertificate)
+        return table
+    }
+
+    private mutating func add(_ slice: EndpointSlice, key: String) {
+        slices[key] = slice
+        if let service = slice.serviceName { slicesByService[NamespacedName(slice.namespace, service), default: [:]][key] = slice }
+    }
+
+    private mutating func remove(_ slice: EndpointSlice, key: String) {
+        slices[key] = nil
+        if let service = slice.serviceName {
+            let name = NamespacedName(slice.namespace, service)
+            slicesByService[name]?[key] = nil
+            if slicesByService[name]?.isEmpty == true { slicesByService[name] = nil }
+        }
+    }
+
     /// Whether an Ingress affects hosts other than its own (see the type's comment).
     private func crossesHosts(_ ingress: Ingress) -> Bool {
         guard let spec = ingress.spec else { return false }
@@ -135,7 +185,7 @@ public struct IncrementalTranslator: Sendable {
         }
         return KubeObjects(
             ingresses: subset, ingressClasses: ingressClasses, services: serviceNames.compactMap { services[$0] },
-            endpointSlices: serviceNames.flatMap { slicesByService[$0] ?? [] }, secrets: secretNames.compactMap { secrets[$0] })
+            endpointSlices: serviceNames.flatMap { slicesByService[$0].map { Array($0.values) } ?? [] }, secrets: secretNames.compactMap { secrets[$0] })
     }
 
     /// Every host an Ingress names in its rules (no host: `.any`) or TLS entries; unparsable ones

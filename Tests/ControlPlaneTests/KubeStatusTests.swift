@@ -182,7 +182,8 @@ private final class Replica: Sendable {
     }
 
     /// An Ingress edit is translated for its own hosts only, the full translation that follows finds
-    /// the same table, and a change reaching other hosts (a catch-all default backend) goes the full way.
+    /// the same table, new endpoints re-resolve only their cluster, and a change reaching other hosts
+    /// (a catch-all default backend) goes the full way.
     @Test func ingressEditsAreTranslatedIncrementallyAndVerified() async throws {
         let server = try await KubeAPIEmulator.start()
         try await server.apply(Fixture.ingressClass("portico"))
@@ -207,11 +208,18 @@ private final class Replica: Sendable {
         #expect(source.status.incrementalMismatches == 0)
         #expect(latest.current?.version == versionAfterEdit, "the full translation found the same table")
 
+        // New endpoints: only the Service's cluster is resolved again.
+        try await server.apply(Fixture.slice("web-a", service: "web", endpoints: [("10.1.1.1", true), ("10.1.1.2", false)]))
+        try await eventually("the endpoints are published") {
+            latest.current?.table.cluster(named: "default/web:80")?.endpoints.map(\.address) == ["10.1.1.1"]
+        }
+        #expect(source.status.incrementalRebuilds == 2)
+
         var catchAll = KubeStatusTests.ingress("catch-all")
         catchAll.spec?.defaultBackend = Fixture.backend("web", 80)
         try await server.apply(catchAll)
         try await eventually("the catch-all is published") { latest.current?.table.virtualHosts.contains { $0.hostname == .any } == true }
-        #expect(source.status.incrementalRebuilds == 1, "a default backend is translated in full")
+        #expect(source.status.incrementalRebuilds == 2, "a default backend is translated in full")
         run.cancel()
         await run.value
         await client.shutdown()

@@ -60,9 +60,9 @@ import TestSupport
         var declined = 0
         var nextName = 100
         for _ in 0..<150 {
-            // One to three Ingresses change: edited, replaced, deleted or added.
+            // Up to three Ingresses change: edited, replaced, deleted or added.
             var changes: [String: Ingress?] = [:]
-            for _ in 0..<(1 + random.next() % 3) {
+            for _ in 0..<(random.next() % 4) {
                 switch random.next() % 10 {
                 case 0..<6 where !objects.ingresses.isEmpty:
                     let index = Int(random.next() % UInt64(objects.ingresses.count))
@@ -80,7 +80,38 @@ import TestSupport
                     changes[IncrementalTranslator.key(added)] = .some(added)
                 }
             }
+            // Sometimes EndpointSlices change too: endpoints edited, a slice deleted, added, or
+            // moved to another Service.
+            var sliceChanges: [String: EndpointSlice?] = [:]
+            for _ in 0..<(random.next() % 3) {
+                switch random.next() % 4 {
+                case 0 where !objects.endpointSlices.isEmpty:
+                    let index = Int(random.next() % UInt64(objects.endpointSlices.count))
+                    objects.endpointSlices[index].endpoints = (0..<(random.next() % 4)).map { pod in
+                        EndpointSliceEndpoint(addresses: ["10.9.\(random.next() % 4).\(pod)"], conditions: EndpointConditions(ready: random.next() % 4 != 0))
+                    }
+                    sliceChanges[IncrementalTranslator.key(objects.endpointSlices[index])] = .some(objects.endpointSlices[index])
+                case 1 where !objects.endpointSlices.isEmpty:
+                    let removed = objects.endpointSlices.remove(at: Int(random.next() % UInt64(objects.endpointSlices.count)))
+                    sliceChanges[IncrementalTranslator.key(removed)] = .some(nil)
+                case 2 where !objects.endpointSlices.isEmpty:
+                    let index = Int(random.next() % UInt64(objects.endpointSlices.count))
+                    objects.endpointSlices[index].metadata.labels = [EndpointSlice.serviceNameLabel: "svc-\(random.next() % 4)"]
+                    sliceChanges[IncrementalTranslator.key(objects.endpointSlices[index])] = .some(objects.endpointSlices[index])
+                default:
+                    let added = F.slice(
+                        "extra-\(nextName)", service: ["svc-0", "svc-3", "missing"][Int(random.next() % 3)],
+                        namespace: random.next() % 2 == 0 ? "default" : "team", endpoints: [("10.8.0.\(nextName % 250)", true)])
+                    nextName += 1
+                    objects.endpointSlices.append(added)
+                    sliceChanges[IncrementalTranslator.key(added)] = .some(added)
+                }
+            }
             let full = Translator.translate(objects)
+            if !sliceChanges.isEmpty {
+                let table = translator.apply(endpointSlices: sliceChanges)
+                if changes.isEmpty { #expect(table == full.table) }
+            }
             if let table = translator.apply(changes) {
                 incremental += 1
                 #expect(table == full.table, "after changing \(changes.keys.sorted())")
@@ -90,7 +121,6 @@ import TestSupport
                 translator = IncrementalTranslator(objects: objects, translation: full)
             }
         }
-        print("seed \(seed): incremental \(incremental), declined \(declined)")
         #expect(incremental > 30, "incremental \(incremental), declined \(declined)")
     }
 
