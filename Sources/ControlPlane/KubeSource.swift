@@ -184,6 +184,9 @@ public final class KubeSource: Sendable {
             case .nothing: return status
             case .verifyInBackground(let generation):
                 verifyInBackground(gather(), generation: generation)
+                // An idle-priority thread may wait long on a busy machine: past `maxUnverified`,
+                // the next wake-up translates in line.
+                scheduleVerification(after: options.maxUnverified)
                 return status
             case .verifyNow: break
             }
@@ -305,14 +308,15 @@ public final class KubeSource: Sendable {
         }
     }
 
-    /// Wakes the rebuild loop `verifyAfter` from now for a full translation, unless one is pending.
-    private func scheduleVerification() {
+    /// Wakes the rebuild loop `delay` (`verifyAfter`) from now for a full translation, unless a
+    /// wake-up is pending.
+    private func scheduleVerification(after delay: Duration? = nil) {
         let schedule = incremental.withLock { state -> Bool in
             defer { state.verificationScheduled = true }
             return !state.verificationScheduled
         }
         guard schedule else { return }
-        let delay = options.verifyAfter
+        let delay = delay ?? options.verifyAfter
         Task { [self] in
             try? await Task.sleep(for: delay)
             incremental.withLock {

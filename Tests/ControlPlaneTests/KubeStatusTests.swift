@@ -193,6 +193,7 @@ private final class Replica: Sendable {
         let latest = LatestSnapshot()
         var options = KubeSource.Options()
         options.verifyAfter = .milliseconds(100)
+        options.maxUnverified = .seconds(1)
         let source = KubeSource(client: client, latest: latest, options: options)
         let run = Task { await source.run() }
         try await eventually("the first table is published") { latest.current?.table.virtualHosts.count == 30 }
