@@ -28,8 +28,15 @@ public final class SnapshotRelay: Sendable {
     private typealias PendingSave = (version: UInt64, table: RouteTable, message: Portico_V1_Snapshot?)
     private let pendingSave = Mutex<(snapshot: PendingSave?, writing: Bool)>((nil, false))
 
-    public init(stateFile: SnapshotStateFile, logger: Logger = Logger(label: "portico.data-plane")) {
+    /// Saves start at most this often: converting and encoding a 10k-Ingress table takes about
+    /// 150 ms of CPU, which endpoint churn would otherwise spend back to back on every node.
+    private let minimumSaveInterval: Duration
+
+    public init(
+        stateFile: SnapshotStateFile, minimumSaveInterval: Duration = .seconds(1), logger: Logger = Logger(label: "portico.data-plane")
+    ) {
         self.stateFile = stateFile
+        self.minimumSaveInterval = minimumSaveInterval
         self.logger = logger
     }
 
@@ -83,7 +90,8 @@ public final class SnapshotRelay: Sendable {
             metadata: ["version": "\(decision.local)", "upstream-version": "\(received.version)", "hash": "\(table.contentHashHex)"])
     }
 
-    /// Saves the table in the background; while a save runs, only the newest one waits.
+    /// Saves the table in the background; while a save runs or the interval since the last one has
+    /// not passed, only the newest one waits.
     private func save(version: UInt64, table: RouteTable, message: Portico_V1_Snapshot?) {
         let start = pendingSave.withLock { pending -> Bool in
             pending.snapshot = (version, table, message)
@@ -93,11 +101,18 @@ public final class SnapshotRelay: Sendable {
         }
         guard start else { return }
         Task.detached { [self] in
-            while let next = pendingSave.withLock({ pending -> PendingSave? in
-                defer { pending.snapshot = nil }
-                if pending.snapshot == nil { pending.writing = false }
-                return pending.snapshot
-            }) {
+            var lastStart: ContinuousClock.Instant?
+            while true {
+                // Taken after the wait, so that the newest table is the one saved.
+                if let lastStart { try? await Task.sleep(until: lastStart + minimumSaveInterval, clock: .continuous) }
+                guard
+                    let next = pendingSave.withLock({ pending -> PendingSave? in
+                        defer { pending.snapshot = nil }
+                        if pending.snapshot == nil { pending.writing = false }
+                        return pending.snapshot
+                    })
+                else { return }
+                lastStart = ContinuousClock.now
                 do {
                     var snapshot = next.message ?? Portico_V1_Snapshot(version: next.version, table: next.table)
                     snapshot.version = next.version
