@@ -85,6 +85,8 @@ public final class NodeAgent: Sendable {
     public func run(onAdminListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         try makePrivateDirectory(configuration.stateDirectory)
         relay.restore()
+        // The newest table is on disk when the agent stops, whatever stops it.
+        defer { relay.finishSaving() }
         let server = SnapshotServer(
             service: SnapshotService(latest: relay.latest, registry: registry, logger: logger),
             addresses: [.unix(path: configuration.socketPath)], logger: logger)
@@ -184,6 +186,7 @@ public final class NodeAgent: Sendable {
                 status.connectedSinceUnixMs = record.connectedSinceMilliseconds
                 status.sentVersion = relay.upstreamVersion(forLocal: record.sentVersion)
                 status.ackedVersion = relay.upstreamVersion(forLocal: record.ackedVersion)
+                status.deltasSent = record.deltasSent
                 local = record.ackedVersion
                 if let nack = record.lastNack {
                     status.lastNack.nonce = nack.nonce

@@ -27,6 +27,7 @@ public final class SnapshotRelay: Sendable {
     /// The newest snapshot not yet on disk, and whether a writer is at work.
     private typealias PendingSave = (version: UInt64, table: RouteTable, message: Portico_V1_Snapshot?)
     private let pendingSave = Mutex<(snapshot: PendingSave?, writing: Bool)>((nil, false))
+    private let writeLock = Mutex(())
 
     /// Saves start at most this often: converting and encoding a 10k-Ingress table takes about
     /// 150 ms of CPU, which endpoint churn would otherwise spend back to back on every node.
@@ -113,13 +114,30 @@ public final class SnapshotRelay: Sendable {
                     })
                 else { return }
                 lastStart = ContinuousClock.now
-                do {
-                    var snapshot = next.message ?? Portico_V1_Snapshot(version: next.version, table: next.table)
-                    snapshot.version = next.version
-                    try stateFile.save(snapshot)
-                } catch {
-                    logger.error("cannot save the snapshot; a restart without the control plane would serve an older one", metadata: ["error": "\(error)"])
-                }
+                write(next)
+            }
+        }
+    }
+
+    /// Writes the snapshot still waiting for its turn, if any, at once (when the agent stops).
+    public func finishSaving() {
+        if let pending = pendingSave.withLock({ pending -> PendingSave? in
+            defer { pending.snapshot = nil }
+            return pending.snapshot
+        }) {
+            write(pending)
+        }
+    }
+
+    /// One writer at a time: the background saver and `finishSaving` share the temporary file.
+    private func write(_ next: PendingSave) {
+        writeLock.withLock { _ in
+            do {
+                var snapshot = next.message ?? Portico_V1_Snapshot(version: next.version, table: next.table)
+                snapshot.version = next.version
+                try stateFile.save(snapshot)
+            } catch {
+                logger.error("cannot save the snapshot; a restart without the control plane would serve an older one", metadata: ["error": "\(error)"])
             }
         }
     }

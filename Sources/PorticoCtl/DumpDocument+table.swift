@@ -76,13 +76,13 @@ extension DumpDocument {
             } else {
                 out.append(
                     TextTable.render(
-                        header: ["SUBSCRIBER", "NODE", "WORKER", "KIND", "PID", "RESTARTS", "ACKED", "LAG", "CONNECTED SINCE", "LAST NACK"],
+                        header: ["SUBSCRIBER", "NODE", "WORKER", "KIND", "PID", "RESTARTS", "ACKED", "LAG", "DELTAS", "CONNECTED SINCE", "LAST NACK"],
                         rows: subscribers.map { subscriber in
                             [
                                 subscriber.id, subscriber.node.isEmpty ? "-" : subscriber.node, subscriber.worker.isEmpty ? "-" : subscriber.worker,
                                 subscriber.kind, subscriber.pid.map(String.init) ?? "-", subscriber.restarts.map(String.init) ?? "-",
                                 subscriber.ackedVersion == 0 ? "-" : String(subscriber.ackedVersion), String(subscriber.lag),
-                                subscriber.connectedSince,
+                                String(subscriber.deltasSent), subscriber.connectedSince,
                                 subscriber.lastNack.map { "version \($0.version) at \($0.at): \($0.error)" } ?? "-",
                             ]
                         }))

@@ -85,6 +85,8 @@ public struct DumpDocument: Codable, Sendable, Equatable {
         public var connectedSince: String
         public var sentVersion: UInt64
         public var ackedVersion: UInt64
+        /// Versions sent as deltas rather than whole tables.
+        public var deltasSent: UInt64
         /// Versions behind the server's current one (0 when up to date).
         public var lag: UInt64
         public var lastNack: NackEntry?
@@ -222,7 +224,8 @@ extension DumpDocument {
             SubscriberEntry(
                 id: status.id, node: status.node, worker: status.workerID, kind: Self.kindName(status.kind), peer: status.peer,
                 connectedSince: Self.time(milliseconds: status.connectedSinceUnixMs), sentVersion: status.sentVersion,
-                ackedVersion: status.ackedVersion, lag: version > status.ackedVersion ? version - status.ackedVersion : 0,
+                ackedVersion: status.ackedVersion, deltasSent: status.deltasSent,
+                lag: version > status.ackedVersion ? version - status.ackedVersion : 0,
                 lastNack: status.hasLastNack
                     ? NackEntry(
                         version: status.lastNack.version, nonce: status.lastNack.nonce, error: status.lastNack.errorDetail,

@@ -51,9 +51,12 @@ import TestSupport
             }
             #expect(serials.count == 1)
 
-            // A manifest edit: version 2 reaches every worker.
+            // A manifest edit: version 2 reaches every worker, as a delta on both hops.
             try routeManifests([("app.test", other.port)]).write(toFile: fleet.manifests + "/routes.yaml", atomically: true, encoding: .utf8)
             try await fleet.waitForWorkers(acking: 2)
+            let after = try #require(await Fleet.dump(fleet.controlPlaneSocket))
+            #expect(after.subscribers.first { $0.kind == .nodeAgent }?.deltasSent == 1)
+            #expect(after.subscribers.filter { !$0.relayedBy.isEmpty }.map(\.deltasSent) == [1, 1, 1])
             for _ in 0..<6 {
                 let moved = try await fleet.request(host: "app.test")
                 #expect(moved.echoed["backend"] == "b")
