@@ -32,7 +32,8 @@ public struct SnapshotServer: Sendable {
     }
 
     /// Binds every address, calls `onListening` with the bound addresses (TCP port 0 resolved), and
-    /// serves until the task is cancelled.
+    /// serves until the task is cancelled; then it stops accepting, and returns once every transport
+    /// has closed.
     public func run(onListening: @Sendable ([ServerAddress]) -> Void = { _ in }) async throws {
         // The socket's directory is made 0700 when missing; an existing one is used as it is.
         for case .unix(let path) in addresses {
@@ -47,23 +48,44 @@ public struct SnapshotServer: Sendable {
             if case .tcp = address, let tls { security = tls.serverSecurity }
             return HTTP2ServerTransport.Posix(address: address.socketAddress, transportSecurity: security, config: config)
         }
-        try await withThrowingDiscardingTaskGroup { group in
-            for transport in transports {
-                let server = GRPCServer(transport: transport, services: [service])
-                group.addTask { try await server.serve() }
-            }
-            var bound: [ServerAddress] = []
-            for (address, transport) in zip(addresses, transports) {
-                let actual = try await transport.listeningAddress
-                if case .unix(let path) = address {
-                    guard chmod(path, 0o600) == 0 else {
-                        throw SnapshotServerError("cannot make \(path) private (chmod 0600): errno \(errno)")
+        // Not child tasks: cancelling `run` must first stop the listeners gracefully. Cancelling a
+        // transport's serving task outright drops connections it accepted but had not yet read
+        // out, and SwiftNIO traps on those ("Deinited NIOAsyncWriter without calling finish()";
+        // swift-nio#2637). A graceful shutdown closes the listeners and serves what they accepted;
+        // the open Watch streams never end by themselves, so they are cancelled a moment later.
+        let servers = transports.map { GRPCServer(transport: $0, services: [service]) }
+        let serving = servers.map { server in Task { try await server.serve() } }
+        try await withTaskCancellationHandler {
+            do {
+                var bound: [ServerAddress] = []
+                for (address, transport) in zip(addresses, transports) {
+                    let actual = try await transport.listeningAddress
+                    if case .unix(let path) = address {
+                        guard chmod(path, 0o600) == 0 else {
+                            throw SnapshotServerError("cannot make \(path) private (chmod 0600): errno \(errno)")
+                        }
                     }
+                    bound.append(Self.serverAddress(actual) ?? address)
                 }
-                bound.append(Self.serverAddress(actual) ?? address)
+                logger.info("snapshot server listening", metadata: ["addresses": "\(bound.map(\.description).joined(separator: ","))"])
+                onListening(bound)
+                // Until every transport stops; the first failure stops the others.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for task in serving { group.addTask { try await task.value } }
+                    try await group.waitForAll()
+                }
+            } catch {
+                for server in servers { server.beginGracefulShutdown() }
+                for task in serving { task.cancel() }
+                for task in serving { _ = try? await task.value }
+                throw error
             }
-            logger.info("snapshot server listening", metadata: ["addresses": "\(bound.map(\.description).joined(separator: ","))"])
-            onListening(bound)
+        } onCancel: {
+            for server in servers { server.beginGracefulShutdown() }
+            Task {
+                try? await Task.sleep(for: .milliseconds(250))
+                for task in serving { task.cancel() }
+            }
         }
     }
 

@@ -1,0 +1,46 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import RouteModel
+import SnapshotProtocol
+import Synchronization
+import Testing
+import TestSupport
+
+/// Stopping a snapshot server while connections keep arriving: the transport must neither trap nor
+/// hang (SwiftNIO's async server channels trap when an accepted connection is dropped unread, which
+/// cancelling the serving task can do).
+@Suite struct ServerShutdownTests {
+    @Test func aServerStopsCleanlyWhileConnectionsArrive() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        for round in 0..<12 {
+            let latest = LatestSnapshot()
+            latest.publish(version: 1, table: RandomRouteTable.make(seed: UInt64(round)))
+            let server = SnapshotServer(service: SnapshotService(latest: latest), addresses: [.tcp(host: "127.0.0.1", port: 0)])
+            let port = Mutex<Int?>(nil)
+            let serving = Task {
+                try await server.run { addresses in
+                    if case .tcp(_, let bound) = addresses[0] { port.withLock { $0 = bound } }
+                }
+            }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while port.withLock({ $0 }) == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
+            let bound = try #require(port.withLock { $0 })
+            // Connections opened and left open as fast as they go, while the server stops.
+            let hammer = Task {
+                var channels: [any Channel] = []
+                while !Task.isCancelled {
+                    if let channel = try? await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: bound).get() {
+                        channels.append(channel)
+                    }
+                }
+                for channel in channels { try? await channel.close() }
+            }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 5...30)))
+            serving.cancel()
+            _ = try? await serving.value
+            hammer.cancel()
+            await hammer.value
+        }
+    }
+}
