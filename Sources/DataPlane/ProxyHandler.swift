@@ -87,7 +87,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private lazy var serverPortText = String(settings.serverPort)
     /// While waiting for a request head (slowloris and idle keep-alive), and for a response head.
     private let headerTimer = LazyTimer()
-    private let responseTimer = LazyTimer()
 
     /// Parts of pipelined requests that arrived while an exchange was under way.
     private var queued: [HTTPServerRequestPart] = []
@@ -123,6 +122,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func armHeaderTimeout() {
+        // An HTTP/2 stream exists only once its request headers arrived; each would otherwise put
+        // a task in the loop's timer heap and take it out again, which costs more the more streams
+        // are open.
+        guard !settings.isHTTP2 else { return }
         headerTimer.arm(in: settings.requestHeaderTimeout, on: context.eventLoop) { [self] in
             guard case .idle = state else { return }
             // No request is in flight (a partial head is not one yet), so there is nothing to
@@ -317,7 +320,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         dropUpstream()
         state = .closed
         startedEndpoint = nil
-        responseTimer.cancel()
         headerTimer.cancel()
         context.fireChannelInactive()
     }
@@ -325,7 +327,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("client connection error", metadata: ["error": "\(error)"])
         dropUpstream()
-        responseTimer.disarm()
         headerTimer.disarm()
         state = .closed
         // A malformed request is answered and the connection closed by ProtocolErrorHandler.
@@ -402,12 +403,26 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// The timer lives with the upstream connection, which the pool reuses across exchanges: a
+    /// timer per exchange would add and remove a task in the loop's timer heap for every request.
+    /// The connection disarms it whenever it changes hands.
     private func startResponseTimer() {
-        guard let cluster, cluster.timeouts.responseHeaderMilliseconds > 0, !responseStarted else { return }
-        responseTimer.arm(in: .milliseconds(Int64(cluster.timeouts.responseHeaderMilliseconds)), on: context.eventLoop) { [self] in
-            guard !responseStarted, case .forwarding = state else { return }
+        guard let cluster, cluster.timeouts.responseHeaderMilliseconds > 0, !responseStarted,
+            case .forwarding(let connection) = state
+        else { return }
+        connection.handler.responseTimer.arm(
+            in: .milliseconds(Int64(cluster.timeouts.responseHeaderMilliseconds)), on: context.eventLoop
+        ) { [self] in
+            guard !responseStarted, case .forwarding(let current) = state, current.channel === connection.channel else { return }
             dropUpstream()
             respondLocally(.gatewayTimeout, body: "504 upstream timeout\n")
+        }
+    }
+
+    private func disarmResponseTimer() {
+        switch state {
+        case .forwarding(let connection), .upgrading(let connection, _): connection.handler.responseTimer.disarm()
+        case .idle, .respondedLocally, .connecting, .tunnelled, .closed: break
         }
     }
 
@@ -423,7 +438,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard case .forwarding(let connection) = state else { return }
         switch part {
         case .head(let head) where head.status == .switchingProtocols:
-            responseTimer.disarm()
+            disarmResponseTimer()
             guard upgrade != nil else {
                 // 101 to a request that asked for no upgrade: the upstream broke the protocol.
                 dropUpstream()
@@ -438,7 +453,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             state = .upgrading(connection, head)
         case .head(let head):
             responseStarted = true
-            responseTimer.disarm()
+            disarmResponseTimer()
             counters.upstream(Int(head.status.code))
             exchange?.status = UInt16(head.status.code)
             if observability.accessLog != nil { exchange?.upstream = startedEndpoint?.description }
@@ -482,7 +497,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         guard case .forwarding = state else { return }
-        responseTimer.disarm()
+        disarmResponseTimer()
         if responseStarted {
             // The response was cut short; the client must see the connection end too.
             state = .closed
@@ -509,7 +524,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         state = .tunnelled
         startedEndpoint = nil
         headerTimer.disarm()
-        responseTimer.disarm()
         connection.handler.owner = nil
         let (clientSide, upstreamSide) = TunnelHandler.pair(idleTimeout: settings.tunnelIdleTimeout)
         let client = context.pipeline.syncOperations
@@ -554,7 +568,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Local answers
 
     private func respondLocally(_ status: HTTPResponseStatus, body: String, headers extra: HTTPHeaders = HTTPHeaders()) {
-        responseTimer.disarm()
+        disarmResponseTimer()
         counters.local(Int(status.code))
         exchange?.status = UInt16(status.code)
         exchange?.bytesOut += body.utf8.count
@@ -586,7 +600,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         startedEndpoint = nil
         cluster = nil
         upstreamHead = nil
-        responseTimer.disarm()
+        disarmResponseTimer()
         state = .idle
         setHoldReads(false)
         if settings.isHTTP2 {

@@ -8,8 +8,13 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
-    /// The request being served on this connection; nil while pooled.
-    var owner: ProxyHandler?
+    /// The request being served on this connection; nil while pooled. Whoever takes or leaves the
+    /// connection leaves its response timer disarmed.
+    var owner: ProxyHandler? {
+        didSet { responseTimer.disarm() }
+    }
+    /// The response-header timeout of the exchange in progress (armed by its `owner`).
+    let responseTimer = LazyTimer()
     /// Called when the connection closes while it sits idle in the pool.
     var onIdleClose: (() -> Void)?
     private var holdReads = false
@@ -17,7 +22,10 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        responseTimer.cancel()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
@@ -42,6 +50,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             onIdleClose?()
         }
         onIdleClose = nil
+        responseTimer.cancel()
         context.fireChannelInactive()
     }
 
