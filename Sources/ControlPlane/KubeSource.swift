@@ -140,12 +140,15 @@ public final class KubeSource: Sendable {
 
     private func debounce(_ wakeups: AsyncStream<Void>) async {
         var lastRebuild = ContinuousClock.now - .seconds(3600)
+        var handled = changes.load(ordering: .relaxed)
         for await _ in wakeups {
             guard synced else { continue }
             let start = ContinuousClock.now
-            if start - lastRebuild < options.holdOff {
+            var seen = changes.load(ordering: .relaxed)
+            // A wake-up without a change (a verification due) neither waits nor starts a burst.
+            let changed = seen != handled
+            if changed, start - lastRebuild < options.holdOff {
                 // Part of a burst: wait for a quiet spell, at most maxHoldOff.
-                var seen = changes.load(ordering: .relaxed)
                 while ContinuousClock.now - start < options.maxHoldOff {
                     let remaining = options.maxHoldOff - (ContinuousClock.now - start)
                     do { try await Task.sleep(for: min(options.holdOff, remaining)) } catch { return }
@@ -154,8 +157,9 @@ public final class KubeSource: Sendable {
                     seen = now
                 }
             }
+            handled = seen
             rebuild()
-            lastRebuild = ContinuousClock.now
+            if changed { lastRebuild = ContinuousClock.now }
         }
     }
 
