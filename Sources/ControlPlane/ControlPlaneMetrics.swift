@@ -13,6 +13,8 @@ public struct ControlPlaneMetrics: Sendable {
         public var relists: Int?
         public var watchErrors: Int?
         public var leader: Bool?
+        public var incrementalRebuilds: Int?
+        public var incrementalMismatches: Int?
 
         public init() {}
     }
@@ -41,6 +43,17 @@ public struct ControlPlaneMetrics: Sendable {
         }
         if let errors = sample.watchErrors {
             family("portico_control_plane_watch_errors_total", "counter", "Failed lists and watches.", ["portico_control_plane_watch_errors_total \(errors)"])
+        }
+        if let incremental = sample.incrementalRebuilds {
+            family(
+                "portico_control_plane_incremental_rebuilds_total", "counter", "Rebuilds that translated only the changed Ingresses' hosts and Services' endpoints.",
+                ["portico_control_plane_incremental_rebuilds_total \(incremental)"])
+        }
+        if let mismatches = sample.incrementalMismatches {
+            family(
+                "portico_control_plane_incremental_mismatches_total", "counter",
+                "Incremental tables a full translation found different (a bug; the full table was published).",
+                ["portico_control_plane_incremental_mismatches_total \(mismatches)"])
         }
         if let leader = sample.leader {
             family("portico_control_plane_leader", "gauge", "1 while this replica holds the Lease.", ["portico_control_plane_leader \(leader ? 1 : 0)"])

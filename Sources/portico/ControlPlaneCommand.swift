@@ -188,6 +188,8 @@ struct ControlPlaneCommand: AsyncParsableCommand {
                 sample.relists = watching.relists
                 sample.watchErrors = watching.errors
                 sample.leader = elector.isLeader
+                sample.incrementalRebuilds = status.incrementalRebuilds
+                sample.incrementalMismatches = status.incrementalMismatches
             }
             source = {
                 await withTaskGroup(of: Void.self) { group in

@@ -221,6 +221,14 @@ private final class Replica: Sendable {
         try await server.apply(catchAll)
         try await eventually("the catch-all is published") { latest.current?.table.virtualHosts.contains { $0.hostname == .any } == true }
         #expect(source.status.incrementalRebuilds == 2, "a default backend is translated in full")
+
+        // What /metrics shows of it.
+        var sample = ControlPlaneMetrics.Sample()
+        sample.incrementalRebuilds = source.status.incrementalRebuilds
+        sample.incrementalMismatches = source.status.incrementalMismatches
+        let metrics = ControlPlaneMetrics.render(sample)
+        #expect(metrics.contains("portico_control_plane_incremental_rebuilds_total 2\n"))
+        #expect(metrics.contains("portico_control_plane_incremental_mismatches_total 0\n"))
         run.cancel()
         await run.value
         await client.shutdown()
