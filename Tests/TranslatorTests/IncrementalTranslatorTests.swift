@@ -30,8 +30,11 @@ import TestSupport
             chance(30)
             ? [IngressTLS(hosts: [pick(hosts.filter { $0 != "*.wild.com" || chance(30) })], secretName: pick(["tls-a", "tls-b", "no-such-secret"]))]
             : nil
+        // Some belong to another controller, or name no class (ours by default, see `cluster`).
+        let className: String? = chance(10) ? "other" : chance(10) ? nil : "portico"
         return F.ingress(
-            name, namespace: chance(80) ? "default" : "team", created: created, annotations: annotations.isEmpty ? nil : annotations,
+            name, namespace: chance(80) ? "default" : "team", className: className, created: created,
+            annotations: annotations.isEmpty ? nil : annotations,
             defaultBackend: chance(3) ? backend() : nil, tls: tls, rules: rules)
     }
 
@@ -39,6 +42,7 @@ import TestSupport
         let certificate = try TestCertificate(commonName: "a", dnsNames: ["a.example.com"])
         var objects = KubeObjects()
         objects.ingresses = (0..<24).map { randomIngress("ing-\($0)", created: Int64($0), &random) }
+        objects.ingressClasses = [F.ingressClass("portico", isDefault: true), F.ingressClass("other", controller: "example.com/other")]
         for namespace in ["default", "team"] {
             for service in 0..<4 {
                 objects.services.append(F.service("svc-\(service)", namespace: namespace))
