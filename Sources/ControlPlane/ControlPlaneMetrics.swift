@@ -46,7 +46,8 @@ public struct ControlPlaneMetrics: Sendable {
         }
         if let incremental = sample.incrementalRebuilds {
             family(
-                "portico_control_plane_incremental_rebuilds_total", "counter", "Rebuilds that translated only the changed Ingresses' hosts and Services' endpoints.",
+                "portico_control_plane_incremental_rebuilds_total", "counter",
+                "Rebuilds that translated only the changed Ingresses' hosts and Services' endpoints.",
                 ["portico_control_plane_incremental_rebuilds_total \(incremental)"])
         }
         if let mismatches = sample.incrementalMismatches {

@@ -19,9 +19,9 @@ import Translator
 /// nothing beyond their own hosts, just those hosts are translated again and just the changed
 /// Services' endpoints resolved again (`IncrementalTranslator`): at 10k Ingresses that is a few
 /// milliseconds instead of about 100. A full translation follows `verifyAfter` later, on a thread
-/// that only gets an otherwise idle CPU; it
-/// provides the rejections, Events and status (which therefore lag by that much), and any
-/// difference from the incremental table is logged as an error, counted and published.
+/// that only gets an otherwise idle CPU: it provides the rejections, Events and status (which
+/// therefore lag by that much), and any difference from the incremental table is logged as an
+/// error, counted and published.
 public final class KubeSource: Sendable {
     public struct Options: Sendable {
         public var holdOff: Duration = .milliseconds(100)
@@ -214,8 +214,8 @@ public final class KubeSource: Sendable {
                 logger.info(
                     "changes translated incrementally",
                     metadata: [
-                        "ingresses": "\(changes.count)", "endpointSlices": "\(sliceChanges.count)", "elapsed": "\(ContinuousClock.now - started)", "version": "\(status.version)",
-                        "hash": "\(table.contentHashHex)",
+                        "ingresses": "\(changes.count)", "endpointSlices": "\(sliceChanges.count)",
+                        "elapsed": "\(ContinuousClock.now - started)", "version": "\(status.version)", "hash": "\(table.contentHashHex)",
                     ])
                 return status
             }

@@ -87,7 +87,8 @@ public struct SnapshotService: RegistrableRPCService {
                     // A delta only on top of a table the subscriber said it applied; anything else
                     // (the first response, a NACK, an ACK still on its way, versions skipped) gets
                     // the whole snapshot.
-                    let shared = snapshot.encodedResponse(orDeltaFrom: subscribe.acceptsDeltas && sent > 0 && registry.ackedVersion(id) == sent ? sent : nil)
+                    let deltaBase = subscribe.acceptsDeltas && sent > 0 && registry.ackedVersion(id) == sent ? sent : nil
+                    let shared = snapshot.encodedResponse(orDeltaFrom: deltaBase)
                     registry.sent(id, version: snapshot.version, asDelta: shared.isDelta)
                     try await response.write(EncodedResponse(shared: shared.bytes, suffix: try nonce.serializedBytes()))
                     sent = snapshot.version
