@@ -106,13 +106,7 @@ public final class SnapshotRelay: Sendable {
             while true {
                 // Taken after the wait, so that the newest table is the one saved.
                 if let lastStart { try? await Task.sleep(until: lastStart + minimumSaveInterval, clock: .continuous) }
-                guard
-                    let next = pendingSave.withLock({ pending -> PendingSave? in
-                        defer { pending.snapshot = nil }
-                        if pending.snapshot == nil { pending.writing = false }
-                        return pending.snapshot
-                    })
-                else { return }
+                guard let next = takePendingSave(finishingWhenNone: true) else { return }
                 lastStart = ContinuousClock.now
                 write(next)
             }
@@ -121,11 +115,16 @@ public final class SnapshotRelay: Sendable {
 
     /// Writes the snapshot still waiting for its turn, if any, at once (when the agent stops).
     public func finishSaving() {
-        if let pending = pendingSave.withLock({ pending -> PendingSave? in
+        if let pending = takePendingSave(finishingWhenNone: false) { write(pending) }
+    }
+
+    /// The snapshot waiting to be saved, taken; with none waiting, the background saver may be
+    /// marked done (`finishingWhenNone`).
+    private func takePendingSave(finishingWhenNone: Bool) -> PendingSave? {
+        pendingSave.withLock { pending in
             defer { pending.snapshot = nil }
+            if pending.snapshot == nil, finishingWhenNone { pending.writing = false }
             return pending.snapshot
-        }) {
-            write(pending)
         }
     }
 
@@ -133,9 +132,12 @@ public final class SnapshotRelay: Sendable {
     private func write(_ next: PendingSave) {
         writeLock.withLock { _ in
             do {
-                var snapshot = next.message ?? Portico_V1_Snapshot(version: next.version, table: next.table)
-                snapshot.version = next.version
-                try stateFile.save(snapshot)
+                if var message = next.message {
+                    message.version = next.version
+                    try stateFile.save(message)
+                } else {
+                    try stateFile.save(version: next.version, table: next.table)
+                }
             } catch {
                 logger.error("cannot save the snapshot; a restart without the control plane would serve an older one", metadata: ["error": "\(error)"])
             }

@@ -101,9 +101,7 @@ public final class LatestSnapshot: Sendable {
     /// from (a relay's case) and must carry that table: converting 10k Ingresses back to protobuf
     /// took 80 ms.
     public func publish(version: UInt64, table: RouteTable, message: Portico_V1_Snapshot? = nil) {
-        let previous = current
-        let delta = previous.map { (base: $0.version, changes: $0.table.delta(to: table)) }
-        publish(PublishedSnapshot(version: version, table: table, message: message, delta: delta))
+        publish(PublishedSnapshot(version: version, table: table, message: message, delta: deltaFromCurrent(to: table)))
     }
 
     /// For tests of subscribers' checks: a snapshot whose content hash does not match its table,
@@ -111,8 +109,12 @@ public final class LatestSnapshot: Sendable {
     package func publishCorrupted(version: UInt64, table: RouteTable) {
         var snapshot = Portico_V1_Snapshot(version: version, table: table)
         snapshot.contentHash &+= 1
-        let delta = current.map { (base: $0.version, changes: $0.table.delta(to: table)) }
-        publish(PublishedSnapshot(version: version, table: table, message: snapshot, delta: delta, corruptDeltaHash: true))
+        publish(PublishedSnapshot(version: version, table: table, message: snapshot, delta: deltaFromCurrent(to: table), corruptDeltaHash: true))
+    }
+
+    /// The change from the current version to `table`; nil before the first version.
+    private func deltaFromCurrent(to table: RouteTable) -> (base: UInt64, changes: RouteTableDelta)? {
+        current.map { (base: $0.version, changes: $0.table.delta(to: table)) }
     }
 
     private func publish(_ published: PublishedSnapshot) {
