@@ -4,6 +4,11 @@
 # Load (wrk, h2load) runs on CPU 1. The three targets alternate over REPEATS rounds; the table
 # gives the median requests/s, p50 and p99 per target and scenario, and the ratio to nginx.
 #
+# CPU 1 (load and upstream) saturates before CPU 0 does for nginx and HAProxy, so their req/s is
+# the load side's ceiling rather than theirs. The table therefore also gives how busy CPU 0 was
+# (the proxy under test is all that runs there) and req/s per busy CPU-0 second: what the proxy
+# itself costs per request, comparable across targets whichever core was the limit.
+#
 # Scenarios:
 #   keepalive  HTTP/1.1 keep-alive, 50 connections
 #   close      a new connection per request (Connection: close), 16 connections
@@ -143,7 +148,8 @@ run() { # target scenario
   if [ "$scheme" = https ] || [ "$2" = h2 ]; then
     case $1 in portico) port=$portico_tls ;; nginx) port=$nginx_tls ;; haproxy) port=$haproxy_tls ;; esac
   fi
-  local rps p50=nan p99=nan out
+  local rps p50=nan p99=nan out before after
+  before=$(cpu0_ticks)
   if [ "$2" = h2 ]; then
     out=$(taskset -c 1 h2load -D "${duration%s}" -c16 -m16 -H ':authority: bench.local' "https://127.0.0.1:$port/" 2>&1)
     rps=$(awk '/^finished in/ {print $4}' <<<"$out")
@@ -157,8 +163,13 @@ run() { # target scenario
     local errors; errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
     [ -n "$errors" ] && echo "  $1 $2: $errors" >&2
   fi
+  after=$(cpu0_ticks)
+  local busy; busy=$(awk -v a="$before" -v b="$after" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.1f", 100 * (1 - (y[2] - x[2]) / (y[1] - x[1])) }')
   results["$1,$2,rps"]+="${rps:-0} "; results["$1,$2,p50"]+="$p50 "; results["$1,$2,p99"]+="$p99 "
+  results["$1,$2,cpu"]+="$busy "; results["$1,$2,percore"]+="$(awk -v r="${rps:-0}" -v c="$busy" 'BEGIN { printf "%.0f", c > 0 ? r * 100 / c : 0 }') "
 }
+# CPU 0's total and idle (idle + iowait) jiffies.
+cpu0_ticks() { awk '$1 == "cpu0" { total = 0; for (i = 2; i <= NF; i++) total += $i; print total, $5 + $6 }' /proc/stat; }
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); $(nproc) cores; $repeats repeats of $duration; proxies on CPU 0, load and upstream on CPU 1"
@@ -170,12 +181,15 @@ for scenario in $scenarios; do
   done
 done
 
-printf '\n%-10s %-10s %12s %10s %10s %14s\n' scenario target "req/s" "p50 ms" "p99 ms" "vs nginx req/s"
+printf '\n%-10s %-10s %12s %10s %10s %14s %7s %14s %14s\n' scenario target "req/s" "p50 ms" "p99 ms" "vs nginx req/s" "CPU 0" "req/s per CPU" "vs nginx /CPU"
 for scenario in $scenarios; do
   base=$(median "${results[nginx,$scenario,rps]}")
+  base_core=$(median "${results[nginx,$scenario,percore]}")
   for target in portico nginx haproxy; do
     rps=$(median "${results[$target,$scenario,rps]}")
-    printf '%-10s %-10s %12.0f %10s %10s %13.2fx\n' "$scenario" "$target" "$rps" \
-      "$(median "${results[$target,$scenario,p50]}")" "$(median "${results[$target,$scenario,p99]}")" "$(awk -v a="$rps" -v b="$base" 'BEGIN {print a / b}')"
+    core=$(median "${results[$target,$scenario,percore]}")
+    printf '%-10s %-10s %12.0f %10s %10s %13.2fx %6s%% %14.0f %13.2fx\n' "$scenario" "$target" "$rps" \
+      "$(median "${results[$target,$scenario,p50]}")" "$(median "${results[$target,$scenario,p99]}")" "$(awk -v a="$rps" -v b="$base" 'BEGIN {print a / b}')" \
+      "$(median "${results[$target,$scenario,cpu]}")" "$core" "$(awk -v a="$core" -v b="$base_core" 'BEGIN {print a / b}')"
   done
 done

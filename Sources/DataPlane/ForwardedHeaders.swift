@@ -41,13 +41,6 @@ enum ForwardedHeaders {
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)
     }
 
-    /// The head sent to the client: hop-by-hop fields removed; framing is the encoder's.
-    static func downstreamResponse(_ head: HTTPResponseHead) -> HTTPResponseHead {
-        var headers = head.headers
-        removeHopByHop(&headers)
-        return HTTPResponseHead(version: .http1_1, status: head.status, headers: headers)
-    }
-
     /// Removes hop-by-hop fields and the fields the Connection header names, except the framing
     /// fields and Host. One pass over the fields finds them; most messages carry only Connection.
     static func removeHopByHop(_ headers: inout HTTPHeaders) {

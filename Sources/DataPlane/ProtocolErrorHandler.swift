@@ -27,10 +27,15 @@ final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private let linger: TimeAmount
     private let counters: CounterBox
 
+    private var context: ChannelHandlerContext?
+
     init(counters: CounterBox, linger: TimeAmount = .seconds(2)) {
         self.counters = counters
         self.linger = linger
     }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -83,16 +88,20 @@ final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let isEnd: Bool
-        switch unwrapOutboundIn(data) {
-        case .head(let head):
-            isEnd = false
-            if head.status.code >= 200 { responseInProgress = true }
-        case .body: isEnd = false
-        case .end: isEnd = true
-        }
+        let part = unwrapOutboundIn(data)
+        if case .head(let head) = part { responseHeadWritten(status: head.status.code) }
         context.write(data, promise: promise)
-        guard isEnd, !lingering else { return }
+        if case .end = part { responseEnded() }
+    }
+
+    /// The proxy handler relays upstream responses as bytes past the encoder, and this handler:
+    /// it reports their heads and ends here instead.
+    func responseHeadWritten(status: UInt) {
+        if status >= 200 { responseInProgress = true }
+    }
+
+    func responseEnded() {
+        guard !lingering, let context else { return }
         responseInProgress = false
         unanswered = max(0, unanswered - 1)
         if let error = deferred, unanswered == 0 {

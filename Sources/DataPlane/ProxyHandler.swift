@@ -44,7 +44,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case forwarding(UpstreamPool.Connection)
         /// The upstream answered 101 to an upgrade request; the tunnel is joined once its head is
         /// complete.
-        case upgrading(UpstreamPool.Connection, HTTPResponseHead)
+        case upgrading(UpstreamPool.Connection, UpstreamResponseHead)
         /// Joined to the upstream as a byte tunnel; this handler has left the pipeline.
         case tunnelled
         case closed
@@ -67,6 +67,17 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var requestComplete = false
     private var responseStarted = false
     private var keepAlive = true
+    private var clientIsHTTP10 = false
+    /// The upstream's response may be followed by another on its connection.
+    private var responseReusable = true
+    /// The relayed response is chunked toward the client.
+    private var relayChunked = false
+    /// On an HTTP/1.1 connection, where upstream responses are written as bytes: the response
+    /// encoder's context, whose writes go past it (and past `protocolErrors`, told separately).
+    private lazy var relayContext: ChannelHandlerContext? =
+        settings.isHTTP2 ? nil : try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
+    private lazy var protocolErrors: ProtocolErrorHandler? =
+        settings.isHTTP2 ? nil : try? context.pipeline.syncOperations.handler(type: ProtocolErrorHandler.self)
     private var cluster: Cluster?
     private var upstreamHead: HTTPRequestHead?
     /// The protocol the request asks to switch to (`Upgrade`), if any.
@@ -178,6 +189,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         responseStarted = false
         // An HTTP/2 stream carries one exchange; the connection is not this handler's to close.
         keepAlive = settings.isHTTP2 || head.isKeepAlive
+        clientIsHTTP10 = head.version == .http1_0
         // After an upgrade request the decoder parses no further requests: if the upstream does
         // not switch protocols, the connection closes after its answer.
         hsts = nil
@@ -426,18 +438,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func upstreamRead(_ part: HTTPClientResponsePart) {
-        if case .upgrading(let connection, let head) = state {
-            if case .end = part {
-                // Joined on the next tick: the upstream's decoder is still on the stack here, and
-                // both decoders hold further bytes until they are removed.
-                context.eventLoop.execute { [self] in joinTunnel(connection, switching: head) }
-            }
-            return
-        }
+    func upstreamHead(_ head: UpstreamResponseHead) {
         guard case .forwarding(let connection) = state else { return }
-        switch part {
-        case .head(let head) where head.status == .switchingProtocols:
+        if head.status == 101 {
             disarmResponseTimer()
             guard upgrade != nil else {
                 // 101 to a request that asked for no upgrade: the upstream broke the protocol.
@@ -451,38 +454,140 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if observability.accessLog != nil { exchange?.upstream = startedEndpoint?.description }
             recordExchange()
             state = .upgrading(connection, head)
-        case .head(let head):
-            responseStarted = true
-            disarmResponseTimer()
-            counters.upstream(Int(head.status.code))
-            exchange?.status = UInt16(head.status.code)
-            if observability.accessLog != nil { exchange?.upstream = startedEndpoint?.description }
-            var response = ForwardedHeaders.downstreamResponse(head)
-            if let hsts, !response.headers.contains(name: "strict-transport-security") {
-                response.headers.add(name: "Strict-Transport-Security", value: hsts.headerValue)
+            // Joined on the next tick: the upstream's handler is still on the stack here, and it
+            // holds the bytes after the 101 until it is removed.
+            context.eventLoop.execute { [self] in joinTunnel(connection, switching: head) }
+            return
+        }
+        if head.status < 200 {
+            // Interim (100 Continue, 103 Early Hints): relayed to an HTTP/1.1 client as it is; the
+            // final response follows on the same exchange.
+            if let relay = relayContext {
+                var buffer = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 16)
+                head.writeStatusLine(into: &buffer)
+                head.writeForwardedFields(into: &buffer)
+                buffer.writeStaticString("\r\n")
+                relay.write(NIOAny(buffer), promise: nil)
             }
-            if !keepAlive { response.headers.replaceOrAdd(name: "Connection", value: "close") }
+            return
+        }
+        responseStarted = true
+        responseReusable = head.reusable
+        disarmResponseTimer()
+        counters.upstream(head.status)
+        exchange?.status = UInt16(head.status)
+        if observability.accessLog != nil { exchange?.upstream = startedEndpoint?.description }
+        let addHSTS = hsts != nil && !head.hasStrictTransportSecurity
+        guard let relay = relayContext else {
+            var response = HTTPResponseHead(version: .http1_1, status: head.responseStatus, headers: head.forwardedHeaders())
+            if addHSTS, let hsts { response.headers.add(name: "Strict-Transport-Security", value: hsts.headerValue) }
             context.write(wrapOutboundOut(.head(response)), promise: nil)
-        case .body(let body):
-            // Flushed once per upstream socket read, in upstreamReadComplete.
-            exchange?.bytesOut += body.readableBytes
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-            if !context.channel.isWritable { connection.handler.setHoldReads(true) }
-        case .end(let trailers):
-            // The upstream connection is settled before the last write: on HTTP/2 that write ends
-            // the stream, and the stream channel closes inside it.
-            let complete = requestComplete
-            if complete {
-                pool.release(connection)
-            } else {
-                // The upstream answered before the request body ended; that connection is spent.
-                connection.handler.owner = nil
-                connection.channel.close(promise: nil)
+            return
+        }
+        // HTTP/1.1 client: the head is written as bytes, with the client's own framing.
+        var buffer = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 96)
+        head.writeStatusLine(into: &buffer)
+        head.writeForwardedFields(into: &buffer)
+        relayChunked = false
+        switch head.framing {
+        case .none, .contentLength: break
+        case .chunked, .untilClose:
+            if clientIsHTTP10 {
+                // No chunked coding for HTTP/1.0: the body ends with the connection.
                 keepAlive = false
+            } else {
+                relayChunked = true
+                buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
             }
-            state = complete ? .idle : .respondedLocally
+        }
+        if addHSTS, let hsts {
+            buffer.writeStaticString("Strict-Transport-Security: ")
+            buffer.writeString(hsts.headerValue)
+            buffer.writeStaticString("\r\n")
+        }
+        if !keepAlive {
+            buffer.writeStaticString("Connection: close\r\n")
+        } else if clientIsHTTP10 {
+            buffer.writeStaticString("Connection: keep-alive\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        protocolErrors?.responseHeadWritten(status: UInt(head.status))
+        relay.write(NIOAny(buffer), promise: nil)
+    }
+
+    func upstreamBody(_ body: ByteBuffer) {
+        guard case .forwarding(let connection) = state, responseStarted else { return }
+        // Flushed once per upstream socket read, in upstreamReadComplete.
+        exchange?.bytesOut += body.readableBytes
+        if let relay = relayContext {
+            if relayChunked {
+                var framed = context.channel.allocator.buffer(capacity: body.readableBytes + 20)
+                framed.writeString(String(body.readableBytes, radix: 16))
+                framed.writeStaticString("\r\n")
+                if body.readableBytes <= 4096 {
+                    framed.writeImmutableBuffer(body)
+                    framed.writeStaticString("\r\n")
+                    relay.write(NIOAny(framed), promise: nil)
+                } else {
+                    relay.write(NIOAny(framed), promise: nil)
+                    relay.write(NIOAny(body), promise: nil)
+                    relay.write(NIOAny(context.channel.allocator.buffer(staticString: "\r\n")), promise: nil)
+                }
+            } else {
+                relay.write(NIOAny(body), promise: nil)
+            }
+        } else {
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        }
+        if !context.channel.isWritable { connection.handler.setHoldReads(true) }
+    }
+
+    func upstreamEnd(_ trailers: HTTPHeaders?) {
+        guard case .forwarding(let connection) = state, responseStarted else { return }
+        // The upstream connection is settled before the last write: on HTTP/2 that write ends
+        // the stream, and the stream channel closes inside it.
+        let complete = requestComplete
+        if complete, responseReusable {
+            pool.release(connection)
+        } else {
+            // The upstream answered before the request body ended, or its connection cannot carry
+            // another exchange: it is spent.
+            connection.handler.owner = nil
+            connection.channel.close(promise: nil)
+            if !complete { keepAlive = false }
+        }
+        state = complete ? .idle : .respondedLocally
+        if let relay = relayContext {
+            if relayChunked {
+                var last = context.channel.allocator.buffer(capacity: 64)
+                last.writeStaticString("0\r\n")
+                for (name, value) in trailers ?? [:] {
+                    last.writeString(name)
+                    last.writeStaticString(": ")
+                    last.writeString(value)
+                    last.writeStaticString("\r\n")
+                }
+                last.writeStaticString("\r\n")
+                relay.write(NIOAny(last), promise: nil)
+            }
+            context.flush()
+            protocolErrors?.responseEnded()
+        } else {
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
-            if complete { finishExchange() }
+        }
+        if complete { finishExchange() }
+    }
+
+    /// The upstream's response could not be parsed; its connection is being closed.
+    func upstreamFailed(_ error: UpstreamResponseError) {
+        logger.info("invalid upstream response", metadata: ["error": "\(error)", "cluster": "\(cluster?.name ?? "")"])
+        guard case .forwarding = state else { return }
+        disarmResponseTimer()
+        if responseStarted {
+            state = .closed
+            context.close(promise: nil)
+        } else {
+            respondLocally(.badGateway, body: "502 invalid response from upstream\n")
         }
     }
 
@@ -491,9 +596,17 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func upstreamClosed() {
-        if case .upgrading = state {
+        if case .upgrading(let connection, let head) = state {
+            // Closed before the tunnel was joined: what the upstream sent still reaches the client.
             state = .closed
-            context.close(promise: nil)
+            guard let relay = relayContext else {
+                context.close(promise: nil)
+                return
+            }
+            var bytes = ForwardedHeaders.switchingProtocolsBytes(head, allocator: context.channel.allocator)
+            if var rest = connection.handler.takeHeldBytes() { bytes.writeBuffer(&rest) }
+            let channel = context.channel
+            relay.writeAndFlush(NIOAny(bytes)).whenComplete { _ in channel.close(promise: nil) }
             return
         }
         guard case .forwarding = state else { return }
@@ -513,7 +626,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Turns both connections into a byte tunnel: the HTTP handlers leave both pipelines, the 101
     /// goes to the client, and the bytes either decoder still held are relayed first.
-    private func joinTunnel(_ connection: UpstreamPool.Connection, switching head: HTTPResponseHead) {
+    private func joinTunnel(_ connection: UpstreamPool.Connection, switching head: UpstreamResponseHead) {
         guard case .upgrading = state else { return }
         guard context.channel.isActive, connection.channel.isActive else {
             dropUpstream()
@@ -537,12 +650,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             Self.remove(ProtocolErrorHandler.self, from: client)
             Self.remove(NIOHTTPResponseHeadersValidator.self, from: client)
             Self.remove(HTTPResponseEncoder.self, from: client)
-            Self.remove(UpstreamHandler.self, from: upstream)
-            Self.remove(NIOHTTPRequestHeadersValidator.self, from: upstream)
             Self.remove(HTTPRequestEncoder.self, from: upstream)
             clientSide.send(ForwardedHeaders.switchingProtocolsBytes(head, allocator: context.channel.allocator), flush: true)
-            // A decoder hands its bytes on a tick later, outside any read cycle: flush them then.
-            Self.remove(ByteToMessageHandler<HTTPResponseDecoder>.self, from: upstream)?.whenComplete { _ in upstreamSide.flushPeer() }
+            // The upstream handler hands on the bytes that followed the 101 as it leaves, and a
+            // decoder a tick later, outside any read cycle: each is flushed then.
+            Self.remove(UpstreamHandler.self, from: upstream)?.whenComplete { _ in upstreamSide.flushPeer() }
             Self.remove(ByteToMessageHandler<HTTPRequestDecoder>.self, from: client)?.whenComplete { _ in clientSide.flushPeer() }
             let clientChannel = context.channel
             Self.remove(ProxyHandler.self, from: client)

@@ -118,19 +118,16 @@ extension ForwardedHeaders {
 
     /// The `101` sent to the client, serialised by hand: the HTTP encoder is gone by then. The
     /// upstream's fields pass except hop-by-hop ones; `Upgrade` and `Connection: upgrade` are kept.
-    static func switchingProtocolsBytes(_ head: HTTPResponseHead, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var headers = head.headers
-        let upgrade = headers["upgrade"]
-        removeHopByHop(&headers)
-        var buffer = allocator.buffer(capacity: 256)
+    static func switchingProtocolsBytes(_ head: UpstreamResponseHead, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: head.bytes.readableBytes + 64)
         buffer.writeStaticString("HTTP/1.1 101 Switching Protocols\r\n")
-        for value in upgrade {
-            buffer.writeString("Upgrade: \(value)\r\n")
+        for field in head.fields where equalsIgnoringCase(head.string(field.name), "upgrade") {
+            buffer.writeStaticString("Upgrade: ")
+            buffer.writeString(head.string(field.value))
+            buffer.writeStaticString("\r\n")
         }
         buffer.writeStaticString("Connection: upgrade\r\n")
-        for (name, value) in headers {
-            buffer.writeString("\(name): \(value)\r\n")
-        }
+        head.writeForwardedFields(into: &buffer)
         buffer.writeStaticString("\r\n")
         return buffer
     }

@@ -1,10 +1,12 @@
 import NIOCore
 import NIOHTTP1
 
-/// The last handler of an upstream connection: hands response parts to the `ProxyHandler` that
-/// currently owns the connection, and holds reads while the client cannot take more bytes.
+/// The last handler of an upstream connection: parses the responses (`UpstreamResponseParser`) and
+/// hands their parts to the `ProxyHandler` that currently owns the connection, and holds reads
+/// while the client cannot take more bytes. Requests go out through NIO's request encoder.
 final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
@@ -17,6 +19,10 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     let responseTimer = LazyTimer()
     /// Called when the connection closes while it sits idle in the pool.
     var onIdleClose: (() -> Void)?
+    private var parser = UpstreamResponseParser()
+    /// An incomplete head or chunk line, waiting for more bytes; after a 101, the tunnel's first
+    /// bytes, handed on when this handler leaves the pipeline.
+    private var held: ByteBuffer?
     private var holdReads = false
     private var gate = ReadGate()
     private var context: ChannelHandlerContext?
@@ -25,16 +31,39 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         responseTimer.cancel()
+        if let held, held.readableBytes > 0 {
+            self.held = nil
+            context.fireChannelRead(wrapInboundOut(held))
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        if let owner {
-            owner.upstreamRead(part)
-        } else {
-            // Bytes on an idle connection mean the upstream broke the protocol: drop it.
-            context.close(promise: nil)
+        var buffer = unwrapInboundIn(data)
+        if var earlier = held {
+            held = nil
+            earlier.writeBuffer(&buffer)
+            buffer = earlier
         }
+        do {
+            while let event = try parser.next(&buffer) {
+                guard let owner else {
+                    // The exchange was abandoned and the connection is being closed.
+                    return
+                }
+                switch event {
+                case .head(let head): owner.upstreamHead(head)
+                case .body(let body): owner.upstreamBody(body)
+                case .end(let trailers): owner.upstreamEnd(trailers)
+                }
+            }
+        } catch {
+            let owner = self.owner
+            self.owner = nil
+            owner?.upstreamFailed(error as? UpstreamResponseError ?? .invalidField)
+            context.close(promise: nil)
+            return
+        }
+        if buffer.readableBytes > 0 { held = buffer }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -44,8 +73,14 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         if let owner {
-            self.owner = nil
-            owner.upstreamClosed()
+            // A body delimited by the close is complete now; anything else was cut short.
+            if case .end(let trailers) = parser.connectionClosed() {
+                owner.upstreamEnd(trailers)
+            }
+            if let current = self.owner {
+                self.owner = nil
+                current.upstreamClosed()
+            }
         } else {
             onIdleClose?()
         }
@@ -73,12 +108,19 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let context, gate.releases(held: hold) { context.read() }
     }
 
+    /// What came after a 101, for a tunnel that will not be joined.
+    func takeHeldBytes() -> ByteBuffer? {
+        defer { held = nil }
+        return held
+    }
+
     func flush() {
         context?.flush()
     }
 
     func write(_ part: HTTPClientRequestPart, flush: Bool) {
         guard let context else { return }
+        if case .head(let head) = part { parser.requestSent(isHead: head.method == .HEAD) }
         context.write(wrapOutboundOut(part), promise: nil)
         if flush { context.flush() }
     }

@@ -49,10 +49,9 @@ final class UpstreamPool {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Bytes after a 101 are handed on when the decoder leaves for a tunnel. Request
-                    // heads are built from parsed fields, so the outbound validator is not needed.
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        leftOverBytesStrategy: .forwardBytes, enableOutboundHeaderValidation: false)
+                    // Request heads are built from parsed fields, so no outbound validator; the
+                    // handler parses responses itself.
+                    try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder())
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }

@@ -1,0 +1,185 @@
+import NIOCore
+import NIOHTTP1
+import Testing
+@testable import DataPlane
+
+@Suite struct UpstreamResponseParserTests {
+    /// What the parser made of a connection's bytes: each head, body bytes joined, each end.
+    struct Outcome {
+        var heads: [UpstreamResponseHead] = []
+        var bodies: [String] = []
+        var ends = 0
+        var trailers: [HTTPHeaders] = []
+        var left = ByteBuffer()
+        var error: UpstreamResponseError?
+    }
+
+    /// Feeds `input` in pieces of `step` bytes (0: all at once), the way UpstreamHandler does:
+    /// what a call leaves unparsed is kept and the next piece appended to it.
+    static func run(
+        _ input: String, step: Int = 0, requests: [Bool] = [false], closeAtEnd: Bool = false
+    ) -> Outcome {
+        var parser = UpstreamResponseParser(maxHeadBytes: 1024)
+        var outcome = Outcome()
+        var pendingRequests = requests
+        var currentBody = ""
+        func advance(_ event: UpstreamResponseParser.Event) {
+            switch event {
+            case .head(let head):
+                outcome.heads.append(head)
+            case .body(let body):
+                currentBody += String(buffer: body)
+            case .end(let trailers):
+                outcome.ends += 1
+                outcome.bodies.append(currentBody)
+                currentBody = ""
+                if let trailers { outcome.trailers.append(trailers) }
+                if !pendingRequests.isEmpty { parser.requestSent(isHead: pendingRequests.removeFirst()) }
+            }
+        }
+        parser.requestSent(isHead: pendingRequests.removeFirst())
+        let bytes = Array(input.utf8)
+        var held = ByteBuffer()
+        var offset = 0
+        do {
+            while offset < bytes.count {
+                let end = step == 0 ? bytes.count : min(bytes.count, offset + step)
+                held.writeBytes(bytes[offset..<end])
+                offset = end
+                while let event = try parser.next(&held) { advance(event) }
+            }
+            if closeAtEnd, let event = parser.connectionClosed() { advance(event) }
+        } catch {
+            outcome.error = error as? UpstreamResponseError
+        }
+        outcome.left = held
+        return outcome
+    }
+
+    static func names(_ head: UpstreamResponseHead, kept: Bool = true) -> [String] {
+        head.fields.filter { head.isForwarded($0) == kept }.map { head.string($0.name) }
+    }
+
+    @Test func contentLengthResponse() throws {
+        let input = "HTTP/1.1 200 OK\r\nServer: up\r\nConnection: keep-alive, X-Private\r\nKeep-Alive: timeout=5\r\n"
+            + "X-Private: secret\r\nContent-Length: 5\r\nStrict-Transport-Security: max-age=1\r\n\r\nhello"
+        for step in [0, 1, 7] {
+            let outcome = Self.run(input, step: step)
+            #expect(outcome.error == nil)
+            let head = try #require(outcome.heads.first)
+            #expect(head.status == 200 && head.string(head.reason) == "OK")
+            #expect(head.framing == .contentLength(5) && head.reusable && head.hasStrictTransportSecurity)
+            #expect(Self.names(head) == ["Server", "Content-Length", "Strict-Transport-Security"])
+            #expect(Self.names(head, kept: false) == ["Connection", "Keep-Alive", "X-Private"], "hop-by-hop and named by Connection")
+            #expect(outcome.bodies == ["hello"] && outcome.ends == 1)
+        }
+    }
+
+    @Test func relayedHeadBytes() throws {
+        let outcome = Self.run("HTTP/1.1 404 Not Here\r\nA:  spaced value \r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        let head = try #require(outcome.heads.first)
+        var buffer = ByteBuffer()
+        head.writeStatusLine(into: &buffer)
+        head.writeForwardedFields(into: &buffer)
+        #expect(String(buffer: buffer) == "HTTP/1.1 404 Not Here\r\nA: spaced value\r\nContent-Length: 0\r\n")
+        #expect(!head.reusable, "Connection: close")
+        #expect(head.forwardedHeaders() == HTTPHeaders([("A", "spaced value"), ("Content-Length", "0")]))
+        #expect(head.responseStatus == HTTPResponseStatus(statusCode: 404, reasonPhrase: "Not Here"))
+    }
+
+    @Test func chunkedBodyWithExtensionsAndTrailers() throws {
+        let input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+            + "5;name=value\r\nhello\r\n1\r\n \r\nA\r\n0123456789\r\n0\r\nX-Checksum: abc\r\n\r\n"
+        for step in [0, 1, 3, 16] {
+            let outcome = Self.run(input, step: step)
+            #expect(outcome.error == nil, "step \(step)")
+            let head = try #require(outcome.heads.first)
+            #expect(head.framing == .chunked && head.reusable)
+            #expect(Self.names(head, kept: false) == ["Transfer-Encoding"], "the relay frames the body itself")
+            #expect(outcome.bodies == ["hello 0123456789"], "step \(step)")
+            #expect(outcome.trailers == [HTTPHeaders([("X-Checksum", "abc")])])
+            #expect(outcome.left.readableBytes == 0)
+        }
+    }
+
+    @Test func responsesInARowOnOneConnection() throws {
+        // A HEAD response names a length but has no body; then a 204 and a 304; then a normal one.
+        let input = "HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n" + "HTTP/1.1 204 No Content\r\n\r\n"
+            + "HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n" + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        for step in [0, 1] {
+            let outcome = Self.run(input, step: step, requests: [true, false, false, false])
+            #expect(outcome.error == nil)
+            #expect(outcome.heads.map(\.status) == [200, 204, 304, 200])
+            #expect(outcome.heads.map(\.framing) == [.none, .none, .none, .contentLength(2)])
+            #expect(Self.names(outcome.heads[0]) == ["Content-Length"], "a HEAD response keeps its length")
+            #expect(outcome.bodies == ["", "", "", "ok"])
+        }
+    }
+
+    @Test func interimResponsesPrecedeTheFinalOne() {
+        let outcome = Self.run("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nx", step: 2)
+        #expect(outcome.heads.map(\.status) == [100, 103, 201])
+        #expect(outcome.ends == 1 && outcome.bodies == ["x"])
+    }
+
+    @Test func switchingProtocolsLeavesTheRestForTheTunnel() throws {
+        var parser = UpstreamResponseParser()
+        parser.requestSent(isHead: false)
+        var buffer = ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\u{81}\u{01}x")
+        guard case .head(let head) = try parser.next(&buffer) else { Issue.record("no head"); return }
+        #expect(head.status == 101 && !head.reusable)
+        #expect(try parser.next(&buffer) == nil)
+        #expect(parser.hasSwitchedProtocols)
+        #expect(Array(buffer.readableBytesView) == Array("\u{81}\u{01}x".utf8))
+        let bytes = ForwardedHeaders.switchingProtocolsBytes(head, allocator: ByteBufferAllocator())
+        #expect(String(buffer: bytes) == "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n")
+    }
+
+    @Test func bodyUntilCloseAndOtherUnreusableShapes() throws {
+        let closeDelimited = Self.run("HTTP/1.0 200 OK\r\n\r\nall of it", step: 4, closeAtEnd: true)
+        #expect(closeDelimited.heads.first?.framing == .untilClose && closeDelimited.heads.first?.reusable == false)
+        #expect(closeDelimited.bodies == ["all of it"])
+        let cut = Self.run("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", closeAtEnd: true)
+        #expect(cut.ends == 0, "a body cut short by the close is not complete")
+        let both = Self.run("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n")
+        #expect(both.heads.first?.framing == .chunked && both.heads.first?.reusable == false, "Transfer-Encoding wins; the connection is not reused")
+        #expect(both.bodies == ["a"])
+        let notChunked = Self.run("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz", closeAtEnd: true)
+        #expect(notChunked.heads.first?.framing == .untilClose && notChunked.bodies == ["zz"])
+        let keepAlive10 = Self.run("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n")
+        #expect(keepAlive10.heads.first?.reusable == true)
+        let bareLF = Self.run("HTTP/1.1 200 OK\nContent-Length: 2\n\nok")
+        #expect(bareLF.error == nil && bareLF.bodies == ["ok"])
+    }
+
+    @Test(arguments: [
+        ("HTTP/2 200 OK\r\n\r\n", UpstreamResponseError.invalidStatusLine),
+        ("HTTP/1.1 20x OK\r\n\r\n", .invalidStatusLine),
+        ("HTTP/1.1 200OK\r\n\r\n", .invalidStatusLine),
+        ("HTTP/1.1 099 Low\r\n\r\n", .invalidStatusLine),
+        ("HTTP/1.1 200 OK\r\nA: b\r\n folded\r\n\r\n", .invalidField),
+        ("HTTP/1.1 200 OK\r\nName : value\r\n\r\n", .invalidField),
+        ("HTTP/1.1 200 OK\r\n: value\r\n\r\n", .invalidField),
+        ("HTTP/1.1 200 OK\r\nA: b\u{0}c\r\n\r\n", .invalidField),
+        ("HTTP/1.1 200 OK\r\nA: b\rc\r\n\r\n", .invalidField),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", .invalidContentLength),
+        ("HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n", .invalidContentLength),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n", .invalidContentLength),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", .invalidChunk),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n;ext\r\n", .invalidChunk),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabX\r\n", .invalidChunk),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n", .invalidChunk),
+        ("HTTP/1.1 200 OK\r\nBig: " + String(repeating: "x", count: 2000) + "\r\n\r\n", .headTooLarge),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nab", .bytesWithoutRequest),
+    ])
+    func malformedResponsesAreRefused(input: String, expected: UpstreamResponseError) {
+        for step in [0, 1] {
+            #expect(Self.run(input, step: step).error == expected, "\(input.debugDescription) in steps of \(step)")
+        }
+    }
+
+    @Test func aHeadLargerThanTheLimitIsRefusedBeforeItEnds() {
+        // No end of head in sight: refused once the bytes pass the limit, not buffered on.
+        #expect(Self.run("HTTP/1.1 200 OK\r\nBig: " + String(repeating: "x", count: 2000), step: 100).error == .headTooLarge)
+    }
+}
