@@ -1,63 +1,104 @@
+import NIOCore
 import NIOHTTP1
 import RouteModel
 
 /// Header rewriting between client and upstream, without I/O.
 enum ForwardedHeaders {
-    /// The head sent upstream: hop-by-hop fields and those named by Connection removed (except an
-    /// `Upgrade` request's `Connection: upgrade` and `Upgrade`), Host kept,
-    /// the normalised target, X-Forwarded-For appended, X-Forwarded-Proto/Host/Port set, and
-    /// X-Request-ID kept or generated.
-    static func upstreamRequest(
+    /// The head sent upstream, written as bytes into `buffer`: hop-by-hop fields and those named by
+    /// Connection removed (except an `Upgrade` request's `Connection: upgrade` and `Upgrade`), Host
+    /// kept, the normalised target, X-Forwarded-For appended, X-Forwarded-Proto/Host/Port set, and
+    /// X-Request-ID kept or generated. Returns whether the body goes chunked (the client's request
+    /// was, or it is a POST, PUT or PATCH of unknown length, as NIO's encoder frames them) and the
+    /// generated request ID, if one was.
+    static func writeUpstreamRequest(
         _ head: HTTPRequestHead, target: String, clientAddress: String?, scheme: String, serverPort: String, upgrade: String? = nil,
-        requestID: () -> String
-    ) -> HTTPRequestHead {
-        var headers = head.headers
-        removeHopByHop(&headers)
-        if let upgrade {
-            // The one hop-by-hop exchange that must reach the upstream: it decides whether to switch.
-            headers.add(name: "Connection", value: "upgrade")
-            headers.add(name: "Upgrade", value: upgrade)
-        }
-        let originalHost = head.headers.first(name: "host") ?? ""
-        // Most requests carry none of the fields set below: then they are appended without a
-        // search per field.
-        let carriesForwarded = headers.contains { $0.name.utf8.count >= 12 && ($0.name.hasPrefix("X-") || $0.name.hasPrefix("x-")) }
-        guard carriesForwarded else {
-            if let clientAddress { headers.add(name: "X-Forwarded-For", value: clientAddress) }
-            headers.add(name: "X-Forwarded-Proto", value: scheme)
-            headers.add(name: "X-Forwarded-Host", value: originalHost)
-            headers.add(name: "X-Forwarded-Port", value: serverPort)
-            headers.add(name: "X-Request-ID", value: requestID())
-            return HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)
-        }
-        if let clientAddress {
-            let previous = headers["x-forwarded-for"].joined(separator: ", ")
-            headers.replaceOrAdd(name: "X-Forwarded-For", value: previous.isEmpty ? clientAddress : "\(previous), \(clientAddress)")
-        }
-        headers.replaceOrAdd(name: "X-Forwarded-Proto", value: scheme)
-        headers.replaceOrAdd(name: "X-Forwarded-Host", value: originalHost)
-        headers.replaceOrAdd(name: "X-Forwarded-Port", value: serverPort)
-        if headers.first(name: "x-request-id")?.isEmpty ?? true { headers.replaceOrAdd(name: "X-Request-ID", value: requestID()) }
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)
-    }
-
-    /// Removes hop-by-hop fields and the fields the Connection header names, except the framing
-    /// fields and Host. One pass over the fields finds them; most messages carry only Connection.
-    static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        var doomed: [String] = []
-        for (name, value) in headers where isHopByHop(name) {
-            doomed.append(name)
-            guard equalsIgnoringCase(name, "connection") else { continue }
-            for token in value.split(separator: ",") {
-                let token = token.trimmingWhitespace()
-                if !token.isEmpty, !equalsIgnoringCase(token, "transfer-encoding"), !equalsIgnoringCase(token, "content-length"),
-                    !equalsIgnoringCase(token, "host")
-                {
-                    doomed.append(String(token))
+        requestID: () -> String, into buffer: inout ByteBuffer
+    ) -> (chunked: Bool, generatedRequestID: String?) {
+        // First pass: what the copy must leave out or replace.
+        var connectionNames: [Substring] = []
+        var hasContentLength = false
+        var hasTransferEncoding = false
+        var hasRequestID = false
+        var originalHost: String?
+        var previousForwardedFor: [String] = []
+        for (name, value) in head.headers {
+            switch name.utf8.count {
+            case 4 where originalHost == nil && equalsIgnoringCase(name, "host"): originalHost = value
+            case 10 where equalsIgnoringCase(name, "connection"):
+                for token in value.split(separator: ",") {
+                    let token = token.trimmingWhitespace()
+                    if !token.isEmpty, !equalsIgnoringCase(token, "transfer-encoding"), !equalsIgnoringCase(token, "content-length"),
+                        !equalsIgnoringCase(token, "host"), !equalsIgnoringCase(token, "close"), !equalsIgnoringCase(token, "keep-alive")
+                    {
+                        connectionNames.append(token)
+                    }
                 }
+            case 12 where equalsIgnoringCase(name, "x-request-id"): if !value.isEmpty { hasRequestID = true }
+            case 14 where equalsIgnoringCase(name, "content-length"): hasContentLength = true
+            case 15 where equalsIgnoringCase(name, "x-forwarded-for"): previousForwardedFor.append(value)
+            case 17 where equalsIgnoringCase(name, "transfer-encoding"): hasTransferEncoding = true
+            default: break
             }
         }
-        for name in doomed { headers.remove(name: name) }
+        buffer.writeString(head.method.rawValue)
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeString(target)
+        buffer.writeStaticString(" HTTP/1.1\r\n")
+        for (name, value) in head.headers {
+            if isHopByHop(name) || isSetByProxy(name, replacingForwardedFor: clientAddress != nil) { continue }
+            if !connectionNames.isEmpty, connectionNames.contains(where: { $0.utf8.count == name.utf8.count && $0.lowercased() == name.lowercased() }) {
+                continue
+            }
+            if value.isEmpty, equalsIgnoringCase(name, "x-request-id") { continue }
+            writeField(name, value, into: &buffer)
+        }
+        if let upgrade {
+            // The one hop-by-hop exchange that must reach the upstream: it decides whether to switch.
+            buffer.writeStaticString("Connection: upgrade\r\n")
+            writeField("Upgrade", upgrade, into: &buffer)
+        }
+        if let clientAddress {
+            buffer.writeStaticString("X-Forwarded-For: ")
+            for previous in previousForwardedFor {
+                buffer.writeString(previous)
+                buffer.writeStaticString(", ")
+            }
+            buffer.writeString(clientAddress)
+            buffer.writeStaticString("\r\n")
+        }
+        writeField("X-Forwarded-Proto", scheme, into: &buffer)
+        writeField("X-Forwarded-Host", originalHost ?? "", into: &buffer)
+        writeField("X-Forwarded-Port", serverPort, into: &buffer)
+        var generated: String?
+        if !hasRequestID {
+            let id = requestID()
+            generated = id
+            writeField("X-Request-ID", id, into: &buffer)
+        }
+        var chunked = hasTransferEncoding
+        if !hasContentLength, !hasTransferEncoding, head.method == .POST || head.method == .PUT || head.method == .PATCH {
+            buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
+            chunked = true
+        }
+        buffer.writeStaticString("\r\n")
+        return (chunked, generated)
+    }
+
+    private static func writeField(_ name: String, _ value: String, into buffer: inout ByteBuffer) {
+        buffer.writeString(name)
+        buffer.writeStaticString(": ")
+        buffer.writeString(value)
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// X-Forwarded-Proto/Host/Port, and X-Forwarded-For when the client's address is appended to it.
+    private static func isSetByProxy(_ name: String, replacingForwardedFor: Bool) -> Bool {
+        switch name.utf8.count {
+        case 15: replacingForwardedFor && equalsIgnoringCase(name, "x-forwarded-for")
+        case 16: equalsIgnoringCase(name, "x-forwarded-host") || equalsIgnoringCase(name, "x-forwarded-port")
+        case 17: equalsIgnoringCase(name, "x-forwarded-proto")
+        default: false
+        }
     }
 
     /// RFC 9110 §7.6.1 fields, compared without allocating.

@@ -79,7 +79,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private lazy var protocolErrors: ProtocolErrorHandler? =
         settings.isHTTP2 ? nil : try? context.pipeline.syncOperations.handler(type: ProtocolErrorHandler.self)
     private var cluster: Cluster?
-    private var upstreamHead: HTTPRequestHead?
+    /// The request head for the upstream, as bytes, and how its body is framed.
+    private var upstreamHead: ByteBuffer?
+    private var upstreamChunked = false
+    private var requestIsHead = false
     /// The protocol the request asks to switch to (`Upgrade`), if any.
     private var upgrade: String?
     /// Strict-Transport-Security for the response, on HTTPS.
@@ -228,12 +231,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             self.cluster = cluster
-            upstreamHead = ForwardedHeaders.upstreamRequest(
+            var bytes = context.channel.allocator.buffer(capacity: 512)
+            let written = ForwardedHeaders.writeUpstreamRequest(
                 head, target: target, clientAddress: clientAddress, scheme: settings.scheme, serverPort: serverPortText,
-                upgrade: upgrade, requestID: balancer.nextRequestID)
-            if observability.accessLog != nil, exchange?.requestID == nil {
-                exchange?.requestID = upstreamHead?.headers.first(name: "x-request-id")
-            }
+                upgrade: upgrade, requestID: balancer.nextRequestID, into: &bytes)
+            upstreamHead = bytes
+            upstreamChunked = written.chunked
+            requestIsHead = head.method == .HEAD
+            if let generated = written.generatedRequestID, observability.accessLog != nil { exchange?.requestID = generated }
             state = .connecting
             setHoldReads(true)
             connect()
@@ -386,7 +391,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 startedEndpoint = endpoint
                 connection.handler.owner = self
                 state = .forwarding(connection)
-                connection.handler.write(.head(upstreamHead!), flush: pending.isEmpty)
+                connection.handler.writeHead(upstreamHead!, chunked: upstreamChunked, isHead: requestIsHead, flush: pending.isEmpty)
                 for (index, part) in pending.enumerated() { connection.handler.write(part, flush: index == pending.count - 1) }
                 pending = []
                 if requestComplete { startResponseTimer() }
@@ -650,7 +655,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             Self.remove(ProtocolErrorHandler.self, from: client)
             Self.remove(NIOHTTPResponseHeadersValidator.self, from: client)
             Self.remove(HTTPResponseEncoder.self, from: client)
-            Self.remove(HTTPRequestEncoder.self, from: upstream)
             clientSide.send(ForwardedHeaders.switchingProtocolsBytes(head, allocator: context.channel.allocator), flush: true)
             // The upstream handler hands on the bytes that followed the 101 as it leaves, and a
             // decoder a tick later, outside any read cycle: each is flushed then.

@@ -3,12 +3,13 @@ import NIOHTTP1
 
 /// The last handler of an upstream connection: parses the responses (`UpstreamResponseParser`) and
 /// hands their parts to the `ProxyHandler` that currently owns the connection, and holds reads
-/// while the client cannot take more bytes. Requests go out through NIO's request encoder.
+/// while the client cannot take more bytes. Requests go out as bytes: heads serialised by
+/// `ForwardedHeaders`, bodies framed here.
 final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// The request being served on this connection; nil while pooled. Whoever takes or leaves the
     /// connection leaves its response timer disarmed.
@@ -20,6 +21,8 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Called when the connection closes while it sits idle in the pool.
     var onIdleClose: (() -> Void)?
     private var parser = UpstreamResponseParser()
+    /// The request body being sent goes in chunks.
+    private var requestChunked = false
     /// An incomplete head or chunk line, waiting for more bytes; after a 101, the tunnel's first
     /// bytes, handed on when this handler leaves the pipeline.
     private var held: ByteBuffer?
@@ -118,10 +121,46 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context?.flush()
     }
 
+    /// Sends a request head (`ForwardedHeaders.writeUpstreamRequest`); its response comes next.
+    func writeHead(_ bytes: ByteBuffer, chunked: Bool, isHead: Bool, flush: Bool) {
+        guard let context else { return }
+        parser.requestSent(isHead: isHead)
+        requestChunked = chunked
+        context.write(wrapOutboundOut(bytes), promise: nil)
+        if flush { context.flush() }
+    }
+
+    /// Sends a piece of the request body, or its end.
     func write(_ part: HTTPClientRequestPart, flush: Bool) {
         guard let context else { return }
-        if case .head(let head) = part { parser.requestSent(isHead: head.method == .HEAD) }
-        context.write(wrapOutboundOut(part), promise: nil)
+        switch part {
+        case .head:
+            preconditionFailure("request heads go through writeHead")
+        case .body(let body):
+            guard case .byteBuffer(let body) = body, body.readableBytes > 0 else { break }
+            if requestChunked {
+                var size = context.channel.allocator.buffer(capacity: 18)
+                size.writeString(String(body.readableBytes, radix: 16))
+                size.writeStaticString("\r\n")
+                context.write(wrapOutboundOut(size), promise: nil)
+                context.write(wrapOutboundOut(body), promise: nil)
+                context.write(wrapOutboundOut(context.channel.allocator.buffer(staticString: "\r\n")), promise: nil)
+            } else {
+                context.write(wrapOutboundOut(body), promise: nil)
+            }
+        case .end(let trailers):
+            guard requestChunked else { break }
+            var last = context.channel.allocator.buffer(capacity: 64)
+            last.writeStaticString("0\r\n")
+            for (name, value) in trailers ?? [:] {
+                last.writeString(name)
+                last.writeStaticString(": ")
+                last.writeString(value)
+                last.writeStaticString("\r\n")
+            }
+            last.writeStaticString("\r\n")
+            context.write(wrapOutboundOut(last), promise: nil)
+        }
         if flush { context.flush() }
     }
 }

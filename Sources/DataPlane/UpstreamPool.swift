@@ -49,9 +49,7 @@ final class UpstreamPool {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Request heads are built from parsed fields, so no outbound validator; the
-                    // handler parses responses itself.
-                    try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder())
+                    // The handler writes requests and parses responses itself.
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }

@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 import RouteModel
 import Testing
@@ -72,11 +73,35 @@ import Testing
 }
 
 @Suite struct ForwardedHeadersTests {
-    func upstream(_ headers: [(String, String)], client: String? = "192.0.2.7") -> HTTPHeaders {
-        ForwardedHeaders.upstreamRequest(
-            HTTPRequestHead(version: .http1_1, method: .POST, uri: "/raw", headers: HTTPHeaders(headers)), target: "/clean",
-            clientAddress: client, scheme: "http", serverPort: "8080", requestID: { "generated" }
-        ).headers
+    /// The fields of the head written for the upstream, parsed back.
+    func upstream(_ headers: [(String, String)], client: String? = "192.0.2.7", method: HTTPMethod = .POST) -> HTTPHeaders {
+        written(headers, client: client, method: method).headers
+    }
+
+    func written(_ headers: [(String, String)], client: String? = "192.0.2.7", method: HTTPMethod = .POST) -> (text: String, headers: HTTPHeaders, chunked: Bool) {
+        var buffer = ByteBuffer()
+        let result = ForwardedHeaders.writeUpstreamRequest(
+            HTTPRequestHead(version: .http1_1, method: method, uri: "/raw", headers: HTTPHeaders(headers)), target: "/clean",
+            clientAddress: client, scheme: "http", serverPort: "8080", requestID: { "generated" }, into: &buffer)
+        let text = String(buffer: buffer)
+        var fields = HTTPHeaders()
+        for line in text.components(separatedBy: "\r\n").dropFirst() where !line.isEmpty {
+            let colon = line.firstIndex(of: ":")!
+            fields.add(name: String(line[..<colon]), value: String(line[line.index(after: colon)...].dropFirst()))
+        }
+        return (text, fields, result.chunked)
+    }
+
+    @Test func requestLineAndFraming() {
+        let post = written([("Host", "a.test"), ("Content-Length", "3")])
+        #expect(post.text.hasPrefix("POST /clean HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\n") && post.text.hasSuffix("\r\n\r\n"))
+        #expect(!post.chunked && post.headers["transfer-encoding"].isEmpty)
+        let unknownLength = written([("Host", "a.test")])
+        #expect(unknownLength.chunked && unknownLength.headers["transfer-encoding"] == ["chunked"], "a POST of unknown length goes chunked")
+        let chunked = written([("Host", "a.test"), ("Transfer-Encoding", "chunked")])
+        #expect(chunked.chunked && chunked.headers["transfer-encoding"] == ["chunked"])
+        let get = written([("Host", "a.test")], method: .GET)
+        #expect(!get.chunked && get.headers["transfer-encoding"].isEmpty && get.text.hasPrefix("GET /clean HTTP/1.1\r\n"))
     }
 
     @Test func hopByHopFieldsAreRemovedAndHostKept() {
@@ -98,7 +123,25 @@ import Testing
         #expect(headers["x-forwarded-port"] == ["8080"])
     }
 
+    @Test func forwardedForWithoutAClientAddressAndSeveralPreviousFields() {
+        let kept = upstream([("Host", "a"), ("X-Forwarded-For", "203.0.113.1")], client: nil)
+        #expect(kept["x-forwarded-for"] == ["203.0.113.1"], "nothing to append: the client's field stays")
+        let joined = upstream([("Host", "a"), ("X-Forwarded-For", "203.0.113.1"), ("x-forwarded-for", "198.51.100.2")])
+        #expect(joined["x-forwarded-for"] == ["203.0.113.1, 198.51.100.2, 192.0.2.7"])
+    }
+
+    @Test func anUpgradeRequestKeepsItsUpgradeFields() {
+        var buffer = ByteBuffer()
+        _ = ForwardedHeaders.writeUpstreamRequest(
+            HTTPRequestHead(version: .http1_1, method: .GET, uri: "/ws", headers: ["Host": "a", "Connection": "Upgrade", "Upgrade": "websocket"]),
+            target: "/ws", clientAddress: nil, scheme: "http", serverPort: "80", upgrade: "websocket", requestID: { "id" }, into: &buffer)
+        let text = String(buffer: buffer)
+        #expect(text.contains("\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"))
+        #expect(text.components(separatedBy: "pgrade:").count == 2, "the client's own Upgrade field is not copied as well")
+    }
+
     @Test func requestIDIsKeptOrGenerated() {
+        #expect(upstream([("Host", "a"), ("X-Request-ID", "")])["x-request-id"] == ["generated"], "an empty one is replaced")
         #expect(upstream([("Host", "a"), ("X-Request-ID", "abc")])["x-request-id"] == ["abc"])
         #expect(upstream([("Host", "a")])["x-request-id"] == ["generated"])
         let id = ForwardedHeaders.newRequestID()
