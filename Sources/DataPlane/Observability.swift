@@ -66,6 +66,7 @@ public final class WorkerObservability: @unchecked Sendable {
 
     // Touched on the worker's event loop only.
     private var routes: [RouteKey: RouteInstruments] = [:]
+    private var lastRoute: (key: RouteKey, instruments: RouteInstruments)?
 
     let connectErrors: Counter
     let retries: Counter
@@ -95,12 +96,18 @@ public final class WorkerObservability: @unchecked Sendable {
     func record(_ exchange: ExchangeRecord, now: NIODeadline) {
         let key = RouteKey(namespace: exchange.namespace, ingress: exchange.ingress, service: exchange.service)
         let instruments: RouteInstruments
-        if let known = routes[key] {
+        if let last = lastRoute, last.key == key {
+            // Consecutive requests mostly go to the same route, whose strings share storage with
+            // the table's: comparing them is cheaper than hashing them.
+            instruments = last.instruments
+        } else if let known = routes[key] {
             instruments = known
+            lastRoute = (key, known)
         } else {
             instruments = RouteInstruments(
                 labels: [("namespace", key.namespace), ("ingress", key.ingress), ("service", key.service)], registry: registry)
             routes[key] = instruments
+            lastRoute = (key, instruments)
         }
         let counter: Counter
         if let known = instruments.byStatus[exchange.status] {

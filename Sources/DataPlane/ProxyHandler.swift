@@ -140,13 +140,17 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // a task in the loop's timer heap and take it out again, which costs more the more streams
         // are open.
         guard !settings.isHTTP2 else { return }
-        headerTimer.arm(in: settings.requestHeaderTimeout, on: context.eventLoop) { [self] in
-            guard case .idle = state else { return }
-            // No request is in flight (a partial head is not one yet), so there is nothing to
-            // answer: like nginx's client_header_timeout, the connection is closed.
-            state = .closed
-            context.close(promise: nil)
-        }
+        headerTimer.arm(in: settings.requestHeaderTimeout, on: context.eventLoop, action: headerTimeout)
+    }
+
+    /// Made once per connection, not per arming. The timer is this handler's own, so it cannot
+    /// outlive it.
+    private lazy var headerTimeout: () -> Void = { [unowned self] in
+        guard case .idle = state else { return }
+        // No request is in flight (a partial head is not one yet), so there is nothing to
+        // answer: like nginx's client_header_timeout, the connection is closed.
+        state = .closed
+        context.close(promise: nil)
     }
 
     // MARK: Client side
@@ -428,12 +432,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .forwarding(let connection) = state
         else { return }
         connection.handler.responseTimer.arm(
-            in: .milliseconds(Int64(cluster.timeouts.responseHeaderMilliseconds)), on: context.eventLoop
-        ) { [self] in
-            guard !responseStarted, case .forwarding(let current) = state, current.channel === connection.channel else { return }
-            dropUpstream()
-            respondLocally(.gatewayTimeout, body: "504 upstream timeout\n")
-        }
+            in: .milliseconds(Int64(cluster.timeouts.responseHeaderMilliseconds)), on: context.eventLoop, action: responseTimeout)
+    }
+
+    /// Made once per handler; the upstream connection's timer runs it, and is disarmed whenever
+    /// the connection changes hands.
+    private lazy var responseTimeout: () -> Void = { [weak self] in
+        guard let self, !responseStarted, case .forwarding = state else { return }
+        dropUpstream()
+        respondLocally(.gatewayTimeout, body: "504 upstream timeout\n")
     }
 
     private func disarmResponseTimer() {
