@@ -166,7 +166,7 @@ run() { # target scenario
   after=$(cpu0_ticks)
   local busy; busy=$(awk -v a="$before" -v b="$after" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.1f", 100 * (1 - (y[2] - x[2]) / (y[1] - x[1])) }')
   results["$1,$2,rps"]+="${rps:-0} "; results["$1,$2,p50"]+="$p50 "; results["$1,$2,p99"]+="$p99 "
-  results["$1,$2,cpu"]+="$busy "; results["$1,$2,percore"]+="$(awk -v r="${rps:-0}" -v c="$busy" 'BEGIN { printf "%.0f", c > 0 ? r * 100 / c : 0 }') "
+  results["$1,$2,cpu"]+="$busy "; results["$1,$2,percore"]+="$(awk -v r="${rps:-0}" -v c="$busy" 'BEGIN { printf "%.0f", (c > 0 ? r * 100 / c : 0) }') "
 }
 # CPU 0's total and idle (idle + iowait) jiffies.
 cpu0_ticks() { awk '$1 == "cpu0" { total = 0; for (i = 2; i <= NF; i++) total += $i; print total, $5 + $6 }' /proc/stat; }
