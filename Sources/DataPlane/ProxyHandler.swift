@@ -204,7 +204,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if upgrade != nil { keepAlive = false }
         tried.removeAll(keepingCapacity: true)
         pending = []
-        if let serverName = settings.tlsServerName, let certificates = settings.certificates, let host = Self.hostName(of: head),
+        if let serverName = settings.tlsServerName, let certificates = settings.certificates, let field = head.headers.first(name: "host"),
+            !Self.names(field, serverName), let host = Self.hostName(field),
             !certificates.current.sameCertificate(for: serverName, as: host)
         {
             // A client reusing this connection for another host (HTTP/2 coalescing) must not get an
@@ -249,11 +250,24 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// The request's host without port, lowercased.
-    private static func hostName(of head: HTTPRequestHead) -> String? {
-        guard let host = head.headers.first(name: "host") else { return nil }
-        let name = host.hasPrefix("[") ? host : String(host.split(separator: ":", maxSplits: 1).first ?? "")
+    /// A Host field's name without port, lowercased.
+    private static func hostName(_ field: String) -> String? {
+        let name = field.hasPrefix("[") ? field : String(field.split(separator: ":", maxSplits: 1).first ?? "")
         return name.lowercased()
+    }
+
+    /// Whether a Host field names the connection's SNI name (lowercase), with or without a port:
+    /// the usual case, which needs no certificate lookup.
+    static func names(_ field: String, _ serverName: String?) -> Bool {
+        guard let serverName else { return false }
+        var expected = serverName.utf8.makeIterator()
+        var seen = field.utf8.makeIterator()
+        while let byte = seen.next() {
+            guard let want = expected.next() else { return byte == UInt8(ascii: ":") }
+            let lower = byte >= 0x41 && byte <= 0x5a ? byte | 0x20 : byte
+            if lower != want { return false }
+        }
+        return expected.next() == nil
     }
 
     private func receiveBodyPart(_ part: HTTPClientRequestPart) {

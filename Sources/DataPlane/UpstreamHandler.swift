@@ -18,7 +18,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
     /// The response-header timeout of the exchange in progress (armed by its `owner`).
     let responseTimer = LazyTimer()
-    /// Called when the connection closes while it sits idle in the pool.
+    /// Called when the connection closes while no exchange owns it (it may sit idle in the pool).
     var onIdleClose: (() -> Void)?
     private var parser = UpstreamResponseParser()
     /// The request body being sent goes in chunks.
@@ -87,7 +87,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             onIdleClose?()
         }
-        onIdleClose = nil
+        onIdleClose = nil  // it holds the pool's view of this connection
         responseTimer.cancel()
         context.fireChannelInactive()
     }

@@ -64,7 +64,10 @@ final class UpstreamPool {
             connected = bootstrap.connect(host: endpoint.address, port: endpoint.port)
         }
         return connected.map { channel in
-            Connection(channel: channel, handler: handler, endpoint: endpoint)
+            let connection = Connection(channel: channel, handler: handler, endpoint: endpoint)
+            // Set once: a closure made on every release cost an allocation per request.
+            handler.onIdleClose = { [weak self] in self?.remove(connection) }
+            return connection
         }
     }
 
@@ -90,7 +93,6 @@ final class UpstreamPool {
             return
         }
         idle[connection.endpoint, default: []].append(Idle(connection: connection, since: .now()))
-        connection.handler.onIdleClose = { [weak self] in self?.remove(connection) }
     }
 
     private func remove(_ connection: Connection) {

@@ -153,3 +153,15 @@ import Testing
         #expect(ids.allSatisfy { $0.count == 32 && $0.allSatisfy { "0123456789abcdef".contains($0) } })
     }
 }
+
+@Suite struct MisdirectedRequestTests {
+    /// The fast path of the 421 check: a Host field naming the SNI name needs no certificate lookup.
+    @Test func aHostFieldNamingTheServerNameIsRecognised() {
+        #expect(ProxyHandler.names("a.test", "a.test"))
+        #expect(ProxyHandler.names("A.Test:8443", "a.test"))
+        #expect(!ProxyHandler.names("a.test.evil", "a.test"))
+        #expect(!ProxyHandler.names("a.tes", "a.test"))
+        #expect(!ProxyHandler.names("b.test", "a.test"))
+        #expect(!ProxyHandler.names("a.test", nil), "no SNI: the certificate lookup decides")
+    }
+}
