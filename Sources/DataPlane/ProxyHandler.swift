@@ -197,6 +197,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // An HTTP/2 stream carries one exchange; the connection is not this handler's to close.
         keepAlive = settings.isHTTP2 || head.isKeepAlive
         clientIsHTTP10 = head.version == .http1_0
+        requestIsHead = head.method == .HEAD
         // After an upgrade request the decoder parses no further requests: if the upstream does
         // not switch protocols, the connection closes after its answer.
         hsts = nil
@@ -242,7 +243,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 upgrade: upgrade, requestID: balancer.nextRequestID, into: &bytes)
             upstreamHead = bytes
             upstreamChunked = written.chunked
-            requestIsHead = head.method == .HEAD
             if let generated = written.generatedRequestID, observability.accessLog != nil { exchange?.requestID = generated }
             state = .connecting
             setHoldReads(true)
@@ -672,9 +672,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             try upstream.addHandler(upstreamSide)
             // Everything that speaks HTTP goes, decoders last: removing a decoder hands the bytes it
             // held to the tunnel, so by then the other side must be ready to send them on.
-            Self.remove(HTTPServerPipelineHandler.self, from: client)
             Self.remove(ProtocolErrorHandler.self, from: client)
-            Self.remove(NIOHTTPResponseHeadersValidator.self, from: client)
             Self.remove(HTTPResponseEncoder.self, from: client)
             clientSide.send(ForwardedHeaders.switchingProtocolsBytes(head, allocator: context.channel.allocator), flush: true)
             // The upstream handler hands on the bytes that followed the 101 as it leaves, and a
@@ -708,13 +706,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         disarmResponseTimer()
         counters.local(Int(status.code))
         exchange?.status = UInt16(status.code)
-        exchange?.bytesOut += body.utf8.count
+        // A response to HEAD carries the length its GET would have, and no body.
+        if !requestIsHead { exchange?.bytesOut += body.utf8.count }
         var headers = extra
         headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
         headers.add(name: "Content-Length", value: String(body.utf8.count))
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        if !body.isEmpty { context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil) }
+        if !body.isEmpty, !requestIsHead { context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         pending = []
         state = .respondedLocally

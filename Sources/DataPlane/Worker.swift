@@ -160,18 +160,19 @@ public final class Worker: Sendable {
         _ channel: any Channel, settings: ProxyHandler.Settings, limits: NIOHTTPDecoderLimitConfiguration, loop: LoopState,
         store: TableStore, logger: Logger
     ) throws {
-        // An upgrade configuration with no upgraders of its own: it makes the decoder hand on the
-        // bytes it holds when it leaves for a tunnel, and removes itself after the first request.
-        // Response heads are built from parsed fields, so the outbound validator is not needed.
-        // ProxyHandler orders pipelined requests itself.
-        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-            withPipeliningAssistance: false, withServerUpgrade: ([], { _ in }), withErrorHandling: false,
-            withOutboundHeaderValidation: false, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
-        try channel.pipeline.syncOperations.addHandler(ProtocolErrorHandler(counters: loop.counters))
+        // NIO's codec alone, without configureHTTPServerPipeline's extras: ProxyHandler orders
+        // pipelined requests itself, response heads are built from parsed fields (no outbound
+        // validator), and answers to HEAD carry no body by ProxyHandler's own account. The decoder
+        // stops at an upgrade request and hands on the bytes it holds when it leaves for a tunnel;
+        // an upgrade handler would only be made and removed again on every connection.
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(HTTPResponseEncoder())
+        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits)))
+        try sync.addHandler(ProtocolErrorHandler(counters: loop.counters))
         let handler = ProxyHandler(
             store: store, pool: loop.pool, balancer: loop.balancer, counters: loop.counters, observability: loop.observability,
             settings: settings, logger: logger)
-        try channel.pipeline.syncOperations.addHandler(handler)
+        try sync.addHandler(handler)
         loop.connections.add(channel) { handler.beginDrain() }
     }
 

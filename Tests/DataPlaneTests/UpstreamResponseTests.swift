@@ -47,6 +47,19 @@ import TestSupport
         await upstream.stop()
     }
 
+    /// Local answers to HEAD name their length and carry no body, so the next response on the
+    /// connection is read where it starts.
+    @Test func localAnswersToHEADHaveNoBody() async throws {
+        let proxy = try await LiveProxy.start(proxyTable([("up.test", "/", [])]))
+        let reply = try await RawConnection.exchange(
+            port: proxy.port, send: ["HEAD / HTTP/1.1\r\nHost: nowhere.test\r\n\r\nGET / HTTP/1.1\r\nHost: nowhere.test\r\nConnection: close\r\n\r\n"])
+        let responses = reply.components(separatedBy: "HTTP/1.1 404 Not Found\r\n")
+        #expect(responses.count == 3, "two answers: \(reply.debugDescription)")
+        #expect(responses[1].hasSuffix("Content-Length: 13\r\n\r\n"), "no body after the HEAD answer's head")
+        #expect(responses[2].hasSuffix("Content-Length: 13\r\nConnection: close\r\n\r\n404 no route\n"))
+        await proxy.stop()
+    }
+
     @Test func interimResponsesAreRelayedBeforeTheFinalOne() async throws {
         let upstream = try await ScriptedBackend.start { _ in
             .init("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok")
