@@ -547,18 +547,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange?.bytesOut += body.readableBytes
         if let relay = relayContext {
             if relayChunked {
-                var framed = context.channel.allocator.buffer(capacity: body.readableBytes + 20)
-                framed.writeString(String(body.readableBytes, radix: 16))
-                framed.writeStaticString("\r\n")
-                if body.readableBytes <= 4096 {
-                    framed.writeImmutableBuffer(body)
-                    framed.writeStaticString("\r\n")
-                    relay.write(NIOAny(framed), promise: nil)
-                } else {
-                    relay.write(NIOAny(framed), promise: nil)
-                    relay.write(NIOAny(body), promise: nil)
-                    relay.write(NIOAny(context.channel.allocator.buffer(staticString: "\r\n")), promise: nil)
-                }
+                ChunkedFraming.chunk(body, allocator: context.channel.allocator) { relay.write(NIOAny($0), promise: nil) }
             } else {
                 relay.write(NIOAny(body), promise: nil)
             }
@@ -585,16 +574,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         state = complete ? .idle : .respondedLocally
         if let relay = relayContext {
             if relayChunked {
-                var last = context.channel.allocator.buffer(capacity: 64)
-                last.writeStaticString("0\r\n")
-                for (name, value) in trailers ?? [:] {
-                    last.writeString(name)
-                    last.writeStaticString(": ")
-                    last.writeString(value)
-                    last.writeStaticString("\r\n")
-                }
-                last.writeStaticString("\r\n")
-                relay.write(NIOAny(last), promise: nil)
+                relay.write(NIOAny(ChunkedFraming.lastChunk(trailers: trailers, allocator: context.channel.allocator)), promise: nil)
             }
             context.flush()
             protocolErrors?.responseEnded()

@@ -137,29 +137,15 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .head:
             preconditionFailure("request heads go through writeHead")
         case .body(let body):
-            guard case .byteBuffer(let body) = body, body.readableBytes > 0 else { break }
+            guard case .byteBuffer(let body) = body else { break }
             if requestChunked {
-                var size = context.channel.allocator.buffer(capacity: 18)
-                size.writeString(String(body.readableBytes, radix: 16))
-                size.writeStaticString("\r\n")
-                context.write(wrapOutboundOut(size), promise: nil)
-                context.write(wrapOutboundOut(body), promise: nil)
-                context.write(wrapOutboundOut(context.channel.allocator.buffer(staticString: "\r\n")), promise: nil)
+                ChunkedFraming.chunk(body, allocator: context.channel.allocator) { context.write(wrapOutboundOut($0), promise: nil) }
             } else {
                 context.write(wrapOutboundOut(body), promise: nil)
             }
         case .end(let trailers):
             guard requestChunked else { break }
-            var last = context.channel.allocator.buffer(capacity: 64)
-            last.writeStaticString("0\r\n")
-            for (name, value) in trailers ?? [:] {
-                last.writeString(name)
-                last.writeStaticString(": ")
-                last.writeString(value)
-                last.writeStaticString("\r\n")
-            }
-            last.writeStaticString("\r\n")
-            context.write(wrapOutboundOut(last), promise: nil)
+            context.write(wrapOutboundOut(ChunkedFraming.lastChunk(trailers: trailers, allocator: context.channel.allocator)), promise: nil)
         }
         if flush { context.flush() }
     }
