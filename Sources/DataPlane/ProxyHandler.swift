@@ -93,8 +93,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var bodyReceived: Int64 = 0
     /// The endpoint counted as busy for least-request until the exchange ends.
     private var startedEndpoint: Endpoint? {
-        didSet { if let oldValue, oldValue != startedEndpoint { balancer.finished(oldValue) } }
+        didSet {
+            guard countedInFlight, let oldValue else { return }
+            countedInFlight = false
+            balancer.finished(oldValue)
+        }
     }
+    /// `startedEndpoint` is counted as busy: only least-request reads the counts.
+    private var countedInFlight = false
     /// Per connection, computed once.
     /// From the connection: an HTTP/2 stream channel has no addresses of its own.
     private lazy var clientAddress: String? = (settings.isHTTP2 ? context.channel.parent : context.channel)?.remoteAddress?.ipAddress
@@ -416,8 +422,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             switch result {
             case .success(let connection):
                 balancer.connectSucceeded(endpoint)
-                balancer.started(endpoint)
                 startedEndpoint = endpoint
+                if cluster.loadBalancing == .leastRequest {
+                    balancer.started(endpoint)
+                    countedInFlight = true
+                }
                 connection.handler.owner = self
                 state = .forwarding(connection)
                 connection.handler.writeHead(upstreamHead!, chunked: upstreamChunked, isHead: requestIsHead, flush: pending.isEmpty)
@@ -461,9 +470,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Made once per handler; the upstream connection's timer runs it, and is disarmed whenever
-    /// the connection changes hands.
-    private lazy var responseTimeout: () -> Void = { [weak self] in
-        guard let self, !responseStarted, case .forwarding = state else { return }
+    /// the connection changes hands, so it only runs while that connection's `owner` (a strong
+    /// reference) is this handler. Unowned, not weak: a weak reference gives the handler a side
+    /// table, which slows down every retain and release of it afterwards.
+    private lazy var responseTimeout: () -> Void = { [unowned self] in
+        guard !responseStarted, case .forwarding = state else { return }
         dropUpstream()
         respondLocally(.gatewayTimeout, body: "504 upstream timeout\n")
     }

@@ -88,11 +88,18 @@ final class UpstreamPool {
         connection.handler.owner = nil
         // Whatever backpressure the last client applied ends with its exchange.
         connection.handler.setHoldReads(false)
-        guard connection.channel.isActive, (idle[connection.endpoint]?.count ?? 0) < maxIdlePerEndpoint else {
+        guard connection.channel.isActive, Self.append(Idle(connection: connection, since: .now()), to: &idle[connection.endpoint, default: []], limit: maxIdlePerEndpoint)
+        else {
             connection.channel.close(promise: nil)
             return
         }
-        idle[connection.endpoint, default: []].append(Idle(connection: connection, since: .now()))
+    }
+
+    /// Through the dictionary's in-place accessor: one hash of the endpoint instead of two.
+    private static func append(_ entry: Idle, to list: inout [Idle], limit: Int) -> Bool {
+        guard list.count < limit else { return false }
+        list.append(entry)
+        return true
     }
 
     private func remove(_ connection: Connection) {
@@ -142,9 +149,9 @@ final class LoadBalancer {
 
     func pick(_ cluster: Cluster, skipping tried: [Endpoint] = [], now: NIODeadline = .now()) -> Endpoint? {
         if tried.isEmpty, health.isEmpty, cluster.loadBalancing == .roundRobin, !cluster.endpoints.isEmpty {
-            // The usual case, with nothing to filter: no allocation.
-            let start = next[cluster.name, default: 0]
-            next[cluster.name] = start &+ 1
+            // The usual case, with nothing to filter: no allocation, and no counter for one endpoint.
+            if cluster.endpoints.count == 1 { return cluster.endpoints[0] }
+            let start = Self.advance(&next[cluster.name, default: 0])
             return cluster.endpoints[start % cluster.endpoints.count]
         }
         let untried = cluster.endpoints.filter { !tried.contains($0) }
@@ -153,8 +160,7 @@ final class LoadBalancer {
         let candidates = healthy.isEmpty ? untried : healthy
         switch cluster.loadBalancing {
         case .roundRobin:
-            let start = next[cluster.name, default: 0]
-            next[cluster.name] = start &+ 1
+            let start = Self.advance(&next[cluster.name, default: 0])
             return candidates[start % candidates.count]
         case .leastRequest:
             guard candidates.count > 1 else { return candidates[0] }
@@ -166,6 +172,13 @@ final class LoadBalancer {
         }
     }
 
+    /// The counter's value before it moves on; through the dictionary's in-place accessor, so
+    /// the name is hashed once.
+    private static func advance(_ counter: inout Int) -> Int {
+        defer { counter &+= 1 }
+        return counter
+    }
+
     func started(_ endpoint: Endpoint) { active[endpoint, default: 0] += 1 }
 
     func finished(_ endpoint: Endpoint) {
@@ -174,7 +187,8 @@ final class LoadBalancer {
     }
 
     func connectSucceeded(_ endpoint: Endpoint) {
-        if health[endpoint] != nil { health[endpoint]?.consecutiveFailures = 0 }
+        guard !health.isEmpty else { return }
+        health[endpoint]?.consecutiveFailures = 0
     }
 
     /// Returns true when this failure ejected the endpoint.
