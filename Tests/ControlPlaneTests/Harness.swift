@@ -31,6 +31,10 @@ struct RunningServer {
     func stop() async {
         task.cancel()
         _ = await task.result
+        // The private directory freshAddress() made up (/tmp/portico-test-…/run/cp.sock), socket and all.
+        if case .unix(let path) = address, path.hasPrefix("/tmp/portico-test-") {
+            try? FileManager.default.removeItem(at: URL(fileURLWithPath: path).deletingLastPathComponent().deletingLastPathComponent())
+        }
     }
 
     func subscriber(_ id: String) -> SubscriberRegistry.Record? { registry.all.first { $0.identity.workerID == id } }

@@ -15,12 +15,15 @@ final class LiveProxy: Sendable {
     let latest: LatestSnapshot
     let tasks: [Task<Void, any Error>]
     let version = Atomic<UInt64>(0)
+    /// The snapshot server's private directory, removed by stop().
+    let socketDirectory: String
 
-    init(worker: Worker, port: Int, latest: LatestSnapshot, tasks: [Task<Void, any Error>]) {
+    init(worker: Worker, port: Int, latest: LatestSnapshot, tasks: [Task<Void, any Error>], socketDirectory: String) {
         self.worker = worker
         self.port = port
         self.latest = latest
         self.tasks = tasks
+        self.socketDirectory = socketDirectory
     }
 
     static func start(
@@ -28,7 +31,8 @@ final class LiveProxy: Sendable {
     ) async throws -> LiveProxy {
         let latest = LatestSnapshot()
         latest.publish(version: 1, table: table)
-        let socket = ServerAddress.unix(path: "/tmp/portico-proxy-\(UUID().uuidString.prefix(8))/cp.sock")
+        let directory = "/tmp/portico-proxy-\(UUID().uuidString.prefix(8))"
+        let socket = ServerAddress.unix(path: directory + "/cp.sock")
         let server = SnapshotServer(service: SnapshotService(latest: latest), addresses: [socket])
         let listening = Atomic<Bool>(false)
         let serverTask = Task { try await server.run { _ in listening.store(true, ordering: .relaxed) } }
@@ -42,7 +46,8 @@ final class LiveProxy: Sendable {
         let workerTask = Task { try await worker.run { bound.store($0, ordering: .relaxed) } }
         try await waitUntil("the worker listens") { bound.load(ordering: .relaxed) != 0 }
         try await waitUntil("the worker applies version 1") { await worker.store.appliedVersion == 1 }
-        let proxy = LiveProxy(worker: worker, port: bound.load(ordering: .relaxed), latest: latest, tasks: [serverTask, workerTask])
+        let proxy = LiveProxy(
+            worker: worker, port: bound.load(ordering: .relaxed), latest: latest, tasks: [serverTask, workerTask], socketDirectory: directory)
         proxy.version.store(1, ordering: .relaxed)
         return proxy
     }
@@ -59,6 +64,7 @@ final class LiveProxy: Sendable {
             task.cancel()
             _ = await task.result
         }
+        try? FileManager.default.removeItem(atPath: socketDirectory)
     }
 }
 
