@@ -61,20 +61,7 @@ struct DataPlaneCommand: AsyncParsableCommand {
     @Option(help: "PEM CA that issued the control plane's certificate.")
     var tlsCa: String?
 
-    @Option(help: "PEM certificate chain the workers serve when SNI names no TLS host and the table names no default.")
-    var defaultCertificate: String?
-
-    @Option(help: "PEM private key of --default-certificate.")
-    var defaultKey: String?
-
-    @Option(help: "On SIGTERM, seconds that the workers' requests in flight may take to finish.")
-    var drainTimeout: Double = 25
-
-    @Option(help: "Seconds a client connection may take to send a complete request head.")
-    var requestHeaderTimeout: Double = 60
-
-    @Flag(help: "The workers write no access-log lines.")
-    var noAccessLog = false
+    @OptionGroup(title: "Passed on to the workers") var traffic: WorkerTrafficOptions
 
     @Option(help: .hidden)
     var parentPid: Int32?
@@ -94,9 +81,6 @@ struct DataPlaneCommand: AsyncParsableCommand {
         guard NodeAgent.Configuration.socketPath(in: socketDir).utf8.count < 108 else {
             throw ValidationError("--socket-dir \(socketDir) is too long for a Unix socket path")
         }
-        if (defaultCertificate == nil) != (defaultKey == nil) {
-            throw ValidationError("--default-certificate and --default-key go together")
-        }
         let tlsFiles = [tlsCertificate, tlsKey, tlsCa].compactMap { $0 }.count
         guard tlsFiles == 0 || tlsFiles == 3 else { throw ValidationError("--tls-certificate, --tls-key and --tls-ca go together") }
     }
@@ -107,12 +91,9 @@ struct DataPlaneCommand: AsyncParsableCommand {
         let socket = NodeAgent.Configuration.socketPath(in: socketDir)
         var workerArguments = [
             "worker", "--control-plane", "unix:\(socket)", "--http-port", String(httpPort), "--https-port", String(httpsPort),
-            "--bind", bind, "--node", node, "--drain-timeout", String(drainTimeout),
-            "--request-header-timeout", String(requestHeaderTimeout), "--log-level", logLevel.rawValue,
-            "--parent-pid", String(getpid()),
-        ]
-        if noAccessLog { workerArguments.append("--no-access-log") }
-        if let defaultCertificate, let defaultKey {
+            "--bind", bind, "--node", node, "--log-level", logLevel.rawValue, "--parent-pid", String(getpid()),
+        ] + traffic.workerArguments
+        if let defaultCertificate = traffic.defaultCertificate, let defaultKey = traffic.defaultKey {
             workerArguments += ["--default-certificate", absolutePath(defaultCertificate), "--default-key", absolutePath(defaultKey)]
         } else {
             // One generated default certificate for all workers, so that a client sees the same one

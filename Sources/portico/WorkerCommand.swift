@@ -31,17 +31,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Listen for TLS on this port (0: any free port, logged at start); plain-HTTP requests for TLS hosts are redirected to it. Without it: no TLS listener, redirects go to 443.")
     var httpsPort: Int?
 
-    @Option(help: "PEM certificate chain served when SNI names no TLS host and the table names no default. Without it, a self-signed one is generated at start.")
-    var defaultCertificate: String?
-
-    @Option(help: "PEM private key of --default-certificate.")
-    var defaultKey: String?
-
-    @Option(help: "On SIGTERM, seconds that requests in flight may take to finish.")
-    var drainTimeout: Double = 25
-
-    @Option(help: "Seconds a connection may take to send a complete request head (slowloris, idle keep-alive).")
-    var requestHeaderTimeout: Double = 60
+    @OptionGroup var traffic: WorkerTrafficOptions
 
     @Option(help: "This worker's id, shown by porticoctl.")
     var id: String = "0"
@@ -51,9 +41,6 @@ struct WorkerCommand: AsyncParsableCommand {
 
     @Option(help: "Serve Prometheus metrics on this Unix socket (GET /metrics); the node agent scrapes it.")
     var metricsSocket: String?
-
-    @Flag(help: "Do not write an access-log line per request on stdout.")
-    var noAccessLog = false
 
     @Option(help: .hidden)
     var parentPid: Int32?
@@ -65,9 +52,6 @@ struct WorkerCommand: AsyncParsableCommand {
         do { _ = try ServerAddress(parsing: controlPlane) } catch { throw ValidationError(error.description) }
         guard (0...65535).contains(httpPort) else { throw ValidationError("--http-port must be from 0 to 65535") }
         if let httpsPort, !(0...65535).contains(httpsPort) { throw ValidationError("--https-port must be from 0 to 65535") }
-        if (defaultCertificate == nil) != (defaultKey == nil) {
-            throw ValidationError("--default-certificate and --default-key go together")
-        }
     }
 
     func run() async throws {
@@ -80,19 +64,9 @@ struct WorkerCommand: AsyncParsableCommand {
             configuration.httpsListenPort = httpsPort
             if httpsPort != 0 { configuration.httpsPort = httpsPort }
         }
-        if let defaultCertificate, let defaultKey {
-            do {
-                configuration.defaultCertificate = try DefaultCertificate(
-                    certificatePEM: String(contentsOfFile: defaultCertificate, encoding: .utf8), keyPEM: String(contentsOfFile: defaultKey, encoding: .utf8))
-            } catch {
-                throw ValidationError("--default-certificate \(defaultCertificate) / --default-key \(defaultKey): \(error)")
-            }
-        }
+        try traffic.apply(to: &configuration)
         configuration.workerID = id
-        configuration.accessLog = !noAccessLog
         configuration.node = node
-        configuration.drainTimeout = .milliseconds(Int64(drainTimeout * 1000))
-        configuration.requestHeaderTimeout = .milliseconds(Int64(requestHeaderTimeout * 1000))
         let worker = Worker(configuration: configuration)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await worker.run() }
