@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import Testing
+import TestSupport
 @testable import DataPlane
 
 @Suite struct UpstreamResponseParserTests {
@@ -175,6 +176,68 @@ import Testing
     func malformedResponsesAreRefused(input: String, expected: UpstreamResponseError) {
         for step in [0, 1] {
             #expect(Self.run(input, step: step).error == expected, "\(input.debugDescription) in steps of \(step)")
+        }
+    }
+
+    /// Random sequences of well-formed responses on one connection (every framing, random field
+    /// case and spacing, chunk sizes, trailers, HEAD requests), cut at random points: each head,
+    /// body and trailer comes out as it was generated.
+    @Test(arguments: [1, 2, 3, 4, 5, 6] as [UInt64])
+    func randomResponsesSurviveRandomSplits(seed: UInt64) throws {
+        var random = SplitMix64(seed: seed)
+        for _ in 0..<40 {
+            var wire = ""
+            var expected: [(status: Int, fields: [String], body: String, trailers: HTTPHeaders?, isHead: Bool)] = []
+            for _ in 0..<Int.random(in: 1...5, using: &random) {
+                let status = [200, 201, 204, 301, 304, 404, 500].randomElement(using: &random)!
+                let isHead = Int.random(in: 0..<6, using: &random) == 0
+                let hasBody = !isHead && status != 204 && status != 304
+                let alphabet = Array("abcxyz\r\n0;".utf8)
+                let bodyLength = hasBody ? Int.random(in: 0...300, using: &random) : 0
+                let body = String(decoding: (0..<bodyLength).map { _ in alphabet.randomElement(using: &random)! }, as: UTF8.self)
+                let chunked = hasBody && Bool.random(using: &random)
+                var fields = (0..<Int.random(in: 0...6, using: &random)).map { "X-Field-\($0): value \($0)" }
+                if Bool.random(using: &random) { fields.append("Keep-Alive: timeout=5") }
+                var head = "HTTP/1.1 \(status) Reason \(status)\r\n"
+                for field in fields { head += (Bool.random(using: &random) ? field.uppercased() : field).replacingOccurrences(of: ": ", with: Bool.random(using: &random) ? ":" : ":  ") + "\r\n" }
+                var trailers: HTTPHeaders?
+                if chunked {
+                    head += "Transfer-Encoding: chunked\r\n\r\n"
+                    let bytes = Array(body.utf8)
+                    var offset = 0
+                    while offset < bytes.count {
+                        let size = min(bytes.count - offset, Int.random(in: 1...80, using: &random))
+                        let sizeLine = String(size, radix: 16) + (Bool.random(using: &random) ? ";ext=1" : "")
+                        head += sizeLine + "\r\n"
+                        head += String(decoding: bytes[offset..<(offset + size)], as: UTF8.self) + "\r\n"
+                        offset += size
+                    }
+                    head += "0\r\n"
+                    if Bool.random(using: &random) {
+                        head += "X-Trailer: t\r\n"
+                        trailers = HTTPHeaders([("X-Trailer", "t")])
+                    }
+                    head += "\r\n"
+                } else {
+                    // A HEAD response names the length its GET would have had, and has no body.
+                    let length = isHead ? Int.random(in: 1...500, using: &random) : body.utf8.count
+                    head += (hasBody || isHead ? "Content-Length: \(length)\r\n" : "") + "\r\n" + body
+                }
+                wire += head
+                expected.append((status, fields.filter { !$0.hasPrefix("Keep-Alive") }, body, trailers, isHead))
+            }
+            // The parser is told of each request as the previous response ends, the way the proxy
+            // writes the next request on a reused connection.
+            let outcome = Self.run(wire, step: Int.random(in: 1...64, using: &random), requests: expected.map { $0.isHead })
+            #expect(outcome.error == nil, "seed \(seed): \(wire.debugDescription)")
+            #expect(outcome.heads.map { $0.status } == expected.map { $0.status })
+            #expect(outcome.bodies == expected.map { $0.body })
+            #expect(outcome.trailers == expected.compactMap { $0.trailers })
+            for (head, want) in zip(outcome.heads, expected) {
+                let kept = head.fields.filter { head.isForwarded($0) && $0.kind == .plain }
+                #expect(kept.map { head.string($0.name).lowercased() + ": " + head.string($0.value).lowercased() } == want.fields.map { $0.lowercased() })
+            }
+            #expect(outcome.left.readableBytes == 0)
         }
     }
 
