@@ -231,7 +231,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             respondLocally(.misdirectedRequest, body: "421 misdirected request: this connection's certificate does not cover \(host)\n")
             return
         }
-        switch RequestRouter.decide(head, table: store.current, isTLS: settings.scheme == "https", httpsPort: settings.httpsPort) {
+        switch RequestRouter.decide(head, table: store.current.table, isTLS: settings.scheme == "https", httpsPort: settings.httpsPort) {
         case .respond(let status, let reason):
             if status == .badRequest { keepAlive = false }
             respondLocally(status, body: "\(status.code) \(reason)\n")

@@ -7,24 +7,35 @@ import RouteModel
 /// head arrives, and keeps that table for its whole life. Connections are never touched by a swap.
 public final class TableStore: @unchecked Sendable {
     public let eventLoop: any EventLoop
+    /// The table behind one reference: handing it to a request retains one object, where copying
+    /// the struct retained each of its arrays and dictionaries.
+    final class Current {
+        let table: RouteTable
+
+        init(_ table: RouteTable) {
+            self.table = table
+        }
+    }
+
     // Only read and written on `eventLoop` (checked in debug builds).
-    private var table: RouteTable
+    private var table: Current
     private var version: UInt64 = 0
 
     public init(eventLoop: any EventLoop, table: RouteTable = .empty) {
         self.eventLoop = eventLoop
-        self.table = table
+        self.table = Current(table)
     }
 
-    var current: RouteTable {
+    var current: Current {
         eventLoop.preconditionInEventLoop()
         return table
     }
 
     /// Swaps in `table` on the loop; completes once requests that start from now on use it.
     public func apply(_ table: RouteTable, version: UInt64) async throws {
+        let current = Current(table)
         try await eventLoop.submit {
-            self.table = table
+            self.table = current
             self.version = version
         }.get()
     }
