@@ -11,11 +11,12 @@ import NIOHTTP1
 /// does: it shuts its sending side, reads and drops what the client still sends for up to
 /// `linger`, then closes. Closing at once would make the client's kernel answer the unread bytes
 /// with a reset, which can destroy the error response before the client reads it.
-final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler {
+///
+/// Responses do not pass through it: the proxy handler writes them as bytes and reports where each
+/// one starts and ends (`responseHeadWritten`, `responseEnded`).
+final class ProtocolErrorHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
 
     /// Requests whose heads passed through and whose responses have not ended yet.
     private var unanswered = 0
@@ -73,12 +74,7 @@ final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler 
             let status: HTTPResponseStatus = error == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
             counters.local(Int(status.code))
             let body = "\(status.code) \(status.reasonPhrase)\n"
-            let headers = HTTPHeaders([
-                ("Connection", "close"), ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", String(body.utf8.count)),
-            ])
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            context.writeAndFlush(NIOAny(LocalResponse.bytes(status, body: body, close: true, allocator: context.channel.allocator)), promise: nil)
         }
         // The proxy handler drops the request in flight; this handler closes the connection.
         context.fireErrorCaught(error)
@@ -87,19 +83,12 @@ final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler 
         channel.eventLoop.scheduleTask(in: linger) { channel.close(promise: nil) }
     }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let part = unwrapOutboundIn(data)
-        if case .head(let head) = part { responseHeadWritten(status: head.status.code) }
-        context.write(data, promise: promise)
-        if case .end = part { responseEnded() }
-    }
-
-    /// The proxy handler relays upstream responses as bytes past the encoder, and this handler:
-    /// it reports their heads and ends here instead.
+    /// A response's head went out (interim 1xx ones do not count).
     func responseHeadWritten(status: UInt) {
         if status >= 200 { responseInProgress = true }
     }
 
+    /// A response is complete: an error waiting behind it may be answered now.
     func responseEnded() {
         guard !lingering, let context else { return }
         responseInProgress = false

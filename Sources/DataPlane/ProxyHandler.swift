@@ -72,10 +72,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var responseReusable = true
     /// The relayed response is chunked toward the client.
     private var relayChunked = false
-    /// On an HTTP/1.1 connection, where upstream responses are written as bytes: the response
-    /// encoder's context, whose writes go past it (and past `protocolErrors`, told separately).
-    private lazy var relayContext: ChannelHandlerContext? =
-        settings.isHTTP2 ? nil : try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
+    /// On an HTTP/1.1 connection every response goes out as bytes this handler wrote (there is no
+    /// response encoder); `protocolErrors` is told where each one starts and ends. An HTTP/2
+    /// stream gets response parts for NIO's codec.
+    private var writesBytes: Bool { !settings.isHTTP2 }
     private lazy var protocolErrors: ProtocolErrorHandler? =
         settings.isHTTP2 ? nil : try? context.pipeline.syncOperations.handler(type: ProtocolErrorHandler.self)
     private var cluster: Cluster?
@@ -142,7 +142,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         state = .closed
         queued = []
         headerTimer.cancel()
-        relayContext = nil
         protocolErrors = nil
         self.context = nil
     }
@@ -510,12 +509,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if head.status < 200 {
             // Interim (100 Continue, 103 Early Hints): relayed to an HTTP/1.1 client as it is; the
             // final response follows on the same exchange.
-            if let relay = relayContext {
+            if writesBytes {
                 var buffer = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 16)
                 head.writeStatusLine(into: &buffer)
                 head.writeForwardedFields(into: &buffer)
                 buffer.writeStaticString("\r\n")
-                relay.write(NIOAny(buffer), promise: nil)
+                context.write(NIOAny(buffer), promise: nil)
             }
             return
         }
@@ -526,7 +525,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange?.status = UInt16(head.status)
         if observability.accessLog != nil { exchange?.upstream = startedEndpoint?.description }
         let addHSTS = hsts != nil && !head.hasStrictTransportSecurity
-        guard let relay = relayContext else {
+        guard writesBytes else {
             var response = HTTPResponseHead(version: .http1_1, status: head.responseStatus, headers: head.forwardedHeaders())
             if addHSTS, let hsts { response.headers.add(name: "Strict-Transport-Security", value: hsts.headerValue) }
             context.write(wrapOutboundOut(.head(response)), promise: nil)
@@ -560,18 +559,18 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         buffer.writeStaticString("\r\n")
         protocolErrors?.responseHeadWritten(status: UInt(head.status))
-        relay.write(NIOAny(buffer), promise: nil)
+        context.write(NIOAny(buffer), promise: nil)
     }
 
     func upstreamBody(_ body: ByteBuffer) {
         guard case .forwarding(let connection) = state, responseStarted else { return }
         // Flushed once per upstream socket read, in upstreamReadComplete.
         exchange?.bytesOut += body.readableBytes
-        if let relay = relayContext {
+        if writesBytes {
             if relayChunked {
-                ChunkedFraming.chunk(body, allocator: context.channel.allocator) { relay.write(NIOAny($0), promise: nil) }
+                ChunkedFraming.chunk(body, allocator: context.channel.allocator) { context.write(NIOAny($0), promise: nil) }
             } else {
-                relay.write(NIOAny(body), promise: nil)
+                context.write(NIOAny(body), promise: nil)
             }
         } else {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
@@ -594,9 +593,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if !complete { keepAlive = false }
         }
         state = complete ? .idle : .respondedLocally
-        if let relay = relayContext {
+        if writesBytes {
             if relayChunked {
-                relay.write(NIOAny(ChunkedFraming.lastChunk(trailers: trailers, allocator: context.channel.allocator)), promise: nil)
+                context.write(NIOAny(ChunkedFraming.lastChunk(trailers: trailers, allocator: context.channel.allocator)), promise: nil)
             }
             context.flush()
             protocolErrors?.responseEnded()
@@ -627,14 +626,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if case .upgrading(let connection, let head) = state {
             // Closed before the tunnel was joined: what the upstream sent still reaches the client.
             state = .closed
-            guard let relay = relayContext else {
-                context.close(promise: nil)
-                return
-            }
             var bytes = ForwardedHeaders.switchingProtocolsBytes(head, allocator: context.channel.allocator)
             if var rest = connection.handler.takeHeldBytes() { bytes.writeBuffer(&rest) }
             let channel = context.channel
-            relay.writeAndFlush(NIOAny(bytes)).whenComplete { _ in channel.close(promise: nil) }
+            context.writeAndFlush(NIOAny(bytes)).whenComplete { _ in channel.close(promise: nil) }
             return
         }
         guard case .forwarding = state else { return }
@@ -675,7 +670,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // Everything that speaks HTTP goes, decoders last: removing a decoder hands the bytes it
             // held to the tunnel, so by then the other side must be ready to send them on.
             Self.remove(ProtocolErrorHandler.self, from: client)
-            Self.remove(HTTPResponseEncoder.self, from: client)
             clientSide.send(ForwardedHeaders.switchingProtocolsBytes(head, allocator: context.channel.allocator), flush: true)
             // The upstream handler hands on the bytes that followed the 101 as it leaves, and a
             // decoder a tick later, outside any read cycle: each is flushed then.
@@ -710,13 +704,20 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange?.status = UInt16(status.code)
         // A response to HEAD carries the length its GET would have, and no body.
         if !requestIsHead { exchange?.bytesOut += body.utf8.count }
-        var headers = extra
-        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
-        headers.add(name: "Content-Length", value: String(body.utf8.count))
-        if !keepAlive { headers.add(name: "Connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        if !body.isEmpty, !requestIsHead { context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil) }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        if writesBytes {
+            protocolErrors?.responseHeadWritten(status: status.code)
+            context.writeAndFlush(
+                NIOAny(LocalResponse.bytes(status, body: body, extra: extra, close: !keepAlive, isHead: requestIsHead, allocator: context.channel.allocator)),
+                promise: nil)
+            protocolErrors?.responseEnded()
+        } else {
+            var headers = extra
+            headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+            headers.add(name: "Content-Length", value: String(body.utf8.count))
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+            if !body.isEmpty, !requestIsHead { context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
         pending = []
         state = .respondedLocally
         setHoldReads(false)

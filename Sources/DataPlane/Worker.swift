@@ -155,18 +155,16 @@ public final class Worker: Sendable {
         try? await self.group.shutdownGracefully()
     }
 
-    /// An HTTP/1.1 connection: NIO's codec, then ProtocolErrorHandler and ProxyHandler.
+    /// An HTTP/1.1 connection: NIO's request decoder, then ProtocolErrorHandler and ProxyHandler.
     private static func configureHTTP1(
         _ channel: any Channel, settings: ProxyHandler.Settings, limits: NIOHTTPDecoderLimitConfiguration, loop: LoopState,
         store: TableStore, logger: Logger
     ) throws {
-        // NIO's codec alone, without configureHTTPServerPipeline's extras: ProxyHandler orders
-        // pipelined requests itself, response heads are built from parsed fields (no outbound
-        // validator), and answers to HEAD carry no body by ProxyHandler's own account. The decoder
-        // stops at an upgrade request and hands on the bytes it holds when it leaves for a tunnel;
-        // an upgrade handler would only be made and removed again on every connection.
+        // NIO's request decoder alone: ProxyHandler orders pipelined requests itself and writes
+        // every response as bytes (relayed ones and its own), so there is no response encoder,
+        // pipelining helper or upgrade handler. The decoder stops at an upgrade request and hands
+        // on the bytes it holds when it leaves for a tunnel.
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(HTTPResponseEncoder())
         try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits)))
         try sync.addHandler(ProtocolErrorHandler(counters: loop.counters))
         let handler = ProxyHandler(

@@ -25,7 +25,6 @@ import Testing
         let errors = ProtocolErrorHandler(counters: counters)
         box.handler = handler
         box.errors = errors
-        try channel.pipeline.syncOperations.addHandler(HTTPResponseEncoder())
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
         try channel.pipeline.syncOperations.addHandler(errors)
         try channel.pipeline.syncOperations.addHandler(handler)
