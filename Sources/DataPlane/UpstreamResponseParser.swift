@@ -161,12 +161,6 @@ struct UpstreamResponseParser {
         self.maxHeadBytes = maxHeadBytes
     }
 
-    /// Whether a response is expected or under way.
-    var isIdle: Bool {
-        if case .idle = state { return true }
-        return false
-    }
-
     var hasSwitchedProtocols: Bool {
         if case .switched = state { return true }
         return false
