@@ -1,3 +1,4 @@
+import Foundation
 import NIOHTTP1
 import RouteModel
 import Testing
@@ -104,6 +105,56 @@ extension TLSCertificate {
         #expect(try await TLSTestClient.handshake(port: proxy.worker.httpsPort, serverName: "a.test", alpn: ["http/1.1"]).alpn == "http/1.1")
         await proxy.stop()
         await a.stop()
+    }
+
+    /// A client that kept its session resumes it instead of a full handshake, over TLS 1.2
+    /// (session ticket) and TLS 1.3 (NewSessionTicket, PSK). `openssl s_client` is the client:
+    /// swift-nio-ssl's client keeps no sessions. scripts/test.sh installs it where it is missing.
+    @Test(arguments: ["-tls1_2", "-tls1_3"])
+    func aSessionIsResumed(version: String) async throws {
+        let a = try await TestBackend.start(name: "a")
+        let certificate = try TestCertificate(commonName: "a", dnsNames: ["a.test"])
+        let table = tlsTable(backend: a.port, hosts: [(.exact("a.test"), "default/a")], certificates: [TLSCertificate(name: "default/a", certificate)])
+        let proxy = try await LiveProxy.start(table) { $0.httpsListenPort = 0 }
+        let session = FileManager.default.temporaryDirectory.appendingPathComponent("portico-session-\(UUID().uuidString.prefix(8)).pem").path
+        defer { try? FileManager.default.removeItem(atPath: session) }
+        let connect = ["s_client", version, "-connect", "127.0.0.1:\(proxy.worker.httpsPort)", "-servername", "a.test", "-ign_eof"]
+        let request = "GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
+        let first = try await Self.openssl(connect + ["-sess_out", session], input: request)
+        #expect(first.contains("\nNew, TLSv1."), "first connection: a full handshake")
+        #expect(first.contains("backend=a"), "and the request was answered")
+        let second = try await Self.openssl(connect + ["-sess_in", session], input: request)
+        #expect(second.contains("\nReused, TLSv1."), "second connection resumed: \(second.prefix(600))")
+        #expect(second.contains("backend=a"))
+        await proxy.stop()
+        await a.stop()
+    }
+
+    /// Runs the openssl command line with `input` on stdin (then closed), for at most 20 s.
+    static func openssl(_ arguments: [String], input: String) async throws -> String {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                process.arguments = ["timeout", "20", "openssl"] + arguments
+                let stdin = Pipe()
+                let stdout = Pipe()
+                process.standardInput = stdin
+                process.standardOutput = stdout
+                process.standardError = FileHandle.nullDevice
+                do {
+                    try process.run()
+                } catch {
+                    continuation.resume(throwing: error)
+                    return
+                }
+                stdin.fileHandleForWriting.write(Data(input.utf8))
+                try? stdin.fileHandleForWriting.close()
+                let output = stdout.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                continuation.resume(returning: String(decoding: output, as: UTF8.self))
+            }
+        }
     }
 
     @Test func aCertificateThatDoesNotLoadLeavesItsHostsOnTheDefault() throws {
