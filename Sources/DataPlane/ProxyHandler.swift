@@ -31,6 +31,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         /// certificates, to refuse requests for hosts the connection's certificate does not cover.
         var tlsServerName: String??
         var certificates: CertificateStore?
+        /// On HTTP/2: the connection's client address, worked out once for all its streams (a
+        /// stream channel has no address of its own).
+        var connectionClientAddress: String?
     }
 
     private enum State {
@@ -103,10 +106,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var countedInFlight = false
     /// Per connection, computed once.
     /// From the connection: an HTTP/2 stream channel has no addresses of its own.
-    private lazy var clientAddress: String? = (settings.isHTTP2 ? context.channel.parent : context.channel)?.remoteAddress?.ipAddress
+    private lazy var clientAddress: String? = settings.connectionClientAddress ?? context.channel.remoteAddress?.ipAddress
     private lazy var serverPortText = String(settings.serverPort)
     /// While waiting for a request head (slowloris and idle keep-alive), and for a response head.
-    private let headerTimer = LazyTimer()
+    /// Made when first armed: HTTP/2 streams never arm it.
+    private var headerTimer: LazyTimer?
 
     /// Parts of pipelined requests that arrived while an exchange was under way.
     private var queued: [HTTPServerRequestPart] = []
@@ -141,7 +145,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         state = .closed
         queued = []
-        headerTimer.cancel()
+        headerTimer?.cancel()
         protocolErrors = nil
         self.context = nil
     }
@@ -156,7 +160,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // a task in the loop's timer heap and take it out again, which costs more the more streams
         // are open.
         guard !settings.isHTTP2 else { return }
-        headerTimer.arm(in: settings.requestHeaderTimeout, on: context.eventLoop, action: headerTimeout)
+        if headerTimer == nil { headerTimer = LazyTimer() }
+        headerTimer?.arm(in: settings.requestHeaderTimeout, on: context.eventLoop, action: headerTimeout)
     }
 
     /// Made once per connection, not per arming. The timer is this handler's own, so it cannot
@@ -200,7 +205,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func receive(_ head: HTTPRequestHead) {
         guard case .idle = state else { return }
-        headerTimer.disarm()
+        headerTimer?.disarm()
         // Host, path, method and request id are for the access log only: not read without one.
         exchange =
             observability.accessLog == nil
@@ -371,14 +376,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         dropUpstream()
         state = .closed
         startedEndpoint = nil
-        headerTimer.cancel()
+        headerTimer?.cancel()
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("client connection error", metadata: ["error": "\(error)"])
         dropUpstream()
-        headerTimer.disarm()
+        headerTimer?.disarm()
         state = .closed
         // A malformed request is answered and the connection closed by ProtocolErrorHandler.
         if !(error is HTTPParserError) { context.close(promise: nil) }
@@ -659,7 +664,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         state = .tunnelled
         startedEndpoint = nil
-        headerTimer.disarm()
+        headerTimer?.disarm()
         connection.handler.owner = nil
         let (clientSide, upstreamSide) = TunnelHandler.pair(idleTimeout: settings.tunnelIdleTimeout)
         let client = context.pipeline.syncOperations

@@ -191,6 +191,7 @@ public final class Worker: Sendable {
         stream.streamResetFrameRateLimit.windowLength = http2.resetWindow
         var streamSettings = settings
         streamSettings.isHTTP2 = true
+        streamSettings.connectionClientAddress = channel.remoteAddress?.ipAddress
         let loopBound = NIOLoopBound(loop, eventLoop: channel.eventLoop)
         try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
