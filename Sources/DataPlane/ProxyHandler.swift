@@ -75,6 +75,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var responseReusable = true
     /// The relayed response is chunked toward the client.
     private var relayChunked = false
+    /// The relayed response's head, until body bytes join it or the upstream read ends.
+    private var heldHead: ByteBuffer?
     /// On an HTTP/1.1 connection every response goes out as bytes this handler wrote (there is no
     /// response encoder); `protocolErrors` is told where each one starts and ends. An HTTP/2
     /// stream gets response parts for NIO's codec.
@@ -218,6 +220,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // An HTTP/2 stream carries one exchange; the connection is not this handler's to close.
         keepAlive = settings.isHTTP2 || head.isKeepAlive
         clientIsHTTP10 = head.version == .http1_0
+        heldHead = nil
         requestIsHead = head.method == .HEAD
         // After an upgrade request the decoder parses no further requests: if the upstream does
         // not switch protocols, the connection closes after its answer.
@@ -536,8 +539,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.write(wrapOutboundOut(.head(response)), promise: nil)
             return
         }
-        // HTTP/1.1 client: the head is written as bytes, with the client's own framing.
-        var buffer = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 96)
+        // HTTP/1.1 client: the head is written as bytes, with the client's own framing. Room is
+        // made for a small body, which joins it (see `emit`).
+        var room = 0
+        if case .contentLength(let length) = head.framing, length <= Self.joinLimit { room = length }
+        var buffer = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 96 + room)
         head.writeStatusLine(into: &buffer)
         head.writeForwardedFields(into: &buffer)
         relayChunked = false
@@ -564,7 +570,33 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         buffer.writeStaticString("\r\n")
         protocolErrors?.responseHeadWritten(status: UInt(head.status))
-        context.write(NIOAny(buffer), promise: nil)
+        heldHead = buffer
+    }
+
+    /// Body bytes up to this size are copied into the held head.
+    private static let joinLimit = 16 << 10
+
+    /// Writes relayed bytes. The response head waits for the first of them and they go out as
+    /// one write: on TLS each write is a record of its own (nginx's ssl_buffer_size does the same
+    /// joining), and in plain text it saves an iovec.
+    private func emit(_ bytes: ByteBuffer) {
+        if var head = heldHead {
+            heldHead = nil
+            if bytes.readableBytes <= Self.joinLimit {
+                head.writeImmutableBuffer(bytes)
+                context.write(NIOAny(head), promise: nil)
+                return
+            }
+            context.write(NIOAny(head), promise: nil)
+        }
+        context.write(NIOAny(bytes), promise: nil)
+    }
+
+    /// The head alone, when no body bytes came with it in this read.
+    private func releaseHeldHead() {
+        guard let head = heldHead else { return }
+        heldHead = nil
+        context.write(NIOAny(head), promise: nil)
     }
 
     func upstreamBody(_ body: ByteBuffer) {
@@ -573,9 +605,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange?.bytesOut += body.readableBytes
         if writesBytes {
             if relayChunked {
-                ChunkedFraming.chunk(body, allocator: context.channel.allocator) { context.write(NIOAny($0), promise: nil) }
+                ChunkedFraming.chunk(body, allocator: context.channel.allocator) { emit($0) }
             } else {
-                context.write(NIOAny(body), promise: nil)
+                emit(body)
             }
         } else {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
@@ -600,7 +632,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         state = complete ? .idle : .respondedLocally
         if writesBytes {
             if relayChunked {
-                context.write(NIOAny(ChunkedFraming.lastChunk(trailers: trailers, allocator: context.channel.allocator)), promise: nil)
+                emit(ChunkedFraming.lastChunk(trailers: trailers, allocator: context.channel.allocator))
+            } else {
+                releaseHeldHead()
             }
             context.flush()
             protocolErrors?.responseEnded()
@@ -624,6 +658,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func upstreamReadComplete() {
+        releaseHeldHead()
         context.flush()
     }
 
