@@ -8,7 +8,7 @@ enum ForwardedHeaders {
     /// Connection removed (except an `Upgrade` request's `Connection: upgrade` and `Upgrade`), Host
     /// kept, the normalised target, X-Forwarded-For appended, X-Forwarded-Proto/Host/Port set, and
     /// X-Request-ID kept or generated. Returns whether the body goes chunked (the client's request
-    /// was, or it is a POST, PUT or PATCH of unknown length, as NIO's encoder frames them) and the
+    /// was, or it is a POST, PUT or PATCH of unknown length, as NIO's encoder framed them) and the
     /// generated request ID, if one was.
     static func writeUpstreamRequest(
         _ head: HTTPRequestHead, target: String, clientAddress: String?, scheme: String, serverPort: String, upgrade: String? = nil,

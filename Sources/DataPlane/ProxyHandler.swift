@@ -142,7 +142,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if context.channel.isActive { armHeaderTimeout() }
     }
 
-    /// The context holds this handler, and this handler the context (and the encoder's): without
+    /// The context holds this handler, and this handler the context: without
     /// letting go here, every connection's handler and pipeline outlived it, about 1.5 KB each.
     func handlerRemoved(context: ChannelHandlerContext) {
         state = .closed

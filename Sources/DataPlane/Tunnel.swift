@@ -116,8 +116,8 @@ extension ForwardedHeaders {
         return upgrade
     }
 
-    /// The `101` sent to the client, serialised by hand: the HTTP encoder is gone by then. The
-    /// upstream's fields pass except hop-by-hop ones; `Upgrade` and `Connection: upgrade` are kept.
+    /// The `101` sent to the client. The upstream's fields pass except hop-by-hop ones; `Upgrade`
+    /// and `Connection: upgrade` are kept.
     static func switchingProtocolsBytes(_ head: UpstreamResponseHead, allocator: ByteBufferAllocator) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: head.bytes.readableBytes + 64)
         buffer.writeStaticString("HTTP/1.1 101 Switching Protocols\r\n")
