@@ -30,12 +30,7 @@ enum ChunkedFraming {
     static func lastChunk(trailers: HTTPHeaders?, allocator: ByteBufferAllocator) -> ByteBuffer {
         var last = allocator.buffer(capacity: 64)
         last.writeStaticString("0\r\n")
-        for (name, value) in trailers ?? [:] {
-            last.writeString(name)
-            last.writeStaticString(": ")
-            last.writeString(value)
-            last.writeStaticString("\r\n")
-        }
+        for (name, value) in trailers ?? [:] { last.writeHTTPField(name, value) }
         last.writeStaticString("\r\n")
         return last
     }

@@ -50,12 +50,12 @@ enum ForwardedHeaders {
                 continue
             }
             if value.isEmpty, equalsIgnoringCase(name, "x-request-id") { continue }
-            writeField(name, value, into: &buffer)
+            buffer.writeHTTPField(name, value)
         }
         if let upgrade {
             // The one hop-by-hop exchange that must reach the upstream: it decides whether to switch.
             buffer.writeStaticString("Connection: upgrade\r\n")
-            writeField("Upgrade", upgrade, into: &buffer)
+            buffer.writeHTTPField("Upgrade", upgrade)
         }
         if let clientAddress {
             buffer.writeStaticString("X-Forwarded-For: ")
@@ -66,14 +66,14 @@ enum ForwardedHeaders {
             buffer.writeString(clientAddress)
             buffer.writeStaticString("\r\n")
         }
-        writeField("X-Forwarded-Proto", scheme, into: &buffer)
-        writeField("X-Forwarded-Host", originalHost ?? "", into: &buffer)
-        writeField("X-Forwarded-Port", serverPort, into: &buffer)
+        buffer.writeHTTPField("X-Forwarded-Proto", scheme)
+        buffer.writeHTTPField("X-Forwarded-Host", originalHost ?? "")
+        buffer.writeHTTPField("X-Forwarded-Port", serverPort)
         var generated: String?
         if !hasRequestID {
             let id = requestID()
             generated = id
-            writeField("X-Request-ID", id, into: &buffer)
+            buffer.writeHTTPField("X-Request-ID", id)
         }
         var chunked = hasTransferEncoding
         if !hasContentLength, !hasTransferEncoding, head.method == .POST || head.method == .PUT || head.method == .PATCH {
@@ -84,12 +84,6 @@ enum ForwardedHeaders {
         return (chunked, generated)
     }
 
-    private static func writeField(_ name: String, _ value: String, into buffer: inout ByteBuffer) {
-        buffer.writeString(name)
-        buffer.writeStaticString(": ")
-        buffer.writeString(value)
-        buffer.writeStaticString("\r\n")
-    }
 
     /// X-Forwarded-Proto/Host/Port, and X-Forwarded-For when the client's address is appended to it.
     private static func isSetByProxy(_ name: String, replacingForwardedFor: Bool) -> Bool {
@@ -158,5 +152,15 @@ extension HSTSPolicy {
         if includeSubdomains { value += "; includeSubDomains" }
         if preload { value += "; preload" }
         return value
+    }
+}
+
+extension ByteBuffer {
+    /// One field line, `name: value` and CRLF, as every head the worker serialises writes it.
+    mutating func writeHTTPField(_ name: String, _ value: String) {
+        writeString(name)
+        writeStaticString(": ")
+        writeString(value)
+        writeStaticString("\r\n")
     }
 }

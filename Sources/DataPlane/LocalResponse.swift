@@ -16,12 +16,7 @@ enum LocalResponse {
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(status.reasonPhrase)
         buffer.writeStaticString("\r\n")
-        for (name, value) in extra {
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
-        }
+        for (name, value) in extra { buffer.writeHTTPField(name, value) }
         buffer.writeStaticString("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ")
         buffer.writeString(String(body.utf8.count))
         buffer.writeStaticString(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n")

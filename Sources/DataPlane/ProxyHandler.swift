@@ -81,8 +81,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// response encoder); `protocolErrors` is told where each one starts and ends. An HTTP/2
     /// stream gets response parts for NIO's codec.
     private var writesBytes: Bool { !settings.isHTTP2 }
-    private lazy var protocolErrors: ProtocolErrorHandler? =
-        settings.isHTTP2 ? nil : try? context.pipeline.syncOperations.handler(type: ProtocolErrorHandler.self)
+    /// The connection's error handler, on HTTP/1.1.
+    private let protocolErrors: ProtocolErrorHandler?
     private var cluster: Cluster?
     /// The request head for the upstream, as bytes, and how its body is framed.
     private var upstreamHead: ByteBuffer?
@@ -126,8 +126,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     init(
         store: TableStore, pool: UpstreamPool, balancer: LoadBalancer, counters: CounterBox, observability: WorkerObservability,
-        settings: Settings, logger: Logger
+        settings: Settings, logger: Logger, protocolErrors: ProtocolErrorHandler? = nil
     ) {
+        self.protocolErrors = protocolErrors
         self.store = store
         self.pool = pool
         self.balancer = balancer
@@ -148,7 +149,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         state = .closed
         queued = []
         headerTimer?.cancel()
-        protocolErrors = nil
         self.context = nil
     }
 
@@ -558,11 +558,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
             }
         }
-        if addHSTS, let hsts {
-            buffer.writeStaticString("Strict-Transport-Security: ")
-            buffer.writeString(hsts.headerValue)
-            buffer.writeStaticString("\r\n")
-        }
+        if addHSTS, let hsts { buffer.writeHTTPField("Strict-Transport-Security", hsts.headerValue) }
         if !keepAlive {
             buffer.writeStaticString("Connection: close\r\n")
         } else if clientIsHTTP10 {
@@ -647,14 +643,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The upstream's response could not be parsed; its connection is being closed.
     func upstreamFailed(_ error: UpstreamResponseError) {
         logger.info("invalid upstream response", metadata: ["error": "\(error)", "cluster": "\(cluster?.name ?? "")"])
-        guard case .forwarding = state else { return }
-        disarmResponseTimer()
-        if responseStarted {
-            state = .closed
-            context.close(promise: nil)
-        } else {
-            respondLocally(.badGateway, body: "502 invalid response from upstream\n")
-        }
+        upstreamLost(answer: "502 invalid response from upstream\n")
     }
 
     func upstreamReadComplete() {
@@ -672,14 +661,19 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.writeAndFlush(NIOAny(bytes)).whenComplete { _ in channel.close(promise: nil) }
             return
         }
+        upstreamLost(answer: "502 upstream closed the connection\n")
+    }
+
+    /// The exchange's upstream connection is gone: a 502 with `answer` if nothing was answered
+    /// yet, else the client's connection closes too, since its response was cut short.
+    private func upstreamLost(answer: String) {
         guard case .forwarding = state else { return }
         disarmResponseTimer()
         if responseStarted {
-            // The response was cut short; the client must see the connection end too.
             state = .closed
             context.close(promise: nil)
         } else {
-            respondLocally(.badGateway, body: "502 upstream closed the connection\n")
+            respondLocally(.badGateway, body: answer)
         }
     }
 

@@ -122,9 +122,7 @@ extension ForwardedHeaders {
         var buffer = allocator.buffer(capacity: head.bytes.readableBytes + 64)
         buffer.writeStaticString("HTTP/1.1 101 Switching Protocols\r\n")
         for field in head.fields where equalsIgnoringCase(head.string(field.name), "upgrade") {
-            buffer.writeStaticString("Upgrade: ")
-            buffer.writeString(head.string(field.value))
-            buffer.writeStaticString("\r\n")
+            buffer.writeHTTPField("Upgrade", head.string(field.value))
         }
         buffer.writeStaticString("Connection: upgrade\r\n")
         head.writeForwardedFields(into: &buffer)

@@ -195,24 +195,19 @@ struct UpstreamResponseParser {
             state = .idle
             return .end(nil)
         case .body(let remaining):
-            guard buffer.readableBytes > 0 else { return nil }
-            let length = min(remaining, buffer.readableBytes)
-            let slice = buffer.readSlice(length: length)!
-            state = length == remaining ? .noBody : .body(remaining: remaining - length)
+            guard let slice = Self.take(&buffer, upTo: remaining) else { return nil }
+            state = slice.readableBytes == remaining ? .noBody : .body(remaining: remaining - slice.readableBytes)
             return .body(slice)
         case .untilClose:
-            guard buffer.readableBytes > 0 else { return nil }
-            return .body(buffer.readSlice(length: buffer.readableBytes)!)
+            return Self.take(&buffer, upTo: .max).map { .body($0) }
         case .chunkSize:
             guard let line = try takeLine(&buffer, limit: 4096, error: .invalidChunk) else { return nil }
             let size = try Self.chunkSize(line)
             state = size == 0 ? .trailers : .chunkData(remaining: size)
             return try next(&buffer)
         case .chunkData(let remaining):
-            guard buffer.readableBytes > 0 else { return nil }
-            let length = min(remaining, buffer.readableBytes)
-            let slice = buffer.readSlice(length: length)!
-            state = length == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - length)
+            guard let slice = Self.take(&buffer, upTo: remaining) else { return nil }
+            state = slice.readableBytes == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - slice.readableBytes)
             return .body(slice)
         case .chunkDataEnd:
             guard let line = try takeLine(&buffer, limit: 2, error: .invalidChunk) else { return nil }
@@ -232,6 +227,12 @@ struct UpstreamResponseParser {
             }
             return .end(trailers.isEmpty ? nil : trailers)
         }
+    }
+
+    /// Up to `limit` body bytes as a view of `buffer`, or nil when it has none.
+    private static func take(_ buffer: inout ByteBuffer, upTo limit: Int) -> ByteBuffer? {
+        guard buffer.readableBytes > 0 else { return nil }
+        return buffer.readSlice(length: min(limit, buffer.readableBytes))
     }
 
     /// One line without its terminator (CRLF or LF), or nil until a whole one is there.

@@ -166,10 +166,11 @@ public final class Worker: Sendable {
         // on the bytes it holds when it leaves for a tunnel.
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits)))
-        try sync.addHandler(ProtocolErrorHandler(counters: loop.counters))
+        let errors = ProtocolErrorHandler(counters: loop.counters)
+        try sync.addHandler(errors)
         let handler = ProxyHandler(
             store: store, pool: loop.pool, balancer: loop.balancer, counters: loop.counters, observability: loop.observability,
-            settings: settings, logger: logger)
+            settings: settings, logger: logger, protocolErrors: errors)
         try sync.addHandler(handler)
         loop.connections.add(channel) { handler.beginDrain() }
     }

@@ -19,10 +19,10 @@ import Testing
         let loop = channel.embeddedEventLoop
         let observability = WorkerObservability(accessLog: false)
         let counters = CounterBox()
+        let errors = ProtocolErrorHandler(counters: counters)
         let handler = ProxyHandler(
             store: TableStore(eventLoop: loop), pool: UpstreamPool(eventLoop: loop), balancer: LoadBalancer(), counters: counters,
-            observability: observability, settings: ProxyHandler.Settings(), logger: Logger(label: "test"))
-        let errors = ProtocolErrorHandler(counters: counters)
+            observability: observability, settings: ProxyHandler.Settings(), logger: Logger(label: "test"), protocolErrors: errors)
         box.handler = handler
         box.errors = errors
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
