@@ -7,12 +7,14 @@ enum ForwardedHeaders {
     /// The head sent upstream, written as bytes into `buffer`: hop-by-hop fields and those named by
     /// Connection removed (except an `Upgrade` request's `Connection: upgrade` and `Upgrade`), Host
     /// kept, the normalised target, X-Forwarded-For appended, X-Forwarded-Proto/Host/Port set, and
-    /// X-Request-ID kept or generated. Returns whether the body goes chunked (the client's request
-    /// was, or it is a POST, PUT or PATCH of unknown length, as NIO's encoder framed them) and the
-    /// generated request ID, if one was.
+    /// X-Request-ID kept or generated. Returns whether the body goes chunked and the generated
+    /// request ID, if one was. The body goes chunked when the client's request was, or when it has
+    /// no Content-Length and a body follows: on HTTP/2 `bodyFollows` says (the HEADERS frame did not
+    /// end the stream, whatever the method); on HTTP/1.1 (nil) it is assumed for a POST, PUT or
+    /// PATCH, as NIO's encoder framed them.
     static func writeUpstreamRequest(
         _ head: HTTPRequestHead, target: String, clientAddress: String?, scheme: String, serverPort: String, upgrade: String? = nil,
-        requestID: () -> String, into buffer: inout ByteBuffer
+        bodyFollows: Bool? = nil, requestID: () -> String, into buffer: inout ByteBuffer
     ) -> (chunked: Bool, generatedRequestID: String?) {
         // First pass: what the copy must leave out or replace.
         var connectionNames: [Substring] = []
@@ -76,7 +78,7 @@ enum ForwardedHeaders {
             buffer.writeHTTPField("X-Request-ID", id)
         }
         var chunked = hasTransferEncoding
-        if !hasContentLength, !hasTransferEncoding, head.method == .POST || head.method == .PUT || head.method == .PATCH {
+        if !hasContentLength, !hasTransferEncoding, bodyFollows ?? (head.method == .POST || head.method == .PUT || head.method == .PATCH) {
             buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
             chunked = true
         }

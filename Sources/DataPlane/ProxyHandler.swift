@@ -1,9 +1,12 @@
 import Logging
 import NIOCore
+import NIOHPACK
 import NIOHTTP1
+import NIOHTTP2
 import RouteModel
 
-/// Proxies one client connection's HTTP/1.1 requests, one at a time. Pipelined requests that
+/// Proxies one client connection's HTTP/1.1 requests, one at a time, or one HTTP/2 stream's
+/// request (see `HTTP2ProxyConnection`, which calls it and carries its frames). Pipelined requests that
 /// arrive while an exchange is under way wait in `queued`, and reads stop until they are served; in
 /// the usual case (one request at a time) reads are never paused, so the socket's read interest is
 /// never re-registered per request, which NIO's pipelining handler did with two epoll_ctl calls.
@@ -24,9 +27,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var requestHeaderTimeout = TimeAmount.seconds(60)
         /// An upgraded connection (WebSocket) with no bytes either way for this long is closed.
         var tunnelIdleTimeout = TimeAmount.hours(1)
-        /// One handler per HTTP/2 stream: the stream ends with its response, and no field may
-        /// describe the connection.
-        var isHTTP2 = false
         /// On HTTP/2 over TLS: the connection's SNI name (`.some(nil)` without one) and the
         /// certificates, to refuse requests for hosts the connection's certificate does not cover.
         var tlsServerName: String??
@@ -60,7 +60,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let observability: WorkerObservability
     private let settings: Settings
     private let logger: Logger
+    /// On HTTP/1.1: the client connection's pipeline, from `handlerAdded`.
     private var context: ChannelHandlerContext!
+    /// On HTTP/2: the stream served and its connection. The handler is in no pipeline then.
+    private let stream: (connection: HTTP2ProxyConnection, id: HTTP2StreamID)?
+    private var isHTTP2: Bool { stream != nil }
+    private var eventLoop: any EventLoop { stream?.connection.eventLoop ?? context.eventLoop }
+    private let allocator = ByteBufferAllocator()
     private var state = State.idle
 
     // The request in flight.
@@ -80,7 +86,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// On an HTTP/1.1 connection every response goes out as bytes this handler wrote (there is no
     /// response encoder); `protocolErrors` is told where each one starts and ends. An HTTP/2
     /// stream gets response parts for NIO's codec.
-    private var writesBytes: Bool { !settings.isHTTP2 }
+    private var writesBytes: Bool { stream == nil }
     /// The connection's error handler, on HTTP/1.1.
     private let protocolErrors: ProtocolErrorHandler?
     private var cluster: Cluster?
@@ -114,6 +120,20 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Made when first armed: HTTP/2 streams never arm it.
     private var headerTimer: LazyTimer?
 
+    // HTTP/2 only.
+    /// Set by the connection while this stream's upstream waits for the client read to complete.
+    var awaitsClientReadComplete = false
+    /// The stream's inbound window, topped up while the upstream takes the request body.
+    private var streamWindow = InboundWindow(target: HTTP2ProxyConnection.streamWindowTarget)
+    /// The response's HEADERS and latest DATA, held until more follows or the upstream read ends,
+    /// so that the last frame carries END_STREAM.
+    private var heldHeaders: HPACKHeaders?
+    private var heldData: ByteBuffer?
+    /// Bytes of DATA frames written and not yet sent (waiting for the peer's window or the socket).
+    private var unsentData = 0
+    /// Above this many unsent bytes the upstream is not read; below half of it, again.
+    private static let unsentDataLimit = 64 << 10
+
     /// Parts of pipelined requests that arrived while an exchange was under way.
     private var queued: [HTTPServerRequestPart] = []
     private var replayScheduled = false
@@ -126,9 +146,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     init(
         store: TableStore, pool: UpstreamPool, balancer: LoadBalancer, counters: CounterBox, observability: WorkerObservability,
-        settings: Settings, logger: Logger, protocolErrors: ProtocolErrorHandler? = nil
+        settings: Settings, logger: Logger, protocolErrors: ProtocolErrorHandler? = nil,
+        stream: (connection: HTTP2ProxyConnection, id: HTTP2StreamID)? = nil
     ) {
         self.protocolErrors = protocolErrors
+        self.stream = stream
         self.store = store
         self.pool = pool
         self.balancer = balancer
@@ -161,7 +183,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // An HTTP/2 stream exists only once its request headers arrived; each would otherwise put
         // a task in the loop's timer heap and take it out again, which costs more the more streams
         // are open.
-        guard !settings.isHTTP2 else { return }
+        guard !isHTTP2 else { return }
         if headerTimer == nil { headerTimer = LazyTimer() }
         headerTimer?.arm(in: settings.requestHeaderTimeout, on: context.eventLoop, action: headerTimeout)
     }
@@ -197,7 +219,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return false
     }
 
-    private func dispatch(_ part: HTTPServerRequestPart) {
+    /// One request part. The connection calls it directly on HTTP/2 (heads through `receive`).
+    func dispatch(_ part: HTTPServerRequestPart) {
         switch part {
         case .head(let head): receive(head)
         case .body(let body): receiveBodyPart(.body(.byteBuffer(body)))
@@ -205,7 +228,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func receive(_ head: HTTPRequestHead) {
+    /// A request head. `bodyFollows` is known on HTTP/2 (the HEADERS frame did not end the stream),
+    /// nil on HTTP/1.1, where the head's own framing says.
+    func receive(_ head: HTTPRequestHead, bodyFollows: Bool? = nil) {
         guard case .idle = state else { return }
         headerTimer?.disarm()
         // Host, path, method and request id are for the access log only: not read without one.
@@ -218,9 +243,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         requestComplete = false
         responseStarted = false
         // An HTTP/2 stream carries one exchange; the connection is not this handler's to close.
-        keepAlive = settings.isHTTP2 || head.isKeepAlive
+        keepAlive = isHTTP2 || head.isKeepAlive
         clientIsHTTP10 = head.version == .http1_0
         heldHead = nil
+        heldHeaders = nil
+        heldData = nil
         requestIsHead = head.method == .HEAD
         // After an upgrade request the decoder parses no further requests: if the upstream does
         // not switch protocols, the connection closes after its answer.
@@ -261,10 +288,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             self.cluster = cluster
-            var bytes = context.channel.allocator.buffer(capacity: 512)
+            var bytes = allocator.buffer(capacity: 512)
             let written = ForwardedHeaders.writeUpstreamRequest(
                 head, target: target, clientAddress: clientAddress, scheme: settings.scheme, serverPort: serverPortText,
-                upgrade: upgrade, requestID: balancer.nextRequestID, into: &bytes)
+                upgrade: upgrade, bodyFollows: bodyFollows, requestID: balancer.nextRequestID, into: &bytes)
             upstreamHead = bytes
             upstreamChunked = written.chunked
             if let generated = written.generatedRequestID, observability.accessLog != nil { exchange?.requestID = generated }
@@ -321,7 +348,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         dropUpstream()
         if responseStarted {
             state = .closed
-            context.close(promise: nil)
+            closeClient()
         } else {
             respondLocally(.payloadTooLarge, body: "413 request body too large\n")
             lingeringClose()
@@ -332,6 +359,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// once would answer the client's unread bytes with a reset that can destroy our response.
     private func lingeringClose() {
         state = .closed
+        if let stream {
+            // The response ended the stream on this side; RST_STREAM NO_ERROR asks the client to
+            // stop sending the body (RFC 9113 §8.1).
+            stream.connection.reset(stream.id, .noError)
+            return
+        }
         setHoldReads(false)
         let channel = context.channel
         channel.close(mode: .output, promise: nil)
@@ -352,8 +385,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if case .forwarding(let connection) = state { connection.handler.flush() }
+        clientReadComplete()
         context.fireChannelReadComplete()
+    }
+
+    /// The request parts of one client read are written: the upstream gets them in one flush.
+    func clientReadComplete() {
+        if case .forwarding(let connection) = state { connection.handler.flush() }
     }
 
     func read(context: ChannelHandlerContext) {
@@ -362,15 +400,49 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func setHoldReads(_ hold: Bool) {
         exchangeHoldsReads = hold
+        if let stream {
+            // On HTTP/2 holding reads means withholding the stream's window.
+            if !hold, !requestComplete, let increment = streamWindow.topUp() { sendWindowUpdate(increment, on: stream) }
+            return
+        }
         if gate.releases(held: holdReads) { context?.read() }
     }
 
+    /// HTTP/2: the stream's inbound window changed (DATA arrived, or an update went out).
+    /// Recorded while reads are held too: the update goes out when the hold ends.
+    func inboundWindowChanged(to size: Int) {
+        streamWindow.record(size)
+        guard let stream, !holdReads, !requestComplete, let increment = streamWindow.topUp() else { return }
+        sendWindowUpdate(increment, on: stream)
+    }
+
+    private func sendWindowUpdate(_ increment: Int, on stream: (connection: HTTP2ProxyConnection, id: HTTP2StreamID)) {
+        stream.connection.write(HTTP2Frame(streamID: stream.id, payload: .windowUpdate(windowSizeIncrement: increment)))
+        stream.connection.flush()
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if case .forwarding(let connection) = state { connection.handler.setHoldReads(!context.channel.isWritable) }
+        downstreamWritabilityChanged()
         context.fireChannelWritabilityChanged()
     }
 
+    /// Whether the client side can take more of the response now.
+    private var downstreamIsWritable: Bool {
+        guard let stream else { return context.channel.isWritable }
+        return stream.connection.isWritable && unsentData < Self.unsentDataLimit
+    }
+
+    func downstreamWritabilityChanged() {
+        if case .forwarding(let connection) = state { connection.handler.setHoldReads(!downstreamIsWritable) }
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        clientGone()
+        context.fireChannelInactive()
+    }
+
+    /// The client connection closed, or (HTTP/2) the stream did: reset, or both sides ended.
+    func clientGone() {
         // The client left mid-exchange: counted with the status it got, or 499 (nginx's "client
         // closed request") when nothing was answered yet.
         if exchange != nil, exchange?.status == 0 { exchange?.status = 499 }
@@ -380,7 +452,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         state = .closed
         startedEndpoint = nil
         headerTimer?.cancel()
-        context.fireChannelInactive()
+    }
+
+    /// Ends the client side for good: the connection on HTTP/1.1, the stream (RST_STREAM) on HTTP/2.
+    private func closeClient() {
+        if let stream {
+            stream.connection.reset(stream.id, .internalError)
+        } else {
+            context.close(promise: nil)
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -473,7 +553,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .forwarding(let connection) = state
         else { return }
         connection.handler.responseTimer.arm(
-            in: .milliseconds(Int64(cluster.timeouts.responseHeaderMilliseconds)), on: context.eventLoop, action: responseTimeout)
+            in: .milliseconds(Int64(cluster.timeouts.responseHeaderMilliseconds)), on: eventLoop, action: responseTimeout)
     }
 
     /// Made once per handler; the upstream connection's timer runs it, and is disarmed whenever
@@ -534,9 +614,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if observability.accessLog != nil { exchange?.upstream = startedEndpoint?.description }
         let addHSTS = hsts != nil && !head.hasStrictTransportSecurity
         guard writesBytes else {
-            var response = HTTPResponseHead(version: .http1_1, status: head.responseStatus, headers: head.forwardedHeaders())
-            if addHSTS, let hsts { response.headers.add(name: "Strict-Transport-Security", value: hsts.headerValue) }
-            context.write(wrapOutboundOut(.head(response)), promise: nil)
+            heldHeaders = head.http2Headers(hsts: addHSTS ? hsts : nil)
             return
         }
         // HTTP/1.1 client: the head is written as bytes, with the client's own framing. Room is
@@ -606,9 +684,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 emit(body)
             }
         } else {
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+            sendHeldFrames()
+            heldData = body
         }
-        if !context.channel.isWritable { connection.handler.setHoldReads(true) }
+        if !downstreamIsWritable { connection.handler.setHoldReads(true) }
     }
 
     func upstreamEnd(_ trailers: HTTPHeaders?) {
@@ -635,7 +714,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.flush()
             protocolErrors?.responseEnded()
         } else {
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            endStream(trailers: trailers)
         }
         if complete { finishExchange() }
     }
@@ -647,9 +726,65 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func upstreamReadComplete() {
+        if let stream {
+            sendHeldFrames()
+            stream.connection.flush()
+            return
+        }
         releaseHeldHead()
         context.flush()
     }
+
+    // MARK: HTTP/2 response frames
+
+    /// Writes the held HEADERS and DATA without ending the stream: more of the response follows.
+    private func sendHeldFrames() {
+        guard let stream else { return }
+        if let headers = heldHeaders {
+            heldHeaders = nil
+            stream.connection.write(HTTP2Frame(streamID: stream.id, payload: .headers(.init(headers: headers))))
+        }
+        guard let data = heldData else { return }
+        heldData = nil
+        // Counted until NIOHTTP2 sends it (the peer's window allowing) and the socket takes it.
+        let size = data.readableBytes
+        unsentData += size
+        let promise = eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { [self] _ in
+            let wasFull = unsentData >= Self.unsentDataLimit
+            unsentData -= size
+            if wasFull || unsentData < Self.unsentDataLimit / 2 { downstreamWritabilityChanged() }
+        }
+        stream.connection.write(HTTP2Frame(streamID: stream.id, payload: .data(.init(data: .byteBuffer(data)))), promise: promise)
+    }
+
+    /// The response's last frames: whatever is held, the last of them with END_STREAM, and
+    /// trailers as a final HEADERS block.
+    private func endStream(trailers: HTTPHeaders?) {
+        guard let stream else { return }
+        let id = stream.id
+        let trailerBlock = trailers.map { HPACKHeaders(httpHeaders: $0, normalizeHTTPHeaders: true) }
+        var ended = false
+        if let headers = heldHeaders {
+            heldHeaders = nil
+            ended = heldData == nil && trailerBlock == nil
+            stream.connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: ended))))
+        }
+        if let data = heldData {
+            heldData = nil
+            ended = trailerBlock == nil
+            stream.connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(data), endStream: ended))))
+        }
+        if let trailerBlock {
+            stream.connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: trailerBlock, endStream: true))))
+            ended = true
+        }
+        if !ended {
+            stream.connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))))
+        }
+        stream.connection.flush()
+    }
+
 
     func upstreamClosed() {
         if case .upgrading(let connection, let head) = state {
@@ -671,7 +806,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         disarmResponseTimer()
         if responseStarted {
             state = .closed
-            context.close(promise: nil)
+            closeClient()
         } else {
             respondLocally(.badGateway, body: answer)
         }
@@ -744,13 +879,18 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 NIOAny(LocalResponse.bytes(status, body: body, extra: extra, close: !keepAlive, isHead: requestIsHead, allocator: context.channel.allocator)),
                 promise: nil)
             protocolErrors?.responseEnded()
-        } else {
-            var headers = extra
-            headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
-            headers.add(name: "Content-Length", value: String(body.utf8.count))
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-            if !body.isEmpty, !requestIsHead { context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil) }
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        } else if let stream {
+            heldHeaders = nil
+            heldData = nil
+            var headers = HPACKHeaders()
+            headers.add(name: ":status", value: String(status.code))
+            for (name, value) in extra { headers.add(name: name.lowercased(), value: value) }
+            headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+            headers.add(name: "content-length", value: String(body.utf8.count))
+            let bodyFrame = body.isEmpty || requestIsHead ? nil : allocator.buffer(string: body)
+            stream.connection.write(HTTP2Frame(streamID: stream.id, payload: .headers(.init(headers: headers, endStream: bodyFrame == nil))))
+            if let bodyFrame { stream.connection.write(HTTP2Frame(streamID: stream.id, payload: .data(.init(data: .byteBuffer(bodyFrame), endStream: true)))) }
+            stream.connection.flush()
         }
         pending = []
         state = .respondedLocally
@@ -763,7 +903,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let finished = exchange else { return }
         exchange = nil
         observability.record(finished, now: .now())
-        observability.accessLog?.scheduleFlush(on: context.eventLoop)
+        observability.accessLog?.scheduleFlush(on: eventLoop)
     }
 
     /// Both directions of the exchange are done: ready for the next request, or close.
@@ -776,7 +916,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         disarmResponseTimer()
         state = .idle
         setHoldReads(false)
-        if settings.isHTTP2 {
+        if isHTTP2 {
             // The stream ended with the response.
             state = .closed
         } else if !keepAlive {

@@ -1,5 +1,7 @@
 import NIOCore
+import NIOHPACK
 import NIOHTTP1
+import RouteModel
 
 /// An upstream's response head, parsed in place: the fields are ranges into `bytes`, the head as it
 /// arrived, so relaying it to an HTTP/1.1 client copies bytes instead of building strings.
@@ -46,17 +48,8 @@ struct UpstreamResponseHead {
         bytes.getString(at: range.lowerBound, length: range.count) ?? ""
     }
 
-    /// The fields a client may see, as NIO's type: hop-by-hop and framing fields left out, except
+    /// Whether a client may see the field: hop-by-hop and framing fields are left out, except
     /// `Content-Length` when it is the framing (or describes a HEAD response).
-    func forwardedHeaders() -> HTTPHeaders {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(fields.count)
-        for field in fields where isForwarded(field) {
-            headers.add(name: string(field.name), value: string(field.value))
-        }
-        return headers
-    }
-
     func isForwarded(_ field: Field) -> Bool {
         switch field.kind {
         case .plain: true
@@ -69,8 +62,34 @@ struct UpstreamResponseHead {
         }
     }
 
-    var responseStatus: HTTPResponseStatus {
-        HTTPResponseStatus(statusCode: status, reasonPhrase: string(reason))
+    /// The response head for an HTTP/2 client: `:status`, then the forwarded fields with their
+    /// names lowercased (RFC 9113 §8.2.1), then Strict-Transport-Security when `hsts` is given.
+    func http2Headers(hsts: HSTSPolicy?) -> HPACKHeaders {
+        var headers = HPACKHeaders()
+        headers.reserveCapacity(fields.count + 2)
+        headers.add(name: ":status", value: Self.statusText(status))
+        bytes.withUnsafeReadableBytes { raw in
+            for field in fields where isForwarded(field) {
+                let name = UnsafeRawBufferPointer(rebasing: raw[field.name])
+                let lowercased = String(unsafeUninitializedCapacity: name.count) { target in
+                    for (index, byte) in name.enumerated() { target[index] = byte >= 0x41 && byte <= 0x5a ? byte | 0x20 : byte }
+                    return name.count
+                }
+                headers.add(name: lowercased, value: String(decoding: UnsafeRawBufferPointer(rebasing: raw[field.value]), as: UTF8.self))
+            }
+        }
+        if let hsts { headers.add(name: "strict-transport-security", value: hsts.headerValue) }
+        return headers
+    }
+
+    /// Three digits, without formatting machinery.
+    private static func statusText(_ status: Int) -> String {
+        String(unsafeUninitializedCapacity: 3) { target in
+            target[0] = UInt8(ascii: "0") + UInt8(status / 100 % 10)
+            target[1] = UInt8(ascii: "0") + UInt8(status / 10 % 10)
+            target[2] = UInt8(ascii: "0") + UInt8(status % 10)
+            return 3
+        }
     }
 
     /// `HTTP/1.1 <status> <reason>` and CRLF, the reason as the upstream sent it.

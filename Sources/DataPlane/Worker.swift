@@ -175,8 +175,9 @@ public final class Worker: Sendable {
         loop.connections.add(channel) { handler.beginDrain() }
     }
 
-    /// An HTTP/2 connection: each stream gets NIO's HTTP/2-to-HTTP/1 codec and its own ProxyHandler,
-    /// so streams go through the same core as HTTP/1.1 requests, to HTTP/1.1 upstreams.
+    /// An HTTP/2 connection: NIOHTTP2's handler, then `HTTP2ProxyConnection`, which gives each
+    /// stream its own ProxyHandler (in no pipeline), so streams go through the same core as
+    /// HTTP/1.1 requests, to HTTP/1.1 upstreams.
     private static func configureHTTP2(
         _ channel: any Channel, settings: ProxyHandler.Settings, http2: HTTP2Limits, loop: LoopState, store: TableStore, logger: Logger
     ) throws {
@@ -191,30 +192,22 @@ public final class Worker: Sendable {
         stream.streamResetFrameRateLimit.maximumCount = http2.maxResetsPerWindow
         stream.streamResetFrameRateLimit.windowLength = http2.resetWindow
         var streamSettings = settings
-        streamSettings.isHTTP2 = true
         streamSettings.connectionClientAddress = channel.remoteAddress?.ipAddress
-        let loopBound = NIOLoopBound(loop, eventLoop: channel.eventLoop)
-        try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
-        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: connection, streamConfiguration: stream
-        ) { streamChannel in
-            streamChannel.eventLoop.makeCompletedFuture {
-                let loop = loopBound.value
-                try streamChannel.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                try streamChannel.pipeline.syncOperations.addHandler(
-                    ProxyHandler(
-                        store: store, pool: loop.pool, balancer: loop.balancer, counters: loop.counters,
-                        observability: loop.observability, settings: streamSettings, logger: logger))
-            }
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(FlushCoalescingHandler())
+        try sync.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: connection, streamConfiguration: stream))
+        let streams = HTTP2ProxyConnection { connection, id in
+            ProxyHandler(
+                store: store, pool: loop.pool, balancer: loop.balancer, counters: loop.counters, observability: loop.observability,
+                settings: streamSettings, logger: logger, stream: (connection, id))
         }
+        try sync.addHandler(streams)
         // NIOHTTP2 answers a connection error (a rapid-reset flood among them) with GOAWAY and
         // reports it; closing is the application's part.
-        try channel.pipeline.syncOperations.addHandler(CloseOnError())
+        try sync.addHandler(CloseOnError())
         // Draining an HTTP/2 connection: GOAWAY, so the client opens no new streams here; the ones
-        // under way finish, and the connection closes when the client is done or at the deadline.
-        loop.connections.add(channel) {
-            channel.writeAndFlush(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil)), promise: nil)
-        }
+        // under way finish, and the connection closes when they have (or at the deadline).
+        loop.connections.add(channel) { streams.beginDrain() }
     }
 
     /// One listener: plain HTTP, or TLS first when `tls` is given.

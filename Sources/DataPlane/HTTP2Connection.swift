@@ -1,0 +1,248 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP1
+import NIOHTTP2
+
+/// An HTTP/2 client connection's streams, served inline: NIOHTTP2's handler (frames, HPACK, the
+/// connection state machine) hands this handler frames, and each stream is a `ProxyHandler` that is
+/// in no pipeline and writes its response as frames through this handler.
+///
+/// NIO's per-stream child channels cost a channel, a pipeline, two handlers and their contexts per
+/// request, and a trip through each for every part; they were most of the worker's HTTP/2 time.
+/// What they did besides, this handler does: request heads become `HTTPRequestHead`s (and
+/// responses HPACK blocks) in one step, and inbound flow control follows the exchange — a
+/// stream's window is topped up only while its upstream takes the body, the connection's as
+/// frames arrive.
+final class HTTP2ProxyConnection: ChannelDuplexHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    /// What a stream's exchange starts with.
+    private let makeStream: (HTTP2ProxyConnection, HTTP2StreamID) -> ProxyHandler
+    private var streams: [HTTP2StreamID: ProxyHandler] = [:]
+    /// Streams that took request parts in the current read: their upstreams are flushed once, when it completes.
+    private var readTouched: [ProxyHandler] = []
+    private var connectionWindow: InboundWindow
+    private var highestStreamID = HTTP2StreamID(0)
+    private var draining = false
+    private var flushPending = false
+    private(set) var context: ChannelHandlerContext!
+
+    /// The stream window NIOHTTP2 advertises (SETTINGS_INITIAL_WINDOW_SIZE, left at its default).
+    static let streamWindowTarget = 65_535
+
+    init(connectionWindowTarget: Int = 1 << 20, makeStream: @escaping (HTTP2ProxyConnection, HTTP2StreamID) -> ProxyHandler) {
+        self.connectionWindow = InboundWindow(target: connectionWindowTarget)
+        self.makeStream = makeStream
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        closeAllStreams()
+        self.context = nil
+    }
+
+    var eventLoop: any EventLoop { context.eventLoop }
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    // MARK: Frames in
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.payload {
+        case .headers(let headers):
+            if let stream = streams[frame.streamID] {
+                // Trailers: NIOHTTP2 lets a second block through only with END_STREAM.
+                stream.dispatch(.end(HTTPHeaders(headers.headers.map { ($0.name, $0.value) })))
+                touched(stream)
+                return
+            }
+            guard let head = Self.requestHead(headers.headers) else {
+                write(HTTP2Frame(streamID: frame.streamID, payload: .rstStream(.protocolError)))
+                flush()
+                return
+            }
+            let stream = makeStream(self, frame.streamID)
+            streams[frame.streamID] = stream
+            if frame.streamID > highestStreamID { highestStreamID = frame.streamID }
+            stream.receive(head, bodyFollows: !headers.endStream)
+            if headers.endStream { stream.dispatch(.end(nil)) }
+            touched(stream)
+        case .data(let payload):
+            guard let stream = streams[frame.streamID] else { return }
+            if case .byteBuffer(let buffer) = payload.data, buffer.readableBytes > 0 { stream.dispatch(.body(buffer)) }
+            if payload.endStream { stream.dispatch(.end(nil)) }
+            touched(stream)
+        default:
+            // SETTINGS, PING, GOAWAY, WINDOW_UPDATE, PRIORITY: NIOHTTP2's. RST_STREAM arrives as a
+            // stream-closed event.
+            break
+        }
+    }
+
+    private func touched(_ stream: ProxyHandler) {
+        guard !stream.awaitsClientReadComplete else { return }
+        stream.awaitsClientReadComplete = true
+        readTouched.append(stream)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        for stream in readTouched {
+            stream.awaitsClientReadComplete = false
+            stream.clientReadComplete()
+        }
+        readTouched.removeAll(keepingCapacity: true)
+        context.fireChannelReadComplete()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let closed = event as? StreamClosedEvent {
+            if let stream = streams.removeValue(forKey: closed.streamID) { stream.clientGone() }
+            if draining, streams.isEmpty { closeAfterFlush() }
+        } else if let window = event as? NIOHTTP2WindowUpdatedEvent, let size = window.inboundWindowSize {
+            if window.streamID == .rootStream {
+                connectionWindow.record(size)
+                if let increment = connectionWindow.topUp() {
+                    write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment)))
+                    flush()
+                }
+            } else {
+                streams[window.streamID]?.inboundWindowChanged(to: size)
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        for stream in streams.values { stream.downstreamWritabilityChanged() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closeAllStreams()
+        context.fireChannelInactive()
+    }
+
+    private func closeAllStreams() {
+        let open = streams
+        streams = [:]
+        for stream in open.values { stream.clientGone() }
+    }
+
+    // MARK: Frames out
+
+    func write(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>? = nil) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.write(wrapOutboundOut(frame), promise: promise)
+    }
+
+    /// Once per event-loop tick: streams answered by different upstream reads in one batch of
+    /// events leave together, and NIOHTTP2 runs its flush (and the TLS handler its encryption) once.
+    func flush() {
+        guard !flushPending, let context else { return }
+        flushPending = true
+        context.eventLoop.execute { [self] in
+            flushPending = false
+            self.context?.flush()
+        }
+    }
+
+    /// Ends a stream early: RST_STREAM with `code`.
+    func reset(_ id: HTTP2StreamID, _ code: HTTP2ErrorCode) {
+        write(HTTP2Frame(streamID: id, payload: .rstStream(code)))
+        flush()
+    }
+
+    /// Graceful drain: GOAWAY naming the last stream taken, so the client sends no new ones here; the
+    /// connection closes once the open streams end (or at the worker's drain deadline).
+    func beginDrain() {
+        guard !draining, context != nil else { return }
+        draining = true
+        write(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: highestStreamID, errorCode: .noError, opaqueData: nil)))
+        flush()
+        if streams.isEmpty { closeAfterFlush() }
+    }
+
+    private func closeAfterFlush() {
+        guard let context else { return }
+        context.eventLoop.execute { [self] in self.context?.close(promise: nil) }
+    }
+
+    // MARK: Conversion
+
+    /// An HTTP/1.1 request head from a request's HPACK block (already validated by NIOHTTP2: the
+    /// pseudo-fields a request needs, lowercase names, no connection-specific fields, no CR, LF or
+    /// NUL). `:authority` becomes Host, replacing any Host field (RFC 9113 §8.3.1), and `cookie`
+    /// crumbs are joined into one field (§8.2.3). Nil for a method that is not a valid token.
+    static func requestHead(_ block: HPACKHeaders) -> HTTPRequestHead? {
+        var method: String?
+        var path: String?
+        var authority: String?
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(block.count + 1)
+        var cookies: [String] = []
+        for (name, value, _) in block {
+            if name.utf8.first == UInt8(ascii: ":") {
+                switch name {
+                case ":method": method = value
+                case ":path": path = value
+                case ":authority":
+                    authority = value
+                    headers.add(name: "host", value: value)
+                default: break  // :scheme (the connection's is used), :protocol
+                }
+                continue
+            }
+            switch name.utf8.count {
+            case 4 where authority != nil && name == "host": continue
+            case 6 where name == "cookie":
+                cookies.append(value)
+                continue
+            default: headers.add(name: name, value: value)
+            }
+        }
+        if !cookies.isEmpty { headers.add(name: "cookie", value: cookies.joined(separator: "; ")) }
+        guard let method, !method.isEmpty else { return nil }
+        let httpMethod = HTTPMethod(rawValue: method)
+        // CONNECT has no :path; RequestRouter answers it.
+        let uri = path ?? authority ?? ""
+        return HTTPRequestHead(version: HTTPVersion(major: 2, minor: 0), method: httpMethod, uri: uri, headers: headers)
+    }
+}
+
+/// An inbound flow-control window kept near its target, the way NIOHTTP2's stream channels keep
+/// theirs: once the window falls to half the target or below, one WINDOW_UPDATE tops it up. No I/O.
+struct InboundWindow {
+    let target: Int
+    /// The window as last reported, after any increment this returned.
+    private(set) var current: Int?
+
+    init(target: Int) {
+        self.target = target
+    }
+
+    /// The window is now `size` (from NIOHTTP2's `NIOHTTP2WindowUpdatedEvent`).
+    mutating func record(_ size: Int) {
+        current = size
+    }
+
+    /// The WINDOW_UPDATE increment due on the window as last recorded, if any; the window counts
+    /// as topped up from then on.
+    mutating func topUp() -> Int? {
+        guard let size = current, size < target else { return nil }
+        let increment: Int
+        if size >= 0 {
+            increment = target - size
+            guard increment >= size else { return nil }
+        } else {
+            increment = min(target - size, Int(Int32.max))
+        }
+        current = size + increment
+        return increment
+    }
+}
