@@ -6,13 +6,21 @@ import NIOCore
 /// Sits below the HTTP/2 handler on a client connection. Each stream flushes when its response
 /// arrives from its own upstream connection, so without this every response became its own TLS
 /// record and `write` call; responses that arrive in the same batch of events now leave together.
-/// A close flushes first, so nothing written is dropped.
+/// A close flushes whatever was written first, so nothing is dropped: NIOHTTP2 closes the
+/// connection itself, without a flush, when the last stream ends after a GOAWAY, and the TLS
+/// handler discards writes that were never flushed.
 final class FlushCoalescingHandler: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private var flushPending = false
+    private var unflushed = false
     private var removed = false
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        unflushed = true
+        context.write(data, promise: promise)
+    }
 
     func flush(context: ChannelHandlerContext) {
         guard !flushPending else { return }
@@ -34,8 +42,9 @@ final class FlushCoalescingHandler: ChannelOutboundHandler, RemovableChannelHand
     }
 
     private func flushNow(context: ChannelHandlerContext) {
-        guard flushPending, !removed else { return }
+        guard flushPending || unflushed, !removed else { return }
         flushPending = false
+        unflushed = false
         context.flush()
     }
 }

@@ -168,9 +168,13 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler {
         if streams.isEmpty { closeAfterFlush() }
     }
 
+    /// The last stream can end inside a write, before its frames are flushed: they go first.
     private func closeAfterFlush() {
         guard let context else { return }
-        context.eventLoop.execute { [self] in self.context?.close(promise: nil) }
+        context.eventLoop.execute { [self] in
+            self.context?.flush()
+            self.context?.close(promise: nil)
+        }
     }
 
     // MARK: Conversion

@@ -91,6 +91,96 @@ import TestSupport
         await a.stop()
     }
 
+    /// Bodies larger than every flow-control window pass both ways: the proxy tops up the
+    /// client's windows as the upstream takes the upload, and sends the download as the client's
+    /// windows allow.
+    @Test func largeBodiesPassBothWaysUnderFlowControl() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
+            $0.httpsListenPort = 0
+        }
+        try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
+            // 3 MiB up: 48 stream windows and 3 connection windows.
+            let upload = try await connection.request(.POST, "/count", authority: "a.test", body: Array(repeating: 7, count: 3 << 20))
+            #expect(upload.text == "received=\(3 << 20)\n")
+            // 8 MiB down, on a client that keeps NIO's 64 KiB stream window; two at once.
+            async let first = connection.request(.GET, "/bytes/\(8 << 20)", authority: "a.test")
+            async let second = connection.request(.GET, "/bytes/\(8 << 20)", authority: "a.test")
+            #expect(try await first.bodyCount == 8 << 20)
+            #expect(try await second.bodyCount == 8 << 20)
+        }
+        await proxy.stop()
+        await a.stop()
+    }
+
+    /// What HTTP/2 requests carry becomes a well-formed HTTP/1.1 request upstream: a body without
+    /// Content-Length goes chunked whatever the method (a GET's body used to go out unframed, for
+    /// the upstream to read as the next request), and cookie crumbs are joined into one field.
+    @Test func requestsBecomeWellFramedHTTP1Requests() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
+            $0.httpsListenPort = 0
+        }
+        try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
+            let get = try await connection.request(.GET, "/count", authority: "a.test", body: Array(repeating: 1, count: 1000), declaresLength: false)
+            #expect(get.text == "received=1000\n")
+            let put = try await connection.request(.PUT, "/count", authority: "a.test", body: Array(repeating: 1, count: 10), declaresLength: false)
+            #expect(put.text == "received=10\n")
+            let cookies = try await connection.request(.GET, "/", authority: "a.test", headers: [("cookie", "a=1"), ("x-other", "y"), ("cookie", "b=2")])
+            // (`echoed` splits at the first "=": the cookie's line is looked for whole.)
+            #expect(cookies.text.contains("cookie: a=1; b=2\n"), "\(cookies.text)")
+            #expect(cookies.echoed["x-other"] == "y")
+            // The upstream connection carried all three and is still in use: nothing was left on it.
+            #expect(try await connection.request(.GET, "/after", authority: "a.test").echoed["target"] == "/after")
+        }
+        #expect(a.acceptedConnections == 1)
+        await proxy.stop()
+        await a.stop()
+    }
+
+    /// A client that resets a stream whose upstream has not answered: the upstream connection is
+    /// closed (it cannot be reused mid-exchange), the exchange counts as 499, and the connection
+    /// serves the next stream.
+    @Test func aResetStreamDropsItsUpstreamExchange() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
+            $0.httpsListenPort = 0
+        }
+        try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
+            try await connection.openAndReset(path: "/sleep/5000", authority: "a.test") {
+                try await waitUntil("the request reached the backend") { a.acceptedConnections == 1 }
+            }
+            try await waitUntil("the upstream exchange is counted as 499") {
+                proxy.worker.observability.exposition().contains(#"code="499""#)
+            }
+            #expect(try await connection.request(.GET, "/next", authority: "a.test").status == .ok)
+        }
+        #expect(a.acceptedConnections == 2, "the reset stream's upstream connection was not reused")
+        await proxy.stop()
+        await a.stop()
+    }
+
+    /// Stopping the worker: GOAWAY, the stream under way finishes, then the connection closes.
+    @Test func drainingLetsStreamsFinishThenCloses() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
+            $0.httpsListenPort = 0
+            $0.drainTimeout = .seconds(20)
+        }
+        try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
+            async let slow = connection.request(.GET, "/sleep/1000", authority: "a.test")
+            try await waitUntil("the request reached the backend") { a.acceptedConnections == 1 }
+            let workerTask = proxy.tasks[1]
+            workerTask.cancel()
+            let response = try await slow
+            #expect(response.status == .ok && response.text == "slept\n")
+            try await waitUntil("the drained connection is closed") { !connection.channel.isActive }
+            _ = await workerTask.result
+        }
+        await proxy.stop()
+        await a.stop()
+    }
+
     /// HTTP/2 lets a client reuse a connection for another host; a host that this connection's
     /// certificate does not cover gets 421, one covered by the same certificate is served.
     @Test func aHostTheConnectionsCertificateDoesNotCoverGets421() async throws {

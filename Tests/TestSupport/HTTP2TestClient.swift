@@ -42,14 +42,19 @@ public final class HTTP2TestConnection: Sendable {
         }
     }
 
-    /// One request on a new stream.
-    public func request(_ method: HTTPMethod = .GET, _ path: String, authority: String, body: [UInt8]? = nil) async throws -> TestResponse {
+    /// One request on a new stream, with `headers` after Host, and `body` with a content-length
+    /// unless `declaresLength` is false.
+    public func request(
+        _ method: HTTPMethod = .GET, _ path: String, authority: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
+        declaresLength: Bool = true
+    ) async throws -> TestResponse {
         let response = channel.eventLoop.makePromise(of: TestResponse.self)
         let collector = ResponseCollector(promise: response)
         let stream = try await openStream(collector)
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
         head.headers.add(name: "host", value: authority)
-        if let body { head.headers.add(name: "content-length", value: String(body.count)) }
+        for (name, value) in headers { head.headers.add(name: name, value: value) }
+        if let body, declaresLength { head.headers.add(name: "content-length", value: String(body.count)) }
         stream.write(HTTPClientRequestPart.head(head), promise: nil)
         if let body { stream.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
         try await stream.writeAndFlush(HTTPClientRequestPart.end(nil))
@@ -61,12 +66,14 @@ public final class HTTP2TestConnection: Sendable {
         return try await response.futureResult.get()
     }
 
-    /// Opens a stream, sends a request head, and resets the stream at once: the rapid-reset pattern.
-    public func openAndReset(path: String, authority: String) async throws {
+    /// Opens a stream, sends a request head, and resets the stream once `before` returns (at once
+    /// by default: the rapid-reset pattern).
+    public func openAndReset(path: String, authority: String, before: () async throws -> Void = {}) async throws {
         let stream = try await openStream(nil)
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
         head.headers.add(name: "host", value: authority)
         try await stream.writeAndFlush(HTTPClientRequestPart.head(head))
+        try await before()
         // Closing a stream that is under way sends RST_STREAM(CANCEL).
         try? await stream.close()
     }

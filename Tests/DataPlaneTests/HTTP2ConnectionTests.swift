@@ -1,0 +1,43 @@
+import NIOHPACK
+import NIOHTTP1
+import Testing
+@testable import DataPlane
+
+@Suite struct HTTP2ConnectionTests {
+    @Test func requestHeadFromAnHPACKBlock() throws {
+        let block = HPACKHeaders([
+            (":method", "POST"), (":scheme", "https"), (":authority", "a.test:8443"), (":path", "/p?q=1"),
+            ("host", "other.test"), ("cookie", "a=1"), ("accept", "*/*"), ("cookie", "b=2"),
+        ])
+        let head = try #require(HTTP2ProxyConnection.requestHead(block))
+        #expect(head.method == .POST)
+        #expect(head.uri == "/p?q=1")
+        #expect(head.version == HTTPVersion(major: 2, minor: 0))
+        // :authority is the Host, replacing a Host field; cookie crumbs are one field again.
+        #expect(head.headers.map { "\($0.name): \($0.value)" } == ["host: a.test:8443", "accept: */*", "cookie: a=1; b=2"])
+    }
+
+    @Test func requestHeadWithoutAuthorityKeepsHost() throws {
+        let head = try #require(HTTP2ProxyConnection.requestHead(HPACKHeaders([(":method", "GET"), (":scheme", "https"), (":path", "/"), ("host", "h.test")])))
+        #expect(head.headers["host"] == ["h.test"])
+        #expect(HTTP2ProxyConnection.requestHead(HPACKHeaders([(":scheme", "https"), (":path", "/")])) == nil, "no method")
+    }
+
+    /// Topped up to the target once half of it is used, as NIOHTTP2's stream channels do; a window
+    /// whose update was withheld gets it all at once.
+    @Test func inboundWindowTopsUpAtHalf() {
+        var window = InboundWindow(target: 100)
+        #expect(window.topUp() == nil, "nothing reported yet")
+        window.record(80)
+        #expect(window.topUp() == nil)
+        window.record(50)
+        #expect(window.topUp() == 50)
+        #expect(window.current == 100)
+        #expect(window.topUp() == nil, "already topped up")
+        window.record(-20)  // a lowered SETTINGS_INITIAL_WINDOW_SIZE can make it negative
+        #expect(window.topUp() == 120)
+        var large = InboundWindow(target: Int(Int32.max))
+        large.record(-10)
+        #expect(large.topUp() == Int(Int32.max), "never more than a WINDOW_UPDATE can carry")
+    }
+}
