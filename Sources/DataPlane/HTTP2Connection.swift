@@ -28,6 +28,10 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler {
     private var draining = false
     private var flushPending = false
     private(set) var context: ChannelHandlerContext!
+    /// The last Host field found covered by this connection's certificate (when SNI named another
+    /// name, or none): its next streams skip the certificate lookup. The connection keeps the
+    /// certificate it was handshaken with, so the answer does not change.
+    var coveredHost: String?
 
     /// The stream window NIOHTTP2 advertises (SETTINGS_INITIAL_WINDOW_SIZE, left at its default).
     static let streamWindowTarget = 65_535

@@ -257,13 +257,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         tried.removeAll(keepingCapacity: true)
         pending = []
         if let serverName = settings.tlsServerName, let certificates = settings.certificates, let field = head.headers.first(name: "host"),
-            !Self.names(field, serverName), let host = Self.hostName(field),
-            !certificates.current.sameCertificate(for: serverName, as: host)
+            field != stream?.connection.coveredHost, !Self.names(field, serverName)
         {
-            // A client reusing this connection for another host (HTTP/2 coalescing) must not get an
-            // answer under the wrong certificate: RFC 9110 §15.5.20.
-            respondLocally(.misdirectedRequest, body: "421 misdirected request: this connection's certificate does not cover \(host)\n")
-            return
+            if let host = Self.hostName(field), !certificates.current.sameCertificate(for: serverName, as: host) {
+                // A client reusing this connection for another host (HTTP/2 coalescing) must not get an
+                // answer under the wrong certificate: RFC 9110 §15.5.20.
+                respondLocally(.misdirectedRequest, body: "421 misdirected request: this connection's certificate does not cover \(host)\n")
+                return
+            }
+            stream?.connection.coveredHost = field
         }
         switch RequestRouter.decide(head, table: store.current.table, isTLS: settings.scheme == "https", httpsPort: settings.httpsPort) {
         case .respond(let status, let reason):
