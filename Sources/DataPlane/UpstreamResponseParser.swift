@@ -428,7 +428,7 @@ struct UpstreamResponseParser {
     /// `name: OWS value OWS`, as ranges into `line`.
     fileprivate static func field(_ line: UnsafeRawBufferPointer) throws -> (Range<Int>, Range<Int>) {
         guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > 0 else { throw UpstreamResponseError.invalidField }
-        for index in 0..<colon where !isTokenCharacter(line[index]) { throw UpstreamResponseError.invalidField }
+        for index in 0..<colon where !HTTPSyntax.isTokenCharacter(line[index]) { throw UpstreamResponseError.invalidField }
         var start = colon + 1
         var end = line.count
         while start < end, line[start] == UInt8(ascii: " ") || line[start] == UInt8(ascii: "\t") { start += 1 }
@@ -469,18 +469,6 @@ struct UpstreamResponseParser {
         }
         guard digits > 0 else { throw UpstreamResponseError.invalidChunk }
         return size
-    }
-
-    /// RFC 9110 §5.6.2 tchar.
-    private static func isTokenCharacter(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
-            UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            true
-        default: false
-        }
     }
 }
 

@@ -182,6 +182,9 @@ public final class Worker: Sendable {
         _ channel: any Channel, settings: ProxyHandler.Settings, http2: HTTP2Limits, loop: LoopState, store: TableStore, logger: Logger
     ) throws {
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        // HTTP2ProxyConnection checks request fields as it converts them, and responses come
+        // from the upstream parser, which has checked theirs: NIOHTTP2 need not check both again.
+        connection.headerBlockValidation = .disabled
         connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: http2.maxConcurrentStreams),
             HTTP2Setting(parameter: .maxHeaderListSize, value: http2.maxHeaderListSize),

@@ -160,6 +160,59 @@ import TestSupport
         await a.stop()
     }
 
+    /// Malformed requests (RFC 9113 §8.1.1) reset their stream with PROTOCOL_ERROR and reach no
+    /// upstream; the connection goes on serving well-formed ones.
+    struct Malformed: Sendable, CustomTestStringConvertible {
+        let what: String
+        let fields: [(String, String)]
+        var testDescription: String { what }
+
+        init(_ what: String, _ fields: [(String, String)]) {
+            self.what = what
+            self.fields = fields
+        }
+
+        static let get: [(String, String)] = [(":method", "GET"), (":scheme", "https"), (":authority", "a.test"), (":path", "/")]
+        static let cases: [Malformed] = [
+            Malformed("uppercase name", get + [("X-Up", "1")]),
+            Malformed("CR LF in a value", get + [("x-a", "1\r\nx-b: 2")]),
+            Malformed("NUL in a value", get + [("x-a", "1\u{0}")]),
+            Malformed("connection", get + [("connection", "close")]),
+            Malformed("transfer-encoding", get + [("transfer-encoding", "chunked")]),
+            Malformed("te other than trailers", get + [("te", "gzip")]),
+            Malformed("unknown pseudo", get + [(":status", "200")]),
+            Malformed("two :path", get + [(":path", "/b")]),
+            Malformed("pseudo after regular", [(":method", "GET"), ("x-a", "1"), (":scheme", "https"), (":path", "/")]),
+            Malformed("space in :path", [(":method", "GET"), (":scheme", "https"), (":path", "/a HTTP/1.1")]),
+            Malformed("space in :method", [(":method", "GET /x"), (":scheme", "https"), (":path", "/")]),
+            Malformed("no :path", [(":method", "GET"), (":scheme", "https"), (":authority", "a.test")]),
+            Malformed("no :method", [(":scheme", "https"), (":authority", "a.test"), (":path", "/")]),
+            Malformed("CONNECT with :path", [(":method", "CONNECT"), (":authority", "a.test:443"), (":path", "/")]),
+        ]
+    }
+
+    @Test(arguments: Malformed.cases)
+    func malformedRequestsResetTheirStreamOnly(_ malformed: Malformed) async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
+            $0.httpsListenPort = 0
+        }
+        try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test", validatesHeaders: false) { connection in
+            let refused = try await connection.sendFields(malformed.fields)
+            #expect(refused == .reset(0x1), "\(malformed.what)")
+            let wellFormed = Malformed.get + [("te", "trailers")]
+            let served = try await connection.sendFields(wellFormed)
+            #expect(served == .status("200"), "the connection still serves")
+            // Trailers: no pseudo-field among them.
+            let post: [(String, String)] = [(":method", "POST"), (":scheme", "https"), (":authority", "a.test"), (":path", "/count")]
+            let badTrailers = try await connection.sendFields(post, trailers: [(":path", "/x")])
+            #expect(badTrailers == .reset(0x1))
+        }
+        #expect(a.acceptedConnections == 1, "only the well-formed request reached the upstream")
+        await proxy.stop()
+        await a.stop()
+    }
+
     /// Stopping the worker: GOAWAY, the stream under way finishes, then the connection closes.
     @Test func drainingLetsStreamsFinishThenCloses() async throws {
         let a = try await TestBackend.start(name: "a")

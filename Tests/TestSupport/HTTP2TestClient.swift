@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 internal import NIOHTTP2
+internal import NIOHPACK
 import NIOPosix
 import NIOSSL
 
@@ -15,10 +16,13 @@ public final class HTTP2TestConnection: Sendable {
     }
 
     /// Connects to 127.0.0.1:`port` with SNI `serverName`, runs `body`, and closes.
+    /// With `validatesHeaders` false, NIOHTTP2 lets malformed request fields out (`sendFields`).
     public static func with<Result: Sendable>(
-        port: Int, serverName: String, _ body: (HTTP2TestConnection) async throws -> Result
+        port: Int, serverName: String, validatesHeaders: Bool = true, _ body: (HTTP2TestConnection) async throws -> Result
     ) async throws -> Result {
         let context = try TLSTestClient.context(alpn: ["h2"])
+        var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
+        if !validatesHeaders { connectionConfiguration.headerBlockValidation = .disabled }
         // The HTTP/2 handler goes in with the TLS handler, before the connection is up: added
         // later, the server's first frames could reach the end of the pipeline and be lost.
         let (channel, multiplexer) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -26,7 +30,7 @@ public final class HTTP2TestConnection: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
                     let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                        mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
+                        mode: .client, connectionConfiguration: connectionConfiguration, streamConfiguration: .init()
                     ) { $0.eventLoop.makeSucceededVoidFuture() }
                     return (channel, NIOLoopBound(multiplexer, eventLoop: channel.eventLoop))
                 }
@@ -76,6 +80,67 @@ public final class HTTP2TestConnection: Sendable {
         try await before()
         // Closing a stream that is under way sends RST_STREAM(CANCEL).
         try? await stream.close()
+    }
+
+    /// How a stream opened with `sendFields` ended: a response status, or the stream reset with a code.
+    public enum FieldsOutcome: Equatable, Sendable {
+        case status(String)
+        case reset(Int)
+        case closed
+    }
+
+    /// Opens a stream with one HEADERS frame of exactly `fields` (in order, as given) and END_STREAM,
+    /// then, if `trailers` are given, a second HEADERS frame with them: what the server answered.
+    public func sendFields(_ fields: [(String, String)], trailers: [(String, String)]? = nil) async throws -> FieldsOutcome {
+        let multiplexer = self.multiplexer
+        let outcome = channel.eventLoop.makePromise(of: FieldsOutcome.self)
+        let stream = try await channel.eventLoop.flatSubmit {
+            let promise = self.channel.eventLoop.makePromise(of: (any Channel).self)
+            multiplexer.value.createStreamChannel(promise: promise) { stream in
+                stream.eventLoop.makeCompletedFuture {
+                    try stream.pipeline.syncOperations.addHandler(FieldsCollector(promise: outcome))
+                }
+            }
+            return promise.futureResult
+        }.get()
+        let headers = HPACKHeaders(fields)
+        try await stream.writeAndFlush(HTTP2Frame.FramePayload.headers(.init(headers: headers, endStream: trailers == nil)))
+        if let trailers {
+            try await stream.writeAndFlush(HTTP2Frame.FramePayload.headers(.init(headers: HPACKHeaders(trailers), endStream: true)))
+        }
+        let timeout = channel.eventLoop.scheduleTask(in: .seconds(20)) { outcome.fail(StreamTimedOut(path: "fields", authority: "")) }
+        defer { timeout.cancel() }
+        return try await outcome.futureResult.get()
+    }
+
+    private final class FieldsCollector: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = HTTP2Frame.FramePayload
+        let promise: EventLoopPromise<FieldsOutcome>
+        var done = false
+        init(promise: EventLoopPromise<FieldsOutcome>) { self.promise = promise }
+
+        func finish(_ outcome: FieldsOutcome) {
+            guard !done else { return }
+            done = true
+            promise.succeed(outcome)
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .headers(let headers): finish(.status(headers.headers.first(name: ":status") ?? ""))
+            case .rstStream(let code): finish(.reset(code.networkCode))
+            default: break
+            }
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            if let closed = error as? NIOHTTP2Errors.StreamClosed { finish(.reset(closed.errorCode.networkCode)) }
+            context.close(promise: nil)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            finish(.closed)
+        }
     }
 
     /// A new stream speaking HTTP/1 parts, with `collector` reading its response if given.
