@@ -32,12 +32,41 @@ private final class FlushCounter: ChannelOutboundHandler {
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "nothing leaves before the tick ends")
         channel.embeddedEventLoop.run()
         #expect(counter.flushes == 1)
-        for index in 0..<5 { #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "frame \(index)")) }
+        // Small writes leave joined: one TLS record instead of five.
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: (0..<5).map { "frame \($0)" }.joined()))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
 
         channel.write(ByteBuffer(string: "later"), promise: nil)
         channel.flush()
         channel.embeddedEventLoop.run()
         #expect(counter.flushes == 2)
+        _ = try channel.finish()
+    }
+
+    /// Joined up to a record's size; a large write goes on as it is, after what came before it;
+    /// each write's promise completes when the buffer it went out in is written.
+    @Test func joinsSmallWritesInOrderAndKeepsLargeOnesWhole() throws {
+        let channel = EmbeddedChannel(handlers: [FlushCoalescingHandler()])
+        let small = ByteBuffer(repeating: UInt8(ascii: "s"), count: 6 << 10)
+        let large = ByteBuffer(repeating: UInt8(ascii: "L"), count: FlushCoalescingHandler.passThroughSize)
+        let first = channel.eventLoop.makePromise(of: Void.self)
+        let second = channel.eventLoop.makePromise(of: Void.self)
+        channel.write(small, promise: first)
+        channel.write(small, promise: second)
+        channel.write(small, promise: nil)  // 18 KiB would pass a record: starts a new buffer
+        channel.write(large, promise: nil)
+        channel.write(ByteBuffer(string: "tail"), promise: nil)
+        channel.flush()
+        channel.embeddedEventLoop.run()
+        var expectedFirst = small
+        expectedFirst.writeImmutableBuffer(small)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == expectedFirst)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == small)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == large)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "tail"))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        try first.futureResult.wait()
+        try second.futureResult.wait()
         _ = try channel.finish()
     }
 
