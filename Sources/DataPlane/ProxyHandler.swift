@@ -503,26 +503,19 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         tried.append(endpoint)
-        pool.acquire(endpoint, timeouts: cluster.timeouts, fresh: upgrade != nil).whenComplete { [self] result in
+        // A pooled connection is taken at once, without a future and its callback.
+        if upgrade == nil, let connection = pool.takeIdle(endpoint, timeouts: cluster.timeouts) {
+            attach(connection, endpoint: endpoint, cluster: cluster)
+            return
+        }
+        pool.connect(endpoint, timeouts: cluster.timeouts).whenComplete { [self] result in
             guard case .connecting = state else {
                 if case .success(let connection) = result { pool.release(connection) }
                 return
             }
             switch result {
             case .success(let connection):
-                balancer.connectSucceeded(endpoint)
-                startedEndpoint = endpoint
-                if cluster.loadBalancing == .leastRequest {
-                    balancer.started(endpoint)
-                    countedInFlight = true
-                }
-                connection.handler.owner = self
-                state = .forwarding(connection)
-                connection.handler.writeHead(upstreamHead!, chunked: upstreamChunked, isHead: requestIsHead, flush: pending.isEmpty)
-                for (index, part) in pending.enumerated() { connection.handler.write(part, flush: index == pending.count - 1) }
-                pending = []
-                if requestComplete { startResponseTimer() }
-                setHoldReads(!connection.channel.isWritable)
+                attach(connection, endpoint: endpoint, cluster: cluster)
             case .failure(let error):
                 counters.value.connectFailures += 1
                 observability.connectErrors.increment()
@@ -545,6 +538,24 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
             }
         }
+    }
+
+    /// The exchange takes `connection`: the request head goes out, with the body parts that
+    /// arrived while connecting.
+    private func attach(_ connection: UpstreamPool.Connection, endpoint: Endpoint, cluster: Cluster) {
+        balancer.connectSucceeded(endpoint)
+        startedEndpoint = endpoint
+        if cluster.loadBalancing == .leastRequest {
+            balancer.started(endpoint)
+            countedInFlight = true
+        }
+        connection.handler.owner = self
+        state = .forwarding(connection)
+        connection.handler.writeHead(upstreamHead!, chunked: upstreamChunked, isHead: requestIsHead, flush: pending.isEmpty)
+        for (index, part) in pending.enumerated() { connection.handler.write(part, flush: index == pending.count - 1) }
+        pending = []
+        if requestComplete { startResponseTimer() }
+        setHoldReads(!connection.channel.isWritable)
     }
 
     /// The timer lives with the upstream connection, which the pool reuses across exchanges: a

@@ -32,18 +32,24 @@ final class UpstreamPool {
         self.maxIdlePerEndpoint = maxIdlePerEndpoint
     }
 
-    /// An idle connection to `endpoint`, or a new one (always a new one when `fresh`: an upgrade
-    /// request goes on a connection of its own, which then leaves the pool for good).
-    func acquire(_ endpoint: Endpoint, timeouts: ClusterTimeouts, fresh: Bool = false) -> EventLoopFuture<Connection> {
+    /// The most recently idled live connection to `endpoint` within the idle limit, if any; stale
+    /// ones met on the way are closed.
+    func takeIdle(_ endpoint: Endpoint, timeouts: ClusterTimeouts) -> Connection? {
         eventLoop.preconditionInEventLoop()
         let maxIdle = TimeAmount.milliseconds(Int64(timeouts.idleMilliseconds))
         // Popped in place: copying the list out of the dictionary would copy its storage.
-        while !fresh, let last = idle[endpoint]?.popLast() {
+        while let last = idle[endpoint]?.popLast() {
             if last.connection.channel.isActive, timeouts.idleMilliseconds == 0 || NIODeadline.now() - last.since < maxIdle {
-                return eventLoop.makeSucceededFuture(last.connection)
+                return last.connection
             }
             last.connection.channel.close(promise: nil)
         }
+        return nil
+    }
+
+    /// A new connection to `endpoint` (an upgrade request always gets one: it leaves the pool for good).
+    func connect(_ endpoint: Endpoint, timeouts: ClusterTimeouts) -> EventLoopFuture<Connection> {
+        eventLoop.preconditionInEventLoop()
         let handler = UpstreamHandler()
         var bootstrap = ClientBootstrap(group: eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)

@@ -148,7 +148,7 @@ import TestSupport
         }
         try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
             try await connection.openAndReset(path: "/sleep/5000", authority: "a.test") {
-                try await waitUntil("the request reached the backend") { a.acceptedConnections == 1 }
+                try await waitUntil("the request reached the backend") { a.receivedRequests == 1 }
             }
             try await waitUntil("the upstream exchange is counted as 499") {
                 proxy.worker.observability.exposition().contains(#"code="499""#)

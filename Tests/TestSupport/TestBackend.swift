@@ -22,6 +22,7 @@ public final class TestBackend: Sendable {
     public static func start(name: String) async throws -> TestBackend {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let counter = Counter()
+        let heads = Counter()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -36,17 +37,19 @@ public final class TestBackend: Sendable {
                     })
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withServerUpgrade: ([webSocket], { _ in }))
-                    try channel.pipeline.syncOperations.addHandler(BackendHandler(name: name), name: "backend")
+                    try channel.pipeline.syncOperations.addHandler(BackendHandler(name: name, heads: heads), name: "backend")
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        return TestBackend(name: name, port: channel.localAddress!.port!, channel: channel, group: group, counter: counter)
+        return TestBackend(name: name, port: channel.localAddress!.port!, channel: channel, group: group, counter: counter, heads: heads)
     }
 
-    private final class Counter: Sendable { let value = Atomic<Int>(0) }
+    final class Counter: Sendable { let value = Atomic<Int>(0) }
     private let counter: Counter
+    private let heads: Counter
 
-    private init(name: String, port: Int, channel: any Channel, group: MultiThreadedEventLoopGroup, counter: Counter) {
+    private init(name: String, port: Int, channel: any Channel, group: MultiThreadedEventLoopGroup, counter: Counter, heads: Counter) {
+        self.heads = heads
         self.name = name
         self.port = port
         self.channel = channel
@@ -55,6 +58,8 @@ public final class TestBackend: Sendable {
     }
 
     public var acceptedConnections: Int { counter.value.load(ordering: .relaxed) }
+    /// Request heads received, on all connections.
+    public var receivedRequests: Int { heads.value.load(ordering: .relaxed) }
 
     public func stop() async {
         try? await channel.close()
@@ -69,13 +74,18 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
     let name: String
     private var head: HTTPRequestHead?
     private var received = 0
+    private let heads: TestBackend.Counter
 
-    init(name: String) { self.name = name }
+    init(name: String, heads: TestBackend.Counter) {
+        self.name = name
+        self.heads = heads
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
+            heads.value.add(1, ordering: .relaxed)
             received = 0
             if head.uri == "/close" { context.close(promise: nil) }
         case .body(let body):
