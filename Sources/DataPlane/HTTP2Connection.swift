@@ -105,11 +105,11 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler {
         context.fireChannelReadComplete()
     }
 
+    /// NIOHTTP2's stream and window events end here (several per request, the window ones most):
+    /// nothing after this handler needs them.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let closed = event as? StreamClosedEvent {
-            if let stream = streams.removeValue(forKey: closed.streamID) { stream.clientGone() }
-            if draining, streams.isEmpty { closeAfterFlush() }
-        } else if let window = event as? NIOHTTP2WindowUpdatedEvent, let size = window.inboundWindowSize {
+        if let window = event as? NIOHTTP2WindowUpdatedEvent {
+            guard let size = window.inboundWindowSize else { return }
             if window.streamID == .rootStream {
                 connectionWindow.record(size)
                 if let increment = connectionWindow.topUp() {
@@ -119,8 +119,12 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler {
             } else {
                 streams[window.streamID]?.inboundWindowChanged(to: size)
             }
+        } else if let closed = event as? StreamClosedEvent {
+            if let stream = streams.removeValue(forKey: closed.streamID) { stream.clientGone() }
+            if draining, streams.isEmpty { closeAfterFlush() }
+        } else if !(event is NIOHTTP2StreamCreatedEvent) {
+            context.fireUserInboundEventTriggered(event)
         }
-        context.fireUserInboundEventTriggered(event)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
