@@ -85,7 +85,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var heldHead: ByteBuffer?
     /// On an HTTP/1.1 connection every response goes out as bytes this handler wrote (there is no
     /// response encoder); `protocolErrors` is told where each one starts and ends. An HTTP/2
-    /// stream gets response parts for NIO's codec.
+    /// stream writes HEADERS and DATA frames through its connection.
     private var writesBytes: Bool { stream == nil }
     /// The connection's error handler, on HTTP/1.1.
     private let protocolErrors: ProtocolErrorHandler?

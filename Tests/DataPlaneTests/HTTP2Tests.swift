@@ -113,6 +113,37 @@ import TestSupport
         await a.stop()
     }
 
+    /// A client that stops reading a stream holds back that stream's upstream: the proxy stops
+    /// reading it once a window's worth waits to be sent, instead of buffering the whole body.
+    /// When the client reads again, the rest follows.
+    @Test func aStreamThatIsNotReadHoldsBackItsUpstream() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
+            $0.httpsListenPort = 0
+        }
+        let total = 96 << 20
+        try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
+            let paused = try await connection.pausedRequest("/bytes/\(total)", authority: "a.test")
+            // The backend writes until socket buffers fill behind the held upstream read: it
+            // stalls (no progress over 40 polls) well short of the body.
+            var last = -1
+            var unchanged = 0
+            try await waitUntil("the backend stalls") {
+                let sent = a.streamedBytes
+                unchanged = sent == last && sent > 0 ? unchanged + 1 : 0
+                last = sent
+                return unchanged >= 40 || sent == total
+            }
+            #expect(a.streamedBytes < total / 2, "the backend sent \(a.streamedBytes) of \(total) bytes to a client that read none")
+            // The connection's other streams are not held.
+            #expect(try await connection.request(.GET, "/other", authority: "a.test").status == .ok)
+            let response = try await paused.resume()
+            #expect(response.bodyCount == total)
+        }
+        await proxy.stop()
+        await a.stop()
+    }
+
     /// What HTTP/2 requests carry becomes a well-formed HTTP/1.1 request upstream: a body without
     /// Content-Length goes chunked whatever the method (a GET's body used to go out unframed, for
     /// the upstream to read as the next request), and cookie crumbs are joined into one field.

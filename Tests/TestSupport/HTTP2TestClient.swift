@@ -82,6 +82,34 @@ public final class HTTP2TestConnection: Sendable {
         try? await stream.close()
     }
 
+    /// A GET whose response the client does not read (so the stream's window stays shut) until
+    /// `resume`, which then returns the response.
+    public final class PausedResponse: Sendable {
+        let stream: any Channel
+        let response: EventLoopFuture<TestResponse>
+
+        init(stream: any Channel, response: EventLoopFuture<TestResponse>) {
+            self.stream = stream
+            self.response = response
+        }
+
+        public func resume() async throws -> TestResponse {
+            try await stream.setOption(ChannelOptions.autoRead, value: true)
+            stream.read()
+            return try await response.get()
+        }
+    }
+
+    public func pausedRequest(_ path: String, authority: String) async throws -> PausedResponse {
+        let response = channel.eventLoop.makePromise(of: TestResponse.self)
+        let stream = try await openStream(ResponseCollector(promise: response), autoRead: false)
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
+        head.headers.add(name: "host", value: authority)
+        stream.write(HTTPClientRequestPart.head(head), promise: nil)
+        try await stream.writeAndFlush(HTTPClientRequestPart.end(nil))
+        return PausedResponse(stream: stream, response: response.futureResult)
+    }
+
     /// How a stream opened with `sendFields` ended: a response status, or the stream reset with a code.
     public enum FieldsOutcome: Equatable, Sendable {
         case status(String)
@@ -144,12 +172,13 @@ public final class HTTP2TestConnection: Sendable {
     }
 
     /// A new stream speaking HTTP/1 parts, with `collector` reading its response if given.
-    private func openStream(_ collector: ResponseCollector?) async throws -> any Channel {
+    private func openStream(_ collector: ResponseCollector?, autoRead: Bool = true) async throws -> any Channel {
         let multiplexer = self.multiplexer
         return try await channel.eventLoop.flatSubmit {
             let promise = self.channel.eventLoop.makePromise(of: (any Channel).self)
             multiplexer.value.createStreamChannel(promise: promise) { stream in
                 stream.eventLoop.makeCompletedFuture {
+                    if !autoRead { try stream.syncOptions?.setOption(ChannelOptions.autoRead, value: false) }
                     try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .https))
                     if let collector { try stream.pipeline.syncOperations.addHandler(collector) }
                 }

@@ -23,6 +23,7 @@ public final class TestBackend: Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let counter = Counter()
         let heads = Counter()
+        let sent = Counter()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -37,19 +38,23 @@ public final class TestBackend: Sendable {
                     })
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withServerUpgrade: ([webSocket], { _ in }))
-                    try channel.pipeline.syncOperations.addHandler(BackendHandler(name: name, heads: heads), name: "backend")
+                    try channel.pipeline.syncOperations.addHandler(BackendHandler(name: name, heads: heads, sent: sent), name: "backend")
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        return TestBackend(name: name, port: channel.localAddress!.port!, channel: channel, group: group, counter: counter, heads: heads)
+        return TestBackend(name: name, port: channel.localAddress!.port!, channel: channel, group: group, counter: counter, heads: heads, sent: sent)
     }
 
     final class Counter: Sendable { let value = Atomic<Int>(0) }
     private let counter: Counter
     private let heads: Counter
+    private let sent: Counter
 
-    private init(name: String, port: Int, channel: any Channel, group: MultiThreadedEventLoopGroup, counter: Counter, heads: Counter) {
+    private init(
+        name: String, port: Int, channel: any Channel, group: MultiThreadedEventLoopGroup, counter: Counter, heads: Counter, sent: Counter
+    ) {
         self.heads = heads
+        self.sent = sent
         self.name = name
         self.port = port
         self.channel = channel
@@ -60,6 +65,8 @@ public final class TestBackend: Sendable {
     public var acceptedConnections: Int { counter.value.load(ordering: .relaxed) }
     /// Request heads received, on all connections.
     public var receivedRequests: Int { heads.value.load(ordering: .relaxed) }
+    /// Body bytes of `/bytes/N` responses the socket has taken, on all connections.
+    public var streamedBytes: Int { sent.value.load(ordering: .relaxed) }
 
     public func stop() async {
         try? await channel.close()
@@ -75,10 +82,12 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
     private var head: HTTPRequestHead?
     private var received = 0
     private let heads: TestBackend.Counter
+    private let sent: TestBackend.Counter
 
-    init(name: String, heads: TestBackend.Counter) {
+    init(name: String, heads: TestBackend.Counter, sent: TestBackend.Counter) {
         self.name = name
         self.heads = heads
+        self.sent = sent
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -143,6 +152,7 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
         // The next chunk goes on a later tick: a write that completes at once would otherwise
         // recurse once per chunk (16 Ki deep for 1 GiB).
         context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer)))).whenSuccess { [self] in
+            sent.value.add(size, ordering: .relaxed)
             loopBound.value.eventLoop.execute { [self] in stream(context: loopBound.value, remaining: remaining - size) }
         }
     }
