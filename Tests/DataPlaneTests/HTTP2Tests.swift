@@ -144,6 +144,51 @@ import TestSupport
         await a.stop()
     }
 
+    /// Upstream response shapes, relayed as HTTP/2 frames: a HEAD answer's length without a body,
+    /// 204, trailers of a chunked body, a body delimited by the close, an interim 103 dropped before
+    /// the final answer, and a body cut short, which resets the stream.
+    @Test func upstreamResponseShapesBecomeFrames() async throws {
+        let upstream = try await ScriptedBackend.start { head in
+            let path = head.split(separator: " ").dropFirst().first.map(String.init) ?? ""
+            switch path {
+            case "/head": return .init("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Kind: head\r\n\r\n")
+            case "/nocontent": return .init("HTTP/1.1 204 No Content\r\nX-Kind: none\r\n\r\n")
+            case "/trailers":
+                return .init("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum: abc\r\n\r\n")
+            case "/until-close": return .init("HTTP/1.1 200 OK\r\nX-Kind: close\r\n\r\nuntil the close", close: true)
+            case "/hints": return .init("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            default: return .init("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial", close: true)
+            }
+        }
+        let proxy = try await LiveProxy.start(tlsTable(backend: upstream.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
+            $0.httpsListenPort = 0
+        }
+        try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
+            let head = try await connection.request(.HEAD, "/head", authority: "a.test")
+            #expect(head.status == .ok && head.headers["content-length"] == ["5"] && head.bodyCount == 0)
+            let none = try await connection.request(.GET, "/nocontent", authority: "a.test")
+            #expect(none.status == .noContent && none.headers["x-kind"] == ["none"] && none.bodyCount == 0)
+            let trailers = try await connection.request(.GET, "/trailers", authority: "a.test")
+            #expect(trailers.text == "hello world")
+            #expect(trailers.trailers?["x-checksum"] == ["abc"])
+            let untilClose = try await connection.request(.GET, "/until-close", authority: "a.test")
+            #expect(untilClose.text == "until the close")
+            let hints = try await connection.request(.GET, "/hints", authority: "a.test")
+            #expect(hints.status == .ok && hints.text == "ok")
+            // A local answer: HEADERS and DATA of the worker's own.
+            let notFound = try await connection.request(.GET, "/", authority: "other.test")
+            #expect(notFound.status == .notFound && notFound.text.hasPrefix("404 "))
+            #expect(notFound.headers["content-type"] == ["text/plain; charset=utf-8"])
+            await #expect(throws: (any Error).self, "a body cut short resets the stream") {
+                try await connection.request(.GET, "/cut", authority: "a.test")
+            }
+            // The connection outlives the reset stream.
+            #expect(try await connection.request(.GET, "/hints", authority: "a.test").text == "ok")
+        }
+        await proxy.stop()
+        await upstream.stop()
+    }
+
     /// What HTTP/2 requests carry becomes a well-formed HTTP/1.1 request upstream: a body without
     /// Content-Length goes chunked whatever the method (a GET's body used to go out unframed, for
     /// the upstream to read as the next request), and cookie crumbs are joined into one field.

@@ -215,7 +215,8 @@ public final class HTTP2TestConnection: Sendable {
             case .body(let buffer):
                 response?.bodyCount += buffer.readableBytes
                 if (response?.bodyCount ?? 0) <= 1 << 20 { response?.body += Array(buffer.readableBytesView) }
-            case .end:
+            case .end(let trailers):
+                response?.trailers = trailers
                 if let response { finish(.success(response)) }
             }
         }

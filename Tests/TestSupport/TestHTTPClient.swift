@@ -11,6 +11,8 @@ public struct TestResponse: Sendable {
     public var headers: HTTPHeaders
     public var bodyCount = 0
     public var body: [UInt8] = []
+    /// Trailer fields, when the response had any (HTTP/2 client only).
+    public var trailers: HTTPHeaders?
 
     public var text: String { String(decoding: body, as: UTF8.self) }
 
