@@ -21,7 +21,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     struct Settings {
         var scheme = "http"
-        var serverPort = 80
+        var serverPort = 80 {
+            didSet { serverPortText = String(serverPort) }
+        }
+        /// `serverPort` as X-Forwarded-Port carries it, made once per connection.
+        private(set) var serverPortText = "80"
         var httpsPort = 443
         var maxConnectAttempts = 3
         var requestHeaderTimeout = TimeAmount.seconds(60)
@@ -115,7 +119,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Per connection, computed once.
     /// From the connection: an HTTP/2 stream channel has no addresses of its own.
     private lazy var clientAddress: String? = settings.connectionClientAddress ?? context.channel.remoteAddress?.ipAddress
-    private lazy var serverPortText = String(settings.serverPort)
     /// While waiting for a request head (slowloris and idle keep-alive), and for a response head.
     /// Made when first armed: HTTP/2 streams never arm it.
     private var headerTimer: LazyTimer?
@@ -292,7 +295,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.cluster = cluster
             var bytes = allocator.buffer(capacity: 512)
             let written = ForwardedHeaders.writeUpstreamRequest(
-                head, target: target, clientAddress: clientAddress, scheme: settings.scheme, serverPort: serverPortText,
+                head, target: target, clientAddress: clientAddress, scheme: settings.scheme, serverPort: settings.serverPortText,
                 upgrade: upgrade, bodyFollows: bodyFollows, requestID: balancer.nextRequestID, into: &bytes)
             upstreamHead = bytes
             upstreamChunked = written.chunked
@@ -565,15 +568,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let cluster, cluster.timeouts.responseHeaderMilliseconds > 0, !responseStarted,
             case .forwarding(let connection) = state
         else { return }
-        connection.handler.responseTimer.arm(
-            in: .milliseconds(Int64(cluster.timeouts.responseHeaderMilliseconds)), on: eventLoop, action: responseTimeout)
+        connection.handler.armResponseTimer(in: .milliseconds(Int64(cluster.timeouts.responseHeaderMilliseconds)))
     }
 
-    /// Made once per handler; the upstream connection's timer runs it, and is disarmed whenever
-    /// the connection changes hands, so it only runs while that connection's `owner` (a strong
-    /// reference) is this handler. Unowned, not weak: a weak reference gives the handler a side
-    /// table, which slows down every retain and release of it afterwards.
-    private lazy var responseTimeout: () -> Void = { [unowned self] in
+    /// From the upstream connection's timer, which only runs while this handler owns the connection.
+    func responseTimeout() {
         guard !responseStarted, case .forwarding = state else { return }
         dropUpstream()
         respondLocally(.gatewayTimeout, body: "504 upstream timeout\n")

@@ -18,6 +18,10 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
     /// The response-header timeout of the exchange in progress (armed by its `owner`).
     let responseTimer = LazyTimer()
+    /// Made once per connection, not per exchange: the timer only runs while `owner` is set, since
+    /// every change of owner disarms it. Unowned, not weak: a weak reference gives the handler a
+    /// side table, which slows down every retain and release of it afterwards.
+    private lazy var responseTimedOut: () -> Void = { [unowned self] in owner?.responseTimeout() }
     /// Called when the connection closes while no exchange owns it (it may sit idle in the pool).
     var onIdleClose: (() -> Void)?
     private var parser = UpstreamResponseParser()
@@ -119,6 +123,12 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func flush() {
         context?.flush()
+    }
+
+    /// Arms the response-header timeout for the owner's exchange.
+    func armResponseTimer(in delay: TimeAmount) {
+        guard let context else { return }
+        responseTimer.arm(in: delay, on: context.eventLoop, action: responseTimedOut)
     }
 
     /// Sends a request head (`ForwardedHeaders.writeUpstreamRequest`); its response comes next.
