@@ -6,142 +6,143 @@ import TestSupport
 @testable import DataPlane
 
 @Suite(.serialized, .timeLimit(.minutes(1))) struct HTTP2Tests {
-    @Test func alpnPrefersH2AndFallsBackToHTTP1() async throws {
+    /// Backend "a" behind a worker with a TLS listener for a.test; both stop after `body`.
+    private func withProxy(
+        _ configure: (inout Worker.Configuration) -> Void = { _ in }, _ body: (TestBackend, LiveProxy) async throws -> Void
+    ) async throws {
         let a = try await TestBackend.start(name: "a")
         let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
             $0.httpsListenPort = 0
+            configure(&$0)
         }
-        let port = proxy.worker.httpsPort
-        #expect(try await TLSTestClient.handshake(port: port, serverName: "a.test", alpn: ["h2", "http/1.1"]).alpn == "h2")
-        #expect(try await TLSTestClient.handshake(port: port, serverName: "a.test", alpn: ["http/1.1"]).alpn == "http/1.1")
+        do {
+            try await body(a, proxy)
+        } catch {
+            await proxy.stop()
+            await a.stop()
+            throw error
+        }
         await proxy.stop()
         await a.stop()
+    }
+
+    @Test func alpnPrefersH2AndFallsBackToHTTP1() async throws {
+        try await withProxy { a, proxy in
+            let port = proxy.worker.httpsPort
+            let preferred = try await TLSTestClient.handshake(port: port, serverName: "a.test", alpn: ["h2", "http/1.1"])
+            let fallback = try await TLSTestClient.handshake(port: port, serverName: "a.test", alpn: ["http/1.1"])
+            #expect(preferred.alpn == "h2")
+            #expect(fallback.alpn == "http/1.1")
+        }
     }
 
     /// 100 streams at once on one connection, each proxied to an HTTP/1.1 upstream and answered
     /// with its own response.
     @Test func oneHundredConcurrentStreamsAreProxied() async throws {
-        let a = try await TestBackend.start(name: "a")
-        let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
-            $0.httpsListenPort = 0
-        }
-        try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
-            try await withThrowingTaskGroup(of: (Int, TestResponse).self) { group in
-                for index in 0..<100 {
-                    group.addTask {
-                        let path = index % 10 == 0 ? "/sleep/\(index)" : "/stream/\(index)"
-                        return (index, try await connection.request(.GET, path, authority: "a.test"))
+        try await withProxy { a, proxy in
+            try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
+                try await withThrowingTaskGroup(of: (Int, TestResponse).self) { group in
+                    for index in 0..<100 {
+                        group.addTask {
+                            let path = index % 10 == 0 ? "/sleep/\(index)" : "/stream/\(index)"
+                            return (index, try await connection.request(.GET, path, authority: "a.test"))
+                        }
                     }
-                }
-                var seen = Set<Int>()
-                for try await (index, response) in group {
-                    #expect(response.status == .ok)
-                    if index % 10 != 0 {
-                        #expect(response.echoed["target"] == "/stream/\(index)")
-                        #expect(response.echoed["host"] == "a.test", ":authority becomes Host upstream")
-                        #expect(response.echoed["x-forwarded-proto"] == "https")
-                        #expect(response.echoed["x-forwarded-for"] == "127.0.0.1")
-                    } else {
-                        #expect(response.text == "slept\n")
+                    var seen = Set<Int>()
+                    for try await (index, response) in group {
+                        #expect(response.status == .ok)
+                        if index % 10 != 0 {
+                            #expect(response.echoed["target"] == "/stream/\(index)")
+                            #expect(response.echoed["host"] == "a.test", ":authority becomes Host upstream")
+                            #expect(response.echoed["x-forwarded-proto"] == "https")
+                            #expect(response.echoed["x-forwarded-for"] == "127.0.0.1")
+                        } else {
+                            #expect(response.text == "slept\n")
+                        }
+                        #expect(response.headers["connection"].isEmpty, "no connection-specific field in HTTP/2")
+                        seen.insert(index)
                     }
-                    #expect(response.headers["connection"].isEmpty, "no connection-specific field in HTTP/2")
-                    seen.insert(index)
+                    #expect(seen.count == 100)
                 }
-                #expect(seen.count == 100)
+                // Upstream connections go back to the pool when a stream ends: sequential streams
+                // open no new ones.
+                let upstreamConnections = a.acceptedConnections
+                for index in 0..<20 {
+                    #expect(try await connection.request(.GET, "/again/\(index)", authority: "a.test").status == .ok)
+                }
+                #expect(a.acceptedConnections == upstreamConnections)
+                // A body goes up a stream too.
+                let upload = try await connection.request(.POST, "/count", authority: "a.test", body: Array(repeating: 1, count: 100_000))
+                #expect(upload.text == "received=100000\n")
             }
-            // Upstream connections go back to the pool when a stream ends: sequential streams
-            // open no new ones.
-            let upstreamConnections = a.acceptedConnections
-            for index in 0..<20 {
-                #expect(try await connection.request(.GET, "/again/\(index)", authority: "a.test").status == .ok)
-            }
-            #expect(a.acceptedConnections == upstreamConnections)
-            // A body goes up a stream too.
-            let upload = try await connection.request(.POST, "/count", authority: "a.test", body: Array(repeating: 1, count: 100_000))
-            #expect(upload.text == "received=100000\n")
+            #expect(proxy.worker.acceptedConnections == 1)
         }
-        #expect(proxy.worker.acceptedConnections == 1)
-        await proxy.stop()
-        await a.stop()
     }
 
     /// CVE-2023-44487: a client that opens and resets streams faster than the limit loses its
     /// connection; other clients are served throughout.
     @Test func aRapidResetFloodClosesTheConnectionAndOthersAreServed() async throws {
-        let a = try await TestBackend.start(name: "a")
-        let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
-            $0.httpsListenPort = 0
-            $0.http2.maxResetsPerWindow = 50
-        }
-        let port = proxy.worker.httpsPort
-        try await HTTP2TestConnection.with(port: port, serverName: "a.test") { attacker in
-            var sent = 0
-            while attacker.channel.isActive, sent < 1000 {
-                try? await attacker.openAndReset(path: "/sleep/1000", authority: "a.test")
-                sent += 1
+        try await withProxy({ $0.http2.maxResetsPerWindow = 50 }) { a, proxy in
+            let port = proxy.worker.httpsPort
+            try await HTTP2TestConnection.with(port: port, serverName: "a.test") { attacker in
+                var sent = 0
+                while attacker.channel.isActive, sent < 1000 {
+                    try? await attacker.openAndReset(path: "/sleep/1000", authority: "a.test")
+                    sent += 1
+                }
+                try await waitUntil("the flooding connection is closed") { !attacker.channel.isActive }
+                #expect(sent < 1000, "closed after \(sent) resets")
             }
-            try await waitUntil("the flooding connection is closed") { !attacker.channel.isActive }
-            #expect(sent < 1000, "closed after \(sent) resets")
+            try await HTTP2TestConnection.with(port: port, serverName: "a.test") { other in
+                let response = try await other.request(.GET, "/", authority: "a.test")
+                #expect(response.status == .ok)
+            }
         }
-        try await HTTP2TestConnection.with(port: port, serverName: "a.test") { other in
-            let response = try await other.request(.GET, "/", authority: "a.test")
-            #expect(response.status == .ok)
-        }
-        await proxy.stop()
-        await a.stop()
     }
 
     /// Bodies larger than every flow-control window pass both ways: the proxy tops up the
     /// client's windows as the upstream takes the upload, and sends the download as the client's
     /// windows allow.
     @Test func largeBodiesPassBothWaysUnderFlowControl() async throws {
-        let a = try await TestBackend.start(name: "a")
-        let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
-            $0.httpsListenPort = 0
+        try await withProxy { a, proxy in
+            try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
+                // 3 MiB up: 48 stream windows and 3 connection windows.
+                let upload = try await connection.request(.POST, "/count", authority: "a.test", body: Array(repeating: 7, count: 3 << 20))
+                #expect(upload.text == "received=\(3 << 20)\n")
+                // 8 MiB down, on a client that keeps NIO's 64 KiB stream window; two at once.
+                async let first = connection.request(.GET, "/bytes/\(8 << 20)", authority: "a.test")
+                async let second = connection.request(.GET, "/bytes/\(8 << 20)", authority: "a.test")
+                #expect(try await first.bodyCount == 8 << 20)
+                #expect(try await second.bodyCount == 8 << 20)
+            }
         }
-        try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
-            // 3 MiB up: 48 stream windows and 3 connection windows.
-            let upload = try await connection.request(.POST, "/count", authority: "a.test", body: Array(repeating: 7, count: 3 << 20))
-            #expect(upload.text == "received=\(3 << 20)\n")
-            // 8 MiB down, on a client that keeps NIO's 64 KiB stream window; two at once.
-            async let first = connection.request(.GET, "/bytes/\(8 << 20)", authority: "a.test")
-            async let second = connection.request(.GET, "/bytes/\(8 << 20)", authority: "a.test")
-            #expect(try await first.bodyCount == 8 << 20)
-            #expect(try await second.bodyCount == 8 << 20)
-        }
-        await proxy.stop()
-        await a.stop()
     }
 
     /// A client that stops reading a stream holds back that stream's upstream: the proxy stops
     /// reading it once a window's worth waits to be sent, instead of buffering the whole body.
     /// When the client reads again, the rest follows.
     @Test func aStreamThatIsNotReadHoldsBackItsUpstream() async throws {
-        let a = try await TestBackend.start(name: "a")
-        let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
-            $0.httpsListenPort = 0
-        }
-        let total = 96 << 20
-        try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
-            let paused = try await connection.pausedRequest("/bytes/\(total)", authority: "a.test")
-            // The backend writes until socket buffers fill behind the held upstream read: it
-            // stalls (no progress over 40 polls) well short of the body.
-            var last = -1
-            var unchanged = 0
-            try await waitUntil("the backend stalls") {
-                let sent = a.streamedBytes
-                unchanged = sent == last && sent > 0 ? unchanged + 1 : 0
-                last = sent
-                return unchanged >= 40 || sent == total
+        try await withProxy { a, proxy in
+            let total = 96 << 20
+            try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
+                let paused = try await connection.pausedRequest("/bytes/\(total)", authority: "a.test")
+                // The backend writes until socket buffers fill behind the held upstream read: it
+                // stalls (no progress over 40 polls) well short of the body.
+                var last = -1
+                var unchanged = 0
+                try await waitUntil("the backend stalls") {
+                    let sent = a.streamedBytes
+                    unchanged = sent == last && sent > 0 ? unchanged + 1 : 0
+                    last = sent
+                    return unchanged >= 40 || sent == total
+                }
+                #expect(a.streamedBytes < total / 2, "the backend sent \(a.streamedBytes) of \(total) bytes to a client that read none")
+                // The connection's other streams are not held.
+                #expect(try await connection.request(.GET, "/other", authority: "a.test").status == .ok)
+                let response = try await paused.resume()
+                #expect(response.bodyCount == total)
             }
-            #expect(a.streamedBytes < total / 2, "the backend sent \(a.streamedBytes) of \(total) bytes to a client that read none")
-            // The connection's other streams are not held.
-            #expect(try await connection.request(.GET, "/other", authority: "a.test").status == .ok)
-            let response = try await paused.resume()
-            #expect(response.bodyCount == total)
         }
-        await proxy.stop()
-        await a.stop()
     }
 
     /// Upstream response shapes, relayed as HTTP/2 frames: a HEAD answer's length without a body,
@@ -193,47 +194,39 @@ import TestSupport
     /// Content-Length goes chunked whatever the method (a GET's body used to go out unframed, for
     /// the upstream to read as the next request), and cookie crumbs are joined into one field.
     @Test func requestsBecomeWellFramedHTTP1Requests() async throws {
-        let a = try await TestBackend.start(name: "a")
-        let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
-            $0.httpsListenPort = 0
+        try await withProxy { a, proxy in
+            try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
+                let get = try await connection.request(.GET, "/count", authority: "a.test", body: Array(repeating: 1, count: 1000), declaresLength: false)
+                #expect(get.text == "received=1000\n")
+                let put = try await connection.request(.PUT, "/count", authority: "a.test", body: Array(repeating: 1, count: 10), declaresLength: false)
+                #expect(put.text == "received=10\n")
+                let cookies = try await connection.request(.GET, "/", authority: "a.test", headers: [("cookie", "a=1"), ("x-other", "y"), ("cookie", "b=2")])
+                // (`echoed` splits at the first "=": the cookie's line is looked for whole.)
+                #expect(cookies.text.contains("cookie: a=1; b=2\n"), "\(cookies.text)")
+                #expect(cookies.echoed["x-other"] == "y")
+                // The upstream connection carried all three and is still in use: nothing was left on it.
+                #expect(try await connection.request(.GET, "/after", authority: "a.test").echoed["target"] == "/after")
+            }
+            #expect(a.acceptedConnections == 1)
         }
-        try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
-            let get = try await connection.request(.GET, "/count", authority: "a.test", body: Array(repeating: 1, count: 1000), declaresLength: false)
-            #expect(get.text == "received=1000\n")
-            let put = try await connection.request(.PUT, "/count", authority: "a.test", body: Array(repeating: 1, count: 10), declaresLength: false)
-            #expect(put.text == "received=10\n")
-            let cookies = try await connection.request(.GET, "/", authority: "a.test", headers: [("cookie", "a=1"), ("x-other", "y"), ("cookie", "b=2")])
-            // (`echoed` splits at the first "=": the cookie's line is looked for whole.)
-            #expect(cookies.text.contains("cookie: a=1; b=2\n"), "\(cookies.text)")
-            #expect(cookies.echoed["x-other"] == "y")
-            // The upstream connection carried all three and is still in use: nothing was left on it.
-            #expect(try await connection.request(.GET, "/after", authority: "a.test").echoed["target"] == "/after")
-        }
-        #expect(a.acceptedConnections == 1)
-        await proxy.stop()
-        await a.stop()
     }
 
     /// A client that resets a stream whose upstream has not answered: the upstream connection is
     /// closed (it cannot be reused mid-exchange), the exchange counts as 499, and the connection
     /// serves the next stream.
     @Test func aResetStreamDropsItsUpstreamExchange() async throws {
-        let a = try await TestBackend.start(name: "a")
-        let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
-            $0.httpsListenPort = 0
-        }
-        try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
-            try await connection.openAndReset(path: "/sleep/5000", authority: "a.test") {
-                try await waitUntil("the request reached the backend") { a.receivedRequests == 1 }
+        try await withProxy { a, proxy in
+            try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
+                try await connection.openAndReset(path: "/sleep/5000", authority: "a.test") {
+                    try await waitUntil("the request reached the backend") { a.receivedRequests == 1 }
+                }
+                try await waitUntil("the upstream exchange is counted as 499") {
+                    proxy.worker.observability.exposition().contains(#"code="499""#)
+                }
+                #expect(try await connection.request(.GET, "/next", authority: "a.test").status == .ok)
             }
-            try await waitUntil("the upstream exchange is counted as 499") {
-                proxy.worker.observability.exposition().contains(#"code="499""#)
-            }
-            #expect(try await connection.request(.GET, "/next", authority: "a.test").status == .ok)
+            #expect(a.acceptedConnections == 2, "the reset stream's upstream connection was not reused")
         }
-        #expect(a.acceptedConnections == 2, "the reset stream's upstream connection was not reused")
-        await proxy.stop()
-        await a.stop()
     }
 
     /// Malformed requests (RFC 9113 §8.1.1) reset their stream with PROTOCOL_ERROR and reach no
@@ -269,45 +262,36 @@ import TestSupport
 
     @Test(arguments: Malformed.cases)
     func malformedRequestsResetTheirStreamOnly(_ malformed: Malformed) async throws {
-        let a = try await TestBackend.start(name: "a")
-        let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
-            $0.httpsListenPort = 0
+        try await withProxy { a, proxy in
+            try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test", validatesHeaders: false) { connection in
+                let refused = try await connection.sendFields(malformed.fields)
+                #expect(refused == .reset(0x1), "\(malformed.what)")
+                let wellFormed = Malformed.get + [("te", "trailers")]
+                let served = try await connection.sendFields(wellFormed)
+                #expect(served == .status("200"), "the connection still serves")
+                // Trailers: no pseudo-field among them.
+                let post: [(String, String)] = [(":method", "POST"), (":scheme", "https"), (":authority", "a.test"), (":path", "/count")]
+                let badTrailers = try await connection.sendFields(post, trailers: [(":path", "/x")])
+                #expect(badTrailers == .reset(0x1))
+            }
+            #expect(a.acceptedConnections == 1, "only the well-formed request reached the upstream")
         }
-        try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test", validatesHeaders: false) { connection in
-            let refused = try await connection.sendFields(malformed.fields)
-            #expect(refused == .reset(0x1), "\(malformed.what)")
-            let wellFormed = Malformed.get + [("te", "trailers")]
-            let served = try await connection.sendFields(wellFormed)
-            #expect(served == .status("200"), "the connection still serves")
-            // Trailers: no pseudo-field among them.
-            let post: [(String, String)] = [(":method", "POST"), (":scheme", "https"), (":authority", "a.test"), (":path", "/count")]
-            let badTrailers = try await connection.sendFields(post, trailers: [(":path", "/x")])
-            #expect(badTrailers == .reset(0x1))
-        }
-        #expect(a.acceptedConnections == 1, "only the well-formed request reached the upstream")
-        await proxy.stop()
-        await a.stop()
     }
 
     /// Stopping the worker: GOAWAY, the stream under way finishes, then the connection closes.
     @Test func drainingLetsStreamsFinishThenCloses() async throws {
-        let a = try await TestBackend.start(name: "a")
-        let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
-            $0.httpsListenPort = 0
-            $0.drainTimeout = .seconds(20)
+        try await withProxy({ $0.drainTimeout = .seconds(20) }) { a, proxy in
+            try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
+                async let slow = connection.request(.GET, "/sleep/1000", authority: "a.test")
+                try await waitUntil("the request reached the backend") { a.acceptedConnections == 1 }
+                let workerTask = proxy.tasks[1]
+                workerTask.cancel()
+                let response = try await slow
+                #expect(response.status == .ok && response.text == "slept\n")
+                try await waitUntil("the drained connection is closed") { !connection.channel.isActive }
+                _ = await workerTask.result
+            }
         }
-        try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
-            async let slow = connection.request(.GET, "/sleep/1000", authority: "a.test")
-            try await waitUntil("the request reached the backend") { a.acceptedConnections == 1 }
-            let workerTask = proxy.tasks[1]
-            workerTask.cancel()
-            let response = try await slow
-            #expect(response.status == .ok && response.text == "slept\n")
-            try await waitUntil("the drained connection is closed") { !connection.channel.isActive }
-            _ = await workerTask.result
-        }
-        await proxy.stop()
-        await a.stop()
     }
 
     /// HTTP/2 lets a client reuse a connection for another host; a host that this connection's
