@@ -51,8 +51,9 @@ final class UpstreamPool {
     func connect(_ endpoint: Endpoint, timeouts: ClusterTimeouts) -> EventLoopFuture<Connection> {
         eventLoop.preconditionInEventLoop()
         let handler = UpstreamHandler()
+        // ClientBootstrap sets TCP_NODELAY itself. (`.socketOption(.tcp_nodelay)` would not:
+        // it is SOL_SOCKET level, where option 1 is SO_DEBUG.)
         var bootstrap = ClientBootstrap(group: eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // The handler writes requests and parses responses itself.

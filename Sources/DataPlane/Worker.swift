@@ -227,7 +227,9 @@ public final class Worker: Sendable {
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // TCP_NODELAY: ServerBootstrap sets it on the listener, and Linux hands it on to every
+            // accepted socket; no setsockopt per connection. (`.socketOption(.tcp_nodelay)`, here
+            // before, set SO_DEBUG instead: it is SOL_SOCKET level, where option 1 is SO_DEBUG.)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
             .childChannelInitializer { channel in
                 accepted.value.add(1, ordering: .relaxed)
