@@ -230,7 +230,8 @@ public final class Worker: Sendable {
             // TCP_NODELAY: ServerBootstrap sets it on the listener, and Linux hands it on to every
             // accepted socket; no setsockopt per connection. (`.socketOption(.tcp_nodelay)`, here
             // before, set SO_DEBUG instead: it is SOL_SOCKET level, where option 1 is SO_DEBUG.)
-            .childChannelOption(.allowRemoteHalfClosure, value: false)
+            // No child channel options at all (remote half-closure is off by default): each one is
+            // applied to every accepted connection through a future.
             .childChannelInitializer { channel in
                 accepted.value.add(1, ordering: .relaxed)
                 return channel.eventLoop.makeCompletedFuture {
