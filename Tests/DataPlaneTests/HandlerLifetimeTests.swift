@@ -1,7 +1,9 @@
 import Logging
 import NIOCore
 import NIOEmbedded
+import NIOHPACK
 import NIOHTTP1
+import NIOHTTP2
 import Testing
 @testable import DataPlane
 
@@ -40,5 +42,87 @@ import Testing
         try closeAConnection(into: box)
         #expect(box.handler == nil, "ProxyHandler outlived its connection")
         #expect(box.errors == nil, "ProtocolErrorHandler outlived its connection")
+    }
+}
+
+/// The HTTP/2 connection handler and its streams' ProxyHandlers hold each other; an ended stream's
+/// handler must go at once, and all of them with the connection.
+@Suite struct HTTP2HandlerLifetimeTests {
+    final class Box: @unchecked Sendable {
+        var streams: [Weak] = []
+        weak var connection: HTTP2ProxyConnection?
+    }
+
+    struct Weak {
+        weak var handler: ProxyHandler?
+    }
+
+    /// Moves bytes between the two channels until neither has any to send.
+    static func shuttle(_ client: EmbeddedChannel, _ server: EmbeddedChannel) throws {
+        var moved = true
+        while moved {
+            moved = false
+            client.embeddedEventLoop.run()
+            server.embeddedEventLoop.run()
+            while let bytes = try client.readOutbound(as: ByteBuffer.self) {
+                try server.writeInbound(bytes)
+                moved = true
+            }
+            while let bytes = try server.readOutbound(as: ByteBuffer.self) {
+                try client.writeInbound(bytes)
+                moved = true
+            }
+        }
+    }
+
+    func runAConnection(into box: Box, streams: Int, closeWithOpenStream: Bool) throws {
+        let client = EmbeddedChannel()
+        let server = EmbeddedChannel()
+        let loop = server.embeddedEventLoop
+        let observability = WorkerObservability(accessLog: false)
+        let counters = CounterBox()
+        let store = TableStore(eventLoop: loop)
+        let pool = UpstreamPool(eventLoop: loop)
+        let balancer = LoadBalancer()
+        try client.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .client))
+        try server.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .server))
+        let connection = HTTP2ProxyConnection { connection, id in
+            let handler = ProxyHandler(
+                store: store, pool: pool, balancer: balancer, counters: counters, observability: observability,
+                settings: ProxyHandler.Settings(), logger: Logger(label: "test"), stream: (connection, id))
+            box.streams.append(Weak(handler: handler))
+            return handler
+        }
+        box.connection = connection
+        try server.pipeline.syncOperations.addHandler(connection)
+        try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try server.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 2)).wait()
+        try Self.shuttle(client, server)
+        let request = HPACKHeaders([(":method", "GET"), (":scheme", "https"), (":authority", "a.test"), (":path", "/")])
+        for index in 0..<streams {
+            let id = HTTP2StreamID(1 + 2 * index)
+            try client.writeOutbound(HTTP2Frame(streamID: id, payload: .headers(.init(headers: request, endStream: true))))
+        }
+        try Self.shuttle(client, server)
+        // Each stream was answered (404: no table) and ended on both sides.
+        #expect(box.streams.count == streams)
+        #expect(box.streams.allSatisfy { $0.handler == nil }, "an ended stream's ProxyHandler outlived it")
+        if closeWithOpenStream {
+            // A request whose body never ends: its stream is still open when the connection goes.
+            let open = HTTP2StreamID(1 + 2 * streams)
+            try client.writeOutbound(HTTP2Frame(streamID: open, payload: .headers(.init(headers: request, endStream: false))))
+            try Self.shuttle(client, server)
+            #expect(box.streams.last?.handler != nil, "an open stream's handler lives")
+        }
+        _ = try? server.finish(acceptAlreadyClosed: true)
+        _ = try? client.finish(acceptAlreadyClosed: true)
+    }
+
+    @Test(arguments: [false, true])
+    func streamsAndTheConnectionHandlerAreFreed(closeWithOpenStream: Bool) throws {
+        let box = Box()
+        try runAConnection(into: box, streams: 3, closeWithOpenStream: closeWithOpenStream)
+        #expect(box.streams.allSatisfy { $0.handler == nil }, "a ProxyHandler outlived its connection")
+        #expect(box.connection == nil, "HTTP2ProxyConnection outlived its connection")
     }
 }
