@@ -179,7 +179,7 @@ struct RunCommand: AsyncParsableCommand {
         var seen = Set<String>()
         var listeners: [String] = []
         for slice in objects.endpointSlices {
-            let name = "\(slice.metadata.namespace ?? "default")/\(slice.serviceName ?? slice.metadata.name ?? "?")"
+            let name = "\(slice.metadata.namespace ?? "default")/\(slice.serviceName ?? slice.metadata.name)"
             for endpoint in slice.endpoints ?? [] where endpoint.conditions?.ready != false {
                 for address in endpoint.addresses where address.hasPrefix("127.") {
                     for port in slice.ports ?? [] {
