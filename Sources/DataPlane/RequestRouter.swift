@@ -54,7 +54,9 @@ enum RequestRouter {
             }
             host = hostField
         }
-        if let at = host.lastIndex(of: "@") { host = String(host[host.index(after: at)...]) }
+        // Over the UTF-8 bytes: `lastIndex(of:)` on the String walks grapheme clusters (0.8% of the
+        // HTTP/2 profile, for a character that is almost never there).
+        if let at = host.utf8.lastIndex(of: UInt8(ascii: "@")) { host = String(host[host.utf8.index(after: at)...]) }
         let normalised: String
         do {
             normalised = try RequestPath.normalize(target)

@@ -44,6 +44,14 @@ import Testing
         #expect(target == "/p")
     }
 
+    /// Userinfo before the host (deprecated, RFC 9110 §4.2.4) is not part of the name routed on.
+    @Test func userinfoIsNotPartOfTheHost() {
+        let backend = Self.table.virtualHosts[0].routes[0].backend
+        #expect(decide("http://user:pw@a.test/p", headers: [("Host", "other.test")]) == .forward(cluster: Self.web, backend: backend, target: "/p"))
+        #expect(decide("/p", headers: [("Host", "u@v@a.test")]) == .forward(cluster: Self.web, backend: backend, target: "/p"))
+        #expect(decide("/p", headers: [("Host", "a.test@nowhere.test")]) == .respond(.notFound, reason: "no route"))
+    }
+
     @Test(arguments: [
         ([("Host", "nowhere.test")], HTTPResponseStatus.notFound),
         ([], .badRequest),
