@@ -116,8 +116,7 @@ enum ForwardedHeaders {
         return expected.withUTF8Buffer { expected in
             var index = 0
             for byte in value.utf8 {
-                let lower = byte >= 0x41 && byte <= 0x5a ? byte | 0x20 : byte
-                if lower != expected[index] { return false }
+                if HTTPSyntax.lowercase(byte) != expected[index] { return false }
                 index += 1
             }
             return true

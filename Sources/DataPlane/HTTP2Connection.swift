@@ -23,7 +23,7 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler {
     private var streams: [HTTP2StreamID: ProxyHandler] = [:]
     /// Streams that took request parts in the current read: their upstreams are flushed once, when it completes.
     private var readTouched: [ProxyHandler] = []
-    private var connectionWindow: InboundWindow
+    private var connectionWindow = InboundWindow(target: connectionWindowTarget)
     private var highestStreamID = HTTP2StreamID(0)
     private var draining = false
     private var flushPending = false
@@ -35,9 +35,10 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler {
 
     /// The stream window NIOHTTP2 advertises (SETTINGS_INITIAL_WINDOW_SIZE, left at its default).
     static let streamWindowTarget = 65_535
+    /// The connection's window, kept above the default so that several streams can upload at once.
+    static let connectionWindowTarget = 1 << 20
 
-    init(connectionWindowTarget: Int = 1 << 20, makeStream: @escaping (HTTP2ProxyConnection, HTTP2StreamID) -> ProxyHandler) {
-        self.connectionWindow = InboundWindow(target: connectionWindowTarget)
+    init(makeStream: @escaping (HTTP2ProxyConnection, HTTP2StreamID) -> ProxyHandler) {
         self.makeStream = makeStream
     }
 

@@ -14,14 +14,14 @@ enum HTTPSyntax {
         }
     }
 
+    /// ASCII letters lowercased, other bytes as they are.
+    static func lowercase(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+    }
+
     /// An HTTP/2 field name: a token without uppercase letters (RFC 9113 §8.2.1).
     static func isHTTP2FieldName(_ name: some StringProtocol) -> Bool {
-        var any = false
-        for byte in name.utf8 {
-            guard isTokenCharacter(byte), !(byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) else { return false }
-            any = true
-        }
-        return any
+        !name.isEmpty && name.utf8.allSatisfy { isTokenCharacter($0) && lowercase($0) == $0 }
     }
 
     /// A field value without NUL, CR or LF (RFC 9113 §8.2.1): what would let it end a line of

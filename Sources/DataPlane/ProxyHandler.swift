@@ -68,8 +68,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext!
     /// On HTTP/2: the stream served and its connection. The handler is in no pipeline then.
     private let stream: (connection: HTTP2ProxyConnection, id: HTTP2StreamID)?
+    /// On an HTTP/1.1 connection every response goes out as bytes this handler wrote (there is no
+    /// response encoder); `protocolErrors` is told where each one starts and ends. An HTTP/2
+    /// stream writes HEADERS and DATA frames through its connection.
     private var isHTTP2: Bool { stream != nil }
     private var eventLoop: any EventLoop { stream?.connection.eventLoop ?? context.eventLoop }
+    /// The allocator every NIO channel has by default; one per handler, not one lookup per write.
     private let allocator = ByteBufferAllocator()
     private var state = State.idle
 
@@ -87,10 +91,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var relayChunked = false
     /// The relayed response's head, until body bytes join it or the upstream read ends.
     private var heldHead: ByteBuffer?
-    /// On an HTTP/1.1 connection every response goes out as bytes this handler wrote (there is no
-    /// response encoder); `protocolErrors` is told where each one starts and ends. An HTTP/2
-    /// stream writes HEADERS and DATA frames through its connection.
-    private var writesBytes: Bool { stream == nil }
     /// The connection's error handler, on HTTP/1.1.
     private let protocolErrors: ProtocolErrorHandler?
     private var cluster: Cluster?
@@ -320,8 +320,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var seen = field.utf8.makeIterator()
         while let byte = seen.next() {
             guard let want = expected.next() else { return byte == UInt8(ascii: ":") }
-            let lower = byte >= 0x41 && byte <= 0x5a ? byte | 0x20 : byte
-            if lower != want { return false }
+            if HTTPSyntax.lowercase(byte) != want { return false }
         }
         return expected.next() == nil
     }
@@ -405,9 +404,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func setHoldReads(_ hold: Bool) {
         exchangeHoldsReads = hold
-        if let stream {
+        if isHTTP2 {
             // On HTTP/2 holding reads means withholding the stream's window.
-            if !hold, !requestComplete, let increment = streamWindow.topUp() { sendWindowUpdate(increment, on: stream) }
+            topUpStreamWindow()
             return
         }
         if gate.releases(held: holdReads) { context?.read() }
@@ -417,11 +416,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Recorded while reads are held too: the update goes out when the hold ends.
     func inboundWindowChanged(to size: Int) {
         streamWindow.record(size)
-        guard let stream, !holdReads, !requestComplete, let increment = streamWindow.topUp() else { return }
-        sendWindowUpdate(increment, on: stream)
+        topUpStreamWindow()
     }
 
-    private func sendWindowUpdate(_ increment: Int, on stream: (connection: HTTP2ProxyConnection, id: HTTP2StreamID)) {
+    /// Sends the stream's window update, if one is due and the exchange takes more body now.
+    private func topUpStreamWindow() {
+        guard let stream, !holdReads, !requestComplete, let increment = streamWindow.topUp() else { return }
         stream.connection.write(HTTP2Frame(streamID: stream.id, payload: .windowUpdate(windowSizeIncrement: increment)))
         stream.connection.flush()
     }
@@ -609,8 +609,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if head.status < 200 {
             // Interim (100 Continue, 103 Early Hints): relayed to an HTTP/1.1 client as it is; the
             // final response follows on the same exchange.
-            if writesBytes {
-                var buffer = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 16)
+            if !isHTTP2 {
+                var buffer = allocator.buffer(capacity: head.bytes.readableBytes + 16)
                 head.writeStatusLine(into: &buffer)
                 head.writeForwardedFields(into: &buffer)
                 buffer.writeStaticString("\r\n")
@@ -625,7 +625,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange?.status = UInt16(head.status)
         if observability.accessLog != nil { exchange?.upstream = startedEndpoint?.description }
         let addHSTS = hsts != nil && !head.hasStrictTransportSecurity
-        guard writesBytes else {
+        guard !isHTTP2 else {
             heldHeaders = head.http2Headers(hsts: addHSTS ? hsts : nil)
             return
         }
@@ -633,7 +633,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // made for a small body, which joins it (see `emit`).
         var room = 0
         if case .contentLength(let length) = head.framing, length <= Self.joinLimit { room = length }
-        var buffer = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 96 + room)
+        var buffer = allocator.buffer(capacity: head.bytes.readableBytes + 96 + room)
         head.writeStatusLine(into: &buffer)
         head.writeForwardedFields(into: &buffer)
         relayChunked = false
@@ -689,15 +689,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard case .forwarding(let connection) = state, responseStarted else { return }
         // Flushed once per upstream socket read, in upstreamReadComplete.
         exchange?.bytesOut += body.readableBytes
-        if writesBytes {
-            if relayChunked {
-                ChunkedFraming.chunk(body, allocator: context.channel.allocator) { emit($0) }
-            } else {
-                emit(body)
-            }
-        } else {
+        if isHTTP2 {
             sendHeldFrames()
             heldData = body
+        } else if relayChunked {
+            ChunkedFraming.chunk(body, allocator: allocator) { emit($0) }
+        } else {
+            emit(body)
         }
         if !downstreamIsWritable { connection.handler.setHoldReads(true) }
     }
@@ -705,7 +703,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func upstreamEnd(_ trailers: HTTPHeaders?) {
         guard case .forwarding(let connection) = state, responseStarted else { return }
         // The upstream connection is settled before the last write: on HTTP/2 that write ends
-        // the stream, and the stream channel closes inside it.
+        // the stream, and NIOHTTP2 reports it closed from inside the write.
         let complete = requestComplete
         if complete, responseReusable {
             pool.release(connection)
@@ -717,16 +715,16 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if !complete { keepAlive = false }
         }
         state = complete ? .idle : .respondedLocally
-        if writesBytes {
+        if isHTTP2 {
+            endStream(trailers: trailers)
+        } else {
             if relayChunked {
-                emit(ChunkedFraming.lastChunk(trailers: trailers, allocator: context.channel.allocator))
+                emit(ChunkedFraming.lastChunk(trailers: trailers, allocator: allocator))
             } else {
                 releaseHeldHead()
             }
             context.flush()
             protocolErrors?.responseEnded()
-        } else {
-            endStream(trailers: trailers)
         }
         if complete { finishExchange() }
     }
@@ -802,7 +800,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if case .upgrading(let connection, let head) = state {
             // Closed before the tunnel was joined: what the upstream sent still reaches the client.
             state = .closed
-            var bytes = ForwardedHeaders.switchingProtocolsBytes(head, allocator: context.channel.allocator)
+            var bytes = ForwardedHeaders.switchingProtocolsBytes(head, allocator: allocator)
             if var rest = connection.handler.takeHeldBytes() { bytes.writeBuffer(&rest) }
             let channel = context.channel
             context.writeAndFlush(NIOAny(bytes)).whenComplete { _ in channel.close(promise: nil) }
@@ -851,7 +849,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // Everything that speaks HTTP goes, decoders last: removing a decoder hands the bytes it
             // held to the tunnel, so by then the other side must be ready to send them on.
             Self.remove(ProtocolErrorHandler.self, from: client)
-            clientSide.send(ForwardedHeaders.switchingProtocolsBytes(head, allocator: context.channel.allocator), flush: true)
+            clientSide.send(ForwardedHeaders.switchingProtocolsBytes(head, allocator: allocator), flush: true)
             // The upstream handler hands on the bytes that followed the 101 as it leaves, and a
             // decoder a tick later, outside any read cycle: each is flushed then.
             Self.remove(UpstreamHandler.self, from: upstream)?.whenComplete { _ in upstreamSide.flushPeer() }
@@ -885,24 +883,20 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange?.status = UInt16(status.code)
         // A response to HEAD carries the length its GET would have, and no body.
         if !requestIsHead { exchange?.bytesOut += body.utf8.count }
-        if writesBytes {
-            protocolErrors?.responseHeadWritten(status: status.code)
-            context.writeAndFlush(
-                NIOAny(LocalResponse.bytes(status, body: body, extra: extra, close: !keepAlive, isHead: requestIsHead, allocator: context.channel.allocator)),
-                promise: nil)
-            protocolErrors?.responseEnded()
-        } else if let stream {
+        if let stream {
             heldHeaders = nil
             heldData = nil
-            var headers = HPACKHeaders()
-            headers.add(name: ":status", value: String(status.code))
-            for (name, value) in extra { headers.add(name: name.lowercased(), value: value) }
-            headers.add(name: "content-type", value: "text/plain; charset=utf-8")
-            headers.add(name: "content-length", value: String(body.utf8.count))
+            let headers = LocalResponse.http2Headers(status, bodyLength: body.utf8.count, extra: extra)
             let bodyFrame = body.isEmpty || requestIsHead ? nil : allocator.buffer(string: body)
             stream.connection.write(HTTP2Frame(streamID: stream.id, payload: .headers(.init(headers: headers, endStream: bodyFrame == nil))))
             if let bodyFrame { stream.connection.write(HTTP2Frame(streamID: stream.id, payload: .data(.init(data: .byteBuffer(bodyFrame), endStream: true)))) }
             stream.connection.flush()
+        } else {
+            protocolErrors?.responseHeadWritten(status: status.code)
+            context.writeAndFlush(
+                NIOAny(LocalResponse.bytes(status, body: body, extra: extra, close: !keepAlive, isHead: requestIsHead, allocator: allocator)),
+                promise: nil)
+            protocolErrors?.responseEnded()
         }
         pending = []
         state = .respondedLocally

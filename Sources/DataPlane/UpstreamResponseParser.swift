@@ -72,7 +72,7 @@ struct UpstreamResponseHead {
             for field in fields where isForwarded(field) {
                 let name = UnsafeRawBufferPointer(rebasing: raw[field.name])
                 let lowercased = String(unsafeUninitializedCapacity: name.count) { target in
-                    for (index, byte) in name.enumerated() { target[index] = byte >= 0x41 && byte <= 0x5a ? byte | 0x20 : byte }
+                    for (index, byte) in name.enumerated() { target[index] = HTTPSyntax.lowercase(byte) }
                     return name.count
                 }
                 headers.add(name: lowercased, value: String(decoding: UnsafeRawBufferPointer(rebasing: raw[field.value]), as: UTF8.self))
@@ -99,7 +99,7 @@ struct UpstreamResponseHead {
         buffer.writeInteger(UInt8(ascii: "0") + UInt8(status / 10 % 10))
         buffer.writeInteger(UInt8(ascii: "0") + UInt8(status % 10))
         buffer.writeInteger(UInt8(ascii: " "))
-        bytes.withUnsafeReadableBytes { raw in
+        _ = bytes.withUnsafeReadableBytes { raw in
             buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[reason]))
         }
         buffer.writeStaticString("\r\n")
@@ -524,16 +524,12 @@ extension UnsafeRawBufferPointer {
     fileprivate func equalsLowercase(_ expected: StaticString) -> Bool {
         guard count == expected.utf8CodeUnitCount else { return false }
         let pattern = expected.utf8Start
-        for index in 0..<count where asciiLowercase(self[index]) != pattern[index] { return false }
+        for index in 0..<count where HTTPSyntax.lowercase(self[index]) != pattern[index] { return false }
         return true
     }
 
     fileprivate func equalsIgnoringCase(_ other: UnsafeRawBufferPointer) -> Bool {
-        for index in 0..<count where asciiLowercase(self[index]) != asciiLowercase(other[index]) { return false }
+        for index in 0..<count where HTTPSyntax.lowercase(self[index]) != HTTPSyntax.lowercase(other[index]) { return false }
         return true
     }
-}
-
-private func asciiLowercase(_ byte: UInt8) -> UInt8 {
-    byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
 }
