@@ -23,7 +23,12 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler {
     private var streams: [HTTP2StreamID: ProxyHandler] = [:]
     /// Streams that took request parts in the current read: their upstreams are flushed once, when it completes.
     private var readTouched: [ProxyHandler] = []
-    private var connectionWindow = InboundWindow(target: connectionWindowTarget)
+    private var connectionWindow = InboundWindow(target: connectionWindowTarget, current: 65_535)
+    /// Request body bytes received on the open streams and not yet taken by their upstreams (or
+    /// dropped): the connection's window leaves room for them.
+    private var unconsumed = 0
+    private var connectionWindowOpened = false
+    private var windowCheckScheduled = false
     private var highestStreamID = HTTP2StreamID(0)
     private var draining = false
     private var flushPending = false
@@ -33,10 +38,14 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler {
     /// certificate it was handshaken with, so the answer does not change.
     var coveredHost: String?
 
-    /// The stream window NIOHTTP2 advertises (SETTINGS_INITIAL_WINDOW_SIZE, left at its default).
-    static let streamWindowTarget = 65_535
-    /// The connection's window, kept above the default so that several streams can upload at once.
-    static let connectionWindowTarget = 1 << 20
+    /// The stream window advertised in SETTINGS_INITIAL_WINDOW_SIZE, and kept topped up while the
+    /// stream's upstream takes the body. At 64 KiB (the protocol's default) an upload could move
+    /// 64 KiB per round trip, 640 KB/s at 100 ms; 1 MiB is Go's and gRPC's size.
+    static let streamWindowTarget = 1 << 20
+    /// The connection's window. It is given back as upstreams take the data (or it is dropped),
+    /// not as frames arrive, so it bounds the request body a connection holds, whatever its
+    /// streams' windows add up to; twice a stream's, so one stalled upload leaves room for others.
+    static let connectionWindowTarget = 2 << 20
 
     init(makeStream: @escaping (HTTP2ProxyConnection, HTTP2StreamID) -> ProxyHandler) {
         self.makeStream = makeStream
@@ -55,6 +64,12 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler {
     // MARK: Frames in
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if !connectionWindowOpened {
+            // The client's preface is in: the connection's window opens to its size at once, so
+            // the first round trip of an upload is not held to 64 KiB.
+            connectionWindowOpened = true
+            topUpConnectionWindow()
+        }
         let frame = unwrapInboundIn(data)
         switch frame.payload {
         case .headers(let headers):
@@ -81,7 +96,12 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler {
             touched(stream)
         case .data(let payload):
             guard let stream = streams[frame.streamID] else { return }
-            if case .byteBuffer(let buffer) = payload.data, buffer.readableBytes > 0 { stream.dispatch(.body(buffer)) }
+            if case .byteBuffer(let buffer) = payload.data, buffer.readableBytes > 0 {
+                // Held until the stream says its upstream took it (padding is given back at once).
+                unconsumed += buffer.readableBytes
+                stream.uncreditedBody += buffer.readableBytes
+                stream.dispatch(.body(buffer))
+            }
             if payload.endStream { stream.dispatch(.end(nil)) }
             touched(stream)
         default:
@@ -113,15 +133,15 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler {
             guard let size = window.inboundWindowSize else { return }
             if window.streamID == .rootStream {
                 connectionWindow.record(size)
-                if let increment = connectionWindow.topUp() {
-                    write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment)))
-                    flush()
-                }
+                topUpConnectionWindow()
             } else {
                 streams[window.streamID]?.inboundWindowChanged(to: size)
             }
         } else if let closed = event as? StreamClosedEvent {
-            if let stream = streams.removeValue(forKey: closed.streamID) { stream.clientGone() }
+            if let stream = streams.removeValue(forKey: closed.streamID) {
+                stream.clientGone()
+                release(stream)
+            }
             if draining, streams.isEmpty { closeAfterFlush() }
         } else if !(event is NIOHTTP2StreamCreatedEvent) {
             context.fireUserInboundEventTriggered(event)
@@ -141,7 +161,40 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler {
     private func closeAllStreams() {
         let open = streams
         streams = [:]
-        for stream in open.values { stream.clientGone() }
+        for stream in open.values {
+            stream.clientGone()
+            stream.uncreditedBody = 0
+        }
+        unconsumed = 0
+    }
+
+    // MARK: The connection's window
+
+    /// `bytes` of a stream's body left the worker (its upstream took them) or were dropped.
+    func consumed(_ bytes: Int) {
+        unconsumed -= bytes
+        topUpConnectionWindow()
+    }
+
+    /// A stream ended: what it still held is given back (its upstream, if any, is closed or done).
+    private func release(_ stream: ProxyHandler) {
+        let held = stream.uncreditedBody
+        stream.uncreditedBody = 0
+        if held > 0 { consumed(held) }
+    }
+
+    /// The update goes out at the end of the tick, when NIOHTTP2 has delivered all its events:
+    /// it reports windows in events it queued earlier, so one delivered right after an update
+    /// went out can still show the window without it, and acting on it would give twice.
+    private func topUpConnectionWindow() {
+        guard connectionWindowOpened, !windowCheckScheduled, connectionWindow.due(holding: unconsumed) != nil, let context else { return }
+        windowCheckScheduled = true
+        context.eventLoop.execute { [self] in
+            windowCheckScheduled = false
+            guard let increment = connectionWindow.topUp(holding: unconsumed) else { return }
+            write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment)))
+            flush()
+        }
     }
 
     // MARK: Frames out
@@ -252,15 +305,21 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler {
     }
 }
 
-/// An inbound flow-control window kept near its target, the way NIOHTTP2's stream channels keep
-/// theirs: once the window falls to half the target or below, one WINDOW_UPDATE tops it up. No I/O.
+/// An inbound flow-control window kept near its target: once the room the window can be given
+/// is half the target or more, one WINDOW_UPDATE gives it. No I/O.
+///
+/// `holding` is what was received and not yet taken by the upstream: the connection's window
+/// counts it, so that window (not the streams' larger sum) bounds what a connection holds.
 struct InboundWindow {
     let target: Int
     /// The window as last reported, after any increment this returned.
     private(set) var current: Int?
 
-    init(target: Int) {
+    /// `current` is the window before the first report: the protocol's 65,535 for the
+    /// connection's, which no setting changes.
+    init(target: Int, current: Int? = nil) {
         self.target = target
+        self.current = current
     }
 
     /// The window is now `size` (from NIOHTTP2's `NIOHTTP2WindowUpdatedEvent`).
@@ -270,16 +329,19 @@ struct InboundWindow {
 
     /// The WINDOW_UPDATE increment due on the window as last recorded, if any; the window counts
     /// as topped up from then on.
-    mutating func topUp() -> Int? {
-        guard let size = current, size < target else { return nil }
-        let increment: Int
-        if size >= 0 {
-            increment = target - size
-            guard increment >= size else { return nil }
-        } else {
-            increment = min(target - size, Int(Int32.max))
-        }
+    mutating func topUp(holding: Int = 0) -> Int? {
+        guard let size = current, let increment = due(holding: holding) else { return nil }
         current = size + increment
         return increment
+    }
+
+    /// The increment `topUp` would give now.
+    func due(holding: Int = 0) -> Int? {
+        guard let size = current else { return nil }
+        let room = target - holding - size
+        guard room > 0 else { return nil }
+        if size >= 0 { return room >= target / 2 ? room : nil }
+        // A smaller SETTINGS_INITIAL_WINDOW_SIZE left the window below zero.
+        return min(room, Int(Int32.max))
     }
 }

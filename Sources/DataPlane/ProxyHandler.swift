@@ -128,6 +128,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var awaitsClientReadComplete = false
     /// The stream's inbound window, topped up while the upstream takes the request body.
     private var streamWindow = InboundWindow(target: HTTP2ProxyConnection.streamWindowTarget)
+    /// Request body bytes the connection counted against its window for this stream that the
+    /// upstream has not taken yet (its socket has not) and that were not dropped.
+    var uncreditedBody = 0
     /// The response's HEADERS and latest DATA, held until more follows or the upstream read ends,
     /// so that the last frame carries END_STREAM.
     private var heldHeaders: HPACKHeaders?
@@ -338,10 +341,30 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .connecting: pending.append(part)
         case .forwarding(let connection):
             // Flushed once per socket read, in channelReadComplete.
-            connection.handler.write(part, flush: false)
+            connection.handler.write(part, flush: false, promise: bodyPromise(part))
             if !connection.channel.isWritable { setHoldReads(true) }
-        case .idle, .respondedLocally, .upgrading, .tunnelled, .closed: break
+        case .idle, .respondedLocally, .upgrading, .tunnelled, .closed:
+            bodyTaken(uncreditedBody)
         }
+    }
+
+    /// HTTP/2: a body part's write completes when the upstream's socket has taken it (or the
+    /// upstream is gone); then its bytes go back to the connection's window.
+    private func bodyPromise(_ part: HTTPClientRequestPart) -> EventLoopPromise<Void>? {
+        guard isHTTP2, case .body(.byteBuffer(let buffer)) = part else { return nil }
+        let bytes = buffer.readableBytes
+        let promise = eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { [self] _ in bodyTaken(bytes) }
+        return promise
+    }
+
+    /// HTTP/2: `bytes` of the request body left this stream's hands.
+    private func bodyTaken(_ bytes: Int) {
+        guard let stream else { return }
+        let taken = min(bytes, uncreditedBody)
+        guard taken > 0 else { return }
+        uncreditedBody -= taken
+        stream.connection.consumed(taken)
     }
 
     /// A chunked body passed the route's limit while streaming: drop the upstream exchange and
@@ -555,7 +578,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         connection.handler.owner = self
         state = .forwarding(connection)
         connection.handler.writeHead(upstreamHead!, chunked: upstreamChunked, isHead: requestIsHead, flush: pending.isEmpty)
-        for (index, part) in pending.enumerated() { connection.handler.write(part, flush: index == pending.count - 1) }
+        for (index, part) in pending.enumerated() {
+            connection.handler.write(part, flush: index == pending.count - 1, promise: bodyPromise(part))
+        }
         pending = []
         if requestComplete { startResponseTimer() }
         setHoldReads(!connection.channel.isWritable)
@@ -891,6 +916,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             stream.connection.write(HTTP2Frame(streamID: stream.id, payload: .headers(.init(headers: headers, endStream: bodyFrame == nil))))
             if let bodyFrame { stream.connection.write(HTTP2Frame(streamID: stream.id, payload: .data(.init(data: .byteBuffer(bodyFrame), endStream: true)))) }
             stream.connection.flush()
+            // The request body is not going anywhere now.
+            bodyTaken(uncreditedBody)
         } else {
             protocolErrors?.responseHeadWritten(status: status.code)
             context.writeAndFlush(

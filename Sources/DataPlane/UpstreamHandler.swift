@@ -140,20 +140,34 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if flush { context.flush() }
     }
 
-    /// Sends a piece of the request body, or its end.
-    func write(_ part: HTTPClientRequestPart, flush: Bool) {
-        guard let context else { return }
+    /// Sends a piece of the request body, or its end. `promise` completes when the socket has
+    /// taken the piece, or failed to.
+    func write(_ part: HTTPClientRequestPart, flush: Bool, promise: EventLoopPromise<Void>? = nil) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
         switch part {
         case .head:
             preconditionFailure("request heads go through writeHead")
         case .body(let body):
-            guard case .byteBuffer(let body) = body else { break }
+            guard case .byteBuffer(let body) = body else {
+                promise?.succeed()
+                break
+            }
             if requestChunked {
-                ChunkedFraming.chunk(body, allocator: context.channel.allocator) { context.write(wrapOutboundOut($0), promise: nil) }
+                // Writes complete in order: the last piece's promise stands for the chunk.
+                var last: ByteBuffer?
+                ChunkedFraming.chunk(body, allocator: context.channel.allocator) {
+                    if let previous = last { context.write(wrapOutboundOut(previous), promise: nil) }
+                    last = $0
+                }
+                if let last { context.write(wrapOutboundOut(last), promise: promise) } else { promise?.succeed() }
             } else {
-                context.write(wrapOutboundOut(body), promise: nil)
+                context.write(wrapOutboundOut(body), promise: promise)
             }
         case .end(let trailers):
+            promise?.succeed()
             guard requestChunked else { break }
             context.write(wrapOutboundOut(ChunkedFraming.lastChunk(trailers: trailers, allocator: context.channel.allocator)), promise: nil)
         }

@@ -188,6 +188,7 @@ public final class Worker: Sendable {
         connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: http2.maxConcurrentStreams),
             HTTP2Setting(parameter: .maxHeaderListSize, value: http2.maxHeaderListSize),
+            HTTP2Setting(parameter: .initialWindowSize, value: HTTP2ProxyConnection.streamWindowTarget),
         ]
         var stream = NIOHTTP2Handler.StreamConfiguration()
         // CVE-2023-44487 (rapid reset): more than this many RST_STREAM frames from the client in

@@ -40,4 +40,20 @@ import Testing
         large.record(-10)
         #expect(large.topUp() == Int(Int32.max), "never more than a WINDOW_UPDATE can carry")
     }
+
+    /// The connection's window leaves room for what the streams still hold: the client can have
+    /// no more than the target sent and not taken upstream, however large the streams' windows.
+    @Test func inboundWindowLeavesRoomForWhatIsHeld() {
+        var window = InboundWindow(target: 100, current: 30)
+        #expect(window.topUp() == 70, "the protocol's initial window is opened without a report")
+        window.record(0)  // 100 bytes arrived, and the streams hold all of them
+        #expect(window.topUp(holding: 100) == nil)
+        #expect(window.topUp(holding: 60) == nil, "40 taken: less than half the target")
+        #expect(window.topUp(holding: 50) == 50)
+        #expect(window.current == 50)
+        window.record(10)  // 40 more arrived: held 90 in all
+        #expect(window.topUp(holding: 90) == nil, "window and holding already make the target")
+        #expect(window.topUp(holding: 20) == 70)
+        #expect(window.current == 80)
+    }
 }

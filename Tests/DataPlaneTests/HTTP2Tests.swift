@@ -106,7 +106,7 @@ import TestSupport
     @Test func largeBodiesPassBothWaysUnderFlowControl() async throws {
         try await withProxy { a, proxy in
             try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
-                // 3 MiB up: 48 stream windows and 3 connection windows.
+                // 3 MiB up: three stream windows, one and a half of the connection's.
                 let upload = try await connection.request(.POST, "/count", authority: "a.test", body: Array(repeating: 7, count: 3 << 20))
                 #expect(upload.text == "received=\(3 << 20)\n")
                 // 8 MiB down, on a client that keeps NIO's 64 KiB stream window; two at once.
@@ -115,6 +115,65 @@ import TestSupport
                 #expect(try await first.bodyCount == 8 << 20)
                 #expect(try await second.bodyCount == 8 << 20)
             }
+        }
+    }
+
+    /// Uploads get 1 MiB stream windows, so one is not held to 64 KiB per round trip. The
+    /// connection's window is given back only as upstreams take the data, so it bounds what a
+    /// connection holds, whatever its streams' windows add up to. And every byte held is given
+    /// back: once the upstream answers, all the uploads finish and the connection takes more.
+    @Test func uploadWindowsAreLargeAndTheConnectionBoundsWhatIsHeld() async throws {
+        // The upstream does not answer connects at first: the worker holds every byte it lets in
+        // (no socket takes any), so what the client could send is what the windows allowed.
+        let held = try await TestBackend.start(name: "held", holdingConnections: true)
+        let timeouts = ClusterTimeouts(connectMilliseconds: 50_000, responseHeaderMilliseconds: 50_000, idleMilliseconds: 60_000)
+        let proxy = try await LiveProxy.start(
+            tlsTable(backend: held.port, hosts: [(.exact("a.test"), nil)], certificates: [], timeouts: timeouts)
+        ) { $0.httpsListenPort = 0 }
+        let size = 3 << 20
+        do {
+            try await uploads(size, through: proxy, to: held)
+        } catch {
+            await proxy.stop()
+            await held.stop()
+            throw error
+        }
+        await proxy.stop()
+        await held.stop()
+    }
+
+    private func uploads(_ size: Int, through proxy: LiveProxy, to held: TestBackend) async throws {
+        try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
+            func settled(_ uploads: [HTTP2TestConnection.Upload]) async throws -> Int {
+                var last = -1
+                var unchanged = 0
+                try await waitUntil("the uploads stop") {
+                    let sent = uploads.reduce(0) { $0 + $1.sent }
+                    unchanged = sent == last && sent > 0 ? unchanged + 1 : 0
+                    last = sent
+                    return unchanged >= 40
+                }
+                return last
+            }
+            let first = try await connection.upload("/count", authority: "a.test", bytes: size)
+            let alone = try await settled([first])
+            #expect(alone >= 1_000_000, "one stream sent \(alone) bytes without a window update")
+            var uploads = [first]
+            for _ in 0..<3 { uploads.append(try await connection.upload("/count", authority: "a.test", bytes: size)) }
+            // Four streams' windows are 4 MiB; the connection's is 2 MiB.
+            let all = try await settled(uploads)
+            #expect(all <= 2 << 20, "four held uploads sent \(all) bytes")
+            #expect(all > 3 << 19, "four held uploads sent only \(all) bytes")
+            // A reset stream gives back what it held: the others send that much more.
+            let cancelled = uploads.removeFirst()
+            let others = all - cancelled.sent
+            await cancelled.cancel()
+            let after = try await settled(uploads)
+            #expect(after > others && after <= 2 << 20, "the other uploads went from \(others) to \(after) bytes")
+            held.acceptConnections()
+            for upload in uploads { #expect(try await upload.result().text == "received=\(size)\n") }
+            let more = try await connection.upload("/count", authority: "a.test", bytes: size)
+            #expect(try await more.result().text == "received=\(size)\n")
         }
     }
 

@@ -8,10 +8,12 @@ import TestSupport
 /// A table routing every host of `hosts` to `backend`, each with the given certificate (nil: the
 /// default one).
 func tlsTable(
-    backend: Int, hosts: [(HostPattern, String?)], certificates: [TLSCertificate], defaultCertificate: String? = nil
+    backend: Int, hosts: [(HostPattern, String?)], certificates: [TLSCertificate], defaultCertificate: String? = nil,
+    timeouts: ClusterTimeouts = .standard
 ) -> RouteTable {
     let cluster = Cluster(
-        namespace: "default", service: "app", servicePort: .number(80), endpoints: [Endpoint(address: "127.0.0.1", port: backend)])
+        namespace: "default", service: "app", servicePort: .number(80), endpoints: [Endpoint(address: "127.0.0.1", port: backend)],
+        timeouts: timeouts)
     let source = RouteSource(namespace: "default", ingress: "tls")
     let virtualHosts = hosts.map { pattern, certificate in
         VirtualHost(

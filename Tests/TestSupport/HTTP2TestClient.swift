@@ -4,6 +4,7 @@ internal import NIOHTTP2
 internal import NIOHPACK
 import NIOPosix
 import NIOSSL
+import Synchronization
 
 /// An HTTP/2 client connection over TLS (ALPN h2) for tests; each request is a stream.
 public final class HTTP2TestConnection: Sendable {
@@ -108,6 +109,49 @@ public final class HTTP2TestConnection: Sendable {
         stream.write(HTTPClientRequestPart.head(head), promise: nil)
         try await stream.writeAndFlush(HTTPClientRequestPart.end(nil))
         return PausedResponse(stream: stream, response: response.futureResult)
+    }
+
+    /// A POST whose progress a test can watch: the body bytes the client has sent so far (as the
+    /// server's flow-control windows allowed), and the response.
+    public final class Upload: Sendable {
+        let progress = Atomic<Int>(0)
+        let stream: any Channel
+        let response: EventLoopFuture<TestResponse>
+
+        init(stream: any Channel, response: EventLoopFuture<TestResponse>) {
+            self.stream = stream
+            self.response = response
+        }
+
+        public var sent: Int { progress.load(ordering: .relaxed) }
+        public func result() async throws -> TestResponse { try await response.get() }
+        /// Resets the stream (RST_STREAM CANCEL).
+        public func cancel() async { try? await stream.close() }
+    }
+
+    /// Starts a POST of `bytes` bytes to `path` in 16 KiB DATA frames; it goes on while the test
+    /// watches `sent`.
+    public func upload(_ path: String, authority: String, bytes total: Int) async throws -> Upload {
+        let response = channel.eventLoop.makePromise(of: TestResponse.self)
+        let stream = try await openStream(ResponseCollector(promise: response))
+        let upload = Upload(stream: stream, response: response.futureResult)
+        try await stream.eventLoop.submit {
+            var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path)
+            head.headers.add(name: "host", value: authority)
+            head.headers.add(name: "content-length", value: String(total))
+            stream.write(HTTPClientRequestPart.head(head), promise: nil)
+            var remaining = total
+            while remaining > 0 {
+                let size = min(16_384, remaining)
+                remaining -= size
+                // A write completes when its frame is sent, which the server's windows allow.
+                stream.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(repeating: 5, count: size)))).whenSuccess {
+                    upload.progress.add(size, ordering: .relaxed)
+                }
+            }
+            stream.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        }.get()
+        return upload
     }
 
     /// How a stream opened with `sendFields` ended: a response status, or the stream reset with a code.

@@ -19,13 +19,17 @@ public final class TestBackend: Sendable {
     public let port: Int
     private let channel: any Channel
     private let group: MultiThreadedEventLoopGroup
-    public static func start(name: String) async throws -> TestBackend {
+    /// With `holdingConnections`, connections are not accepted until `acceptConnections()`, and
+    /// the listen queue is full: a connect to it gets no answer (its SYN is dropped) meanwhile.
+    public static func start(name: String, holdingConnections: Bool = false) async throws -> TestBackend {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let counter = Counter()
         let heads = Counter()
         let sent = Counter()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.backlog, value: Int32(holdingConnections ? 0 : 256))
+            .serverChannelOption(.autoRead, value: !holdingConnections)
             .childChannelInitializer { channel in
                 counter.value.add(1, ordering: .relaxed)
                 let webSocket = NIOWebSocketServerUpgrader(
@@ -42,8 +46,23 @@ public final class TestBackend: Sendable {
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        return TestBackend(name: name, port: channel.localAddress!.port!, channel: channel, group: group, counter: counter, heads: heads, sent: sent)
+        var filler: (any Channel)?
+        if holdingConnections {
+            // With a backlog of 0 one connection fills the queue, and Linux drops later SYNs.
+            filler = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: channel.localAddress!.port!).get()
+        }
+        return TestBackend(
+            name: name, port: channel.localAddress!.port!, channel: channel, group: group, counter: counter, heads: heads, sent: sent,
+            filler: filler)
     }
+
+    /// Connections are accepted from now on (with `holdingConnections`); the ones waiting
+    /// connect on their next SYN.
+    public func acceptConnections() {
+        channel.setOption(ChannelOptions.autoRead, value: true).whenSuccess { [channel] in channel.read() }
+    }
+
+    private let filler: (any Channel)?
 
     final class Counter: Sendable { let value = Atomic<Int>(0) }
     private let counter: Counter
@@ -51,8 +70,10 @@ public final class TestBackend: Sendable {
     private let sent: Counter
 
     private init(
-        name: String, port: Int, channel: any Channel, group: MultiThreadedEventLoopGroup, counter: Counter, heads: Counter, sent: Counter
+        name: String, port: Int, channel: any Channel, group: MultiThreadedEventLoopGroup, counter: Counter, heads: Counter, sent: Counter,
+        filler: (any Channel)?
     ) {
+        self.filler = filler
         self.heads = heads
         self.sent = sent
         self.name = name
@@ -69,6 +90,7 @@ public final class TestBackend: Sendable {
     public var streamedBytes: Int { sent.value.load(ordering: .relaxed) }
 
     public func stop() async {
+        try? await filler?.close()
         try? await channel.close()
         try? await group.shutdownGracefully()
     }
