@@ -14,8 +14,8 @@ enum ForwardedHeaders {
     /// PATCH, as NIO's encoder framed them.
     static func writeUpstreamRequest(
         _ head: HTTPRequestHead, target: String, clientAddress: String?, scheme: String, serverPort: String, upgrade: String? = nil,
-        bodyFollows: Bool? = nil, requestID: () -> String, into buffer: inout ByteBuffer
-    ) -> (chunked: Bool, generatedRequestID: String?) {
+        bodyFollows: Bool? = nil, requestID: () -> RequestID, into buffer: inout ByteBuffer
+    ) -> (chunked: Bool, generatedRequestID: RequestID?) {
         // First pass: what the copy must leave out or replace.
         var connectionNames: [Substring] = []
         var hasContentLength = false
@@ -71,11 +71,13 @@ enum ForwardedHeaders {
         buffer.writeHTTPField("X-Forwarded-Proto", scheme)
         buffer.writeHTTPField("X-Forwarded-Host", originalHost ?? "")
         buffer.writeHTTPField("X-Forwarded-Port", serverPort)
-        var generated: String?
+        var generated: RequestID?
         if !hasRequestID {
             let id = requestID()
             generated = id
-            buffer.writeHTTPField("X-Request-ID", id)
+            buffer.writeStaticString("X-Request-ID: ")
+            id.write(into: &buffer)
+            buffer.writeStaticString("\r\n")
         }
         var chunked = hasTransferEncoding
         if !hasContentLength, !hasTransferEncoding, bodyFollows ?? (head.method == .POST || head.method == .PUT || head.method == .PATCH) {
@@ -129,19 +131,49 @@ enum ForwardedHeaders {
         return newRequestID(using: &generator)
     }
 
-    /// 32 lowercase hex digits from `generator`, built without intermediate strings.
+    /// 32 lowercase hex digits from `generator`.
     static func newRequestID(using generator: inout some RandomNumberGenerator) -> String {
-        let digits: StaticString = "0123456789abcdef"
-        let high = generator.next() as UInt64
-        let low = generator.next() as UInt64
-        return String(unsafeUninitializedCapacity: 32) { buffer in
-            digits.withUTF8Buffer { digits in
-                for index in 0..<16 {
-                    buffer[index] = digits[Int(high >> (60 - 4 * UInt64(index)) & 0xf)]
-                    buffer[16 + index] = digits[Int(low >> (60 - 4 * UInt64(index)) & 0xf)]
-                }
-            }
+        RequestID(using: &generator).text
+    }
+}
+
+/// A generated X-Request-ID: 128 random bits, written as 32 lowercase hex digits.
+struct RequestID: Equatable {
+    let high: UInt64
+    let low: UInt64
+
+    init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    init(using generator: inout some RandomNumberGenerator) {
+        self.init(high: generator.next(), low: generator.next())
+    }
+
+    /// The digits go straight into the upstream request: a string (an allocation per request) is
+    /// made only for the access log.
+    func write(into buffer: inout ByteBuffer) {
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 32) { out in
+            fill(out)
             return 32
+        }
+    }
+
+    var text: String {
+        String(unsafeUninitializedCapacity: 32) { out in
+            fill(UnsafeMutableRawBufferPointer(out))
+            return 32
+        }
+    }
+
+    private func fill(_ out: UnsafeMutableRawBufferPointer) {
+        let digits: StaticString = "0123456789abcdef"
+        digits.withUTF8Buffer { digits in
+            for index in 0..<16 {
+                out[index] = digits[Int(high >> (60 - 4 * UInt64(index)) & 0xf)]
+                out[16 + index] = digits[Int(low >> (60 - 4 * UInt64(index)) & 0xf)]
+            }
         }
     }
 }

@@ -96,6 +96,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var cluster: Cluster?
     /// The request head for the upstream, as bytes, and how its body is framed.
     private var upstreamHead: ByteBuffer?
+    /// The last request head and response head written, kept for their storage: once their
+    /// writes complete nothing else holds them, and the next exchange on the connection writes
+    /// its heads into them instead of allocating two buffers (four mallocs) per request.
+    private var spareRequestHead: ByteBuffer?
+    private var spareResponseHead: ByteBuffer?
     private var upstreamChunked = false
     private var requestIsHead = false
     /// The protocol the request asks to switch to (`Upgrade`), if any.
@@ -296,13 +301,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             self.cluster = cluster
-            var bytes = allocator.buffer(capacity: 512)
+            var bytes = Self.headBuffer(reusing: &spareRequestHead, capacity: 512, allocator: allocator)
             let written = ForwardedHeaders.writeUpstreamRequest(
                 head, target: target, clientAddress: clientAddress, scheme: settings.scheme, serverPort: settings.serverPortText,
                 upgrade: upgrade, bodyFollows: bodyFollows, requestID: balancer.nextRequestID, into: &bytes)
             upstreamHead = bytes
             upstreamChunked = written.chunked
-            if let generated = written.generatedRequestID, observability.accessLog != nil { exchange?.requestID = generated }
+            if let generated = written.generatedRequestID, observability.accessLog != nil { exchange?.requestID = generated.text }
             state = .connecting
             setHoldReads(true)
             connect()
@@ -658,7 +663,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // made for a small body, which joins it (see `emit`).
         var room = 0
         if case .contentLength(let length) = head.framing, length <= Self.joinLimit { room = length }
-        var buffer = allocator.buffer(capacity: head.bytes.readableBytes + 96 + room)
+        var buffer = Self.headBuffer(reusing: &spareResponseHead, capacity: head.bytes.readableBytes + 96 + room, allocator: allocator)
         head.writeStatusLine(into: &buffer)
         head.writeForwardedFields(into: &buffer)
         relayChunked = false
@@ -687,27 +692,42 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Body bytes up to this size are copied into the held head.
     private static let joinLimit = 16 << 10
 
+    /// An empty buffer of at least `capacity`, in the spare's storage when it is large enough.
+    /// Writing into storage that a pending write still holds copies it first (ByteBuffer is
+    /// copy-on-write), so a spare whose write has not completed costs what a new buffer does.
+    private static func headBuffer(reusing spare: inout ByteBuffer?, capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        guard var buffer = spare.take(), buffer.capacity >= capacity else { return allocator.buffer(capacity: capacity) }
+        buffer.clear()
+        return buffer
+    }
+
+    /// Small buffers only: an idle keep-alive connection holds its spares.
+    private static func keep(_ buffer: ByteBuffer, as spare: inout ByteBuffer?) {
+        spare = buffer.capacity <= 2048 ? buffer : nil
+    }
+
     /// Writes relayed bytes. The response head waits for the first of them and they go out as
     /// one write: on TLS each write is a record of its own (nginx's ssl_buffer_size does the same
     /// joining), and in plain text it saves an iovec.
     private func emit(_ bytes: ByteBuffer) {
-        if var head = heldHead {
-            heldHead = nil
+        if var head = heldHead.take() {
             if bytes.readableBytes <= Self.joinLimit {
                 head.writeImmutableBuffer(bytes)
                 context.write(NIOAny(head), promise: nil)
+                Self.keep(head, as: &spareResponseHead)
                 return
             }
             context.write(NIOAny(head), promise: nil)
+            Self.keep(head, as: &spareResponseHead)
         }
         context.write(NIOAny(bytes), promise: nil)
     }
 
     /// The head alone, when no body bytes came with it in this read.
     private func releaseHeldHead() {
-        guard let head = heldHead else { return }
-        heldHead = nil
+        guard let head = heldHead.take() else { return }
         context.write(NIOAny(head), promise: nil)
+        Self.keep(head, as: &spareResponseHead)
     }
 
     func upstreamBody(_ body: ByteBuffer) {
@@ -945,7 +965,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if case .closed = state { return }  // the connection (or stream) closed meanwhile
         startedEndpoint = nil
         cluster = nil
-        upstreamHead = nil
+        if let head = upstreamHead.take() { Self.keep(head, as: &spareRequestHead) }
         disarmResponseTimer()
         state = .idle
         setHoldReads(false)

@@ -20,9 +20,17 @@ final class UpstreamPool {
         let since: NIODeadline
     }
 
+    /// A class, so that the dictionary is only read per request: changing a value in place goes
+    /// through the dictionary's modify accessors, whose coroutine frames were three mallocs per
+    /// request.
+    private final class IdleList {
+        var entries: [Idle] = []
+    }
+
     let eventLoop: any EventLoop
     let maxIdlePerEndpoint: Int
-    private var idle: [Endpoint: [Idle]] = [:]
+    private var idle: [Endpoint: IdleList] = [:]
+    private var sweepAt = 64
 
     /// 512, not nginx's customary 64: an HTTP/2 client runs many requests at once, and a cap below
     /// the concurrency closes connections after each burst only to open them again for the next one
@@ -36,9 +44,9 @@ final class UpstreamPool {
     /// ones met on the way are closed.
     func takeIdle(_ endpoint: Endpoint, timeouts: ClusterTimeouts) -> Connection? {
         eventLoop.preconditionInEventLoop()
+        guard let list = idle[endpoint] else { return nil }
         let maxIdle = TimeAmount.milliseconds(Int64(timeouts.idleMilliseconds))
-        // Popped in place: copying the list out of the dictionary would copy its storage.
-        while let last = idle[endpoint]?.popLast() {
+        while let last = list.entries.popLast() {
             if last.connection.channel.isActive, timeouts.idleMilliseconds == 0 || NIODeadline.now() - last.since < maxIdle {
                 return last.connection
             }
@@ -95,27 +103,39 @@ final class UpstreamPool {
         connection.handler.owner = nil
         // Whatever backpressure the last client applied ends with its exchange.
         connection.handler.setHoldReads(false)
-        guard connection.channel.isActive, Self.append(Idle(connection: connection, since: .now()), to: &idle[connection.endpoint, default: []], limit: maxIdlePerEndpoint)
-        else {
+        guard connection.channel.isActive else {
             connection.channel.close(promise: nil)
             return
         }
-    }
-
-    /// Through the dictionary's in-place accessor: one hash of the endpoint instead of two.
-    private static func append(_ entry: Idle, to list: inout [Idle], limit: Int) -> Bool {
-        guard list.count < limit else { return false }
-        list.append(entry)
-        return true
+        let list: IdleList
+        if let existing = idle[connection.endpoint] {
+            list = existing
+        } else {
+            // Emptied lists stay (one request at a time would otherwise make and drop a list each
+            // time); they are swept when the dictionary has doubled since the last sweep, so
+            // endpoints that left the table do not pile up.
+            if idle.count >= sweepAt {
+                idle = idle.filter { !$0.value.entries.isEmpty }
+                sweepAt = max(64, idle.count * 2)
+            }
+            list = IdleList()
+            idle[connection.endpoint] = list
+        }
+        guard list.entries.count < maxIdlePerEndpoint else {
+            connection.channel.close(promise: nil)
+            return
+        }
+        list.entries.append(Idle(connection: connection, since: .now()))
     }
 
     private func remove(_ connection: Connection) {
-        idle[connection.endpoint]?.removeAll { $0.connection.channel === connection.channel }
-        if idle[connection.endpoint]?.isEmpty == true { idle[connection.endpoint] = nil }
+        guard let list = idle[connection.endpoint] else { return }
+        list.entries.removeAll { $0.connection.channel === connection.channel }
+        if list.entries.isEmpty { idle[connection.endpoint] = nil }
     }
 
     func closeAll() {
-        for list in idle.values { for entry in list { entry.connection.channel.close(promise: nil) } }
+        for list in idle.values { for entry in list.entries { entry.connection.channel.close(promise: nil) } }
         idle.removeAll()
     }
 }
@@ -148,7 +168,7 @@ final class LoadBalancer {
     private var random = FastRandom()
 
     /// A request ID from the loop's generator.
-    func nextRequestID() -> String { ForwardedHeaders.newRequestID(using: &random) }
+    func nextRequestID() -> RequestID { RequestID(using: &random) }
 
     init(policy: Policy = Policy()) {
         self.policy = policy
