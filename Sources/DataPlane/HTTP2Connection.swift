@@ -168,6 +168,19 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler {
         unconsumed = 0
     }
 
+    // MARK: Request head buffers
+
+    /// Upstream request heads of ended streams, kept for the next streams to write theirs into
+    /// (a buffer is two mallocs); a few small ones only.
+    private var spareHeads: [ByteBuffer] = []
+
+    func takeSpareHead() -> ByteBuffer? { spareHeads.popLast() }
+
+    func keepSpareHead(_ buffer: ByteBuffer) {
+        guard spareHeads.count < 16, buffer.capacity <= 2048 else { return }
+        spareHeads.append(buffer)
+    }
+
     // MARK: The connection's window
 
     /// `bytes` of a stream's body left the worker (its upstream took them) or were dropped.

@@ -301,6 +301,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             self.cluster = cluster
+            if let stream, spareRequestHead == nil { spareRequestHead = stream.connection.takeSpareHead() }
             var bytes = Self.headBuffer(reusing: &spareRequestHead, capacity: 512, allocator: allocator)
             let written = ForwardedHeaders.writeUpstreamRequest(
                 head, target: target, clientAddress: clientAddress, scheme: settings.scheme, serverPort: settings.serverPortText,
@@ -533,7 +534,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             respondLocally(.badGateway, body: "502 upstream connect error\n")
             return
         }
-        tried.append(endpoint)
         // A pooled connection is taken at once, without a future and its callback.
         if upgrade == nil, let connection = pool.takeIdle(endpoint, timeouts: cluster.timeouts) {
             attach(connection, endpoint: endpoint, cluster: cluster)
@@ -558,6 +558,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 logger.info(
                     "upstream connect failed",
                     metadata: ["endpoint": "\(endpoint)", "cluster": "\(cluster.name)", "error": "\(error)"])
+                // Only failed endpoints are remembered: an array per exchange otherwise.
+                tried.append(endpoint)
                 if tried.count < min(settings.maxConnectAttempts, cluster.endpoints.count) {
                     counters.value.retries += 1
                     observability.retries.increment()
@@ -965,7 +967,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if case .closed = state { return }  // the connection (or stream) closed meanwhile
         startedEndpoint = nil
         cluster = nil
-        if let head = upstreamHead.take() { Self.keep(head, as: &spareRequestHead) }
+        if let head = upstreamHead.take() {
+            // An HTTP/2 stream's handler goes with the stream: its connection keeps the buffer.
+            if let stream { stream.connection.keepSpareHead(head) } else { Self.keep(head, as: &spareRequestHead) }
+        }
         disarmResponseTimer()
         state = .idle
         setHoldReads(false)
