@@ -278,7 +278,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             stream?.connection.coveredHost = field
         }
-        switch RequestRouter.decide(head, table: store.current.table, isTLS: settings.scheme == "https", httpsPort: settings.httpsPort) {
+        // The table is borrowed from the store's reference: a copy of the struct retained and
+        // released each of its arrays and dictionaries, per request.
+        switch store.current.decide(head, isTLS: settings.scheme == "https", httpsPort: settings.httpsPort) {
         case .respond(let status, let reason):
             if status == .badRequest { keepAlive = false }
             respondLocally(status, body: "\(status.code) \(reason)\n")

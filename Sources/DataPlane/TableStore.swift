@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP1
 import RouteModel
 
 /// The worker's current route table, owned by its one event loop.
@@ -14,6 +15,11 @@ public final class TableStore: @unchecked Sendable {
 
         init(_ table: RouteTable) {
             self.table = table
+        }
+
+        /// Routing against this table, read in place.
+        func decide(_ head: HTTPRequestHead, isTLS: Bool, httpsPort: Int) -> RouteDecision {
+            RequestRouter.decide(head, table: table, isTLS: isTLS, httpsPort: httpsPort)
         }
     }
 

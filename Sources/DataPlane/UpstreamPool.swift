@@ -9,10 +9,18 @@ import RouteModel
 /// idle longer than the cluster's idle timeout is closed instead of reused. A connection the
 /// upstream closes while idle leaves the pool by itself.
 final class UpstreamPool {
-    struct Connection {
+    /// A class: the exchange's state holds it and is switched over many times per request, and a
+    /// struct's copy retained the channel, the handler and the endpoint's address each time.
+    final class Connection {
         let channel: any Channel
         let handler: UpstreamHandler
         let endpoint: Endpoint
+
+        init(channel: any Channel, handler: UpstreamHandler, endpoint: Endpoint) {
+            self.channel = channel
+            self.handler = handler
+            self.endpoint = endpoint
+        }
     }
 
     private struct Idle {
