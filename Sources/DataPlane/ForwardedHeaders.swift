@@ -27,8 +27,12 @@ enum ForwardedHeaders {
             switch name.utf8.count {
             case 4 where originalHost == nil && equalsIgnoringCase(name, "host"): originalHost = value
             case 10 where equalsIgnoringCase(name, "connection"):
-                for token in value.split(separator: ",") {
-                    let token = token.trimmingWhitespace()
+                // Walked in place: splitting made an array for every request that says keep-alive.
+                var rest = Substring(value)
+                while !rest.isEmpty {
+                    let comma = rest.utf8.firstIndex(of: UInt8(ascii: ",")) ?? rest.endIndex
+                    let token = rest[..<comma].trimmingWhitespace()
+                    rest = comma == rest.endIndex ? "" : rest[rest.utf8.index(after: comma)...]
                     if !token.isEmpty, !equalsIgnoringCase(token, "transfer-encoding"), !equalsIgnoringCase(token, "content-length"),
                         !equalsIgnoringCase(token, "host"), !equalsIgnoringCase(token, "close"), !equalsIgnoringCase(token, "keep-alive")
                     {

@@ -121,6 +121,9 @@ import Testing
         #expect(headers["host"] == ["a.test"])
         #expect(headers["content-length"] == ["3"])
         #expect(headers["accept"] == ["*/*"])
+        // Empty list elements and spaces around the names (RFC 9110 §5.6.1).
+        let listed = upstream([("Host", "a.test"), ("Connection", " ,X-A ,, x-b,"), ("X-A", "1"), ("X-B", "2"), ("X-C", "3")])
+        #expect(listed["x-a"].isEmpty && listed["x-b"].isEmpty && listed["x-c"] == ["3"])
     }
 
     @Test func forwardedFieldsAreSet() {
