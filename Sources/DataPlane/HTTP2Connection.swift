@@ -13,7 +13,7 @@ import NIOHTTP2
 /// responses HPACK blocks) in one step, and inbound flow control follows the exchange — a
 /// stream's window is topped up only while its upstream takes the body, the connection's as
 /// frames arrive.
-final class HTTP2ProxyConnection: ChannelDuplexHandler {
+final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
     typealias InboundIn = HTTP2Frame
     typealias OutboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
@@ -236,6 +236,9 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler {
         write(HTTP2Frame(streamID: id, payload: .rstStream(code)))
         flush()
     }
+
+    /// Streams set no request-head deadline: NIOHTTP2 and its idle handling own the connection.
+    func sweep(now: NIODeadline) {}
 
     /// Graceful drain: GOAWAY naming the last stream taken, so the client sends no new ones here; the
     /// connection closes once the open streams end (or at the worker's drain deadline).

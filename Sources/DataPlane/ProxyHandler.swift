@@ -14,7 +14,7 @@ import RouteModel
 /// Bodies stream both ways with backpressure: the client is not read while the upstream cannot take
 /// more (or is still connecting), and the upstream is not read while the client cannot. Nothing is
 /// buffered beyond what one socket read delivered.
-final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
+final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedConnection {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -124,9 +124,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Per connection, computed once.
     /// From the connection: an HTTP/2 stream channel has no addresses of its own.
     private lazy var clientAddress: String? = settings.connectionClientAddress ?? context.channel.remoteAddress?.ipAddress
-    /// While waiting for a request head (slowloris and idle keep-alive), and for a response head.
-    /// Made when first armed: HTTP/2 streams never arm it.
-    private var headerTimer: LazyTimer?
+    /// While waiting for a request head (slowloris and idle keep-alive): once it passes, the
+    /// loop's sweep closes the connection (`sweep(now:)`). HTTP/2 streams never set it.
+    private var headerDeadline: NIODeadline?
 
     // HTTP/2 only.
     /// Set by the connection while this stream's upstream waits for the client read to complete.
@@ -181,7 +181,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         state = .closed
         queued = []
-        headerTimer?.cancel()
+        headerDeadline = nil
         self.context = nil
     }
 
@@ -191,17 +191,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func armHeaderTimeout() {
-        // An HTTP/2 stream exists only once its request headers arrived; each would otherwise put
-        // a task in the loop's timer heap and take it out again, which costs more the more streams
-        // are open.
+        // An HTTP/2 stream exists only once its request headers arrived: there is no head to wait for.
         guard !isHTTP2 else { return }
-        if headerTimer == nil { headerTimer = LazyTimer() }
-        headerTimer?.arm(in: settings.requestHeaderTimeout, on: context.eventLoop, action: headerTimeout)
+        headerDeadline = .now() + settings.requestHeaderTimeout
     }
 
-    /// Made once per connection, not per arming. The timer is this handler's own, so it cannot
-    /// outlive it.
-    private lazy var headerTimeout: () -> Void = { [unowned self] in
+    func sweep(now: NIODeadline) {
+        guard let deadline = headerDeadline, deadline <= now else { return }
+        headerDeadline = nil
         guard case .idle = state else { return }
         // No request is in flight (a partial head is not one yet), so there is nothing to
         // answer: like nginx's client_header_timeout, the connection is closed.
@@ -243,7 +240,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// nil on HTTP/1.1, where the head's own framing says.
     func receive(_ head: HTTPRequestHead, bodyFollows: Bool? = nil) {
         guard case .idle = state else { return }
-        headerTimer?.disarm()
+        headerDeadline = nil
         // Host, path, method and request id are for the access log only: not read without one.
         exchange =
             observability.accessLog == nil
@@ -487,7 +484,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         dropUpstream()
         state = .closed
         startedEndpoint = nil
-        headerTimer?.cancel()
+        headerDeadline = nil
     }
 
     /// Ends the client side for good: the connection on HTTP/1.1, the stream (RST_STREAM) on HTTP/2.
@@ -502,7 +499,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("client connection error", metadata: ["error": "\(error)"])
         dropUpstream()
-        headerTimer?.disarm()
+        headerDeadline = nil
         state = .closed
         // A malformed request is answered and the connection closed by ProtocolErrorHandler.
         if !(error is HTTPParserError) { context.close(promise: nil) }
@@ -887,7 +884,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         state = .tunnelled
         startedEndpoint = nil
-        headerTimer?.disarm()
+        headerDeadline = nil
         connection.handler.owner = nil
         let (clientSide, upstreamSide) = TunnelHandler.pair(idleTimeout: settings.tunnelIdleTimeout)
         let client = context.pipeline.syncOperations

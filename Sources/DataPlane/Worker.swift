@@ -96,6 +96,11 @@ public final class Worker: Sendable {
         settings.httpsPort = configuration.httpsPort
         settings.requestHeaderTimeout = TimeAmount.nanoseconds(
             configuration.requestHeaderTimeout.components.seconds * 1_000_000_000 + configuration.requestHeaderTimeout.components.attoseconds / 1_000_000_000)
+        let sweepInterval = OpenConnections.sweepInterval(for: settings.requestHeaderTimeout)
+        let sweep = eventLoop.scheduleRepeatedTask(initialDelay: sweepInterval, delay: sweepInterval) { _ in
+            loopBound.value.connections.sweep(now: .now())
+        }
+        defer { sweep.cancel() }
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderFieldSize = configuration.maxRequestHeaderBytes
         limits.maxHeaderListSize = configuration.maxRequestHeaderBytes
@@ -172,7 +177,7 @@ public final class Worker: Sendable {
             store: store, pool: loop.pool, balancer: loop.balancer, counters: loop.counters, observability: loop.observability,
             settings: settings, logger: logger, protocolErrors: errors)
         try sync.addHandler(handler)
-        loop.connections.add(channel) { handler.beginDrain() }
+        loop.connections.add(channel, handler)
     }
 
     /// An HTTP/2 connection: NIOHTTP2's handler, then `HTTP2ProxyConnection`, which gives each
@@ -211,7 +216,7 @@ public final class Worker: Sendable {
         try sync.addHandler(CloseOnError())
         // Draining an HTTP/2 connection: GOAWAY, so the client opens no new streams here; the ones
         // under way finish, and the connection closes when they have (or at the deadline).
-        loop.connections.add(channel) { streams.beginDrain() }
+        loop.connections.add(channel, streams)
     }
 
     /// One listener: plain HTTP, or TLS first when `tls` is given.
@@ -311,8 +316,16 @@ final class LoopState {
 }
 
 /// The worker's open client connections, on its loop, for draining.
+/// A client connection's handler, as the loop's registry of open connections sees it.
+protocol ServedConnection: AnyObject {
+    /// Finish what is under way, then close (graceful drain).
+    func beginDrain()
+    /// The loop's periodic sweep: a connection whose request-head deadline has passed closes.
+    func sweep(now: NIODeadline)
+}
+
 final class OpenConnections {
-    private var entries: [ObjectIdentifier: (drain: () -> Void, channel: any Channel)] = [:]
+    private var entries: [ObjectIdentifier: (connection: any ServedConnection, channel: any Channel)] = [:]
     private var draining = false
     private let gauge: Gauge
 
@@ -322,22 +335,35 @@ final class OpenConnections {
 
     var count: Int { entries.count }
 
-    /// Tracks `channel` until it closes; `drain` asks it to finish what is under way and close.
-    func add(_ channel: any Channel, drain: @escaping () -> Void) {
+    /// Tracks `channel`, served by `connection`, until it closes.
+    func add(_ channel: any Channel, _ connection: any ServedConnection) {
         let key = ObjectIdentifier(channel)
-        entries[key] = (drain, channel)
+        entries[key] = (connection, channel)
         gauge.increment()
         let gauge = self.gauge
         channel.closeFuture.whenComplete { [weak self] _ in
             self?.entries[key] = nil
             gauge.decrement()
         }
-        if draining { drain() }
+        if draining { connection.beginDrain() }
     }
 
     func drainAll() {
         draining = true
-        for entry in entries.values { entry.drain() }
+        for entry in entries.values { entry.connection.beginDrain() }
+    }
+
+    /// Header deadlines are checked here, every `sweepInterval`, instead of by a timer per
+    /// connection: a scheduled task was seven mallocs and a timer-heap insert and removal per
+    /// connection, a sweep is a comparison per open connection (as Kestrel's heartbeat does).
+    func sweep(now: NIODeadline) {
+        for entry in entries.values { entry.connection.sweep(now: now) }
+    }
+
+    /// How often the sweep runs for a request-head timeout: a timeout fires at most a quarter
+    /// late (a second at most).
+    static func sweepInterval(for timeout: TimeAmount) -> TimeAmount {
+        min(.seconds(1), max(.milliseconds(10), .nanoseconds(timeout.nanoseconds / 4)))
     }
 
     func closeAll() {
