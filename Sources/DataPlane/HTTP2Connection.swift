@@ -11,8 +11,8 @@ import NIOHTTP2
 /// request, and a trip through each for every part; they were most of the worker's HTTP/2 time.
 /// What they did besides, this handler does: request heads become `HTTPRequestHead`s (and
 /// responses HPACK blocks) in one step, and inbound flow control follows the exchange — a
-/// stream's window is topped up only while its upstream takes the body, the connection's as
-/// frames arrive.
+/// stream's window is topped up only while its upstream takes the body, and the connection's is
+/// given back only as upstream sockets take the data.
 final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
     typealias InboundIn = HTTP2Frame
     typealias OutboundIn = HTTP2Frame
@@ -97,7 +97,7 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
         case .data(let payload):
             guard let stream = streams[frame.streamID] else { return }
             if case .byteBuffer(let buffer) = payload.data, buffer.readableBytes > 0 {
-                // Held until the stream says its upstream took it (padding is given back at once).
+                // Held until the stream says its upstream took it (padding is never held).
                 unconsumed += buffer.readableBytes
                 stream.uncreditedBody += buffer.readableBytes
                 stream.dispatch(.body(buffer))

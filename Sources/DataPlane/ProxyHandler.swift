@@ -275,8 +275,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
             }
             stream?.connection.coveredHost = field
         }
-        // The table is borrowed from the store's reference: a copy of the struct retained and
-        // released each of its arrays and dictionaries, per request.
+        // Routed inside the store's reference, which reads its table in place: copying the table
+        // out retained and released each of its arrays and dictionaries, per request.
         switch store.current.decide(head, isTLS: settings.scheme == "https", httpsPort: settings.httpsPort) {
         case .respond(let status, let reason):
             if status == .badRequest { keepAlive = false }

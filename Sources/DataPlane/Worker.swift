@@ -100,7 +100,10 @@ public final class Worker: Sendable {
         let sweep = eventLoop.scheduleRepeatedTask(initialDelay: sweepInterval, delay: sweepInterval) { _ in
             loopBound.value.connections.sweep(now: .now())
         }
-        defer { sweep.cancel() }
+        // Cancelled before the loop shuts down (a cancel after would be scheduled on a dead loop),
+        // or on the way out when run ends early.
+        var sweepCancelled = false
+        defer { if !sweepCancelled { sweep.cancel() } }
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderFieldSize = configuration.maxRequestHeaderBytes
         limits.maxHeaderListSize = configuration.maxRequestHeaderBytes
@@ -157,6 +160,8 @@ public final class Worker: Sendable {
         await Task {
             await Self.drain(servers: servers, eventLoop: eventLoop, connections: loopBound, timeout: drainTimeout, logger: logger)
         }.value
+        sweep.cancel()
+        sweepCancelled = true
         try? await self.group.shutdownGracefully()
     }
 
