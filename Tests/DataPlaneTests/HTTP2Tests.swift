@@ -170,7 +170,7 @@ import TestSupport
             await cancelled.cancel()
             let after = try await settled(uploads)
             #expect(after > others && after <= 2 << 20, "the other uploads went from \(others) to \(after) bytes")
-            held.acceptConnections()
+            try await held.acceptConnections()
             for upload in uploads { #expect(try await upload.result().text == "received=\(size)\n") }
             let more = try await connection.upload("/count", authority: "a.test", bytes: size)
             #expect(try await more.result().text == "received=\(size)\n")

@@ -19,17 +19,33 @@ public final class TestBackend: Sendable {
     public let port: Int
     private let channel: any Channel
     private let group: MultiThreadedEventLoopGroup
-    /// With `holdingConnections`, connections are not accepted until `acceptConnections()`, and
-    /// the listen queue is full: a connect to it gets no answer (its SYN is dropped) meanwhile.
+    /// With `holdingConnections`, a connect gets no answer until `acceptConnections()`: the
+    /// listener accepts nothing and its queue is full, so Linux drops the SYNs.
     public static func start(name: String, holdingConnections: Bool = false) async throws -> TestBackend {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let counter = Counter()
         let heads = Counter()
         let sent = Counter()
-        let channel = try await ServerBootstrap(group: group)
+        let bootstrap = Self.bootstrap(group: group, name: name, counter: counter, heads: heads, sent: sent)
+        let channel: any Channel
+        var filler: (any Channel)?
+        if holdingConnections {
+            // A backlog of 0 and one connection, never accepted, in the queue.
+            channel = try await bootstrap.serverChannelOption(.backlog, value: 0).serverChannelOption(.autoRead, value: false)
+                .bind(host: "127.0.0.1", port: 0).get()
+            filler = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: channel.localAddress!.port!).get()
+        } else {
+            channel = try await bootstrap.bind(host: "127.0.0.1", port: 0).get()
+        }
+        return TestBackend(
+            name: name, port: channel.localAddress!.port!, channel: channel, group: group, counter: counter, heads: heads, sent: sent,
+            filler: filler)
+    }
+
+    private static func bootstrap(group: MultiThreadedEventLoopGroup, name: String, counter: Counter, heads: Counter, sent: Counter) -> ServerBootstrap {
+        ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelOption(.backlog, value: Int32(holdingConnections ? 0 : 256))
-            .serverChannelOption(.autoRead, value: !holdingConnections)
+            .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
             .childChannelInitializer { channel in
                 counter.value.add(1, ordering: .relaxed)
                 let webSocket = NIOWebSocketServerUpgrader(
@@ -45,24 +61,22 @@ public final class TestBackend: Sendable {
                     try channel.pipeline.syncOperations.addHandler(BackendHandler(name: name, heads: heads, sent: sent), name: "backend")
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).get()
-        var filler: (any Channel)?
-        if holdingConnections {
-            // With a backlog of 0 one connection fills the queue, and Linux drops later SYNs.
-            filler = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: channel.localAddress!.port!).get()
-        }
-        return TestBackend(
-            name: name, port: channel.localAddress!.port!, channel: channel, group: group, counter: counter, heads: heads, sent: sent,
-            filler: filler)
     }
 
-    /// Connections are accepted from now on (with `holdingConnections`); the ones waiting
-    /// connect on their next SYN.
-    public func acceptConnections() {
-        channel.setOption(ChannelOptions.autoRead, value: true).whenSuccess { [channel] in channel.read() }
+    /// A backend started `holdingConnections` answers from now on: a listener with a normal queue
+    /// takes the port (SO_REUSEPORT) and then the held one closes, so the waiting connects succeed
+    /// on their next SYN. (Accepting on the held listener instead raced: with its queue of 0, a
+    /// connect could complete on the client's side while the server dropped its last ACK.)
+    public func acceptConnections() async throws {
+        let listener = try await Self.bootstrap(group: group, name: name, counter: counter, heads: heads, sent: sent)
+            .bind(host: "127.0.0.1", port: port).get()
+        replacement.withLock { $0 = listener }
+        try? await channel.close()
+        try? await filler?.close()
     }
 
     private let filler: (any Channel)?
+    private let replacement = Mutex<(any Channel)?>(nil)
 
     final class Counter: Sendable { let value = Atomic<Int>(0) }
     private let counter: Counter
@@ -91,6 +105,7 @@ public final class TestBackend: Sendable {
 
     public func stop() async {
         try? await filler?.close()
+        try? await replacement.withLock { $0 }?.close()
         try? await channel.close()
         try? await group.shutdownGracefully()
     }
