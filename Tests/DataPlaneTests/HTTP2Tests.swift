@@ -8,10 +8,13 @@ import TestSupport
 @Suite(.serialized, .timeLimit(.minutes(1))) struct HTTP2Tests {
     /// Backend "a" behind a worker with a TLS listener for a.test; both stop after `body`.
     private func withProxy(
-        _ configure: (inout Worker.Configuration) -> Void = { _ in }, _ body: (TestBackend, LiveProxy) async throws -> Void
+        holdingConnections: Bool = false, timeouts: ClusterTimeouts = .standard, _ configure: (inout Worker.Configuration) -> Void = { _ in },
+        _ body: (TestBackend, LiveProxy) async throws -> Void
     ) async throws {
-        let a = try await TestBackend.start(name: "a")
-        let proxy = try await LiveProxy.start(tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [])) {
+        let a = try await TestBackend.start(name: "a", holdingConnections: holdingConnections)
+        let proxy = try await LiveProxy.start(
+            tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [], timeouts: timeouts)
+        ) {
             $0.httpsListenPort = 0
             configure(&$0)
         }
@@ -125,55 +128,41 @@ import TestSupport
     @Test func uploadWindowsAreLargeAndTheConnectionBoundsWhatIsHeld() async throws {
         // The upstream does not answer connects at first: the worker holds every byte it lets in
         // (no socket takes any), so what the client could send is what the windows allowed.
-        let held = try await TestBackend.start(name: "held", holdingConnections: true)
         let timeouts = ClusterTimeouts(connectMilliseconds: 50_000, responseHeaderMilliseconds: 50_000, idleMilliseconds: 60_000)
-        let proxy = try await LiveProxy.start(
-            tlsTable(backend: held.port, hosts: [(.exact("a.test"), nil)], certificates: [], timeouts: timeouts)
-        ) { $0.httpsListenPort = 0 }
-        let size = 3 << 20
-        do {
-            try await uploads(size, through: proxy, to: held)
-        } catch {
-            await proxy.stop()
-            await held.stop()
-            throw error
-        }
-        await proxy.stop()
-        await held.stop()
-    }
-
-    private func uploads(_ size: Int, through proxy: LiveProxy, to held: TestBackend) async throws {
-        try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
-            func settled(_ uploads: [HTTP2TestConnection.Upload]) async throws -> Int {
-                var last = -1
-                var unchanged = 0
-                try await waitUntil("the uploads stop") {
-                    let sent = uploads.reduce(0) { $0 + $1.sent }
-                    unchanged = sent == last && sent > 0 ? unchanged + 1 : 0
-                    last = sent
-                    return unchanged >= 40
+        try await withProxy(holdingConnections: true, timeouts: timeouts) { held, proxy in
+            let size = 3 << 20
+            try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
+                func settled(_ uploads: [HTTP2TestConnection.Upload]) async throws -> Int {
+                    var last = -1
+                    var unchanged = 0
+                    try await waitUntil("the uploads stop") {
+                        let sent = uploads.reduce(0) { $0 + $1.sent }
+                        unchanged = sent == last && sent > 0 ? unchanged + 1 : 0
+                        last = sent
+                        return unchanged >= 40
+                    }
+                    return last
                 }
-                return last
+                let first = try await connection.upload("/count", authority: "a.test", bytes: size)
+                let alone = try await settled([first])
+                #expect(alone >= 1_000_000, "one stream sent \(alone) bytes without a window update")
+                var uploads = [first]
+                for _ in 0..<3 { uploads.append(try await connection.upload("/count", authority: "a.test", bytes: size)) }
+                // Four streams' windows are 4 MiB; the connection's is 2 MiB.
+                let all = try await settled(uploads)
+                #expect(all <= 2 << 20, "four held uploads sent \(all) bytes")
+                #expect(all > 3 << 19, "four held uploads sent only \(all) bytes")
+                // A reset stream gives back what it held: the others send that much more.
+                let cancelled = uploads.removeFirst()
+                let others = all - cancelled.sent
+                await cancelled.cancel()
+                let after = try await settled(uploads)
+                #expect(after > others && after <= 2 << 20, "the other uploads went from \(others) to \(after) bytes")
+                try await held.acceptConnections()
+                for upload in uploads { #expect(try await upload.result().text == "received=\(size)\n") }
+                let more = try await connection.upload("/count", authority: "a.test", bytes: size)
+                #expect(try await more.result().text == "received=\(size)\n")
             }
-            let first = try await connection.upload("/count", authority: "a.test", bytes: size)
-            let alone = try await settled([first])
-            #expect(alone >= 1_000_000, "one stream sent \(alone) bytes without a window update")
-            var uploads = [first]
-            for _ in 0..<3 { uploads.append(try await connection.upload("/count", authority: "a.test", bytes: size)) }
-            // Four streams' windows are 4 MiB; the connection's is 2 MiB.
-            let all = try await settled(uploads)
-            #expect(all <= 2 << 20, "four held uploads sent \(all) bytes")
-            #expect(all > 3 << 19, "four held uploads sent only \(all) bytes")
-            // A reset stream gives back what it held: the others send that much more.
-            let cancelled = uploads.removeFirst()
-            let others = all - cancelled.sent
-            await cancelled.cancel()
-            let after = try await settled(uploads)
-            #expect(after > others && after <= 2 << 20, "the other uploads went from \(others) to \(after) bytes")
-            try await held.acceptConnections()
-            for upload in uploads { #expect(try await upload.result().text == "received=\(size)\n") }
-            let more = try await connection.upload("/count", authority: "a.test", bytes: size)
-            #expect(try await more.result().text == "received=\(size)\n")
         }
     }
 
