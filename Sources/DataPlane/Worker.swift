@@ -320,7 +320,6 @@ final class LoopState {
     }
 }
 
-/// The worker's open client connections, on its loop, for draining.
 /// A client connection's handler, as the loop's registry of open connections sees it.
 protocol ServedConnection: AnyObject {
     /// Finish what is under way, then close (graceful drain).
@@ -329,6 +328,8 @@ protocol ServedConnection: AnyObject {
     func sweep(now: NIODeadline)
 }
 
+/// The worker's open client connections, on its loop: for draining, and for the sweep of
+/// request-head deadlines.
 final class OpenConnections {
     private var entries: [ObjectIdentifier: (connection: any ServedConnection, channel: any Channel)] = [:]
     private var draining = false
