@@ -58,7 +58,9 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     return
                 }
                 switch event {
-                case .head(let head): owner.upstreamHead(head)
+                case .head(let head):
+                    owner.upstreamHead(head)
+                    parser.recycle(head)
                 case .body(let body): owner.upstreamBody(body)
                 case .end(let trailers): owner.upstreamEnd(trailers)
                 }

@@ -172,6 +172,9 @@ struct UpstreamResponseParser {
 
     private var state = State.idle
     private var requestIsHead = false
+    /// The last head's field list, handed back once its response head was relayed: the next head
+    /// on the connection fills it instead of allocating one (when nothing else still holds it).
+    private var spareFields: [UpstreamResponseHead.Field]?
     /// Where the search for the end of a partial head resumes.
     private var scanned = 0
     let maxHeadBytes: Int
@@ -183,6 +186,11 @@ struct UpstreamResponseParser {
     var hasSwitchedProtocols: Bool {
         if case .switched = state { return true }
         return false
+    }
+
+    /// `head` was relayed: its field list's storage can serve the next head.
+    mutating func recycle(_ head: consuming UpstreamResponseHead) {
+        spareFields = head.fields
     }
 
     /// A request was written: its response comes next.
@@ -297,8 +305,11 @@ struct UpstreamResponseParser {
         guard let end = try Self.headEnd(buffer, from: &scanned, limit: maxHeadBytes) else { return nil }
         let bytes = buffer.readSlice(length: end)!
         scanned = 0
+        var fields = spareFields.take() ?? []
+        fields.removeAll(keepingCapacity: true)
+        let requestIsHead = requestIsHead
         var head = try bytes.withUnsafeReadableBytes { raw in
-            try Self.parse(raw, bytes: bytes, requestIsHead: requestIsHead)
+            try Self.parse(raw, bytes: bytes, requestIsHead: requestIsHead, fields: &fields)
         }
         switch head.status {
         case 101:
@@ -320,7 +331,7 @@ struct UpstreamResponseParser {
     // MARK: Pure parsing of a complete head
 
     private static func parse(
-        _ raw: UnsafeRawBufferPointer, bytes: ByteBuffer, requestIsHead: Bool
+        _ raw: UnsafeRawBufferPointer, bytes: ByteBuffer, requestIsHead: Bool, fields: inout [UpstreamResponseHead.Field]
     ) throws -> UpstreamResponseHead {
         var lines = LineIterator(raw)
         guard let statusLine = lines.next() else { throw UpstreamResponseError.invalidStatusLine }
@@ -344,8 +355,7 @@ struct UpstreamResponseParser {
             for index in reason where raw[index] == 0 || raw[index] == UInt8(ascii: "\r") { throw UpstreamResponseError.invalidStatusLine }
         }
 
-        var fields: [UpstreamResponseHead.Field] = []
-        fields.reserveCapacity(12)
+        if fields.capacity < 12 { fields.reserveCapacity(12) }
         var contentLength: Int?
         var transferEncoding: Range<Int>?
         var close = minor == UInt8(ascii: "0")
