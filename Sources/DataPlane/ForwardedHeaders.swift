@@ -92,7 +92,6 @@ enum ForwardedHeaders {
         return (chunked, generated)
     }
 
-
     /// X-Forwarded-Proto/Host/Port, and X-Forwarded-For when the client's address is appended to it.
     private static func isSetByProxy(_ name: String, replacingForwardedFor: Bool) -> Bool {
         switch name.utf8.count {
@@ -127,17 +126,6 @@ enum ForwardedHeaders {
             }
             return true
         }
-    }
-
-    /// 32 lowercase hex digits from the system's random source.
-    static func newRequestID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return newRequestID(using: &generator)
-    }
-
-    /// 32 lowercase hex digits from `generator`.
-    static func newRequestID(using generator: inout some RandomNumberGenerator) -> String {
-        RequestID(using: &generator).text
     }
 }
 

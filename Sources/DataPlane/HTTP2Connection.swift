@@ -184,7 +184,7 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
     func takeSpareHead() -> ByteBuffer? { spareHeads.popLast() }
 
     func keepSpareHead(_ buffer: ByteBuffer) {
-        guard spareHeads.count < 16, buffer.capacity <= 2048 else { return }
+        guard spareHeads.count < 16, buffer.capacity <= ProxyHandler.spareHeadLimit else { return }
         spareHeads.append(buffer)
     }
 

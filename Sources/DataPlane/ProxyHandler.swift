@@ -300,8 +300,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
                 return
             }
             self.cluster = cluster
-            if let stream, spareRequestHead == nil { spareRequestHead = stream.connection.takeSpareHead() }
-            var bytes = Self.headBuffer(reusing: &spareRequestHead, capacity: 512, allocator: allocator)
+            var spare = stream?.connection.takeSpareHead() ?? spareRequestHead.take()
+            var bytes = Self.headBuffer(reusing: &spare, capacity: 512, allocator: allocator)
             let written = ForwardedHeaders.writeUpstreamRequest(
                 head, target: target, clientAddress: clientAddress, scheme: settings.scheme, serverPort: settings.serverPortText,
                 upgrade: upgrade, bodyFollows: bodyFollows, requestID: balancer.nextRequestID, into: &bytes)
@@ -702,9 +702,17 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
         return buffer
     }
 
-    /// Small buffers only: an idle keep-alive connection holds its spares.
+    /// Spare head buffers are kept up to this size only: an idle keep-alive connection holds them.
+    static let spareHeadLimit = 2048
+
     private static func keep(_ buffer: ByteBuffer, as spare: inout ByteBuffer?) {
-        spare = buffer.capacity <= 2048 ? buffer : nil
+        spare = buffer.capacity <= spareHeadLimit ? buffer : nil
+    }
+
+    /// Writes the relayed response's head (with any body joined to it) and keeps its buffer.
+    private func writeResponseHead(_ head: ByteBuffer) {
+        context.write(NIOAny(head), promise: nil)
+        Self.keep(head, as: &spareResponseHead)
     }
 
     /// Writes relayed bytes. The response head waits for the first of them and they go out as
@@ -712,23 +720,19 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
     /// joining), and in plain text it saves an iovec.
     private func emit(_ bytes: ByteBuffer) {
         if var head = heldHead.take() {
-            if bytes.readableBytes <= Self.joinLimit {
+            guard bytes.readableBytes > Self.joinLimit else {
                 head.writeImmutableBuffer(bytes)
-                context.write(NIOAny(head), promise: nil)
-                Self.keep(head, as: &spareResponseHead)
+                writeResponseHead(head)
                 return
             }
-            context.write(NIOAny(head), promise: nil)
-            Self.keep(head, as: &spareResponseHead)
+            writeResponseHead(head)
         }
         context.write(NIOAny(bytes), promise: nil)
     }
 
     /// The head alone, when no body bytes came with it in this read.
     private func releaseHeldHead() {
-        guard let head = heldHead.take() else { return }
-        context.write(NIOAny(head), promise: nil)
-        Self.keep(head, as: &spareResponseHead)
+        if let head = heldHead.take() { writeResponseHead(head) }
     }
 
     func upstreamBody(_ body: ByteBuffer) {
@@ -840,7 +844,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
         }
         stream.connection.flush()
     }
-
 
     func upstreamClosed() {
         if case .upgrading(let connection, let head) = state {

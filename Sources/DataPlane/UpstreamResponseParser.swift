@@ -85,20 +85,20 @@ struct UpstreamResponseHead {
     /// Three digits, without formatting machinery.
     private static func statusText(_ status: Int) -> String {
         String(unsafeUninitializedCapacity: 3) { target in
-            target[0] = UInt8(ascii: "0") + UInt8(status / 100 % 10)
-            target[1] = UInt8(ascii: "0") + UInt8(status / 10 % 10)
-            target[2] = UInt8(ascii: "0") + UInt8(status % 10)
+            (target[0], target[1], target[2]) = statusDigits(status)
             return 3
         }
     }
 
+    private static func statusDigits(_ status: Int) -> (UInt8, UInt8, UInt8) {
+        (UInt8(ascii: "0") + UInt8(status / 100 % 10), UInt8(ascii: "0") + UInt8(status / 10 % 10), UInt8(ascii: "0") + UInt8(status % 10))
+    }
+
     /// `HTTP/1.1 <status> <reason>` and CRLF, the reason as the upstream sent it.
     func writeStatusLine(into buffer: inout ByteBuffer) {
+        let (hundreds, tens, units) = Self.statusDigits(status)
         buffer.writeStaticString("HTTP/1.1 ")
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(status / 100 % 10))
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(status / 10 % 10))
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(status % 10))
-        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeMultipleIntegers(hundreds, tens, units, UInt8(ascii: " "))
         _ = bytes.withUnsafeReadableBytes { raw in
             buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[reason]))
         }

@@ -156,11 +156,12 @@ import Testing
         #expect(upstream([("Host", "a"), ("X-Request-ID", "")])["x-request-id"] == [generated], "an empty one is replaced")
         #expect(upstream([("Host", "a"), ("X-Request-ID", "abc")])["x-request-id"] == ["abc"])
         #expect(upstream([("Host", "a")])["x-request-id"] == [generated])
-        let id = ForwardedHeaders.newRequestID()
+        var system = SystemRandomNumberGenerator()
+        let id = RequestID(using: &system).text
         #expect(id.count == 32 && id.allSatisfy(\.isHexDigit))
-        #expect(id != ForwardedHeaders.newRequestID())
+        #expect(id != RequestID(using: &system).text)
         var fast = FastRandom()
-        let ids = (0..<100).map { _ in ForwardedHeaders.newRequestID(using: &fast) }
+        let ids = (0..<100).map { _ in RequestID(using: &fast).text }
         #expect(Set(ids).count == 100)
         #expect(ids.allSatisfy { $0.count == 32 && $0.allSatisfy { "0123456789abcdef".contains($0) } })
     }
