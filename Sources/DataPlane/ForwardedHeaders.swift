@@ -4,28 +4,24 @@ import RouteModel
 
 /// Header rewriting between client and upstream, without I/O.
 enum ForwardedHeaders {
-    /// The head sent upstream, written as bytes into `buffer`: hop-by-hop fields and those named by
-    /// Connection removed (except an `Upgrade` request's `Connection: upgrade` and `Upgrade`), Host
-    /// kept, the normalised target, X-Forwarded-For appended, X-Forwarded-Proto/Host/Port set, and
-    /// X-Request-ID kept or generated. Returns whether the body goes chunked and the generated
-    /// request ID, if one was. The body goes chunked when the client's request was, or when it has
-    /// no Content-Length and a body follows: on HTTP/2 `bodyFollows` says (the HEADERS frame did not
-    /// end the stream, whatever the method); on HTTP/1.1 (nil) it is assumed for a POST, PUT or
-    /// PATCH, as NIO's encoder framed them.
+    /// The head sent upstream, written as bytes into `buffer`: the request line with the
+    /// normalised target; Host set to the request's `authority` (an absolute-form target's, or the
+    /// client's Host field, which is not copied); hop-by-hop fields and those named by Connection
+    /// removed (except an `Upgrade` request's `Connection: upgrade` and `Upgrade`);
+    /// X-Forwarded-For appended, X-Forwarded-Proto/Host/Port set, X-Request-ID kept or generated;
+    /// and the body's framing, the worker's own: the client's Content-Length and
+    /// Transfer-Encoding are never copied, `body` says what to write. A POST, PUT or PATCH without
+    /// a body says `Content-Length: 0`. Returns the request ID it generated, if it did.
     static func writeUpstreamRequest(
-        _ head: HTTPRequestHead, target: String, clientAddress: String?, scheme: String, serverPort: String, upgrade: String? = nil,
-        bodyFollows: Bool? = nil, requestID: () -> RequestID, into buffer: inout ByteBuffer
-    ) -> (chunked: Bool, generatedRequestID: RequestID?) {
+        _ head: HTTPRequestHead, authority: String, target: String, body: RequestFacts.Body, clientAddress: String?, scheme: String,
+        serverPort: String, upgrade: String? = nil, requestID: () -> RequestID, into buffer: inout ByteBuffer
+    ) -> RequestID? {
         // First pass: what the copy must leave out or replace.
         var connectionNames: [Substring] = []
-        var hasContentLength = false
-        var hasTransferEncoding = false
         var hasRequestID = false
-        var originalHost: String?
         var previousForwardedFor: [String] = []
         for (name, value) in head.headers {
             switch name.utf8.count {
-            case 4 where originalHost == nil && equalsIgnoringCase(name, "host"): originalHost = value
             case 10 where equalsIgnoringCase(name, "connection"):
                 // Walked in place: splitting made an array for every request that says keep-alive.
                 var rest = Substring(value)
@@ -40,9 +36,7 @@ enum ForwardedHeaders {
                     }
                 }
             case 12 where equalsIgnoringCase(name, "x-request-id"): if !value.isEmpty { hasRequestID = true }
-            case 14 where equalsIgnoringCase(name, "content-length"): hasContentLength = true
             case 15 where equalsIgnoringCase(name, "x-forwarded-for"): previousForwardedFor.append(value)
-            case 17 where equalsIgnoringCase(name, "transfer-encoding"): hasTransferEncoding = true
             default: break
             }
         }
@@ -50,8 +44,9 @@ enum ForwardedHeaders {
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(target)
         buffer.writeStaticString(" HTTP/1.1\r\n")
+        buffer.writeHTTPField("Host", authority)
         for (name, value) in head.headers {
-            if isHopByHop(name) || isSetByProxy(name, replacingForwardedFor: clientAddress != nil) { continue }
+            if isHopByHop(name) || isFraming(name) || isSetByProxy(name, replacingForwardedFor: clientAddress != nil) { continue }
             if !connectionNames.isEmpty, connectionNames.contains(where: { $0.utf8.count == name.utf8.count && $0.lowercased() == name.lowercased() }) {
                 continue
             }
@@ -73,7 +68,7 @@ enum ForwardedHeaders {
             buffer.writeStaticString("\r\n")
         }
         buffer.writeHTTPField("X-Forwarded-Proto", scheme)
-        buffer.writeHTTPField("X-Forwarded-Host", originalHost ?? "")
+        buffer.writeHTTPField("X-Forwarded-Host", authority)
         buffer.writeHTTPField("X-Forwarded-Port", serverPort)
         var generated: RequestID?
         if !hasRequestID {
@@ -83,13 +78,28 @@ enum ForwardedHeaders {
             id.write(into: &buffer)
             buffer.writeStaticString("\r\n")
         }
-        var chunked = hasTransferEncoding
-        if !hasContentLength, !hasTransferEncoding, bodyFollows ?? (head.method == .POST || head.method == .PUT || head.method == .PATCH) {
+        switch body {
+        case .length(let length):
+            buffer.writeStaticString("Content-Length: ")
+            buffer.writeString(String(length))
+            buffer.writeStaticString("\r\n")
+        case .chunked:
             buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
-            chunked = true
+        case .none:
+            if head.method == .POST || head.method == .PUT || head.method == .PATCH { buffer.writeStaticString("Content-Length: 0\r\n") }
         }
         buffer.writeStaticString("\r\n")
-        return (chunked, generated)
+        return generated
+    }
+
+    /// Host and the body's framing fields: the worker writes its own.
+    private static func isFraming(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 4: equalsIgnoringCase(name, "host")
+        case 14: equalsIgnoringCase(name, "content-length")
+        case 17: equalsIgnoringCase(name, "transfer-encoding")
+        default: false
+        }
     }
 
     /// X-Forwarded-Proto/Host/Port, and X-Forwarded-For when the client's address is appended to it.

@@ -277,7 +277,9 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
     /// - `:scheme` and `:path` present, except on CONNECT, which has `:authority` and neither;
     /// - field names lowercase tokens, no value with NUL, CR or LF, no connection-specific field.
     ///
-    /// `:authority` becomes Host, replacing any Host field (§8.3.1), and `cookie` crumbs are joined
+    /// - `:path` origin-form (or `*` for OPTIONS); a Host field beside `:authority` names the same.
+    ///
+    /// `:authority` becomes Host, and `cookie` crumbs are joined
     /// into one field (§8.2.3).
     static func requestHead(_ block: HPACKHeaders) -> HTTPRequestHead? {
         var method: String?
@@ -306,7 +308,11 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
             guard HTTPSyntax.isHTTP2FieldName(name), HTTPSyntax.isFieldValue(value), !HTTPSyntax.isConnectionSpecific(name, value: value)
             else { return nil }
             switch name.utf8.count {
-            case 4 where authority != nil && name == "host": continue
+            case 4 where authority != nil && name == "host":
+                // Both: they must name the same authority (RFC 9113 §8.3.1), else which one an
+                // upstream reads decides where the request goes.
+                guard let authority, value.utf8.count == authority.utf8.count, value.lowercased() == authority.lowercased() else { return nil }
+                continue
             case 6 where name == "cookie":
                 cookies.append(value)
                 continue
@@ -321,7 +327,9 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
             guard let authority, scheme == nil, path == nil else { return nil }
             uri = authority
         } else {
-            guard scheme != nil, let path else { return nil }
+            // Origin-form only, or `*` for OPTIONS (RFC 9113 §8.3.1): an absolute URI or anything
+            // else in `:path` is malformed.
+            guard scheme != nil, let path, path.utf8.first == UInt8(ascii: "/") || path == "*" && method == "OPTIONS" else { return nil }
             uri = path
         }
         return HTTPRequestHead(version: HTTPVersion(major: 2, minor: 0), method: HTTPMethod(rawValue: method), uri: uri, headers: headers)

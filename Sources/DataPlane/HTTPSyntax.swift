@@ -61,3 +61,103 @@ enum HTTPSyntax {
         return fields
     }
 }
+
+extension HTTPSyntax {
+    /// RFC 3986 §3.1: a scheme's characters after its first letter.
+    static func isSchemeCharacter(_ byte: UInt8) -> Bool {
+        isAlphanumeric(byte) || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+    }
+
+    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+        default: false
+        }
+    }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "A")...UInt8(ascii: "F"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+        default: false
+        }
+    }
+
+    /// `host[:port]` as a Host field or an `:authority` must be (RFC 9110 §7.2, RFC 3986 §3.2.2):
+    /// a reg-name (unreserved, sub-delims and %-escapes, no empty label), an IPv4 address or a
+    /// bracketed IPv6 literal, then optionally `:` and 1-5 digits. Everything else is refused:
+    /// userinfo (`@`), `/`, `\`, spaces, control bytes, an empty host or port. What a Host may
+    /// contain is what the router and the upstream read alike; a laxer check lets one of them
+    /// see a host the other does not.
+    static func isAuthority(_ value: some StringProtocol) -> Bool {
+        var bytes = Substring(value).utf8[...]
+        guard let first = bytes.first else { return false }
+        if first == UInt8(ascii: "[") {
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return false }
+            guard isIPv6Literal(bytes[bytes.index(after: bytes.startIndex)..<close]) else { return false }
+            bytes = bytes[bytes.index(after: close)...]
+        } else {
+            let colon = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.endIndex
+            guard isRegName(bytes[..<colon]) else { return false }
+            bytes = bytes[colon...]
+        }
+        guard let colon = bytes.first else { return true }
+        guard colon == UInt8(ascii: ":") else { return false }
+        let port = bytes.dropFirst()
+        return (1...5).contains(port.count) && port.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+    }
+
+    /// An authority's host: without `:port`, an IPv6 literal with its brackets.
+    static func hostWithoutPort(_ authority: String) -> Substring {
+        let bytes = authority.utf8
+        let end =
+            authority.hasPrefix("[")
+            ? bytes.firstIndex(of: UInt8(ascii: "]")).map { bytes.index(after: $0) } : bytes.firstIndex(of: UInt8(ascii: ":"))
+        return authority[..<(end ?? authority.endIndex)]
+    }
+
+    /// A reg-name or IPv4 address (its digits and dots are a reg-name too), not empty, with no
+    /// empty label but a final one (`example.com.`).
+    private static func isRegName(_ name: Substring.UTF8View.SubSequence) -> Bool {
+        guard !name.isEmpty, name.first != UInt8(ascii: ".") else { return false }
+        var previous: UInt8 = 0
+        var index = name.startIndex
+        while index < name.endIndex {
+            let byte = name[index]
+            switch byte {
+            case _ where isAlphanumeric(byte): break
+            case UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                break
+            case UInt8(ascii: "."):
+                if previous == UInt8(ascii: ".") { return false }
+            case UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"),
+                UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="):
+                break
+            case UInt8(ascii: "%"):
+                let first = name.index(after: index)
+                guard first < name.endIndex, isHexDigit(name[first]) else { return false }
+                let second = name.index(after: first)
+                guard second < name.endIndex, isHexDigit(name[second]) else { return false }
+                index = second
+            default:
+                return false
+            }
+            previous = byte
+            index = name.index(after: index)
+        }
+        return true
+    }
+
+    /// The inside of `[…]`: hex digits, colons, and dots for an embedded IPv4 address, with at
+    /// least two colons. (IPvFuture and zone identifiers are not accepted.)
+    private static func isIPv6Literal(_ literal: Substring.UTF8View.SubSequence) -> Bool {
+        var colons = 0
+        for byte in literal {
+            if byte == UInt8(ascii: ":") {
+                colons += 1
+            } else if !isHexDigit(byte), byte != UInt8(ascii: ".") {
+                return false
+            }
+        }
+        return colons >= 2 && literal.count <= 45
+    }
+}

@@ -28,6 +28,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
         private(set) var serverPortText = "80"
         var httpsPort = 443
         var maxConnectAttempts = 3
+        /// More request header fields than this get 431.
+        var maxRequestHeaderFields = 100
         var requestHeaderTimeout = TimeAmount.seconds(60)
         /// An upgraded connection (WebSocket) with no bytes either way for this long is closed.
         var tunnelIdleTimeout = TimeAmount.hours(1)
@@ -210,6 +212,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        // Refused or cut: what the client still sends is dropped until the connection closes.
+        if case .closed = state { return }
         if !queued.isEmpty {
             queued.append(part)
             return
@@ -264,20 +268,32 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
         if upgrade != nil { keepAlive = false }
         tried.removeAll(keepingCapacity: true)
         pending = []
-        if let serverName = settings.tlsServerName, let certificates = settings.certificates, let field = head.headers.first(name: "host"),
-            field != stream?.connection.coveredHost, !Self.names(field, serverName)
+        let facts: RequestFacts
+        switch RequestFacts.inspect(head, maxFields: settings.maxRequestHeaderFields) {
+        case .success(let inspected):
+            facts = inspected
+        case .failure(let refusal):
+            // Nothing of a refused head is used, and the connection carries nothing after it.
+            keepAlive = false
+            respondLocally(refusal.status, body: "\(refusal.status.code) \(refusal.reason)\n")
+            if !isHTTP2 || bodyFollows == true { lingeringClose() }
+            return
+        }
+        if let serverName = settings.tlsServerName, let certificates = settings.certificates, facts.authority != stream?.connection.coveredHost,
+            !Self.names(facts.authority, serverName)
         {
-            if let host = Self.hostName(field), !certificates.current.sameCertificate(for: serverName, as: host) {
+            let host = HTTPSyntax.hostWithoutPort(facts.authority).lowercased()
+            if !certificates.current.sameCertificate(for: serverName, as: host) {
                 // A client reusing this connection for another host (HTTP/2 coalescing) must not get an
                 // answer under the wrong certificate: RFC 9110 §15.5.20.
                 respondLocally(.misdirectedRequest, body: "421 misdirected request: this connection's certificate does not cover \(host)\n")
                 return
             }
-            stream?.connection.coveredHost = field
+            stream?.connection.coveredHost = facts.authority
         }
         // Routed inside the store's reference, which reads its table in place: copying the table
         // out retained and released each of its arrays and dictionaries, per request.
-        switch store.current.decide(head, isTLS: settings.scheme == "https", httpsPort: settings.httpsPort) {
+        switch store.current.decide(facts, isTLS: settings.scheme == "https", httpsPort: settings.httpsPort) {
         case .respond(let status, let reason):
             if status == .badRequest { keepAlive = false }
             respondLocally(status, body: "\(status.code) \(reason)\n")
@@ -292,7 +308,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
             exchange?.service = cluster.service
             bodyLimit = backend.options.maxRequestBodyBytes
             bodyReceived = 0
-            if let limit = bodyLimit, let length = head.headers["content-length"].first.flatMap({ Int64($0) }), length > limit {
+            if let limit = bodyLimit, case .length(let length) = facts.body, length > limit {
                 // The body is not read, so the connection cannot carry another request.
                 keepAlive = false
                 respondLocally(.payloadTooLarge, body: "413 request body too large\n")
@@ -302,22 +318,19 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
             self.cluster = cluster
             var spare = stream?.connection.takeSpareHead() ?? spareRequestHead.take()
             var bytes = Self.headBuffer(reusing: &spare, capacity: 512, allocator: allocator)
-            let written = ForwardedHeaders.writeUpstreamRequest(
-                head, target: target, clientAddress: clientAddress, scheme: settings.scheme, serverPort: settings.serverPortText,
-                upgrade: upgrade, bodyFollows: bodyFollows, requestID: balancer.nextRequestID, into: &bytes)
+            // HTTP/2 says whether a body follows by the HEADERS frame's END_STREAM; without a
+            // Content-Length it goes upstream chunked.
+            let body = bodyFollows == true && facts.body == .none ? .chunked : facts.body
+            let generated = ForwardedHeaders.writeUpstreamRequest(
+                head, authority: facts.authority, target: target, body: body, clientAddress: clientAddress, scheme: settings.scheme,
+                serverPort: settings.serverPortText, upgrade: upgrade, requestID: balancer.nextRequestID, into: &bytes)
             upstreamHead = bytes
-            upstreamChunked = written.chunked
-            if let generated = written.generatedRequestID, observability.accessLog != nil { exchange?.requestID = generated.text }
+            upstreamChunked = body == .chunked
+            if let generated, observability.accessLog != nil { exchange?.requestID = generated.text }
             state = .connecting
             setHoldReads(true)
             connect()
         }
-    }
-
-    /// A Host field's name without port, lowercased.
-    private static func hostName(_ field: String) -> String? {
-        let name = field.hasPrefix("[") ? field : String(field.split(separator: ":", maxSplits: 1).first ?? "")
-        return name.lowercased()
     }
 
     /// Whether a Host field names the connection's SNI name (lowercase), with or without a port:

@@ -126,6 +126,8 @@ enum UpstreamResponseError: Error, Equatable, CustomStringConvertible {
     case headTooLarge
     case invalidContentLength
     case invalidChunk
+    case tooManyFields
+    case tooManyInterimResponses
 
     var description: String {
         switch self {
@@ -135,6 +137,8 @@ enum UpstreamResponseError: Error, Equatable, CustomStringConvertible {
         case .headTooLarge: "response head over the limit"
         case .invalidContentLength: "invalid or conflicting Content-Length"
         case .invalidChunk: "invalid chunked framing"
+        case .tooManyFields: "more header fields than the limit"
+        case .tooManyInterimResponses: "more 1xx responses to one request than the limit"
         }
     }
 }
@@ -178,9 +182,17 @@ struct UpstreamResponseParser {
     /// Where the search for the end of a partial head resumes.
     private var scanned = 0
     let maxHeadBytes: Int
+    /// More fields in one head than this is a malformed response, as more request fields are
+    /// for a client.
+    let maxFields: Int
+    /// Interim (1xx) heads one request may get before its final one: without a bound, an upstream
+    /// could stream 100 Continue forever and hold the exchange.
+    static let maxInterimResponses = 8
+    private var interimResponses = 0
 
-    init(maxHeadBytes: Int = 64 << 10) {
+    init(maxHeadBytes: Int = 64 << 10, maxFields: Int = 100) {
         self.maxHeadBytes = maxHeadBytes
+        self.maxFields = maxFields
     }
 
     var hasSwitchedProtocols: Bool {
@@ -198,6 +210,7 @@ struct UpstreamResponseParser {
         state = .head
         requestIsHead = isHead
         scanned = 0
+        interimResponses = 0
     }
 
     /// The upstream closed: the end of a body delimited by the close, else nil (a cut response).
@@ -309,13 +322,15 @@ struct UpstreamResponseParser {
         fields.removeAll(keepingCapacity: true)
         let requestIsHead = requestIsHead
         var head = try bytes.withUnsafeReadableBytes { raw in
-            try Self.parse(raw, bytes: bytes, requestIsHead: requestIsHead, fields: &fields)
+            try Self.parse(raw, bytes: bytes, requestIsHead: requestIsHead, maxFields: maxFields, fields: &fields)
         }
         switch head.status {
         case 101:
             state = .switched
             head.reusable = false
         case 100..<200:
+            interimResponses += 1
+            if interimResponses > Self.maxInterimResponses { throw UpstreamResponseError.tooManyInterimResponses }
             state = .head  // interim: the final response follows
         default:
             switch head.framing {
@@ -331,7 +346,7 @@ struct UpstreamResponseParser {
     // MARK: Pure parsing of a complete head
 
     private static func parse(
-        _ raw: UnsafeRawBufferPointer, bytes: ByteBuffer, requestIsHead: Bool, fields: inout [UpstreamResponseHead.Field]
+        _ raw: UnsafeRawBufferPointer, bytes: ByteBuffer, requestIsHead: Bool, maxFields: Int, fields: inout [UpstreamResponseHead.Field]
     ) throws -> UpstreamResponseHead {
         var lines = LineIterator(raw)
         guard let statusLine = lines.next() else { throw UpstreamResponseError.invalidStatusLine }
@@ -362,6 +377,7 @@ struct UpstreamResponseParser {
         var namedByConnection: [Range<Int>] = []
         var hasStrictTransportSecurity = false
         while let line = lines.next() {
+            guard fields.count < maxFields else { throw UpstreamResponseError.tooManyFields }
             let (name, value) = try field(UnsafeRawBufferPointer(rebasing: raw[line]))
             let nameRange = (line.lowerBound + name.lowerBound)..<(line.lowerBound + name.upperBound)
             let valueRange = (line.lowerBound + value.lowerBound)..<(line.lowerBound + value.upperBound)

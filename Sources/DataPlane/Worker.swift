@@ -27,6 +27,8 @@ public final class Worker: Sendable {
         public var httpsPort = 443
         /// The largest request line plus header block accepted; larger gets 431.
         public var maxRequestHeaderBytes = 64 << 10
+        /// More request header fields than this get 431 (HAProxy allows 101, nginx has no count).
+        public var maxRequestHeaderFields = 100
         /// How long a connection may wait for a complete request head, counted from accept or from
         /// the end of the previous response: covers idle keep-alive and slowly sent headers.
         public var requestHeaderTimeout: Duration = .seconds(60)
@@ -94,6 +96,7 @@ public final class Worker: Sendable {
         }.get()
         var settings = ProxyHandler.Settings()
         settings.httpsPort = configuration.httpsPort
+        settings.maxRequestHeaderFields = configuration.maxRequestHeaderFields
         settings.requestHeaderTimeout = TimeAmount.nanoseconds(
             configuration.requestHeaderTimeout.components.seconds * 1_000_000_000 + configuration.requestHeaderTimeout.components.attoseconds / 1_000_000_000)
         let sweepInterval = OpenConnections.sweepInterval(for: settings.requestHeaderTimeout)

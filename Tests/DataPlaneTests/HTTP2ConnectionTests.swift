@@ -7,14 +7,29 @@ import Testing
     @Test func requestHeadFromAnHPACKBlock() throws {
         let block = HPACKHeaders([
             (":method", "POST"), (":scheme", "https"), (":authority", "a.test:8443"), (":path", "/p?q=1"),
-            ("host", "other.test"), ("cookie", "a=1"), ("accept", "*/*"), ("cookie", "b=2"),
+            ("host", "A.test:8443"), ("cookie", "a=1"), ("accept", "*/*"), ("cookie", "b=2"),
         ])
         let head = try #require(HTTP2ProxyConnection.requestHead(block))
         #expect(head.method == .POST)
         #expect(head.uri == "/p?q=1")
         #expect(head.version == HTTPVersion(major: 2, minor: 0))
-        // :authority is the Host, replacing a Host field; cookie crumbs are one field again.
+        // :authority is the Host (a Host field beside it names the same); cookie crumbs are one field again.
         #expect(head.headers.map { "\($0.name): \($0.value)" } == ["host: a.test:8443", "accept: */*", "cookie: a=1; b=2"])
+    }
+
+    /// RFC 9113 §8.3.1: a Host that differs from :authority, or a :path that is not origin-form,
+    /// makes the request malformed. :method is case-sensitive: `get` is not GET.
+    @Test func requestHeadRefusesDisagreeingHostAndNonOriginPaths() throws {
+        let base: [(String, String)] = [(":method", "GET"), (":scheme", "https"), (":authority", "a.test")]
+        #expect(HTTP2ProxyConnection.requestHead(HPACKHeaders(base + [(":path", "/"), ("host", "b.test")])) == nil)
+        #expect(HTTP2ProxyConnection.requestHead(HPACKHeaders(base + [(":path", "/"), ("host", "a.test:443")])) == nil)
+        for path in ["http://b.test/", "b.test/", "*", "", "?q"] {
+            #expect(HTTP2ProxyConnection.requestHead(HPACKHeaders(base + [(":path", path)])) == nil, "\(path)")
+        }
+        let options = [(":method", "OPTIONS"), (":scheme", "https"), (":authority", "a.test"), (":path", "*")]
+        #expect(HTTP2ProxyConnection.requestHead(HPACKHeaders(options))?.uri == "*")
+        let lower = try #require(HTTP2ProxyConnection.requestHead(HPACKHeaders([(":method", "get"), (":scheme", "https"), (":authority", "a"), (":path", "/")])))
+        #expect(lower.method != .GET && lower.method.rawValue == "get")
     }
 
     @Test func requestHeadWithoutAuthorityKeepsHost() throws {

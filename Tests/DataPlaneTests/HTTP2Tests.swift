@@ -305,6 +305,10 @@ import TestSupport
             Malformed("no :path", [(":method", "GET"), (":scheme", "https"), (":authority", "a.test")]),
             Malformed("no :method", [(":scheme", "https"), (":authority", "a.test"), (":path", "/")]),
             Malformed("CONNECT with :path", [(":method", "CONNECT"), (":authority", "a.test:443"), (":path", "/")]),
+            Malformed("absolute URI in :path", [(":method", "GET"), (":scheme", "https"), (":authority", "a.test"), (":path", "https://a.test/")]),
+            Malformed(":path not starting with /", [(":method", "GET"), (":scheme", "https"), (":authority", "a.test"), (":path", "a.test/")]),
+            Malformed("* for GET", [(":method", "GET"), (":scheme", "https"), (":authority", "a.test"), (":path", "*")]),
+            Malformed("Host disagreeing with :authority", get + [("host", "b.test")]),
         ]
     }
 
@@ -321,6 +325,20 @@ import TestSupport
                 let post: [(String, String)] = [(":method", "POST"), (":scheme", "https"), (":authority", "a.test"), (":path", "/count")]
                 let badTrailers = try await connection.sendFields(post, trailers: [(":path", "/x")])
                 #expect(badTrailers == .reset(0x1))
+            }
+            #expect(a.acceptedConnections == 1, "only the well-formed request reached the upstream")
+        }
+    }
+
+    /// An :authority that is not host[:port] (RFC 3986) is answered 400 on its stream alone.
+    @Test func anInvalidAuthorityGets400() async throws {
+        try await withProxy { a, proxy in
+            try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test", validatesHeaders: false) { connection in
+                for authority in ["x@a.test", "a.test:80a", "a..test", "[::1"] {
+                    let refused = try await connection.sendFields([(":method", "GET"), (":scheme", "https"), (":authority", authority), (":path", "/")])
+                    #expect(refused == .status("400"), "\(authority)")
+                }
+                #expect(try await connection.sendFields(Malformed.get) == .status("200"), "the connection still serves")
             }
             #expect(a.acceptedConnections == 1, "only the well-formed request reached the upstream")
         }

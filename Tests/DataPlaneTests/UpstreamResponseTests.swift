@@ -120,4 +120,27 @@ import TestSupport
         await proxy.stop()
         await upstream.stop()
     }
+
+    /// The limits a client's head has bind an upstream's too: more than 100 fields, or more than
+    /// 8 interim responses to one request, is a malformed response (502).
+    @Test func upstreamHeadsOverTheFieldAndInterimLimitsGet502() async throws {
+        let upstream = try await ScriptedBackend.start { head in
+            let fields = { (count: Int) in (1...count).map { "X-F\($0): v\r\n" }.joined() }
+            let interim = { (count: Int) in String(repeating: "HTTP/1.1 100 Continue\r\n\r\n", count: count) }
+            switch head.split(separator: " ")[1] {
+            case "/fields100": return .init("HTTP/1.1 200 OK\r\n" + fields(99) + "Content-Length: 2\r\n\r\nok")
+            case "/fields101": return .init("HTTP/1.1 200 OK\r\n" + fields(100) + "Content-Length: 2\r\n\r\nok")
+            case "/interim8": return .init(interim(8) + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            default: return .init(interim(9) + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            }
+        }
+        let proxy = try await LiveProxy.start(proxyTable([("up.test", "/", [upstream.port])]))
+        for (path, status) in [("/fields100", "200"), ("/fields101", "502"), ("/interim8", "200"), ("/interim9", "502")] {
+            let answer = try await RawConnection.exchange(port: proxy.port, send: [Self.request(path)])
+            let final = answer.components(separatedBy: "HTTP/1.1 ").last { !$0.hasPrefix("100 ") } ?? ""
+            #expect(final.hasPrefix(status), "\(path): \(answer.prefix(200))")
+        }
+        await proxy.stop()
+        await upstream.stop()
+    }
 }
