@@ -47,7 +47,14 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
     /// streams' windows add up to; twice a stream's, so one stalled upload leaves room for others.
     static let connectionWindowTarget = 2 << 20
 
-    init(makeStream: @escaping (HTTP2ProxyConnection, HTTP2StreamID) -> ProxyHandler) {
+    /// Resets the client caused, its own and the server's.
+    private var resets: ResetBudget
+    /// NIOHTTP2 wrote a GOAWAY with an error: the error it reports next is a connection error.
+    private var connectionErrorSent = false
+    private var closing = false
+
+    init(resets: ResetBudget, makeStream: @escaping (HTTP2ProxyConnection, HTTP2StreamID) -> ProxyHandler) {
+        self.resets = resets
         self.makeStream = makeStream
     }
 
@@ -104,11 +111,57 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
             }
             if payload.endStream { stream.dispatch(.end(nil)) }
             touched(stream)
+        case .rstStream:
+            // The stream itself ends with NIOHTTP2's stream-closed event.
+            countReset()
         default:
-            // SETTINGS, PING, GOAWAY, WINDOW_UPDATE, PRIORITY: NIOHTTP2's. RST_STREAM arrives as a
-            // stream-closed event.
+            // SETTINGS, PING, GOAWAY, WINDOW_UPDATE, PRIORITY: NIOHTTP2's.
             break
         }
+    }
+
+    // MARK: Errors and resets
+
+    /// Every frame NIOHTTP2 writes, its own (stream errors, GOAWAY) and this handler's, from
+    /// `FrameWatch`.
+    func wroteFrame(_ frame: HTTP2Frame) {
+        switch frame.payload {
+        case .rstStream(let code):
+            // A reset the client caused: a malformed request, or a frame that was a stream error.
+            // Ours for other reasons (the upstream failed, a body not wanted) are not the client's.
+            switch code {
+            case .noError, .cancel, .internalError: break
+            default: countReset()
+            }
+        case .goAway(_, let code, _) where code != .noError:
+            connectionErrorSent = true
+        default:
+            break
+        }
+    }
+
+    private func countReset() {
+        guard !closing, resets.record(at: .now()) else { return }
+        // Past the limit: the connection goes, and its streams with it. Not from inside
+        // NIOHTTP2's write or read path, where this may be called.
+        closing = true
+        context?.eventLoop.execute { [self] in
+            write(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: highestStreamID, errorCode: .enhanceYourCalm, opaqueData: nil)))
+            closeAfterFlush()
+        }
+    }
+
+    /// NIOHTTP2 reports a stream error (after resetting that stream, RFC 9113 §5.4.2) and a
+    /// connection error (after its GOAWAY) alike. A stream error ends its stream alone: the
+    /// connection and its other streams go on. Anything else closes the connection.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !connectionErrorSent, Self.isNIOHTTP2Error(error) { return }
+        context.fireErrorCaught(error)
+    }
+
+    /// Errors are rare, so the module's name is read from the type only then.
+    private static func isNIOHTTP2Error(_ error: any Error) -> Bool {
+        String(reflecting: type(of: error)).hasPrefix("NIOHTTP2.")
     }
 
     private func touched(_ stream: ProxyHandler) {

@@ -133,6 +133,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
     // HTTP/2 only.
     /// Set by the connection while this stream's upstream waits for the client read to complete.
     var awaitsClientReadComplete = false
+    /// The exchange is routed and connects at the end of the client read (`clientReadComplete`).
+    private var connectsAtReadEnd = false
     /// The stream's inbound window, topped up while the upstream takes the request body.
     private var streamWindow = InboundWindow(target: HTTP2ProxyConnection.streamWindowTarget)
     /// Request body bytes the connection counted against its window for this stream that the
@@ -329,7 +331,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
             if let generated, observability.accessLog != nil { exchange?.requestID = generated.text }
             state = .connecting
             setHoldReads(true)
-            connect()
+            // An HTTP/2 stream connects once the read that opened it is processed: a stream the
+            // same read resets (or makes the server reset) never costs an upstream connection.
+            if isHTTP2 { connectsAtReadEnd = true } else { connect() }
         }
     }
 
@@ -436,6 +440,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
 
     /// The request parts of one client read are written: the upstream gets them in one flush.
     func clientReadComplete() {
+        if connectsAtReadEnd {
+            connectsAtReadEnd = false
+            if case .connecting = state { connect() }
+            return
+        }
         if case .forwarding(let connection) = state { connection.handler.flush() }
     }
 

@@ -205,19 +205,23 @@ public final class Worker: Sendable {
         ]
         var stream = NIOHTTP2Handler.StreamConfiguration()
         // CVE-2023-44487 (rapid reset): more than this many RST_STREAM frames from the client in
-        // the window close the connection with GOAWAY ENHANCE_YOUR_CALM.
+        // the window close the connection with GOAWAY ENHANCE_YOUR_CALM. HTTP2ProxyConnection
+        // counts them together with the resets the client makes the server send (MadeYouReset);
+        // NIOHTTP2's own counts stay as a second line.
         stream.streamResetFrameRateLimit.maximumCount = http2.maxResetsPerWindow
         stream.streamResetFrameRateLimit.windowLength = http2.resetWindow
         var streamSettings = settings
         streamSettings.connectionClientAddress = channel.remoteAddress?.ipAddress
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(FlushCoalescingHandler())
-        try sync.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: connection, streamConfiguration: stream))
-        let streams = HTTP2ProxyConnection { connection, id in
+        let watch = FrameWatch()
+        try sync.addHandler(NIOHTTP2Handler(mode: .server, frameDelegate: watch, connectionConfiguration: connection, streamConfiguration: stream))
+        let streams = HTTP2ProxyConnection(resets: ResetBudget(limit: http2.maxResetsPerWindow, window: http2.resetWindow)) { connection, id in
             ProxyHandler(
                 store: store, pool: loop.pool, balancer: loop.balancer, counters: loop.counters, observability: loop.observability,
                 settings: streamSettings, logger: logger, stream: (connection, id))
         }
+        watch.connection = streams
         try sync.addHandler(streams)
         // NIOHTTP2 answers a connection error (a rapid-reset flood among them) with GOAWAY and
         // reports it; closing is the application's part.
@@ -430,6 +434,15 @@ enum TLSSettings {
             promise.succeed(override)
         }
         return configuration
+    }
+}
+
+/// Tells an HTTP/2 connection's handler about every frame NIOHTTP2 writes, its own included.
+final class FrameWatch: NIOHTTP2FrameDelegate {
+    weak var connection: HTTP2ProxyConnection?
+
+    func wroteFrame(_ frame: HTTP2Frame) {
+        connection?.wroteFrame(frame)
     }
 }
 

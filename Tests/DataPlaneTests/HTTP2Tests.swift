@@ -5,32 +5,32 @@ import Testing
 import TestSupport
 @testable import DataPlane
 
-@Suite(.serialized, .timeLimit(.minutes(1))) struct HTTP2Tests {
-    /// Backend "a" behind a worker with a TLS listener for a.test; both stop after `body`.
-    private func withProxy(
-        holdingConnections: Bool = false, timeouts: ClusterTimeouts = .standard, _ configure: (inout Worker.Configuration) -> Void = { _ in },
-        _ body: (TestBackend, LiveProxy) async throws -> Void
-    ) async throws {
-        let a = try await TestBackend.start(name: "a", holdingConnections: holdingConnections)
-        let proxy = try await LiveProxy.start(
-            tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [], timeouts: timeouts)
-        ) {
-            $0.httpsListenPort = 0
-            configure(&$0)
-        }
-        do {
-            try await body(a, proxy)
-        } catch {
-            await proxy.stop()
-            await a.stop()
-            throw error
-        }
+/// Backend "a" behind a worker with a TLS listener for a.test; both stop after `body`.
+func withTLSProxy(
+    holdingConnections: Bool = false, timeouts: ClusterTimeouts = .standard, _ configure: (inout Worker.Configuration) -> Void = { _ in },
+    _ body: (TestBackend, LiveProxy) async throws -> Void
+) async throws {
+    let a = try await TestBackend.start(name: "a", holdingConnections: holdingConnections)
+    let proxy = try await LiveProxy.start(
+        tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil)], certificates: [], timeouts: timeouts)
+    ) {
+        $0.httpsListenPort = 0
+        configure(&$0)
+    }
+    do {
+        try await body(a, proxy)
+    } catch {
         await proxy.stop()
         await a.stop()
+        throw error
     }
+    await proxy.stop()
+    await a.stop()
+}
 
+@Suite(.serialized, .timeLimit(.minutes(1))) struct HTTP2Tests {
     @Test func alpnPrefersH2AndFallsBackToHTTP1() async throws {
-        try await withProxy { a, proxy in
+        try await withTLSProxy { a, proxy in
             let port = proxy.worker.httpsPort
             let preferred = try await TLSTestClient.handshake(port: port, serverName: "a.test", alpn: ["h2", "http/1.1"])
             let fallback = try await TLSTestClient.handshake(port: port, serverName: "a.test", alpn: ["http/1.1"])
@@ -42,7 +42,7 @@ import TestSupport
     /// 100 streams at once on one connection, each proxied to an HTTP/1.1 upstream and answered
     /// with its own response.
     @Test func oneHundredConcurrentStreamsAreProxied() async throws {
-        try await withProxy { a, proxy in
+        try await withTLSProxy { a, proxy in
             try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
                 try await withThrowingTaskGroup(of: (Int, TestResponse).self) { group in
                     for index in 0..<100 {
@@ -85,7 +85,7 @@ import TestSupport
     /// CVE-2023-44487: a client that opens and resets streams faster than the limit loses its
     /// connection; other clients are served throughout.
     @Test func aRapidResetFloodClosesTheConnectionAndOthersAreServed() async throws {
-        try await withProxy({ $0.http2.maxResetsPerWindow = 50 }) { a, proxy in
+        try await withTLSProxy({ $0.http2.maxResetsPerWindow = 50 }) { a, proxy in
             let port = proxy.worker.httpsPort
             try await HTTP2TestConnection.with(port: port, serverName: "a.test") { attacker in
                 var sent = 0
@@ -107,7 +107,7 @@ import TestSupport
     /// client's windows as the upstream takes the upload, and sends the download as the client's
     /// windows allow.
     @Test func largeBodiesPassBothWaysUnderFlowControl() async throws {
-        try await withProxy { a, proxy in
+        try await withTLSProxy { a, proxy in
             try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
                 // 3 MiB up: three stream windows, one and a half of the connection's.
                 let upload = try await connection.request(.POST, "/count", authority: "a.test", body: Array(repeating: 7, count: 3 << 20))
@@ -129,7 +129,7 @@ import TestSupport
         // The upstream does not answer connects at first: the worker holds every byte it lets in
         // (no socket takes any), so what the client could send is what the windows allowed.
         let timeouts = ClusterTimeouts(connectMilliseconds: 50_000, responseHeaderMilliseconds: 50_000, idleMilliseconds: 60_000)
-        try await withProxy(holdingConnections: true, timeouts: timeouts) { held, proxy in
+        try await withTLSProxy(holdingConnections: true, timeouts: timeouts) { held, proxy in
             let size = 3 << 20
             try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
                 func settled(_ uploads: [HTTP2TestConnection.Upload]) async throws -> Int {
@@ -170,7 +170,7 @@ import TestSupport
     /// reading it once a window's worth waits to be sent, instead of buffering the whole body.
     /// When the client reads again, the rest follows.
     @Test func aStreamThatIsNotReadHoldsBackItsUpstream() async throws {
-        try await withProxy { a, proxy in
+        try await withTLSProxy { a, proxy in
             let total = 96 << 20
             try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
                 let paused = try await connection.pausedRequest("/bytes/\(total)", authority: "a.test")
@@ -242,7 +242,7 @@ import TestSupport
     /// Content-Length goes chunked whatever the method (a GET's body used to go out unframed, for
     /// the upstream to read as the next request), and cookie crumbs are joined into one field.
     @Test func requestsBecomeWellFramedHTTP1Requests() async throws {
-        try await withProxy { a, proxy in
+        try await withTLSProxy { a, proxy in
             try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
                 let get = try await connection.request(.GET, "/count", authority: "a.test", body: Array(repeating: 1, count: 1000), declaresLength: false)
                 #expect(get.text == "received=1000\n")
@@ -263,7 +263,7 @@ import TestSupport
     /// closed (it cannot be reused mid-exchange), the exchange counts as 499, and the connection
     /// serves the next stream.
     @Test func aResetStreamDropsItsUpstreamExchange() async throws {
-        try await withProxy { a, proxy in
+        try await withTLSProxy { a, proxy in
             try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
                 try await connection.openAndReset(path: "/sleep/5000", authority: "a.test") {
                     try await waitUntil("the request reached the backend") { a.receivedRequests == 1 }
@@ -314,7 +314,7 @@ import TestSupport
 
     @Test(arguments: Malformed.cases)
     func malformedRequestsResetTheirStreamOnly(_ malformed: Malformed) async throws {
-        try await withProxy { a, proxy in
+        try await withTLSProxy { a, proxy in
             try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test", validatesHeaders: false) { connection in
                 let refused = try await connection.sendFields(malformed.fields)
                 #expect(refused == .reset(0x1), "\(malformed.what)")
@@ -332,7 +332,7 @@ import TestSupport
 
     /// An :authority that is not host[:port] (RFC 3986) is answered 400 on its stream alone.
     @Test func anInvalidAuthorityGets400() async throws {
-        try await withProxy { a, proxy in
+        try await withTLSProxy { a, proxy in
             try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test", validatesHeaders: false) { connection in
                 for authority in ["x@a.test", "a.test:80a", "a..test", "[::1"] {
                     let refused = try await connection.sendFields([(":method", "GET"), (":scheme", "https"), (":authority", authority), (":path", "/")])
@@ -346,7 +346,7 @@ import TestSupport
 
     /// Stopping the worker: GOAWAY, the stream under way finishes, then the connection closes.
     @Test func drainingLetsStreamsFinishThenCloses() async throws {
-        try await withProxy({ $0.drainTimeout = .seconds(20) }) { a, proxy in
+        try await withTLSProxy({ $0.drainTimeout = .seconds(20) }) { a, proxy in
             try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
                 async let slow = connection.request(.GET, "/sleep/1000", authority: "a.test")
                 try await waitUntil("the request reached the backend") { a.acceptedConnections == 1 }

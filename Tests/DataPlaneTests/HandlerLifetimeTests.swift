@@ -86,7 +86,7 @@ import Testing
         let balancer = LoadBalancer()
         try client.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .client))
         try server.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .server))
-        let connection = HTTP2ProxyConnection { connection, id in
+        let connection = HTTP2ProxyConnection(resets: ResetBudget(limit: 200, window: .seconds(30))) { connection, id in
             let handler = ProxyHandler(
                 store: store, pool: pool, balancer: balancer, counters: counters, observability: observability,
                 settings: ProxyHandler.Settings(), logger: Logger(label: "test"), stream: (connection, id))
