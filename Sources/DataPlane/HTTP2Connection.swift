@@ -53,12 +53,26 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
     private var connectionErrorSent = false
     private var closing = false
 
-    init(resets: ResetBudget, makeStream: @escaping (HTTP2ProxyConnection, HTTP2StreamID) -> ProxyHandler) {
+    /// A connection without open streams is closed (GOAWAY) after this long.
+    private let idleTimeout: TimeAmount
+    /// Since when the connection has had no open stream; nil while it has one.
+    private var idleSince: NIODeadline?
+    private let counters: CounterBox
+
+    init(
+        resets: ResetBudget, idleTimeout: TimeAmount = .seconds(60), counters: CounterBox = CounterBox(),
+        makeStream: @escaping (HTTP2ProxyConnection, HTTP2StreamID) -> ProxyHandler
+    ) {
         self.resets = resets
+        self.idleTimeout = idleTimeout
+        self.counters = counters
         self.makeStream = makeStream
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        idleSince = .now()
+    }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         closeAllStreams()
@@ -97,6 +111,7 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
             }
             let stream = makeStream(self, frame.streamID)
             streams[frame.streamID] = stream
+            idleSince = nil
             if frame.streamID > highestStreamID { highestStreamID = frame.streamID }
             stream.receive(head, bodyFollows: !headers.endStream)
             if headers.endStream { stream.dispatch(.end(nil)) }
@@ -199,6 +214,7 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
             if let stream = streams.removeValue(forKey: closed.streamID) {
                 stream.clientGone()
                 release(stream)
+                if streams.isEmpty { idleSince = .now() }
             }
             if draining, streams.isEmpty { closeAfterFlush() }
         case ObjectIdentifier(NIOHTTP2StreamCreatedEvent.self):
@@ -297,8 +313,16 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
         flush()
     }
 
-    /// Streams set no request-head deadline: NIOHTTP2 and its idle handling own the connection.
-    func sweep(now: NIODeadline) {}
+    /// The loop's sweep: each stream's deadlines (request body, upstream read), and the
+    /// connection's idle one: without a stream for `idleTimeout`, GOAWAY and the close.
+    func sweep(now: NIODeadline) {
+        for stream in streams.values { stream.sweep(now: now) }
+        guard !draining, !closing, streams.isEmpty, let since = idleSince, now - since >= idleTimeout, context != nil else { return }
+        counters.timedOut(.idle)
+        closing = true
+        write(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: highestStreamID, errorCode: .noError, opaqueData: nil)))
+        closeAfterFlush()
+    }
 
     /// Graceful drain: GOAWAY naming the last stream taken, so the client sends no new ones here; the
     /// connection closes once the open streams end (or at the worker's drain deadline).

@@ -74,6 +74,8 @@ public final class WorkerObservability: @unchecked Sendable {
     let activeConnections: Gauge
     let snapshotVersion: Gauge
     let snapshotApply: DurationHistogram
+    /// `portico_timeouts_total`, by kind.
+    let timeouts: [TimeoutKind: Counter]
 
     public init(accessLog: Bool) {
         self.accessLog = accessLog ? AccessLog() : nil
@@ -90,6 +92,13 @@ public final class WorkerObservability: @unchecked Sendable {
         snapshotApply = registry.makeDurationHistogram(
             descriptor: .init(namespace: "portico", metricName: "snapshot_apply", unitName: "seconds", helpText: "Time to check, decode and swap in a snapshot."),
             labels: [], buckets: Self.durationBuckets)
+        var timeouts: [TimeoutKind: Counter] = [:]
+        for kind in TimeoutKind.allCases {
+            timeouts[kind] = registry.makeCounter(
+                descriptor: .init(namespace: "portico", metricName: "timeouts", unitName: "total", helpText: "Connections and exchanges cut by a timeout, by kind."),
+                labels: [("kind", kind.rawValue)])
+        }
+        self.timeouts = timeouts
     }
 
     /// Counts a finished exchange and logs it. On the worker's event loop.

@@ -1,3 +1,5 @@
+import Prometheus
+
 /// What a worker answered and what went wrong upstream, counted on its event loop. The metrics
 /// endpoint exports these; tests read them through `Worker.counters()`.
 public struct ProxyCounters: Sendable, Equatable {
@@ -9,14 +11,40 @@ public struct ProxyCounters: Sendable, Equatable {
     public var connectFailures = 0
     public var retries = 0
     public var ejections = 0
+    /// Connections or exchanges cut by a timeout, by kind.
+    public var timeouts: [TimeoutKind: Int] = [:]
 
     public init() {}
+}
+
+/// The timeouts a worker enforces, as counted (`portico_timeouts_total{kind}`).
+public enum TimeoutKind: String, CaseIterable, Sendable {
+    /// From accept until the TLS handshake completes (`--tls-handshake-timeout`).
+    case tlsHandshake = "tls_handshake"
+    /// A request head that does not complete (`--request-header-timeout`).
+    case requestHeader = "request_header"
+    /// A keep-alive HTTP/1.1 connection, or an HTTP/2 connection without streams (`--idle-timeout`).
+    case idle
+    /// The longest gap between two reads of a request body (`--request-body-timeout`).
+    case requestBody = "request_body"
+    /// The longest gap between two reads of an upstream response body (`--upstream-read-timeout`).
+    case upstreamRead = "upstream_read"
 }
 
 /// The loop's counters, shared by reference between the handlers of one worker loop.
 final class CounterBox {
     var value = ProxyCounters()
+    private let timeoutMetrics: [TimeoutKind: Counter]
+
+    init(timeoutMetrics: [TimeoutKind: Counter] = [:]) {
+        self.timeoutMetrics = timeoutMetrics
+    }
 
     func local(_ status: Int) { value.localAnswers[status, default: 0] += 1 }
     func upstream(_ status: Int) { value.upstreamAnswers[status, default: 0] += 1 }
+
+    func timedOut(_ kind: TimeoutKind) {
+        value.timeouts[kind, default: 0] += 1
+        timeoutMetrics[kind]?.increment()
+    }
 }

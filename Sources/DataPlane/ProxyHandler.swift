@@ -31,6 +31,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
         /// More request header fields than this get 431.
         var maxRequestHeaderFields = 100
         var requestHeaderTimeout = TimeAmount.seconds(60)
+        var idleTimeout = TimeAmount.seconds(60)
+        var requestBodyTimeout = TimeAmount.seconds(60)
+        var upstreamReadTimeout = TimeAmount.seconds(60)
         /// An upgraded connection (WebSocket) with no bytes either way for this long is closed.
         var tunnelIdleTimeout = TimeAmount.hours(1)
         /// On HTTP/2 over TLS: the connection's SNI name (`.some(nil)` without one) and the
@@ -126,9 +129,22 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
     /// Per connection, computed once.
     /// From the connection: an HTTP/2 stream channel has no addresses of its own.
     private lazy var clientAddress: String? = settings.connectionClientAddress ?? context.channel.remoteAddress?.ipAddress
-    /// While waiting for a request head (slowloris and idle keep-alive): once it passes, the
-    /// loop's sweep closes the connection (`sweep(now:)`). HTTP/2 streams never set it.
+    // Deadlines, checked by the loop's sweep (`sweep(now:)`) rather than by a timer each.
+    /// While waiting for a request head: once it passes, the connection closes. HTTP/2 streams
+    /// never set it.
     private var headerDeadline: NIODeadline?
+    /// `headerDeadline` is the idle one (no byte of a next request yet): the first byte that
+    /// arrives replaces it with the request-head deadline.
+    private var headerDeadlineIsIdle = false
+    /// The client read in progress delivered a request part (a head, body or end).
+    private var readDeliveredParts = false
+    /// While a request body is expected: the latest time its next bytes may arrive. Not checked
+    /// while the exchange holds reads (the wait is then the upstream's, not the client's).
+    private var bodyDeadline: NIODeadline?
+    /// While an upstream response body is relayed: the latest time its next bytes may arrive.
+    /// Not checked while the client's backpressure holds the upstream's reads.
+    private var upstreamReadDeadline: NIODeadline?
+    private var upstreamReadsHeld = false
 
     // HTTP/2 only.
     /// Set by the connection while this stream's upstream waits for the client read to complete.
@@ -194,26 +210,80 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
         context.fireChannelActive()
     }
 
+    /// From accept: the first request head has `requestHeaderTimeout` to arrive.
     private func armHeaderTimeout() {
         // An HTTP/2 stream exists only once its request headers arrived: there is no head to wait for.
         guard !isHTTP2 else { return }
         headerDeadline = .now() + settings.requestHeaderTimeout
+        headerDeadlineIsIdle = false
+    }
+
+    /// After a response: the connection may stay idle for `idleTimeout`.
+    private func armIdleTimeout() {
+        guard !isHTTP2 else { return }
+        headerDeadline = .now() + settings.idleTimeout
+        headerDeadlineIsIdle = true
     }
 
     func sweep(now: NIODeadline) {
-        guard let deadline = headerDeadline, deadline <= now else { return }
-        headerDeadline = nil
-        guard case .idle = state else { return }
-        // No request is in flight (a partial head is not one yet), so there is nothing to
-        // answer: like nginx's client_header_timeout, the connection is closed.
+        if let deadline = headerDeadline, deadline <= now {
+            headerDeadline = nil
+            guard case .idle = state else { return }
+            // No request is in flight (a partial head is not one yet), so there is nothing to
+            // answer: like nginx's client_header_timeout and keepalive_timeout, the connection closes.
+            counters.timedOut(headerDeadlineIsIdle ? .idle : .requestHeader)
+            state = .closed
+            context.close(promise: nil)
+            return
+        }
+        if let deadline = bodyDeadline, deadline <= now, !holdReads {
+            bodyDeadline = nil
+            requestBodyTimedOut()
+            return
+        }
+        if let deadline = upstreamReadDeadline, deadline <= now, !upstreamReadsHeld {
+            upstreamReadDeadline = nil
+            upstreamReadTimedOut()
+        }
+    }
+
+    /// The client stopped sending its request body: 408 if nothing was answered yet, else the
+    /// exchange is cut. Either way the connection (or stream) carries nothing more.
+    private func requestBodyTimedOut() {
+        counters.timedOut(.requestBody)
+        keepAlive = false
+        switch state {
+        case .connecting, .forwarding:
+            if !responseStarted {
+                dropUpstream()
+                respondLocally(.requestTimeout, body: "408 request body timeout\n")
+                lingeringClose()
+                return
+            }
+        case .respondedLocally, .idle, .upgrading, .tunnelled, .closed:
+            break
+        }
+        dropUpstream()
         state = .closed
-        context.close(promise: nil)
+        closeClient()
+    }
+
+    /// The upstream stopped sending its response body: the exchange is cut (the client sees a
+    /// response end early: a closed connection, or a reset stream).
+    private func upstreamReadTimedOut() {
+        guard case .forwarding = state else { return }
+        counters.timedOut(.upstreamRead)
+        logger.info("upstream read timeout", metadata: ["cluster": "\(cluster?.name ?? "")"])
+        dropUpstream()
+        state = .closed
+        closeClient()
     }
 
     // MARK: Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        readDeliveredParts = true
         // Refused or cut: what the client still sends is dropped until the connection closes.
         if case .closed = state { return }
         if !queued.isEmpty {
@@ -274,6 +344,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
         switch RequestFacts.inspect(head, maxFields: settings.maxRequestHeaderFields) {
         case .success(let inspected):
             facts = inspected
+            // The client has `requestBodyTimeout` between reads of the body it announced.
+            if isHTTP2 ? bodyFollows == true : facts.body != .none { bodyDeadline = .now() + settings.requestBodyTimeout }
         case .failure(let refusal):
             // Nothing of a refused head is used, and the connection carries nothing after it.
             keepAlive = false
@@ -352,6 +424,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
 
     private func receiveBodyPart(_ part: HTTPClientRequestPart) {
         if case .body(.byteBuffer(let buffer)) = part { exchange?.bytesIn += buffer.readableBytes }
+        if bodyDeadline != nil { bodyDeadline = .now() + settings.requestBodyTimeout }
         if let limit = bodyLimit, case .body(.byteBuffer(let buffer)) = part {
             bodyReceived += Int64(buffer.readableBytes)
             if bodyReceived > limit {
@@ -422,6 +495,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
 
     private func receiveEnd(_ trailers: HTTPHeaders?) {
         requestComplete = true
+        bodyDeadline = nil
         switch state {
         case .connecting: pending.append(.end(trailers))
         case .forwarding(let connection):
@@ -434,6 +508,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        if !readDeliveredParts, headerDeadlineIsIdle, headerDeadline != nil, isIdle {
+            // Bytes of a next request arrived (the decoder holds them): it has the request-head
+            // timeout from now, not what is left of the idle one.
+            armHeaderTimeout()
+        }
+        readDeliveredParts = false
         clientReadComplete()
         context.fireChannelReadComplete()
     }
@@ -453,6 +533,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
     }
 
     private func setHoldReads(_ hold: Bool) {
+        // The client's gap is counted from when the exchange takes its bytes again.
+        if !hold, exchangeHoldsReads, bodyDeadline != nil { bodyDeadline = .now() + settings.requestBodyTimeout }
         exchangeHoldsReads = hold
         if isHTTP2 {
             // On HTTP/2 holding reads means withholding the stream's window.
@@ -488,7 +570,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
     }
 
     func downstreamWritabilityChanged() {
-        if case .forwarding(let connection) = state { connection.handler.setHoldReads(!downstreamIsWritable) }
+        if case .forwarding(let connection) = state { holdUpstreamReads(connection, !downstreamIsWritable) }
+    }
+
+    /// The client's backpressure on the upstream's reads; the upstream's gap is counted from
+    /// when its reads resume.
+    private func holdUpstreamReads(_ connection: UpstreamPool.Connection, _ hold: Bool) {
+        if !hold, upstreamReadsHeld, upstreamReadDeadline != nil { upstreamReadDeadline = .now() + settings.upstreamReadTimeout }
+        upstreamReadsHeld = hold
+        connection.handler.setHoldReads(hold)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -507,6 +597,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
         state = .closed
         startedEndpoint = nil
         headerDeadline = nil
+        bodyDeadline = nil
+        upstreamReadDeadline = nil
     }
 
     /// Ends the client side for good: the connection on HTTP/1.1, the stream (RST_STREAM) on HTTP/2.
@@ -674,6 +766,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
         responseStarted = true
         responseReusable = head.reusable
         disarmResponseTimer()
+        if head.framing != .none { upstreamReadDeadline = .now() + settings.upstreamReadTimeout }
         counters.upstream(head.status)
         exchange?.status = UInt16(head.status)
         if observability.accessLog != nil { exchange?.upstream = startedEndpoint?.description }
@@ -769,11 +862,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
         } else {
             emit(body)
         }
-        if !downstreamIsWritable { connection.handler.setHoldReads(true) }
+        if upstreamReadDeadline != nil { upstreamReadDeadline = .now() + settings.upstreamReadTimeout }
+        if !downstreamIsWritable { holdUpstreamReads(connection, true) }
     }
 
     func upstreamEnd(_ trailers: HTTPHeaders?) {
         guard case .forwarding(let connection) = state, responseStarted else { return }
+        upstreamReadDeadline = nil
         // The upstream connection is settled before the last write: on HTTP/2 that write ends
         // the stream, and NIOHTTP2 reports it closed from inside the write.
         let complete = requestComplete
@@ -996,6 +1091,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
             if let stream { stream.connection.keepSpareHead(head) } else { Self.keep(head, as: &spareRequestHead) }
         }
         disarmResponseTimer()
+        bodyDeadline = nil
+        upstreamReadDeadline = nil
+        upstreamReadsHeld = false
         state = .idle
         setHoldReads(false)
         if isHTTP2 {
@@ -1008,7 +1106,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
         } else if !queued.isEmpty {
             scheduleReplay()
         } else {
-            armHeaderTimeout()
+            armIdleTimeout()
         }
     }
 
@@ -1024,7 +1122,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
                 if case .head = queued[0], !isIdle { return }
                 dispatch(queued.removeFirst())
             }
-            if isIdle { armHeaderTimeout() }
+            if isIdle { armIdleTimeout() }
             setHoldReads(exchangeHoldsReads)
         }
     }

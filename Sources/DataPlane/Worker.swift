@@ -29,9 +29,20 @@ public final class Worker: Sendable {
         public var maxRequestHeaderBytes = 64 << 10
         /// More request header fields than this get 431 (HAProxy allows 101, nginx has no count).
         public var maxRequestHeaderFields = 100
-        /// How long a connection may wait for a complete request head, counted from accept or from
-        /// the end of the previous response: covers idle keep-alive and slowly sent headers.
+        /// How long a request head may take to arrive whole: from accept, or from its first byte
+        /// on a kept-alive connection (slowly sent headers, slowloris).
         public var requestHeaderTimeout: Duration = .seconds(60)
+        /// A kept-alive HTTP/1.1 connection with no request, or an HTTP/2 connection with no open
+        /// stream, is closed after this long (HTTP/2 with GOAWAY).
+        public var idleTimeout: Duration = .seconds(60)
+        /// From accept until the TLS handshake completes.
+        public var tlsHandshakeTimeout: Duration = .seconds(10)
+        /// The longest gap between two reads of a request body (nginx's client_body_timeout):
+        /// then 408 if no response started, else the exchange is cut.
+        public var requestBodyTimeout: Duration = .seconds(60)
+        /// The longest gap between two reads of an upstream's response body: then the exchange
+        /// is cut. (The wait for the response head is the cluster's response timeout.)
+        public var upstreamReadTimeout: Duration = .seconds(60)
         /// On stop, how long requests in flight may take to finish before their connections are cut.
         public var drainTimeout: Duration = .seconds(25)
         /// The TLS listener's port (0: any free port); nil for no TLS listener.
@@ -97,9 +108,12 @@ public final class Worker: Sendable {
         var settings = ProxyHandler.Settings()
         settings.httpsPort = configuration.httpsPort
         settings.maxRequestHeaderFields = configuration.maxRequestHeaderFields
-        settings.requestHeaderTimeout = TimeAmount.nanoseconds(
-            configuration.requestHeaderTimeout.components.seconds * 1_000_000_000 + configuration.requestHeaderTimeout.components.attoseconds / 1_000_000_000)
-        let sweepInterval = OpenConnections.sweepInterval(for: settings.requestHeaderTimeout)
+        settings.requestHeaderTimeout = TimeAmount(configuration.requestHeaderTimeout)
+        settings.idleTimeout = TimeAmount(configuration.idleTimeout)
+        settings.requestBodyTimeout = TimeAmount(configuration.requestBodyTimeout)
+        settings.upstreamReadTimeout = TimeAmount(configuration.upstreamReadTimeout)
+        let sweepInterval = OpenConnections.sweepInterval(
+            for: min(settings.requestHeaderTimeout, settings.idleTimeout, settings.requestBodyTimeout, settings.upstreamReadTimeout))
         let sweep = eventLoop.scheduleRepeatedTask(initialDelay: sweepInterval, delay: sweepInterval) { _ in
             loopBound.value.connections.sweep(now: .now())
         }
@@ -216,7 +230,9 @@ public final class Worker: Sendable {
         try sync.addHandler(FlushCoalescingHandler())
         let watch = FrameWatch()
         try sync.addHandler(NIOHTTP2Handler(mode: .server, frameDelegate: watch, connectionConfiguration: connection, streamConfiguration: stream))
-        let streams = HTTP2ProxyConnection(resets: ResetBudget(limit: http2.maxResetsPerWindow, window: http2.resetWindow)) { connection, id in
+        let streams = HTTP2ProxyConnection(
+            resets: ResetBudget(limit: http2.maxResetsPerWindow, window: http2.resetWindow), idleTimeout: settings.idleTimeout, counters: loop.counters
+        ) { connection, id in
             ProxyHandler(
                 store: store, pool: loop.pool, balancer: loop.balancer, counters: loop.counters, observability: loop.observability,
                 settings: streamSettings, logger: logger, stream: (connection, id))
@@ -241,6 +257,7 @@ public final class Worker: Sendable {
         let accepted = self.acceptedBox
         let http2 = configuration.http2
         let certificates = self.certificates
+        let handshakeTimeout = TimeAmount(configuration.tlsHandshakeTimeout)
         return try await ServerBootstrap(group: store.eventLoop)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -260,6 +277,12 @@ public final class Worker: Sendable {
                         try Self.configureHTTP1(channel, settings: connectionSettings, limits: limits, loop: loop, store: store, logger: logger)
                         return
                     }
+                    // From accept until the handshake completes (the negotiation below runs then).
+                    let handshakeDeadline = channel.eventLoop.scheduleTask(in: handshakeTimeout) {
+                        loopBound.value.counters.timedOut(.tlsHandshake)
+                        channel.close(promise: nil)
+                    }
+                    channel.closeFuture.whenComplete { _ in handshakeDeadline.cancel() }
                     // The ClientHello's server name, kept for the 421 check on HTTP/2 requests.
                     let serverName = NIOLoopBoundBox<String?>(nil, eventLoop: channel.eventLoop)
                     try channel.pipeline.syncOperations.addHandler(
@@ -271,7 +294,8 @@ public final class Worker: Sendable {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     // After the handshake: HTTP/2 when the client chose h2 by ALPN, else HTTP/1.1.
                     let negotiation = ApplicationProtocolNegotiationHandler { result, channel in
-                        channel.eventLoop.makeCompletedFuture {
+                        handshakeDeadline.cancel()
+                        return channel.eventLoop.makeCompletedFuture {
                             if case .negotiated("h2") = result {
                                 var streamSettings = connectionSettings
                                 streamSettings.tlsServerName = .some(serverName.value)
@@ -317,12 +341,13 @@ final class LoopState {
     let pool: UpstreamPool
     let balancer = LoadBalancer()
     let connections: OpenConnections
-    let counters = CounterBox()
+    let counters: CounterBox
     let observability: WorkerObservability
 
     init(eventLoop: any EventLoop, observability: WorkerObservability) {
         pool = UpstreamPool(eventLoop: eventLoop)
         self.observability = observability
+        counters = CounterBox(timeoutMetrics: observability.timeouts)
         connections = OpenConnections(gauge: observability.activeConnections)
     }
 }
@@ -366,21 +391,28 @@ final class OpenConnections {
         for entry in entries.values { entry.connection.beginDrain() }
     }
 
-    /// Header deadlines are checked here, every `sweepInterval`, instead of by a timer per
-    /// connection: a scheduled task was seven mallocs and a timer-heap insert and removal per
-    /// connection, a sweep is a comparison per open connection (as Kestrel's heartbeat does).
+    /// Deadlines (request head, idle, request body, upstream read) are checked here, every
+    /// `sweepInterval`, instead of by timers per connection: a scheduled task was seven mallocs
+    /// and a timer-heap insert and removal per connection, a sweep is a comparison per open
+    /// connection (as Kestrel's heartbeat does).
     func sweep(now: NIODeadline) {
         for entry in entries.values { entry.connection.sweep(now: now) }
     }
 
-    /// How often the sweep runs for a request-head timeout: a timeout fires at most a quarter
-    /// late (a second at most).
+    /// How often the sweep runs for the shortest timeout: a timeout fires at most a quarter of
+    /// it late (a second at most).
     static func sweepInterval(for timeout: TimeAmount) -> TimeAmount {
         min(.seconds(1), max(.milliseconds(10), .nanoseconds(timeout.nanoseconds / 4)))
     }
 
     func closeAll() {
         for entry in entries.values { entry.channel.close(promise: nil) }
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        self = .nanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
     }
 }
 
@@ -446,11 +478,14 @@ final class FrameWatch: NIOHTTP2FrameDelegate {
     }
 }
 
-/// Closes its connection on any error that reaches it.
+/// Closes its connection on any error that reaches it, after flushing what is written: NIOHTTP2
+/// writes its GOAWAY before it reports a connection error, and inside a read it would only be
+/// flushed at the read's end.
 final class CloseOnError: ChannelInboundHandler, Sendable {
     typealias InboundIn = Any
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.flush()
         context.close(promise: nil)
     }
 }

@@ -57,6 +57,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .notice
 
+    @OptionGroup(title: "Passed on to the workers") var timeouts: WorkerTimeoutOptions
+
     func validate() throws {
         guard (manifests == nil) != (kubeconfig == nil) else { throw ValidationError("give --manifests PATH or --kubeconfig PATH") }
         if demoBackends, manifests == nil { throw ValidationError("--demo-backends reads the endpoints of --manifests") }
@@ -121,7 +123,7 @@ struct RunCommand: AsyncParsableCommand {
                     "--state-dir", runDirectory + "/state", "--socket-dir", runDirectory + "/sockets",
                     "--admin-port", String(adminPort), "--admin-bind", "127.0.0.1", "--node", "local",
                     "--drain-timeout", String(drainTimeout), "--parent-pid", me, "--log-level", logLevel.rawValue,
-                ])
+                ] + timeouts.workerArguments)
 
             let ready = try await waitUntilReady(agentSocket: agentSocket, children: children)
             say(Self.banner(dump: ready, runDirectory: runDirectory, agentSocket: agentSocket, httpPort: httpPort, httpsPort: httpsPort, bind: bind, workers: workers))

@@ -17,13 +17,30 @@ import TestSupport
         await a.stop()
     }
 
-    @Test func anIdleKeepAliveConnectionIsClosedAfterTheHeaderTimeout() async throws {
+    @Test func anIdleKeepAliveConnectionIsClosedAfterTheIdleTimeout() async throws {
         let a = try await TestBackend.start(name: "a")
-        let proxy = try await LiveProxy.start(proxyTable([("a.test", "/", [a.port])])) { $0.requestHeaderTimeout = .milliseconds(300) }
+        let proxy = try await LiveProxy.start(proxyTable([("a.test", "/", [a.port])])) { $0.idleTimeout = .milliseconds(300) }
         let answer = try await RawConnection.exchange(port: proxy.port, send: ["GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"])
         // The read only ends because the proxy closes the idle connection.
         #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"))
         #expect(answer.components(separatedBy: "HTTP/1.1").count == 2)
+        #expect(await proxy.worker.counters().timeouts == [.idle: 1])
+        await proxy.stop()
+        await a.stop()
+    }
+
+    /// On a kept-alive connection, the first byte of the next request starts the request-head
+    /// timeout: a slowloris after a first request is cut as soon as one from accept.
+    @Test func aPartialHeadAfterKeepAliveHasTheHeaderTimeout() async throws {
+        let a = try await TestBackend.start(name: "a")
+        let proxy = try await LiveProxy.start(proxyTable([("a.test", "/", [a.port])])) {
+            $0.requestHeaderTimeout = .milliseconds(300)
+            $0.idleTimeout = .seconds(50)
+        }
+        let answer = try await RawConnection.exchange(
+            port: proxy.port, send: ["GET / HTTP/1.1\r\nHost: a.test\r\n\r\n", "GET / HTTP/1.1\r\nHo"], pauseBetweenChunks: .milliseconds(100))
+        #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(await proxy.worker.counters().timeouts == [.requestHeader: 1])
         await proxy.stop()
         await a.stop()
     }

@@ -79,7 +79,9 @@ public final class RawHTTP2Connection: Sendable {
     }
 
     /// Connects to 127.0.0.1:`port` with SNI `serverName`, sends the preface and empty SETTINGS,
-    /// and opens the connection's receive window wide.
+    /// opens the connection's receive window wide, and returns once SETTINGS went both ways (so
+    /// nothing the client writes later races a close of the server's: that would reset the
+    /// connection and lose what the server sent last).
     public static func connect(port: Int, serverName: String) async throws -> RawHTTP2Connection {
         let context = try TLSTestClient.context(alpn: ["h2"])
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -94,6 +96,9 @@ public final class RawHTTP2Connection: Sendable {
             Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8), frame(type: Frame.settings, flags: 0, stream: 0, payload: []),
             windowUpdate(stream: 0, increment: 1 << 30),
         ])
+        try await connection.waitFor("SETTINGS both ways") { frames in
+            frames.contains { $0.type == Frame.settings && $0.flags & 0x1 == 0 } && frames.contains { $0.type == Frame.settings && $0.flags & 0x1 != 0 }
+        }
         return connection
     }
 
@@ -118,8 +123,16 @@ public final class RawHTTP2Connection: Sendable {
     }
 
     public func close() async {
+        channel.outbound.finish()
         channel.channel.close(promise: nil)
         _ = await reader.result
+    }
+
+    /// NIOAsyncChannel's writer must be finished before it goes, also when a test never called
+    /// close().
+    deinit {
+        channel.outbound.finish()
+        channel.channel.close(promise: nil)
     }
 
     // MARK: Frames
