@@ -217,3 +217,10 @@ let package = Package(
         .testTarget(name: "PorticoCtlTests", dependencies: ["PorticoCtl", "TestSupport", .product(name: "Yams", package: "Yams")]),
     ]
 )
+
+// The project's own modules (Sources/) build without warnings: a new one fails the build. Only
+// these targets get the flag; dependencies build as their authors set them.
+for target in package.targets where target.type == .regular || target.type == .executable {
+    guard target.path == nil, target.name != "CPorticoSystem" else { continue }
+    target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-warnings-as-errors"])]
+}

@@ -160,7 +160,7 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
         // Past the limit: the connection goes, and its streams with it. Not from inside
         // NIOHTTP2's write or read path, where this may be called.
         closing = true
-        context?.eventLoop.execute { [self] in
+        context?.eventLoop.assumeIsolatedUnsafeUnchecked().execute { [self] in
             write(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: highestStreamID, errorCode: .enhanceYourCalm, opaqueData: nil)))
             closeAfterFlush()
         }
@@ -278,7 +278,7 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
     private func topUpConnectionWindow() {
         guard connectionWindowOpened, !windowCheckScheduled, connectionWindow.due(holding: unconsumed) != nil, let context else { return }
         windowCheckScheduled = true
-        context.eventLoop.execute { [self] in
+        context.eventLoop.assumeIsolatedUnsafeUnchecked().execute { [self] in
             windowCheckScheduled = false
             guard let increment = connectionWindow.topUp(holding: unconsumed) else { return }
             write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment)))
@@ -301,7 +301,7 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
     func flush() {
         guard !flushPending, let context else { return }
         flushPending = true
-        context.eventLoop.execute { [self] in
+        context.eventLoop.assumeIsolatedUnsafeUnchecked().execute { [self] in
             flushPending = false
             self.context?.flush()
         }
@@ -337,7 +337,7 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
     /// The last stream can end inside a write, before its frames are flushed: they go first.
     private func closeAfterFlush() {
         guard let context else { return }
-        context.eventLoop.execute { [self] in
+        context.eventLoop.assumeIsolatedUnsafeUnchecked().execute { [self] in
             self.context?.flush()
             self.context?.close(promise: nil)
         }

@@ -449,7 +449,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
         guard isHTTP2, case .body(.byteBuffer(let buffer)) = part else { return nil }
         let bytes = buffer.readableBytes
         let promise = eventLoop.makePromise(of: Void.self)
-        promise.futureResult.whenComplete { [self] _ in bodyTaken(bytes) }
+        promise.futureResult.assumeIsolatedUnsafeUnchecked().whenComplete { [self] _ in bodyTaken(bytes) }
         return promise
     }
 
@@ -652,7 +652,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
             attach(connection, endpoint: endpoint, cluster: cluster)
             return
         }
-        pool.connect(endpoint, timeouts: cluster.timeouts).whenComplete { [self] result in
+        pool.connect(endpoint, timeouts: cluster.timeouts).assumeIsolatedUnsafeUnchecked().whenComplete { [self] result in
             guard case .connecting = state else {
                 if case .success(let connection) = result { pool.release(connection) }
                 return
@@ -748,7 +748,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
             state = .upgrading(connection, head)
             // Joined on the next tick: the upstream's handler is still on the stack here, and it
             // holds the bytes after the 101 until it is removed.
-            context.eventLoop.execute { [self] in joinTunnel(connection, switching: head) }
+            context.eventLoop.assumeIsolatedUnsafeUnchecked().execute { [self] in joinTunnel(connection, switching: head) }
             return
         }
         if head.status < 200 {
@@ -927,7 +927,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
         let size = data.readableBytes
         unsentData += size
         let promise = eventLoop.makePromise(of: Void.self)
-        promise.futureResult.whenComplete { [self] _ in
+        promise.futureResult.assumeIsolatedUnsafeUnchecked().whenComplete { [self] _ in
             let wasFull = unsentData >= Self.unsentDataLimit
             unsentData -= size
             if wasFull || unsentData < Self.unsentDataLimit / 2 { downstreamWritabilityChanged() }
@@ -1018,8 +1018,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
             clientSide.send(ForwardedHeaders.switchingProtocolsBytes(head, allocator: allocator), flush: true)
             // The upstream handler hands on the bytes that followed the 101 as it leaves, and a
             // decoder a tick later, outside any read cycle: each is flushed then.
-            Self.remove(UpstreamHandler.self, from: upstream)?.whenComplete { _ in upstreamSide.flushPeer() }
-            Self.remove(ByteToMessageHandler<HTTPRequestDecoder>.self, from: client)?.whenComplete { _ in clientSide.flushPeer() }
+            Self.remove(UpstreamHandler.self, from: upstream)?.assumeIsolatedUnsafeUnchecked().whenComplete { _ in upstreamSide.flushPeer() }
+            Self.remove(ByteToMessageHandler<HTTPRequestDecoder>.self, from: client)?.assumeIsolatedUnsafeUnchecked().whenComplete { _ in clientSide.flushPeer() }
             let clientChannel = context.channel
             Self.remove(ProxyHandler.self, from: client)
             // Reads held while the exchange was under way start again under the tunnel's control.
@@ -1115,7 +1115,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
     private func scheduleReplay() {
         guard !replayScheduled else { return }
         replayScheduled = true
-        context.eventLoop.execute { [self] in
+        context.eventLoop.assumeIsolatedUnsafeUnchecked().execute { [self] in
             replayScheduled = false
             guard context != nil else { return }  // removed meanwhile
             while !queued.isEmpty {
@@ -1167,7 +1167,7 @@ final class LazyTimer {
         generation += 1
         let generation = generation
         scheduledFor = time
-        scheduled = eventLoop.scheduleTask(deadline: time) { [weak self] in self?.fire(generation, on: eventLoop) }
+        scheduled = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: time) { [weak self] in self?.fire(generation, on: eventLoop) }
     }
 
     private func fire(_ generation: Int, on eventLoop: any EventLoop) {

@@ -10,7 +10,7 @@ public final class TableStore: @unchecked Sendable {
     public let eventLoop: any EventLoop
     /// The table behind one reference: handing it to a request retains one object, where copying
     /// the struct retained each of its arrays and dictionaries.
-    final class Current {
+    final class Current: Sendable {
         let table: RouteTable
 
         init(_ table: RouteTable) {

@@ -67,13 +67,14 @@ final class UpstreamPool {
     func connect(_ endpoint: Endpoint, timeouts: ClusterTimeouts) -> EventLoopFuture<Connection> {
         eventLoop.preconditionInEventLoop()
         let handler = UpstreamHandler()
+        let boundHandler = NIOLoopBound(handler, eventLoop: eventLoop)
         // ClientBootstrap sets TCP_NODELAY itself. (`.socketOption(.tcp_nodelay)` would not:
         // it is SOL_SOCKET level, where option 1 is SO_DEBUG.)
         var bootstrap = ClientBootstrap(group: eventLoop)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // The handler writes requests and parses responses itself.
-                    try channel.pipeline.syncOperations.addHandler(handler)
+                    try channel.pipeline.syncOperations.addHandler(boundHandler.value)
                 }
             }
         if timeouts.connectMilliseconds > 0 { bootstrap = bootstrap.connectTimeout(.milliseconds(Int64(timeouts.connectMilliseconds))) }
@@ -86,12 +87,12 @@ final class UpstreamPool {
         } else {
             connected = bootstrap.connect(host: endpoint.address, port: endpoint.port)
         }
-        return connected.map { channel in
+        return connected.assumeIsolatedUnsafeUnchecked().map { channel in
             let connection = Connection(channel: channel, handler: handler, endpoint: endpoint)
             // Set once: a closure made on every release cost an allocation per request.
             handler.onIdleClose = { [weak self] in self?.remove(connection) }
             return connection
-        }
+        }.nonisolated()
     }
 
     private var addresses: [Endpoint: SocketAddress] = [:]

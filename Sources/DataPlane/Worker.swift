@@ -379,7 +379,7 @@ final class OpenConnections {
         entries[key] = (connection, channel)
         gauge.increment()
         let gauge = self.gauge
-        channel.closeFuture.whenComplete { [weak self] _ in
+        channel.closeFuture.assumeIsolatedUnsafeUnchecked().whenComplete { [weak self] _ in
             self?.entries[key] = nil
             gauge.decrement()
         }

@@ -62,7 +62,7 @@ public final class KubeClient: Sendable {
             if let fieldSelector { query.append(("fieldSelector", fieldSelector)) }
             if let labelSelector { query.append(("labelSelector", labelSelector)) }
             if let next { query.append(("continue", next)) }
-            let page: KubeList<Object> = try await decode(
+            let page: KubeList<Object> = try decode(
                 try await send(.GET, Self.path(for: type, namespace: namespace), query: query), as: KubeList<Object>.self)
             items += page.items
             if resourceVersion == nil { resourceVersion = page.metadata.resourceVersion }

@@ -203,7 +203,7 @@ public final class NodeAgent: Sendable {
     /// NACKs or leaves, and at least every second for what the supervisor alone knows (pids, restarts).
     private func reportWorkers() async throws {
         var last: [Portico_V1_SubscriberStatus] = []
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        await withThrowingTaskGroup(of: Void.self) { group in
             let (ticks, tick) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
             group.addTask { [registry] in
                 for await _ in registry.changed { tick.yield() }

@@ -46,9 +46,9 @@ public enum ServerAddress: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .unix(let path): return ResolvableTargets.UnixDomainSocket.unixDomainSocket(path: path)
         case .tcp(let host, let port):
-            if host.contains(":") { return ResolvableTargets.IPv6.ipv6(host: host, port: port) }
+            if host.contains(":") { return ResolvableTargets.IPv6.ipv6(address: host, port: port) }
             if host.split(separator: ".").count == 4, host.allSatisfy({ $0.isNumber || $0 == "." }) {
-                return ResolvableTargets.IPv4.ipv4(host: host, port: port)
+                return ResolvableTargets.IPv4.ipv4(address: host, port: port)
             }
             return ResolvableTargets.DNS.dns(host: host, port: port)
         }

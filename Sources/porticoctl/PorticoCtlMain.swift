@@ -3,6 +3,8 @@ import PorticoCtl
 
 /// The command lives in the PorticoCtl library so tests can run it; this is only its entry point.
 @main
-struct PorticoCtlMain: AsyncMainProtocol {
-    typealias Command = PorticoCtlCommand
+enum PorticoCtlMain {
+    static func main() async {
+        await PorticoCtlCommand.main()
+    }
 }
