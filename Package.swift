@@ -44,7 +44,7 @@ let package = Package(
         // The snapshot protocol: generated protobuf/gRPC code (scripts/generate-protos.sh), RouteTable ⇄ proto,
         // addresses, and the subscriber client shared by node agents, workers and porticoctl.
         .target(name: "SnapshotProtocol", dependencies: [
-            "RouteModel",
+            "RouteModel", "AdminHTTP",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -76,7 +76,7 @@ let package = Package(
         // The worker: snapshot subscriber, table store, HTTP reverse proxy, upstream pools.
         // Never imports Translator, KubeClient or ControlPlane.
         .target(name: "DataPlane", dependencies: [
-            "RouteModel", "SnapshotProtocol",
+            "RouteModel", "SnapshotProtocol", "AdminHTTP",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -89,7 +89,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
-        // A small HTTP server for /healthz, /readyz and (later) /metrics on the control plane and node agent.
+        // A small HTTP server for /healthz, /readyz and /metrics, and the error every listener reports.
         .target(name: "AdminHTTP", dependencies: [
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -38,10 +38,14 @@ public struct AdminServer: Sendable {
     public let unixSocket: String?
     public let routes: [String: @Sendable () async -> Reply]
     public let fallback: (@Sendable (Request) async -> Reply)?
+    /// Who runs it, for errors: "node agent admin server", ...
+    public let owner: String
 
     public init(
-        host: String, port: Int, routes: [String: @Sendable () async -> Reply], fallback: (@Sendable (Request) async -> Reply)? = nil
+        host: String, port: Int, owner: String = "admin server", routes: [String: @Sendable () async -> Reply],
+        fallback: (@Sendable (Request) async -> Reply)? = nil
     ) {
+        self.owner = owner
         self.host = host
         self.port = port
         self.unixSocket = nil
@@ -49,7 +53,8 @@ public struct AdminServer: Sendable {
         self.fallback = fallback
     }
 
-    public init(unixSocket: String, routes: [String: @Sendable () async -> Reply]) {
+    public init(unixSocket: String, owner: String = "admin server", routes: [String: @Sendable () async -> Reply]) {
+        self.owner = owner
         self.host = ""
         self.port = 0
         self.unixSocket = unixSocket
@@ -70,10 +75,12 @@ public struct AdminServer: Sendable {
             }
         let channel: any Channel
         if let unixSocket {
-            channel = try await bootstrap.bind(unixDomainSocketPath: unixSocket, cleanupExistingSocketFile: true).get()
+            channel = try await ListenError.naming(owner, "unix:\(unixSocket)") {
+                try await bootstrap.bind(unixDomainSocketPath: unixSocket, cleanupExistingSocketFile: true).get()
+            }
             _ = chmod(unixSocket, 0o600)
         } else {
-            channel = try await bootstrap.bind(host: host, port: port).get()
+            channel = try await ListenError.naming(owner, "\(host):\(port)") { try await bootstrap.bind(host: host, port: port).get() }
         }
         onListening(channel.localAddress?.port ?? port)
         await withTaskCancellationHandler {

@@ -1,3 +1,4 @@
+import AdminHTTP
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -258,60 +259,63 @@ public final class Worker: Sendable {
         let http2 = configuration.http2
         let certificates = self.certificates
         let handshakeTimeout = TimeAmount(configuration.tlsHandshakeTimeout)
-        return try await ServerBootstrap(group: store.eventLoop)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
-            // TCP_NODELAY: ServerBootstrap sets it on the listener, and Linux hands it on to every
-            // accepted socket; no setsockopt per connection. (`.socketOption(.tcp_nodelay)`, here
-            // before, set SO_DEBUG instead: it is SOL_SOCKET level, where option 1 is SO_DEBUG.)
-            // No child channel options at all (remote half-closure is off by default): each one is
-            // applied to every accepted connection through a future.
-            .childChannelInitializer { channel in
-                accepted.value.add(1, ordering: .relaxed)
-                return channel.eventLoop.makeCompletedFuture {
-                    var connectionSettings = settings
-                    connectionSettings.serverPort = channel.localAddress?.port ?? settings.serverPort
-                    let loop = loopBound.value
-                    guard let tls else {
-                        try Self.configureHTTP1(channel, settings: connectionSettings, limits: limits, loop: loop, store: store, logger: logger)
-                        return
-                    }
-                    // From accept until the handshake completes (the negotiation below runs then).
-                    let handshakeDeadline = channel.eventLoop.scheduleTask(in: handshakeTimeout) {
-                        loopBound.value.counters.timedOut(.tlsHandshake)
-                        channel.close(promise: nil)
-                    }
-                    channel.closeFuture.whenComplete { _ in handshakeDeadline.cancel() }
-                    // The ClientHello's server name, kept for the 421 check on HTTP/2 requests.
-                    let serverName = NIOLoopBoundBox<String?>(nil, eventLoop: channel.eventLoop)
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(
-                            SNIHandler { result in
-                                if case .hostname(let name) = result { serverName.value = name.lowercased() }
-                                return channel.eventLoop.makeSucceededVoidFuture()
-                            }))
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
-                    // After the handshake: HTTP/2 when the client chose h2 by ALPN, else HTTP/1.1.
-                    let negotiation = ApplicationProtocolNegotiationHandler { result, channel in
-                        handshakeDeadline.cancel()
-                        return channel.eventLoop.makeCompletedFuture {
-                            if case .negotiated("h2") = result {
-                                var streamSettings = connectionSettings
-                                streamSettings.tlsServerName = .some(serverName.value)
-                                streamSettings.certificates = certificates
-                                try Self.configureHTTP2(
-                                    channel, settings: streamSettings, http2: http2, loop: loopBound.value, store: store, logger: logger)
-                            } else {
-                                try Self.configureHTTP1(
-                                    channel, settings: connectionSettings, limits: limits, loop: loopBound.value, store: store, logger: logger)
+        let owner = "worker \(configuration.workerID)" + (tls == nil ? "" : " (TLS)")
+        return try await ListenError.naming(owner, "\(configuration.bindHost):\(port)") {
+            try await ServerBootstrap(group: store.eventLoop)
+                .serverChannelOption(.backlog, value: 1024)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
+                // TCP_NODELAY: ServerBootstrap sets it on the listener, and Linux hands it on to every
+                // accepted socket; no setsockopt per connection. (`.socketOption(.tcp_nodelay)`, here
+                // before, set SO_DEBUG instead: it is SOL_SOCKET level, where option 1 is SO_DEBUG.)
+                // No child channel options at all (remote half-closure is off by default): each one is
+                // applied to every accepted connection through a future.
+                .childChannelInitializer { channel in
+                    accepted.value.add(1, ordering: .relaxed)
+                    return channel.eventLoop.makeCompletedFuture {
+                        var connectionSettings = settings
+                        connectionSettings.serverPort = channel.localAddress?.port ?? settings.serverPort
+                        let loop = loopBound.value
+                        guard let tls else {
+                            try Self.configureHTTP1(channel, settings: connectionSettings, limits: limits, loop: loop, store: store, logger: logger)
+                            return
+                        }
+                        // From accept until the handshake completes (the negotiation below runs then).
+                        let handshakeDeadline = channel.eventLoop.scheduleTask(in: handshakeTimeout) {
+                            loopBound.value.counters.timedOut(.tlsHandshake)
+                            channel.close(promise: nil)
+                        }
+                        channel.closeFuture.whenComplete { _ in handshakeDeadline.cancel() }
+                        // The ClientHello's server name, kept for the 421 check on HTTP/2 requests.
+                        let serverName = NIOLoopBoundBox<String?>(nil, eventLoop: channel.eventLoop)
+                        try channel.pipeline.syncOperations.addHandler(
+                            ByteToMessageHandler(
+                                SNIHandler { result in
+                                    if case .hostname(let name) = result { serverName.value = name.lowercased() }
+                                    return channel.eventLoop.makeSucceededVoidFuture()
+                                }))
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                        // After the handshake: HTTP/2 when the client chose h2 by ALPN, else HTTP/1.1.
+                        let negotiation = ApplicationProtocolNegotiationHandler { result, channel in
+                            handshakeDeadline.cancel()
+                            return channel.eventLoop.makeCompletedFuture {
+                                if case .negotiated("h2") = result {
+                                    var streamSettings = connectionSettings
+                                    streamSettings.tlsServerName = .some(serverName.value)
+                                    streamSettings.certificates = certificates
+                                    try Self.configureHTTP2(
+                                        channel, settings: streamSettings, http2: http2, loop: loopBound.value, store: store, logger: logger)
+                                } else {
+                                    try Self.configureHTTP1(
+                                        channel, settings: connectionSettings, limits: limits, loop: loopBound.value, store: store, logger: logger)
+                                }
                             }
                         }
+                        try channel.pipeline.syncOperations.addHandler(negotiation)
                     }
-                    try channel.pipeline.syncOperations.addHandler(negotiation)
                 }
-            }
-            .bind(host: configuration.bindHost, port: port).get()
+                .bind(host: configuration.bindHost, port: port).get()
+        }
     }
 
     private static func drain(

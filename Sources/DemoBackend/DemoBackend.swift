@@ -40,7 +40,7 @@ public struct DemoBackend: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (index, listener) in listeners.enumerated() {
                 let name = listener.name
-                let server = AdminServer(host: listener.host, port: listener.port, routes: [:]) { request in
+                let server = AdminServer(host: listener.host, port: listener.port, owner: "demo backend \(name)", routes: [:]) { request in
                     Self.answer(name: name, request: request)
                 }
                 group.addTask {

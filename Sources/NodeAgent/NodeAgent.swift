@@ -89,9 +89,9 @@ public final class NodeAgent: Sendable {
         defer { relay.finishSaving() }
         let server = SnapshotServer(
             service: SnapshotService(latest: relay.latest, registry: registry, logger: logger),
-            addresses: [.unix(path: configuration.socketPath)], logger: logger)
+            addresses: [.unix(path: configuration.socketPath)], owner: "node agent", logger: logger)
         let admin = AdminServer(
-            host: configuration.adminHost, port: configuration.adminPort,
+            host: configuration.adminHost, port: configuration.adminPort, owner: "node agent admin server",
             routes: [
                 "/healthz": { .init(.ok, "ok\n") },
                 "/readyz": { [self] in

@@ -203,12 +203,12 @@ struct ControlPlaneCommand: AsyncParsableCommand {
         let registry = SubscriberRegistry()
         let server = SnapshotServer(
             service: SnapshotService(latest: latest, registry: registry, diagnostics: diagnostics, maxMessageBytes: maxMessageBytes),
-            addresses: addresses, tls: tls)
+            addresses: addresses, tls: tls, owner: "control plane")
         if tls == nil, addresses.contains(where: { if case .tcp = $0 { true } else { false } }) {
             logger.warning("snapshots on TCP are served in plaintext, private keys included; use --tls-bootstrap or the --tls-* files")
         }
         let admin = AdminServer(
-            host: adminBind, port: adminPort,
+            host: adminBind, port: adminPort, owner: "control plane admin server",
             routes: [
                 "/healthz": { .init(.ok, "ok\n") },
                 "/readyz": {

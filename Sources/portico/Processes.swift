@@ -10,6 +10,20 @@ func currentExecutable() -> String {
     (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
 }
 
+/// How a user runs porticoctl from a shell, for the hints `portico run` prints: `porticoctl` when
+/// the one on PATH is the one beside this executable (an installed image), else that one by its
+/// path (`swift run` puts neither on PATH), else `swift run porticoctl` (not built yet: it works
+/// from the repository).
+func porticoctlCommand() -> String {
+    let beside = URL(fileURLWithPath: currentExecutable()).deletingLastPathComponent().appendingPathComponent("porticoctl").path
+    let onPath = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map { "\($0)/porticoctl" }
+        .first { FileManager.default.isExecutableFile(atPath: $0) }
+    let resolve = { (path: String) in URL(fileURLWithPath: path).resolvingSymlinksInPath().path }
+    guard FileManager.default.isExecutableFile(atPath: beside) else { return onPath == nil ? "swift run porticoctl" : "porticoctl" }
+    if let onPath, resolve(onPath) == resolve(beside) { return "porticoctl" }
+    return beside
+}
+
 /// Returns once the process that started this one (`parent`) is gone: its children are re-parented,
 /// so `getppid()` changes. Lets `portico run` and the node agent's children stop (gracefully) when
 /// their parent was killed outright, instead of lingering. Returns false when cancelled first.

@@ -126,7 +126,10 @@ struct RunCommand: AsyncParsableCommand {
                 ] + timeouts.workerArguments)
 
             let ready = try await waitUntilReady(agentSocket: agentSocket, children: children)
-            say(Self.banner(dump: ready, runDirectory: runDirectory, agentSocket: agentSocket, httpPort: httpPort, httpsPort: httpsPort, bind: bind, workers: workers))
+            say(
+                Self.banner(
+                    dump: ready, runDirectory: runDirectory, agentSocket: agentSocket, httpPort: httpPort, httpsPort: httpsPort, bind: bind,
+                    workers: workers, porticoctl: porticoctlCommand()))
 
             stopReason = try await withThrowingTaskGroup(of: String.self) { group in
                 group.addTask { "signal \(await waitForSignal([SIGINT, SIGTERM]) ?? 0)" }
@@ -196,7 +199,8 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     static func banner(
-        dump: Portico_V1_DumpResponse, runDirectory: String, agentSocket: String, httpPort: Int, httpsPort: Int, bind: String, workers: Int
+        dump: Portico_V1_DumpResponse, runDirectory: String, agentSocket: String, httpPort: Int, httpsPort: Int, bind: String, workers: Int,
+        porticoctl: String
     ) -> String {
         let address = bind == "0.0.0.0" ? "127.0.0.1" : bind
         var lines = [
@@ -217,8 +221,9 @@ struct RunCommand: AsyncParsableCommand {
         if hosts == 0 { lines.append("  curl http://\(address):\(httpPort)/") }
         lines += [
             "What each part holds:",
-            "  porticoctl dump --server unix:\(runDirectory)/control-plane.sock",
-            "  porticoctl dump --server unix:\(agentSocket)",
+            "  \(porticoctl) dump --server unix:\(runDirectory)/control-plane.sock",
+            "  \(porticoctl) dump --server unix:\(agentSocket)",
+            "  \(porticoctl) status --server unix:\(runDirectory)/control-plane.sock",
             "Changes to the manifests or cluster go live. Ctrl-C stops everything.",
             "",
         ]

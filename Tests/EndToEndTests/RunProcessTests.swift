@@ -44,6 +44,18 @@ import TestSupport
         }
         let runDirectory = try #require(Self.runDirectory(in: run.text))
         #expect(FileManager.default.fileExists(atPath: runDirectory + "/sockets/data-plane.sock"))
+        // The porticoctl hints work as printed, pasted into a shell (porticoctl is not on PATH here).
+        let hints = run.text.split(separator: "\n").filter { $0.contains(" --server unix:") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(hints.count == 3, "\(run.text)")
+        for hint in hints {
+            let shell = Process()
+            shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+            shell.arguments = ["-c", hint]
+            shell.standardOutput = FileHandle.nullDevice
+            try shell.run()
+            shell.waitUntilExit()
+            #expect(shell.terminationStatus == 0, "\(hint)")
+        }
         #expect(processes(mentioning: runDirectory).count == 4, "control plane, agent, two workers")
 
         run.signal(SIGINT)

@@ -1,3 +1,4 @@
+import AdminHTTP
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
@@ -20,10 +21,16 @@ public struct SnapshotServer: Sendable {
     public let maxMessageBytes: Int
     /// Mutual TLS for the TCP addresses; nil: plaintext.
     public let tls: SnapshotTLS?
+    /// Who serves it, for errors: "control plane", "node agent".
+    public let owner: String
     private let logger: Logger
 
-    public init(service: SnapshotService, addresses: [ServerAddress], tls: SnapshotTLS? = nil, logger: Logger = Logger(label: "portico.server")) {
+    public init(
+        service: SnapshotService, addresses: [ServerAddress], tls: SnapshotTLS? = nil, owner: String = "snapshot server",
+        logger: Logger = Logger(label: "portico.server")
+    ) {
         precondition(!addresses.isEmpty, "at least one listen address")
+        self.owner = owner
         self.service = service
         self.addresses = addresses
         self.tls = tls
@@ -58,8 +65,18 @@ public struct SnapshotServer: Sendable {
         try await withTaskCancellationHandler {
             do {
                 var bound: [ServerAddress] = []
-                for (address, transport) in zip(addresses, transports) {
-                    let actual = try await transport.listeningAddress
+                for (index, (address, transport)) in zip(addresses, transports).enumerated() {
+                    let actual: GRPCNIOTransportCore.SocketAddress
+                    do {
+                        actual = try await transport.listeningAddress
+                    } catch {
+                        // The transport only says it stopped; why is its serving task's error.
+                        var cause: any Error = error
+                        if case .failure(let failure) = await serving[index].result {
+                            cause = (failure as? RuntimeError)?.cause ?? (failure as? RPCError)?.cause ?? failure
+                        }
+                        throw ListenError(owner: owner, address: address.description, cause: cause)
+                    }
                     if case .unix(let path) = address {
                         guard chmod(path, 0o600) == 0 else {
                             throw SnapshotServerError("cannot make \(path) private (chmod 0600): errno \(errno)")
