@@ -73,6 +73,11 @@ public final class Worker: Sendable {
     let certificates = CertificateStore()
     /// Touched on the loop only.
     private nonisolated(unsafe) let loop: LoopState
+    private let subscriber: SnapshotSubscriber
+
+    /// Whether the snapshot stream to the control plane (or node agent) is up: a worker whose node
+    /// agent is gone keeps serving, and watches this to know whether a new agent took it over.
+    public var isSubscribed: Bool { subscriber.currentStatus.connected }
 
     /// Client connections accepted since start.
     public var acceptedConnections: Int { acceptedBox.value.load(ordering: .relaxed) }
@@ -90,6 +95,10 @@ public final class Worker: Sendable {
         var logger = logger
         logger[metadataKey: "worker"] = "\(configuration.workerID)"
         self.logger = logger
+        self.subscriber = SnapshotSubscriber(
+            address: configuration.controlPlane,
+            identity: SubscriberIdentity(node: configuration.node, workerID: configuration.workerID, kind: .worker),
+            logger: logger)
     }
 
     /// What the worker has answered so far.
@@ -125,10 +134,7 @@ public final class Worker: Sendable {
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderFieldSize = configuration.maxRequestHeaderBytes
         limits.maxHeaderListSize = configuration.maxRequestHeaderBytes
-        let subscriber = SnapshotSubscriber(
-            address: configuration.controlPlane,
-            identity: SubscriberIdentity(node: configuration.node, workerID: configuration.workerID, kind: .worker),
-            logger: logger)
+        let subscriber = self.subscriber
         let store = self.store
         let certificates = self.certificates
         let logger = self.logger

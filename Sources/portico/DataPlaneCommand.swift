@@ -101,10 +101,12 @@ struct DataPlaneCommand: AsyncParsableCommand {
             let (certificate, key) = try writeGeneratedDefaultCertificate()
             workerArguments += ["--default-certificate", certificate, "--default-key", key]
         }
-        let workerConfiguration = WorkerSupervisor.Configuration(
+        var workerConfiguration = WorkerSupervisor.Configuration(
             count: workers, executable: currentExecutable(), arguments: { [workerArguments, socketDir] slot in
                 workerArguments + ["--id", String(slot), "--metrics-socket", NodeAgent.Configuration.metricsSocketPath(in: socketDir, slot: slot)]
             })
+        // An agent restarted after a crash adopts the workers its predecessor left serving.
+        workerConfiguration.pidDirectory = socketDir
         var configuration = NodeAgent.Configuration(
             controlPlane: try ServerAddress(parsing: controlPlane), node: node, stateDirectory: stateDir, socketDirectory: socketDir,
             workers: workerConfiguration)
@@ -140,12 +142,19 @@ struct DataPlaneCommand: AsyncParsableCommand {
         }
     }
 
-    /// Writes a fresh self-signed default certificate and its key (0600) into the state directory.
+    /// The self-signed default certificate and its key (0600) in the state directory: the one a
+    /// previous agent wrote there, which the workers it left serving (and now adopted) use, or a
+    /// fresh one.
     private func writeGeneratedDefaultCertificate() throws -> (certificate: String, key: String) {
         try makePrivateDirectory(stateDir)
-        let (certificatePEM, keyPEM) = try DefaultCertificate.generatePEM()
         let certificate = stateDir + "/default-certificate.pem"
         let key = stateDir + "/default-key.pem"
+        if let certificatePEM = try? String(contentsOfFile: certificate, encoding: .utf8), let keyPEM = try? String(contentsOfFile: key, encoding: .utf8),
+            (try? DefaultCertificate(certificatePEM: certificatePEM, keyPEM: keyPEM)) != nil
+        {
+            return (certificate, key)
+        }
+        let (certificatePEM, keyPEM) = try DefaultCertificate.generatePEM()
         for (path, contents) in [(certificate, certificatePEM), (key, keyPEM)] {
             _ = unlink(path)
             guard FileManager.default.createFile(atPath: path, contents: Data(contents.utf8), attributes: [.posixPermissions: 0o600]) else {

@@ -105,17 +105,17 @@ struct RunCommand: AsyncParsableCommand {
                 if listeners.isEmpty {
                     say("--demo-backends: the manifests name no loopback endpoints (127.0.0.0/8); starting no demo backend")
                 } else {
-                    try children.start(
+                    children.start(
                         "demo backends", executable,
                         ["demo-backend", "--parent-pid", me] + listeners.flatMap { ["--listen", $0] })
                 }
             }
-            try children.start(
+            children.start(
                 "control plane", executable,
                 ["control-plane"] + source + ["--listen", controlPlaneSocket, "--admin-port", "0", "--admin-bind", "127.0.0.1", "--parent-pid", me, "--log-level", logLevel.rawValue])
             // The agent would connect at once and retry; waiting for the control plane keeps the log clean.
             try await waitForControlPlane(socket: runDirectory + "/control-plane.sock", children: children)
-            try children.start(
+            children.start(
                 "node agent", executable,
                 [
                     "data-plane", "--control-plane", controlPlaneSocket, "--workers", String(workers),
@@ -131,16 +131,10 @@ struct RunCommand: AsyncParsableCommand {
                     dump: ready, runDirectory: runDirectory, agentSocket: agentSocket, httpPort: httpPort, httpsPort: httpsPort, bind: bind,
                     workers: workers, porticoctl: porticoctlCommand()))
 
-            stopReason = try await withThrowingTaskGroup(of: String.self) { group in
-                group.addTask { "signal \(await waitForSignal([SIGINT, SIGTERM]) ?? 0)" }
-                group.addTask {
-                    while children.exited.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
-                    return "the \(children.exited[0]) exited unexpectedly"
-                }
-                defer { group.cancelAll() }
-                return try await group.next() ?? "stopped"
-            }
-            failed = stopReason.hasPrefix("the ")
+            // From here on a child that exits is restarted (with backoff, as the node agent restarts
+            // workers), and the workers serve the last table meanwhile: only a signal stops it all.
+            children.startedUp()
+            stopReason = "signal \(await waitForSignal([SIGINT, SIGTERM]) ?? 0)"
         } catch {
             stopReason = "\(error)"
             failed = true
@@ -241,40 +235,55 @@ struct RunError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// The processes `portico run` started, by role.
+/// The processes `portico run` started, by role, each kept running by a supervisor of its own:
+/// one that exits is restarted, at once and then with a growing delay if it keeps exiting.
 final class ChildProcesses: Sendable {
-    private let children = Mutex<[(role: String, process: Process)]>([])
-    private let exits = Mutex<[String]>([])
-
-    func start(_ role: String, _ executable: String, _ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.terminationHandler = { [self] _ in exits.withLock { $0.append(role) } }
-        try process.run()
-        children.withLock { $0.append((role, process)) }
+    private struct Child {
+        let role: String
+        let supervisor: WorkerSupervisor
+        let task: Task<Void, Never>
     }
 
-    /// Roles of the children that have exited.
-    var exited: [String] { exits.withLock { $0 } }
+    private let children = Mutex<[Child]>([])
+    /// Until start-up is over, a child that exits is a failure of `portico run` (a port in use, a
+    /// bad manifest path): restarting it would only hide the error.
+    private let startingUp = Atomic<Bool>(true)
+
+    func start(_ role: String, _ executable: String, _ arguments: [String]) {
+        var configuration = WorkerSupervisor.Configuration(count: 1, executable: executable) { _ in arguments }
+        configuration.role = role
+        let supervisor = WorkerSupervisor(configuration: configuration, logger: Logger(label: "portico.run"))
+        let task = Task { await supervisor.run() }
+        children.withLock { $0.append(Child(role: role, supervisor: supervisor, task: task)) }
+    }
+
+    func startedUp() { startingUp.store(false, ordering: .relaxed) }
+
+    /// Roles of the children that have exited during start-up.
+    var exited: [String] {
+        guard startingUp.load(ordering: .relaxed) else { return [] }
+        return children.withLock { $0.filter { $0.supervisor.workers[0].lastExit != nil }.map(\.role) }
+    }
 
     /// SIGTERM to `role`, then waits for it to exit; SIGKILL after `timeout`.
     func stop(_ role: String, timeout: Duration) async {
-        let processes = children.withLock { $0.filter { $0.role == role }.map(\.process) }
-        await Self.terminate(processes, timeout: timeout)
+        await Self.terminate(children.withLock { $0.filter { $0.role == role } }, timeout: timeout)
     }
 
     func stopAll(timeout: Duration) async {
-        await Self.terminate(children.withLock { $0.map(\.process) }, timeout: timeout)
+        await Self.terminate(children.withLock { $0 }, timeout: timeout)
     }
 
-    private static func terminate(_ processes: [Process], timeout: Duration) async {
-        for process in processes where process.isRunning { kill(process.processIdentifier, SIGTERM) }
+    private static func terminate(_ children: [Child], timeout: Duration) async {
+        for child in children { child.supervisor.stop() }
         let deadline = ContinuousClock.now + timeout
-        while processes.contains(where: \.isRunning), ContinuousClock.now < deadline {
+        while children.contains(where: { $0.supervisor.workers[0].pid != 0 }), ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        for process in processes { process.waitUntilExit() }
+        for child in children {
+            let pid = child.supervisor.workers[0].pid
+            if pid != 0 { kill(pid, SIGKILL) }
+        }
+        for child in children { await child.task.value }
     }
 }

@@ -45,6 +45,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: .hidden)
     var parentPid: Int32?
 
+    @Option(help: "Once its node agent is gone, seconds to serve on without one before draining (a new agent adopts the worker).")
+    var orphanTimeout: Double = 10
+
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
@@ -79,8 +82,21 @@ struct WorkerCommand: AsyncParsableCommand {
             }
             group.addTask { _ = await waitForSignal([SIGINT, SIGTERM]) }
             if let parentPid {
-                // Started by a node agent that is gone: drain and exit rather than serve on, orphaned.
-                group.addTask { await waitForParentExit(parentPid) }
+                group.addTask { [orphanTimeout] in
+                    guard await waitForParentExit(parentPid) else { return }
+                    // The node agent that started this worker is gone. Serving goes on: a new agent
+                    // in the same place adopts the worker, which resubscribes to its socket. With no
+                    // agent for `orphanTimeout`, the worker drains and exits.
+                    let logger = Logger(label: "portico.worker")
+                    logger.warning("the node agent is gone; serving on until a new one takes over", metadata: ["worker": "\(id)"])
+                    var lastSubscribed = ContinuousClock.now
+                    while true {
+                        if worker.isSubscribed { lastSubscribed = ContinuousClock.now }
+                        if ContinuousClock.now - lastSubscribed > .seconds(orphanTimeout) { break }
+                        do { try await Task.sleep(for: .milliseconds(100)) } catch { return }
+                    }
+                    logger.warning("no node agent took this worker over; draining", metadata: ["worker": "\(id)"])
+                }
             }
             defer { group.cancelAll() }
             try await group.next()

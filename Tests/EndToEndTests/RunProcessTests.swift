@@ -1,5 +1,7 @@
 import Foundation
 import PorticoCtl
+import SnapshotProtocol
+import Synchronization
 import NIOHTTP1
 import Testing
 import TestSupport
@@ -68,6 +70,86 @@ import TestSupport
         await second.stop()
     }
 
+    /// `portico run` heals itself: kill -9 of the control plane or of the node agent under load
+    /// fails no request. The control plane is restarted at once (status answers again within 2 s);
+    /// the workers keep serving the last table meanwhile. A killed node agent's workers are not
+    /// restarted: they serve on, orphaned, and the restarted agent adopts them (same pids), so not
+    /// even their requests in flight fail.
+    @Test(.timeLimit(.minutes(5)))
+    func killedChildrenAreRestartedAndServingNeverStops() async throws {
+        let backend = try await TestBackend.start(name: "app")
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("portico-heal-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try routeManifests([("app.test", backend.port)]).write(toFile: work + "/routes.yaml", atomically: true, encoding: .utf8)
+        let httpPort = try freePort()
+        let run = try ChildProcess(
+            Binaries.portico, ["run", "--manifests", work, "--http-port", String(httpPort), "--https-port", String(try freePort()), "--workers", "2"])
+        do {
+            try await poll("portico run says it is running") { run.text.contains("Portico is running") }
+            let runDirectory = try #require(Self.runDirectory(in: run.text))
+            let controlPlane = ServerAddress.unix(path: runDirectory + "/control-plane.sock")
+            let agent = ServerAddress.unix(path: runDirectory + "/sockets/data-plane.sock")
+            let workers = processes(mentioning: "worker --control-plane unix:\(runDirectory)/").sorted()
+            #expect(workers.count == 2)
+
+            // Bounded load: two clients, a new connection per request, until told to stop.
+            let stop = StopFlag()
+            let load = (0..<2).map { _ in
+                Task { () -> (ok: Int, failed: [String]) in
+                    var ok = 0
+                    var failed: [String] = []
+                    while !stop.value.load(ordering: .relaxed), ok + failed.count < 20_000 {
+                        do {
+                            let response = try await TestHTTPConnection.with(port: httpPort) { try await $0.request(.GET, "/", host: "app.test") }
+                            if response.status == .ok { ok += 1 } else { failed.append("\(response.status)") }
+                            stop.completed.add(1, ordering: .relaxed)
+                        } catch {
+                            failed.append("\(error)")
+                        }
+                    }
+                    return (ok, failed)
+                }
+            }
+            for (role, pattern) in [("control plane", "control-plane --manifests \(work)"), ("node agent", "data-plane --control-plane unix:\(runDirectory)")] {
+                let pid = try #require(processes(mentioning: pattern).first, "\(role)")
+                let before = stop.completed.load(ordering: .relaxed)
+                try await poll("requests flow") { stop.completed.load(ordering: .relaxed) > before + 100 }
+                kill(pid, SIGKILL)
+                let killed = ContinuousClock.now
+                try await poll("the \(role) is replaced") { processes(mentioning: pattern).contains { $0 != pid } }
+                try await poll("the control plane answers") { (try? await SourceOptions.fetchDump(from: controlPlane, timeout: 1)) != nil }
+                let back = ContinuousClock.now - killed
+                print("\(role) killed: the control plane answered again after \(back)")
+                if role == "control plane" { #expect(back < .seconds(2), "the control plane is back within 2 s: \(back)") }
+                try await poll("both workers are subscribed to the agent") {
+                    let dump = try? await SourceOptions.fetchDump(from: agent, timeout: 1)
+                    return dump?.subscribers.filter { $0.kind == .worker && $0.ackedVersion > 0 }.count == 2
+                }
+                let after = stop.completed.load(ordering: .relaxed)
+                try await poll("requests flow after the \(role) came back") { stop.completed.load(ordering: .relaxed) > after + 100 }
+            }
+            stop.value.store(true, ordering: .relaxed)
+            var ok = 0
+            var failed: [String] = []
+            for task in load {
+                let result = await task.value
+                ok += result.ok
+                failed += result.failed
+            }
+            print("requests during the kills: \(ok) ok, \(failed.count) failed")
+            #expect(failed.isEmpty, "\(failed.prefix(5))")
+            #expect(ok > 0)
+            #expect(processes(mentioning: "worker --control-plane unix:\(runDirectory)/").sorted() == workers, "the workers were adopted, not restarted")
+        } catch {
+            Issue.record("output:\n\(run.text)")
+            throw error
+        }
+        run.signal(SIGINT)
+        #expect(try await run.waitForExit(timeout: .seconds(60)) == 0, "output:\n\(run.text)")
+        await backend.stop()
+    }
+
     /// The README's quickstart: demo backends answer the routed requests over HTTP and HTTPS.
     @Test(.timeLimit(.minutes(5)))
     func theQuickstartAnswersOverHTTPAndHTTPS() async throws {
@@ -121,4 +203,10 @@ import TestSupport
         run.signal(SIGTERM)
         #expect(try await run.waitForExit(timeout: .seconds(60)) == 0, "output:\n\(run.text)")
     }
+}
+
+private final class StopFlag: Sendable {
+    let value = Atomic<Bool>(false)
+    /// Requests answered (or failed) so far.
+    let completed = Atomic<Int>(0)
 }
