@@ -33,15 +33,6 @@ struct ControlPlaneCommand: AsyncParsableCommand {
     @Flag(help: "Watch the Kubernetes API server of the cluster this Pod runs in (service account).")
     var inCluster = false
 
-    @Option(help: "With a Kubernetes source: watch only this namespace (IngressClasses are cluster-wide).")
-    var watchNamespace: String?
-
-    @Option(help: "Set accepted Ingresses' status.loadBalancer from this Service (NAMESPACE/NAME): its load balancer, external IPs or cluster IP.")
-    var publishService: String?
-
-    @Option(help: "Set accepted Ingresses' status.loadBalancer to these IPs or host names (comma-separated).")
-    var publishAddress: String?
-
     @Option(help: "Namespace of the leader-election Lease and the --tls-bootstrap Secrets (default: the Pod's or context's namespace, else default).")
     var leaderElectionNamespace: String?
 
@@ -51,14 +42,10 @@ struct ControlPlaneCommand: AsyncParsableCommand {
     @Option(help: "This replica's identity in the Lease (default: $POD_NAME, else the host name).")
     var identity: String = ProcessInfo.processInfo.environment["POD_NAME"] ?? ProcessInfo.processInfo.hostName
 
+    @OptionGroup var ingresses: IngressOptions
+
     @Option(name: .customLong("listen"), help: "Where to serve snapshots: unix:/path or HOST:PORT. Repeatable.")
     var listen: [String] = ["unix:/run/portico/control-plane.sock"]
-
-    @Option(help: "The IngressClass name Portico serves.")
-    var ingressClass: String = TranslatorConfiguration().ingressClassName
-
-    @Option(help: "The controller name matched against IngressClass spec.controller.")
-    var controllerName: String = TranslatorConfiguration().controllerName
 
     @Option(help: "PEM certificate for mutual TLS on TCP --listen addresses (with --tls-key and --tls-client-ca).")
     var tlsCertificate: String?
@@ -94,13 +81,7 @@ struct ControlPlaneCommand: AsyncParsableCommand {
             throw ValidationError("give a source: --manifests PATH, --kubeconfig PATH, or --in-cluster inside a Pod")
         }
         if context != nil, kubeconfig == nil { throw ValidationError("--context goes with --kubeconfig") }
-        if manifests != nil, publishService != nil || publishAddress != nil {
-            throw ValidationError("--publish-service and --publish-address write Ingress status in a cluster; they need --kubeconfig or --in-cluster")
-        }
-        guard publishService == nil || publishAddress == nil else { throw ValidationError("--publish-service and --publish-address are alternatives") }
-        if let publishService, publishService.split(separator: "/").count != 2 {
-            throw ValidationError("--publish-service takes NAMESPACE/NAME, not \"\(publishService)\"")
-        }
+        if manifests != nil { try ingresses.validateWithoutCluster() }
         for address in listen {
             do { _ = try ServerAddress(parsing: address) } catch { throw ValidationError(error.description) }
         }
@@ -118,7 +99,7 @@ struct ControlPlaneCommand: AsyncParsableCommand {
         let addresses = try listen.map { try ServerAddress(parsing: $0) }
         let latest = LatestSnapshot()
         let diagnostics = DiagnosticsBoard()
-        let configuration = TranslatorConfiguration(controllerName: controllerName, ingressClassName: ingressClass)
+        let configuration = TranslatorConfiguration(controllerName: ingresses.controllerName, ingressClassName: ingresses.ingressClass)
         let source: @Sendable () async -> Void
         var sampleSource: @Sendable (inout ControlPlaneMetrics.Sample) -> Void = { _ in }
         var tls: SnapshotTLS?
@@ -149,22 +130,22 @@ struct ControlPlaneCommand: AsyncParsableCommand {
                 let config = try kubeconfig.map { path throws(KubeConfigError) in try KubeConfig.load(kubeconfig: path, context: context) }
                     ?? KubeConfig.inCluster()
                 client = try KubeClient(config: config)
-                logger.info("watching the Kubernetes API", metadata: ["server": "\(config.server)", "namespace": "\(watchNamespace ?? "all")"])
+                logger.info("watching the Kubernetes API", metadata: ["server": "\(config.server)", "namespace": "\(ingresses.watchNamespace ?? "all")"])
             } catch {
                 FileHandle.standardError.write(Data("error: \(error)\n".utf8))
                 throw ExitCode(1)
             }
             var options = KubeSource.Options()
-            options.namespace = watchNamespace
+            options.namespace = ingresses.watchNamespace
             let kubeSource = KubeSource(client: client, configuration: configuration, latest: latest, diagnostics: diagnostics, options: options)
             let elector = LeaderElector(
                 client: client, namespace: leaderElectionNamespace ?? client.config.namespace ?? "default", name: leaderElectionId,
                 identity: identity)
             let addresses: StatusWriter.Addresses
-            if let publishService {
+            if let publishService = ingresses.publishService {
                 let parts = publishService.split(separator: "/").map(String.init)
                 addresses = .service(Informer<Service>(client: client, namespace: parts[0], fieldSelector: "metadata.name=\(parts[1])"))
-            } else if let publishAddress {
+            } else if let publishAddress = ingresses.publishAddress {
                 addresses = .fixed(publishAddress.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
             } else {
                 addresses = .none
@@ -244,5 +225,47 @@ struct ControlPlaneCommand: AsyncParsableCommand {
             defer { group.cancelAll() }
             try await group.next()
         }
+    }
+}
+
+/// Which Ingresses are Portico's and where their status points: taken by `portico control-plane`,
+/// and by `portico run`, which passes them on to the control plane it starts (as ingress
+/// controller test harnesses start controllers).
+struct IngressOptions: ParsableArguments {
+    @Option(help: "The IngressClass name Portico serves.")
+    var ingressClass: String = TranslatorConfiguration().ingressClassName
+
+    @Option(help: "The controller name matched against IngressClass spec.controller.")
+    var controllerName: String = TranslatorConfiguration().controllerName
+
+    @Option(help: "With a Kubernetes source: watch only this namespace (IngressClasses are cluster-wide).")
+    var watchNamespace: String?
+
+    @Option(help: "Set accepted Ingresses' status.loadBalancer from this Service (NAMESPACE/NAME): its load balancer, external IPs or cluster IP.")
+    var publishService: String?
+
+    @Option(help: "Set accepted Ingresses' status.loadBalancer to these IPs or host names (comma-separated).")
+    var publishAddress: String?
+
+    func validate() throws {
+        guard publishService == nil || publishAddress == nil else { throw ValidationError("--publish-service and --publish-address are alternatives") }
+        if let publishService, publishService.split(separator: "/").count != 2 {
+            throw ValidationError("--publish-service takes NAMESPACE/NAME, not \"\(publishService)\"")
+        }
+    }
+
+    /// With manifest files there is no cluster to watch a namespace of or write status to.
+    func validateWithoutCluster() throws {
+        if publishService != nil || publishAddress != nil {
+            throw ValidationError("--publish-service and --publish-address write Ingress status in a cluster; they need --kubeconfig or --in-cluster")
+        }
+    }
+
+    /// As the control plane's arguments.
+    var arguments: [String] {
+        ["--ingress-class", ingressClass, "--controller-name", controllerName]
+            + (watchNamespace.map { ["--watch-namespace", $0] } ?? [])
+            + (publishService.map { ["--publish-service", $0] } ?? [])
+            + (publishAddress.map { ["--publish-address", $0] } ?? [])
     }
 }

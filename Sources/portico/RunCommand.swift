@@ -20,8 +20,8 @@ struct RunCommand: AsyncParsableCommand {
             Each part runs as its own process, as in a cluster, talking over Unix sockets in a private run \
             directory (0700) that is removed on exit. Edits to the manifests go live. With --demo-backends, \
             every loopback address the manifests' EndpointSlices name is answered by Portico's demo backend, \
-            so the quickstart works with no cluster and no Pods. Ctrl-C stops everything: the workers drain, \
-            and no process or socket is left behind.
+            so the quickstart works with no cluster and no Pods. A part that exits is restarted, and serving \
+            never stops meanwhile. Ctrl-C stops everything: the workers drain, and no process or socket is left behind.
             """)
 
     @Option(help: "A manifest file or directory (YAML or JSON), watched for changes.")
@@ -57,12 +57,15 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .notice
 
+    @OptionGroup(title: "Passed on to the control plane") var ingresses: IngressOptions
+
     @OptionGroup(title: "Passed on to the workers") var timeouts: WorkerTimeoutOptions
 
     func validate() throws {
         guard (manifests == nil) != (kubeconfig == nil) else { throw ValidationError("give --manifests PATH or --kubeconfig PATH") }
         if demoBackends, manifests == nil { throw ValidationError("--demo-backends reads the endpoints of --manifests") }
         if context != nil, kubeconfig == nil { throw ValidationError("--context goes with --kubeconfig") }
+        if manifests != nil { try ingresses.validateWithoutCluster() }
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         guard (1...65535).contains(httpPort), (1...65535).contains(httpsPort) else {
             throw ValidationError("--http-port and --https-port must be from 1 to 65535")
@@ -112,7 +115,7 @@ struct RunCommand: AsyncParsableCommand {
             }
             children.start(
                 "control plane", executable,
-                ["control-plane"] + source + ["--listen", controlPlaneSocket, "--admin-port", "0", "--admin-bind", "127.0.0.1", "--parent-pid", me, "--log-level", logLevel.rawValue])
+                ["control-plane"] + source + ingresses.arguments + ["--listen", controlPlaneSocket, "--admin-port", "0", "--admin-bind", "127.0.0.1", "--parent-pid", me, "--log-level", logLevel.rawValue])
             // The agent would connect at once and retry; waiting for the control plane keeps the log clean.
             try await waitForControlPlane(socket: runDirectory + "/control-plane.sock", children: children)
             children.start(

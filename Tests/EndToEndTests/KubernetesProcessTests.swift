@@ -45,6 +45,56 @@ import TestSupport
         )
     }
 
+    /// How ingress controller test harnesses start a controller: `portico run --kubeconfig …
+    /// --ingress-class … --controller-name … --publish-address …`. The class and controller named
+    /// are the ones served, Ingresses of other classes are not, and accepted Ingresses get the
+    /// published address in their status.
+    @Test(.timeLimit(.minutes(5)))
+    func aHarnessStartsPorticoRunWithItsOwnClassAndStatusAddress() async throws {
+        let cluster = try await Cluster()
+        let backend = try await TestBackend.start(name: "harness")
+        let httpPort = try freePort()
+        let run = try ChildProcess(
+            Binaries.portico,
+            [
+                "run", "--kubeconfig", cluster.kubeconfig, "--ingress-class", "harness", "--controller-name", "example.com/harness-controller",
+                "--publish-address", "127.0.0.9", "--watch-namespace", "default", "--http-port", String(httpPort), "--https-port",
+                String(try freePort()), "--workers", "1",
+            ])
+        func status(_ host: String) async -> HTTPResponseStatus? {
+            (try? await TestHTTPConnection.with(port: httpPort) { try await $0.request(.GET, "/", host: host) })?.status
+        }
+        do {
+            try await poll("portico run is up") { run.text.contains("Portico is running") }
+            _ = try await cluster.client.create(Fixture.ingressClass("harness", controller: "example.com/harness-controller"))
+            _ = try await cluster.client.create(Fixture.ingressClass("portico"))
+            let (service, slice) = Self.service("web", backend: backend)
+            _ = try await cluster.client.create(service)
+            _ = try await cluster.client.create(slice)
+            var ours = Self.app("ours.test", service: "web")
+            ours.spec?.ingressClassName = "harness"
+            _ = try await cluster.client.create(ours)
+            var theirs = Self.app("theirs.test", service: "web").renamed("theirs")
+            theirs.spec?.ingressClassName = "portico"
+            _ = try await cluster.client.create(theirs)
+            try await poll("the harness class's Ingress is served") { await status("ours.test") == .ok }
+            #expect(await status("theirs.test") == .notFound, "an Ingress of another class is not Portico's here")
+            try await poll("its status names the published address") {
+                let ingress = try? await cluster.client.get(Ingress.self, namespace: "default", name: "app")
+                return ingress?.status?.loadBalancer?.ingress?.compactMap(\.ip) == ["127.0.0.9"]
+            }
+            let other = try await cluster.client.get(Ingress.self, namespace: "default", name: "theirs")
+            #expect(other.status?.loadBalancer?.ingress?.isEmpty ?? true)
+        } catch {
+            Issue.record("output:\n\(run.text)")
+            throw error
+        }
+        run.signal(SIGINT)
+        #expect(try await run.waitForExit(timeout: .seconds(60)) == 0)
+        await backend.stop()
+        await cluster.tearDown()
+    }
+
     @Test(.timeLimit(.minutes(5)))
     func objectsWrittenThroughTheAPIReachTheWorkers() async throws {
         let cluster = try await Cluster()
