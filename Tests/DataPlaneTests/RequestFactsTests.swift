@@ -17,24 +17,26 @@ import Testing
             _ name: String, _ uri: String = "/", _ headers: [(String, String)], method: HTTPMethod = .GET, version: HTTPVersion = .http1_1,
             _ expected: RequestFacts
         ) {
-            self.name = name
-            self.method = method
-            self.version = version
-            self.uri = uri
-            self.headers = headers
-            self.expected = .success(expected)
+            self.init(name, uri, headers, method, version, .success(expected))
         }
 
         init(
             _ name: String, _ uri: String = "/", _ headers: [(String, String)], method: HTTPMethod = .GET, version: HTTPVersion = .http1_1,
             refused status: HTTPResponseStatus
         ) {
+            self.init(name, uri, headers, method, version, .failure(HTTPResponseStatusBox(status: status)))
+        }
+
+        private init(
+            _ name: String, _ uri: String, _ headers: [(String, String)], _ method: HTTPMethod, _ version: HTTPVersion,
+            _ expected: Result<RequestFacts, HTTPResponseStatusBox>
+        ) {
             self.name = name
             self.method = method
             self.version = version
             self.uri = uri
             self.headers = headers
-            self.expected = .failure(HTTPResponseStatusBox(status: status))
+            self.expected = expected
         }
 
         var testDescription: String { name }
