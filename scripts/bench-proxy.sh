@@ -19,18 +19,24 @@
 #   handshake  HTTPS with a new connection, so a full TLS handshake, per request; 16 connections
 #   h2         HTTP/2 over TLS, h2load -c16 -m16 (h2load reports no percentiles)
 # All TLS targets serve the same ECDSA P-256 certificate.
-# Usage: scripts/bench-proxy.sh [REPEATS=3] [DURATION=10s] [SCENARIOS="keepalive close https handshake h2"]
+#
+# Per target and scenario the table also gives the user and kernel CPU time per request, from
+# /proc (the target's processes: nginx's master and worker, HAProxy, Portico's worker), so the gap
+# to a per-core limit is visible. After the table, one short run per target and scenario under
+# `strace -c -f` gives the system calls per request side by side (strace slows the target; only
+# the counts are meant).
+# Usage: scripts/bench-proxy.sh [REPEATS=5] [DURATION=10s] [SCENARIOS="keepalive close https handshake h2"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repeats=${1:-3}
+repeats=${1:-5}
 duration=${2:-10s}
 scenarios=${3:-keepalive close https handshake h2}
 
 need=()
-for tool in nginx haproxy wrk taskset h2load openssl curl; do command -v "$tool" >/dev/null || need+=("$tool"); done
+for tool in nginx haproxy wrk taskset h2load openssl curl strace; do command -v "$tool" >/dev/null || need+=("$tool"); done
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
-  apt-get install -y -qq nginx haproxy wrk util-linux nghttp2-client openssl curl >/dev/null
+  apt-get install -y -qq nginx haproxy wrk util-linux nghttp2-client openssl curl strace >/dev/null
 fi
 QUIET=1 bash scripts/build-release.sh portico
 portico=.build-release/release/portico
@@ -112,12 +118,13 @@ endpoints: [{addresses: [127.0.0.1], conditions: {ready: true}}]
 CONF
 
 taskset -c 1 nginx -c "$work/nginx-up/nginx.conf" & pids+=($!)
-taskset -c 0 nginx -c "$work/nginx-proxy/nginx.conf" & pids+=($!)
-taskset -c 0 haproxy -f "$work/haproxy.cfg" -q & pids+=($!)
+taskset -c 0 nginx -c "$work/nginx-proxy/nginx.conf" & pids+=($!); nginx_pid=$!
+taskset -c 0 haproxy -f "$work/haproxy.cfg" -q & pids+=($!); haproxy_pid=$!
 taskset -c 1 "$portico" control-plane --manifests "$work/manifests" --listen "unix:$work/run/cp.sock" --admin-port 0 --admin-bind 127.0.0.1 --log-level error & pids+=($!)
 sleep 0.5
 taskset -c 0 "$portico" worker --control-plane "unix:$work/run/cp.sock" --bind 127.0.0.1 --http-port $portico_port \
   --https-port $portico_tls --default-certificate "$work/tls/cert.pem" --default-key "$work/tls/key.pem" --no-access-log --log-level error & pids+=($!)
+portico_pid=$!
 
 # Wait until every target answers through to the upstream (poll, bounded).
 for url in http://127.0.0.1:{$nginx_port,$haproxy_port,$portico_port}/ https://127.0.0.1:{$nginx_tls,$haproxy_tls,$portico_tls}/; do
@@ -137,8 +144,15 @@ fi
 # wrk reports latency in us/ms/s; normalise to milliseconds.
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
 
-declare -A results
-run() { # target scenario
+# A target's processes: the one started and its children (nginx's worker).
+target_pids() { local root; case $1 in portico) root=$portico_pid ;; nginx) root=$nginx_pid ;; haproxy) root=$haproxy_pid ;; esac; echo "$root $(pgrep -P "$root" | tr '\n' ' ')"; }
+# Their user and system jiffies.
+target_ticks() { for pid in $(target_pids "$1"); do awk '{print $14, $15}' "/proc/$pid/stat" 2>/dev/null; done | awk '{u += $1; s += $2} END {print u + 0, s + 0}'; }
+clock_ticks=$(getconf CLK_TCK)
+
+# Drives load at a target for one scenario for $3; sets out (the load tool's output), requests,
+# rps, p50 and p99 (milliseconds; h2load reports none).
+drive() { # target scenario duration
   local port extra=() connections=50 scheme=http
   case $1 in portico) port=$portico_port ;; nginx) port=$nginx_port ;; haproxy) port=$haproxy_port ;; esac
   case $2 in
@@ -149,22 +163,43 @@ run() { # target scenario
   if [ "$scheme" = https ] || [ "$2" = h2 ]; then
     case $1 in portico) port=$portico_tls ;; nginx) port=$nginx_tls ;; haproxy) port=$haproxy_tls ;; esac
   fi
-  local rps p50=nan p99=nan out before after
-  before=$(cpu0_ticks)
+  p50=nan; p99=nan
   if [ "$2" = h2 ]; then
-    out=$(taskset -c 1 h2load -D "${duration%s}" -c16 -m16 -H ':authority: bench.local' "https://127.0.0.1:$port/" 2>&1)
+    out=$(taskset -c 1 h2load -D "${3%s}" -c16 -m16 -H ':authority: bench.local' "https://127.0.0.1:$port/" 2>&1)
     rps=$(awk '/^finished in/ {print $4}' <<<"$out")
+    requests=$(awk '/^requests:/ {print $8}' <<<"$out")
     local failed; failed=$(awk '/^requests:/ {print $10}' <<<"$out")
     [ "${failed:-0}" != 0 ] && echo "  $1 $2: $failed failed" >&2
   else
-    out=$(taskset -c 1 wrk -t1 -c$connections -d"$duration" --latency -H 'Host: bench.local' "${extra[@]}" "$scheme://127.0.0.1:$port/")
+    out=$(taskset -c 1 wrk -t1 -c$connections -d"$3" --latency -H 'Host: bench.local' "${extra[@]}" "$scheme://127.0.0.1:$port/")
     rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+    requests=$(awk '/requests in/ {print $1}' <<<"$out")
     p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
     p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
     local errors; errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
     [ -n "$errors" ] && echo "  $1 $2: $errors" >&2
   fi
+  return 0
+}
+
+# A target's processes: the one started and its children (nginx's worker).
+target_pids() { local root; case $1 in portico) root=$portico_pid ;; nginx) root=$nginx_pid ;; haproxy) root=$haproxy_pid ;; esac; echo "$root $(pgrep -P "$root" | tr '\n' ' ')"; }
+# Their user and system jiffies.
+target_ticks() { for pid in $(target_pids "$1"); do awk '{print $14, $15}' "/proc/$pid/stat" 2>/dev/null; done | awk '{u += $1; s += $2} END {print u + 0, s + 0}'; }
+clock_ticks=$(getconf CLK_TCK)
+# Microseconds of CPU per request between two target_ticks readings: field 1 user, 2 system.
+per_request() { awk -v a="$1" -v b="$2" -v n="${3:-0}" -v f="$4" -v hz="$clock_ticks" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.2f", (n > 0 ? (y[f] - x[f]) * 1e6 / hz / n : 0) }'; }
+
+declare -A results
+run() { # target scenario
+  local out rps requests p50 p99 before after ticks_before ticks_after
+  before=$(cpu0_ticks)
+  ticks_before=$(target_ticks "$1")
+  drive "$1" "$2" "$duration"
   after=$(cpu0_ticks)
+  ticks_after=$(target_ticks "$1")
+  results["$1,$2,user"]+="$(per_request "$ticks_before" "$ticks_after" "$requests" 1) "
+  results["$1,$2,sys"]+="$(per_request "$ticks_before" "$ticks_after" "$requests" 2) "
   local busy; busy=$(awk -v a="$before" -v b="$after" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.1f", 100 * (1 - (y[2] - x[2]) / (y[1] - x[1])) }')
   results["$1,$2,rps"]+="${rps:-0} "; results["$1,$2,p50"]+="$p50 "; results["$1,$2,p99"]+="$p99 "
   results["$1,$2,cpu"]+="$busy "; results["$1,$2,percore"]+="$(awk -v r="${rps:-0}" -v c="$busy" 'BEGIN { printf "%.0f", (c > 0 ? r * 100 / c : 0) }') "
@@ -182,15 +217,43 @@ for scenario in $scenarios; do
   done
 done
 
-printf '\n%-10s %-10s %12s %10s %10s %14s %7s %14s %14s\n' scenario target "req/s" "p50 ms" "p99 ms" "vs nginx req/s" "CPU 0" "req/s per CPU" "vs nginx /CPU"
+printf '\n%-10s %-10s %12s %10s %10s %14s %7s %14s %14s %9s %9s\n' scenario target "req/s" "p50 ms" "p99 ms" "vs nginx req/s" "CPU 0" "req/s per CPU" "vs nginx /CPU" "user us" "sys us"
 for scenario in $scenarios; do
   base=$(median "${results[nginx,$scenario,rps]}")
   base_core=$(median "${results[nginx,$scenario,percore]}")
   for target in portico nginx haproxy; do
     rps=$(median "${results[$target,$scenario,rps]}")
     core=$(median "${results[$target,$scenario,percore]}")
-    printf '%-10s %-10s %12.0f %10s %10s %13.2fx %6s%% %14.0f %13.2fx\n' "$scenario" "$target" "$rps" \
+    printf '%-10s %-10s %12.0f %10s %10s %13.2fx %6s%% %14.0f %13.2fx %9s %9s\n' "$scenario" "$target" "$rps" \
       "$(median "${results[$target,$scenario,p50]}")" "$(median "${results[$target,$scenario,p99]}")" "$(awk -v a="$rps" -v b="$base" 'BEGIN {print a / b}')" \
-      "$(median "${results[$target,$scenario,cpu]}")" "$core" "$(awk -v a="$core" -v b="$base_core" 'BEGIN {print a / b}')"
+      "$(median "${results[$target,$scenario,cpu]}")" "$core" "$(awk -v a="$core" -v b="$base_core" 'BEGIN {print a / b}')" \
+      "$(median "${results[$target,$scenario,user]}")" "$(median "${results[$target,$scenario,sys]}")"
+  done
+done
+
+# System calls per request: one short run per target and scenario under strace -c -f, attached to
+# the target's processes.
+echo
+echo "system calls per request (strace -c -f, one ${strace_duration:=3s} run each; the most frequent, then the total)"
+for scenario in $scenarios; do
+  for target in portico nginx haproxy; do
+    attach=()
+    for pid in $(target_pids "$target"); do attach+=(-p "$pid"); done
+    strace -c -f -o "$work/strace" "${attach[@]}" 2>/dev/null &
+    tracer=$!
+    sleep 0.5
+    drive "$target" "$scenario" "$strace_duration" >/dev/null 2>&1 || true
+    kill -INT "$tracer" 2>/dev/null || true
+    wait "$tracer" 2>/dev/null || true
+    if [ "${requests:-0}" -gt 0 ] 2>/dev/null; then
+      # strace -c: a header, a dashed line, a row per call (calls in column 4, the name last), a
+      # dashed line, the total.
+      total=$(awk '/^-+/ { section++; next } section == 2 { print $4 }' "$work/strace")
+      top=$(awk '/^-+/ { section++; next } section == 1 && NF >= 5 { print $4, $NF }' "$work/strace" | sort -rn | head -6 |
+        awk -v n="$requests" '{ printf "%s%s %.2f", (NR > 1 ? ", " : ""), $2, $1 / n }')
+      printf '%-10s %-10s %6.2f in all: %s\n' "$scenario" "$target" "$(awk -v t="${total:-0}" -v n="$requests" 'BEGIN { print t / n }')" "$top"
+    else
+      printf '%-10s %-10s no requests completed\n' "$scenario" "$target"
+    fi
   done
 done
