@@ -15,7 +15,7 @@ import RouteModel
 /// more (or is still connecting), and the upstream is not read while the client cannot. Nothing is
 /// buffered beyond what one socket read delivered.
 final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedConnection {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = HTTP1RequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -74,7 +74,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
     /// On HTTP/2: the stream served and its connection. The handler is in no pipeline then.
     private let stream: (connection: HTTP2ProxyConnection, id: HTTP2StreamID)?
     /// On an HTTP/1.1 connection every response goes out as bytes this handler wrote (there is no
-    /// response encoder); `protocolErrors` is told where each one starts and ends. An HTTP/2
+    /// response encoder); `requestReader` is told where each one starts and ends. An HTTP/2
     /// stream writes HEADERS and DATA frames through its connection.
     private var isHTTP2: Bool { stream != nil }
     private var eventLoop: any EventLoop { stream?.connection.eventLoop ?? context.eventLoop }
@@ -96,8 +96,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
     private var relayChunked = false
     /// The relayed response's head, until body bytes join it or the upstream read ends.
     private var heldHead: ByteBuffer?
-    /// The connection's error handler, on HTTP/1.1.
-    private let protocolErrors: ProtocolErrorHandler?
+    /// The connection's request reader, on HTTP/1.1: told where responses start and end.
+    private let requestReader: HTTP1ServerHandler?
     private var cluster: Cluster?
     /// The request head for the upstream, as bytes, and how its body is framed.
     private var upstreamHead: ByteBuffer?
@@ -166,7 +166,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
     private static let unsentDataLimit = 64 << 10
 
     /// Parts of pipelined requests that arrived while an exchange was under way.
-    private var queued: [HTTPServerRequestPart] = []
+    private var queued: [HTTP1RequestPart] = []
     private var replayScheduled = false
 
     // Backpressure on the client side: reads pause while the exchange asks for it, or while
@@ -177,10 +177,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
 
     init(
         store: TableStore, pool: UpstreamPool, balancer: LoadBalancer, counters: CounterBox, observability: WorkerObservability,
-        settings: Settings, logger: Logger, protocolErrors: ProtocolErrorHandler? = nil,
+        settings: Settings, logger: Logger, requestReader: HTTP1ServerHandler? = nil,
         stream: (connection: HTTP2ProxyConnection, id: HTTP2StreamID)? = nil
     ) {
-        self.protocolErrors = protocolErrors
+        self.requestReader = requestReader
         self.stream = stream
         self.store = store
         self.pool = pool
@@ -298,12 +298,20 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
         dispatch(part)
     }
 
+    private func dispatch(_ part: HTTP1RequestPart) {
+        switch part {
+        case .head(let head, let facts): receive(head, facts: facts)
+        case .body(let body): receiveBodyPart(.body(.byteBuffer(body)))
+        case .end(let trailers): receiveEnd(trailers)
+        }
+    }
+
     private var isIdle: Bool {
         if case .idle = state { return true }
         return false
     }
 
-    /// One request part. The connection calls it directly on HTTP/2 (heads through `receive`).
+    /// One request part of an HTTP/2 stream (heads come through `receive`).
     func dispatch(_ part: HTTPServerRequestPart) {
         switch part {
         case .head(let head): receive(head)
@@ -313,8 +321,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
     }
 
     /// A request head. `bodyFollows` is known on HTTP/2 (the HEADERS frame did not end the stream),
-    /// nil on HTTP/1.1, where the head's own framing says.
-    func receive(_ head: HTTPRequestHead, bodyFollows: Bool? = nil) {
+    /// nil on HTTP/1.1, where the head's own framing says; there the reader worked out `facts`.
+    func receive(_ head: HTTPRequestHead, bodyFollows: Bool? = nil, facts inspected: Result<RequestFacts, RequestFacts.Refusal>? = nil) {
         guard case .idle = state else { return }
         headerDeadline = nil
         // Host, path, method and request id are for the access log only: not read without one.
@@ -341,7 +349,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
         tried.removeAll(keepingCapacity: true)
         pending = []
         let facts: RequestFacts
-        switch RequestFacts.inspect(head, maxFields: settings.maxRequestHeaderFields) {
+        switch inspected ?? RequestFacts.inspect(head, maxFields: settings.maxRequestHeaderFields) {
         case .success(let inspected):
             facts = inspected
             // The client has `requestBodyTimeout` between reads of the body it announced.
@@ -615,8 +623,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
         dropUpstream()
         headerDeadline = nil
         state = .closed
-        // A malformed request is answered and the connection closed by ProtocolErrorHandler.
-        if !(error is HTTPParserError) { context.close(promise: nil) }
+        // A malformed request is answered and the connection closed by HTTP1ServerHandler.
+        if !(error is HTTP1ProtocolError) { context.close(promise: nil) }
     }
 
     /// Closes the upstream connection of an exchange that cannot finish cleanly.
@@ -801,7 +809,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
             buffer.writeStaticString("Connection: keep-alive\r\n")
         }
         buffer.writeStaticString("\r\n")
-        protocolErrors?.responseHeadWritten(status: UInt(head.status))
+        requestReader?.responseHeadWritten(status: UInt(head.status))
         heldHead = buffer
     }
 
@@ -891,7 +899,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
                 releaseHeldHead()
             }
             context.flush()
-            protocolErrors?.responseEnded()
+            requestReader?.responseEnded()
         }
         if complete { finishExchange() }
     }
@@ -1012,14 +1020,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
         do {
             try client.addHandler(clientSide)
             try upstream.addHandler(upstreamSide)
-            // Everything that speaks HTTP goes, decoders last: removing a decoder hands the bytes it
-            // held to the tunnel, so by then the other side must be ready to send them on.
-            Self.remove(ProtocolErrorHandler.self, from: client)
+            // Everything that speaks HTTP goes. What the client sent after its upgrade request goes
+            // to the upstream first.
+            if let held = requestReader?.takeHeldBytes() { upstreamSide.send(held, flush: true) }
+            Self.remove(HTTP1ServerHandler.self, from: client)
             clientSide.send(ForwardedHeaders.switchingProtocolsBytes(head, allocator: allocator), flush: true)
             // The upstream handler hands on the bytes that followed the 101 as it leaves, and a
             // decoder a tick later, outside any read cycle: each is flushed then.
             Self.remove(UpstreamHandler.self, from: upstream)?.assumeIsolatedUnsafeUnchecked().whenComplete { _ in upstreamSide.flushPeer() }
-            Self.remove(ByteToMessageHandler<HTTPRequestDecoder>.self, from: client)?.assumeIsolatedUnsafeUnchecked().whenComplete { _ in clientSide.flushPeer() }
             let clientChannel = context.channel
             Self.remove(ProxyHandler.self, from: client)
             // Reads held while the exchange was under way start again under the tunnel's control.
@@ -1060,11 +1068,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
             // The request body is not going anywhere now.
             bodyTaken(uncreditedBody)
         } else {
-            protocolErrors?.responseHeadWritten(status: status.code)
+            requestReader?.responseHeadWritten(status: status.code)
             context.writeAndFlush(
                 NIOAny(LocalResponse.bytes(status, body: body, extra: extra, close: !keepAlive, isHead: requestIsHead, allocator: allocator)),
                 promise: nil)
-            protocolErrors?.responseEnded()
+            requestReader?.responseEnded()
         }
         pending = []
         state = .respondedLocally

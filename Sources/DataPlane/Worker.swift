@@ -131,9 +131,7 @@ public final class Worker: Sendable {
         // or on the way out when run ends early.
         var sweepCancelled = false
         defer { if !sweepCancelled { sweep.cancel() } }
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderFieldSize = configuration.maxRequestHeaderBytes
-        limits.maxHeaderListSize = configuration.maxRequestHeaderBytes
+        let maxHeadBytes = configuration.maxRequestHeaderBytes
         let subscriber = self.subscriber
         let store = self.store
         let certificates = self.certificates
@@ -160,7 +158,7 @@ public final class Worker: Sendable {
             // must not take connections from its siblings on the shared port just to answer 404.
             var firstTable = applied.makeAsyncIterator()
             guard await firstTable.next() != nil, !Task.isCancelled else { return }
-            let plain = try await listen(port: configuration.httpPort, tls: nil, settings: settings, limits: limits, loopBound: loopBound)
+            let plain = try await listen(port: configuration.httpPort, tls: nil, settings: settings, maxHeadBytes: maxHeadBytes, loopBound: loopBound)
             servers.append(plain)
             let port = plain.localAddress?.port ?? configuration.httpPort
             logger.info("worker listening", metadata: ["address": "\(configuration.bindHost):\(port)"])
@@ -169,7 +167,7 @@ public final class Worker: Sendable {
                 let context = try NIOSSLContext(configuration: TLSSettings.server(default: fallback, certificates: certificates))
                 var tlsSettings = settings
                 tlsSettings.scheme = "https"
-                let secure = try await listen(port: tlsPort, tls: context, settings: tlsSettings, limits: limits, loopBound: loopBound)
+                let secure = try await listen(port: tlsPort, tls: context, settings: tlsSettings, maxHeadBytes: maxHeadBytes, loopBound: loopBound)
                 servers.append(secure)
                 let bound = secure.localAddress?.port ?? tlsPort
                 boundHTTPSPort.store(bound, ordering: .relaxed)
@@ -189,22 +187,20 @@ public final class Worker: Sendable {
         try? await self.group.shutdownGracefully()
     }
 
-    /// An HTTP/1.1 connection: NIO's request decoder, then ProtocolErrorHandler and ProxyHandler.
+    /// An HTTP/1.1 connection: HTTP1ServerHandler, which reads requests, then ProxyHandler.
     private static func configureHTTP1(
-        _ channel: any Channel, settings: ProxyHandler.Settings, limits: NIOHTTPDecoderLimitConfiguration, loop: LoopState,
+        _ channel: any Channel, settings: ProxyHandler.Settings, maxHeadBytes: Int, loop: LoopState,
         store: TableStore, logger: Logger
     ) throws {
-        // NIO's request decoder alone: ProxyHandler orders pipelined requests itself and writes
-        // every response as bytes (relayed ones and its own), so there is no response encoder,
-        // pipelining helper or upgrade handler. The decoder stops at an upgrade request and hands
-        // on the bytes it holds when it leaves for a tunnel.
+        // ProxyHandler orders pipelined requests itself and writes every response as bytes (relayed
+        // ones and its own), so there is no response encoder, pipelining helper or upgrade handler.
+        // The reader stops at an upgrade request and holds what follows for the tunnel.
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits)))
-        let errors = ProtocolErrorHandler(counters: loop.counters)
-        try sync.addHandler(errors)
+        let reader = HTTP1ServerHandler(maxHeadBytes: maxHeadBytes, maxFields: settings.maxRequestHeaderFields, counters: loop.counters)
+        try sync.addHandler(reader)
         let handler = ProxyHandler(
             store: store, pool: loop.pool, balancer: loop.balancer, counters: loop.counters, observability: loop.observability,
-            settings: settings, logger: logger, protocolErrors: errors)
+            settings: settings, logger: logger, requestReader: reader)
         try sync.addHandler(handler)
         loop.connections.add(channel, handler)
     }
@@ -256,7 +252,7 @@ public final class Worker: Sendable {
 
     /// One listener: plain HTTP, or TLS first when `tls` is given.
     private func listen(
-        port: Int, tls: NIOSSLContext?, settings: ProxyHandler.Settings, limits: NIOHTTPDecoderLimitConfiguration,
+        port: Int, tls: NIOSSLContext?, settings: ProxyHandler.Settings, maxHeadBytes: Int,
         loopBound: NIOLoopBound<LoopState>
     ) async throws -> any Channel {
         let store = self.store
@@ -283,7 +279,7 @@ public final class Worker: Sendable {
                         connectionSettings.serverPort = channel.localAddress?.port ?? settings.serverPort
                         let loop = loopBound.value
                         guard let tls else {
-                            try Self.configureHTTP1(channel, settings: connectionSettings, limits: limits, loop: loop, store: store, logger: logger)
+                            try Self.configureHTTP1(channel, settings: connectionSettings, maxHeadBytes: maxHeadBytes, loop: loop, store: store, logger: logger)
                             return
                         }
                         // From accept until the handshake completes (the negotiation below runs then).
@@ -313,7 +309,7 @@ public final class Worker: Sendable {
                                         channel, settings: streamSettings, http2: http2, loop: loopBound.value, store: store, logger: logger)
                                 } else {
                                     try Self.configureHTTP1(
-                                        channel, settings: connectionSettings, limits: limits, loop: loopBound.value, store: store, logger: logger)
+                                        channel, settings: connectionSettings, maxHeadBytes: maxHeadBytes, loop: loopBound.value, store: store, logger: logger)
                                 }
                             }
                         }

@@ -11,7 +11,7 @@ import Testing
 @Suite struct HandlerLifetimeTests {
     final class Box: @unchecked Sendable {
         weak var handler: ProxyHandler?
-        weak var errors: ProtocolErrorHandler?
+        weak var reader: HTTP1ServerHandler?
     }
 
     /// One HTTP/1.1 connection's pipeline as the worker builds it, with a request answered locally
@@ -21,14 +21,13 @@ import Testing
         let loop = channel.embeddedEventLoop
         let observability = WorkerObservability(accessLog: false)
         let counters = CounterBox()
-        let errors = ProtocolErrorHandler(counters: counters)
+        let reader = HTTP1ServerHandler(maxHeadBytes: 64 << 10, maxFields: 100, counters: counters)
         let handler = ProxyHandler(
             store: TableStore(eventLoop: loop), pool: UpstreamPool(eventLoop: loop), balancer: LoadBalancer(), counters: counters,
-            observability: observability, settings: ProxyHandler.Settings(), logger: Logger(label: "test"), protocolErrors: errors)
+            observability: observability, settings: ProxyHandler.Settings(), logger: Logger(label: "test"), requestReader: reader)
         box.handler = handler
-        box.errors = errors
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
-        try channel.pipeline.syncOperations.addHandler(errors)
+        box.reader = reader
+        try channel.pipeline.syncOperations.addHandler(reader)
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"))
@@ -41,7 +40,7 @@ import Testing
         let box = Box()
         try closeAConnection(into: box)
         #expect(box.handler == nil, "ProxyHandler outlived its connection")
-        #expect(box.errors == nil, "ProtocolErrorHandler outlived its connection")
+        #expect(box.reader == nil, "HTTP1ServerHandler outlived its connection")
     }
 }
 
