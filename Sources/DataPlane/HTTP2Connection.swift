@@ -4,7 +4,7 @@ import NIOHTTP1
 import NIOHTTP2
 
 /// An HTTP/2 client connection's streams, served inline: NIOHTTP2's handler (frames, HPACK, the
-/// connection state machine) hands this handler frames, and each stream is a `ProxyHandler` that is
+/// connection state machine) hands this handler frames, and each stream is an `HTTP2Stream` that is
 /// in no pipeline and writes its response as frames through this handler.
 ///
 /// NIO's per-stream child channels cost a channel, a pipeline, two handlers and their contexts per
@@ -19,10 +19,10 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
     typealias OutboundOut = HTTP2Frame
 
     /// What a stream's exchange starts with.
-    private let makeStream: (HTTP2ProxyConnection, HTTP2StreamID) -> ProxyHandler
-    private var streams: [HTTP2StreamID: ProxyHandler] = [:]
+    private let makeStream: (HTTP2ProxyConnection, HTTP2StreamID) -> HTTP2Stream
+    private var streams: [HTTP2StreamID: HTTP2Stream] = [:]
     /// Streams that took request parts in the current read: their upstreams are flushed once, when it completes.
-    private var readTouched: [ProxyHandler] = []
+    private var readTouched: [HTTP2Stream] = []
     private var connectionWindow = InboundWindow(target: connectionWindowTarget, current: 65_535)
     /// Request body bytes received on the open streams and not yet taken by their upstreams (or
     /// dropped): the connection's window leaves room for them.
@@ -61,7 +61,7 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
 
     init(
         resets: ResetBudget, idleTimeout: TimeAmount = .seconds(60), counters: CounterBox = CounterBox(),
-        makeStream: @escaping (HTTP2ProxyConnection, HTTP2StreamID) -> ProxyHandler
+        makeStream: @escaping (HTTP2ProxyConnection, HTTP2StreamID) -> HTTP2Stream
     ) {
         self.resets = resets
         self.idleTimeout = idleTimeout
@@ -100,7 +100,7 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
                     reset(frame.streamID, .protocolError)
                     return
                 }
-                stream.dispatch(.end(HTTPHeaders(fields)))
+                stream.receiveEnd(HTTPHeaders(fields))
                 touched(stream)
                 return
             }
@@ -114,7 +114,7 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
             idleSince = nil
             if frame.streamID > highestStreamID { highestStreamID = frame.streamID }
             stream.receive(head, bodyFollows: !headers.endStream)
-            if headers.endStream { stream.dispatch(.end(nil)) }
+            if headers.endStream { stream.receiveEnd(nil) }
             touched(stream)
         case .data(let payload):
             guard let stream = streams[frame.streamID] else { return }
@@ -122,9 +122,9 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
                 // Held until the stream says its upstream took it (padding is never held).
                 unconsumed += buffer.readableBytes
                 stream.uncreditedBody += buffer.readableBytes
-                stream.dispatch(.body(buffer))
+                stream.receiveBody(buffer)
             }
-            if payload.endStream { stream.dispatch(.end(nil)) }
+            if payload.endStream { stream.receiveEnd(nil) }
             touched(stream)
         case .rstStream:
             // The stream itself ends with NIOHTTP2's stream-closed event.
@@ -179,7 +179,7 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
         String(reflecting: type(of: error)).hasPrefix("NIOHTTP2.")
     }
 
-    private func touched(_ stream: ProxyHandler) {
+    private func touched(_ stream: HTTP2Stream) {
         guard !stream.awaitsClientReadComplete else { return }
         stream.awaitsClientReadComplete = true
         readTouched.append(stream)
@@ -253,7 +253,7 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
     func takeSpareHead() -> ByteBuffer? { spareHeads.popLast() }
 
     func keepSpareHead(_ buffer: ByteBuffer) {
-        guard spareHeads.count < 16, buffer.capacity <= ProxyHandler.spareHeadLimit else { return }
+        guard spareHeads.count < 16, buffer.capacity <= HeadBuffers.spareLimit else { return }
         spareHeads.append(buffer)
     }
 
@@ -266,7 +266,7 @@ final class HTTP2ProxyConnection: ChannelDuplexHandler, ServedConnection {
     }
 
     /// A stream ended: what it still held is given back (its upstream, if any, is closed or done).
-    private func release(_ stream: ProxyHandler) {
+    private func release(_ stream: HTTP2Stream) {
         let held = stream.uncreditedBody
         stream.uncreditedBody = 0
         if held > 0 { consumed(held) }

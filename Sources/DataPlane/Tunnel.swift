@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOHTTP1
 
@@ -104,6 +105,51 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let context else { return }
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(ByteBuffer())).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
+
+extension TunnelHandler {
+    /// Turns an HTTP/1.1 client connection and the upstream connection that answered 101 into a
+    /// byte tunnel: the HTTP handlers leave both pipelines, the 101 goes to the client, and the
+    /// bytes either side's reader still held are relayed first. False when either side closed
+    /// meanwhile (nothing was changed) or the pipelines refused the change.
+    static func join(
+        client context: ChannelHandlerContext, reader: HTTP1ServerHandler, upstream connection: UpstreamPool.Connection,
+        switching head: UpstreamResponseHead, idleTimeout: TimeAmount, logger: Logger
+    ) -> Bool {
+        guard context.channel.isActive, connection.channel.isActive else { return false }
+        let (clientSide, upstreamSide) = pair(idleTimeout: idleTimeout)
+        let client = context.pipeline.syncOperations
+        let upstream = connection.channel.pipeline.syncOperations
+        do {
+            try client.addHandler(clientSide)
+            try upstream.addHandler(upstreamSide)
+            // What the client sent after its upgrade request goes to the upstream first.
+            if let held = reader.takeHeldBytes() { upstreamSide.send(held, flush: true) }
+            remove(HTTP1ServerHandler.self, from: client)
+            clientSide.send(ForwardedHeaders.switchingProtocolsBytes(head, allocator: context.channel.allocator), flush: true)
+            // The upstream handler hands on the bytes that followed the 101 as it leaves, outside
+            // any read cycle: they are flushed then.
+            remove(UpstreamHandler.self, from: upstream)?.assumeIsolatedUnsafeUnchecked().whenComplete { _ in upstreamSide.flushPeer() }
+            let clientChannel = context.channel
+            remove(ProxyHandler.self, from: client)
+            // Reads held while the exchange was under way start again under the tunnel's control.
+            clientChannel.read()
+            connection.channel.read()
+            return true
+        } catch {
+            logger.warning("could not join an upgraded connection", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Removes the handler of `type` if the pipeline has one; the future completes once it is gone.
+    @discardableResult
+    private static func remove<Handler: ChannelHandler>(
+        _ type: Handler.Type, from pipeline: ChannelPipeline.SynchronousOperations
+    ) -> EventLoopFuture<Void>? {
+        guard let context = try? pipeline.context(handlerType: type) else { return nil }
+        return pipeline.removeHandler(context: context)
     }
 }
 

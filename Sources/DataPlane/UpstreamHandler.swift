@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 
 /// The last handler of an upstream connection: parses the responses (`UpstreamResponseParser`) and
-/// hands their parts to the `ProxyHandler` that currently owns the connection, and holds reads
+/// hands their parts to the `ExchangeRunner` that currently owns the connection, and holds reads
 /// while the client cannot take more bytes. Requests go out as bytes: heads serialised by
 /// `ForwardedHeaders`, bodies framed here.
 final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
@@ -13,7 +13,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The request being served on this connection; nil while pooled. Whoever takes or leaves the
     /// connection leaves its response timer disarmed.
-    var owner: ProxyHandler? {
+    var owner: ExchangeRunner? {
         didSet { responseTimer.disarm() }
     }
     /// The response-header timeout of the exchange in progress (armed by its `owner`).

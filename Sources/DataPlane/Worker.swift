@@ -91,10 +91,10 @@ public final class Worker: Sendable {
         let eventLoop = group.next()
         self.store = TableStore(eventLoop: eventLoop)
         self.observability = WorkerObservability(accessLog: configuration.accessLog)
-        self.loop = LoopState(eventLoop: eventLoop, observability: observability)
         var logger = logger
         logger[metadataKey: "worker"] = "\(configuration.workerID)"
         self.logger = logger
+        self.loop = LoopState(store: store, observability: observability, logger: logger)
         self.subscriber = SnapshotSubscriber(
             address: configuration.controlPlane,
             identity: SubscriberIdentity(node: configuration.node, workerID: configuration.workerID, kind: .worker),
@@ -115,7 +115,7 @@ public final class Worker: Sendable {
         let loopBound = try await eventLoop.submit {
             NIOLoopBound(self.loop, eventLoop: eventLoop)
         }.get()
-        var settings = ProxyHandler.Settings()
+        var settings = ProxySettings()
         settings.httpsPort = configuration.httpsPort
         settings.maxRequestHeaderFields = configuration.maxRequestHeaderFields
         settings.requestHeaderTimeout = TimeAmount(configuration.requestHeaderTimeout)
@@ -189,7 +189,7 @@ public final class Worker: Sendable {
 
     /// An HTTP/1.1 connection: HTTP1ServerHandler, which reads requests, then ProxyHandler.
     private static func configureHTTP1(
-        _ channel: any Channel, settings: ProxyHandler.Settings, maxHeadBytes: Int, loop: LoopState,
+        _ channel: any Channel, settings: ProxySettings, maxHeadBytes: Int, loop: LoopState,
         store: TableStore, logger: Logger
     ) throws {
         // ProxyHandler orders pipelined requests itself and writes every response as bytes (relayed
@@ -198,18 +198,16 @@ public final class Worker: Sendable {
         let sync = channel.pipeline.syncOperations
         let reader = HTTP1ServerHandler(maxHeadBytes: maxHeadBytes, maxFields: settings.maxRequestHeaderFields, counters: loop.counters)
         try sync.addHandler(reader)
-        let handler = ProxyHandler(
-            store: store, pool: loop.pool, balancer: loop.balancer, counters: loop.counters, observability: loop.observability,
-            settings: settings, logger: logger, requestReader: reader)
+        let handler = ProxyHandler(services: loop.services, settings: settings, requestReader: reader)
         try sync.addHandler(handler)
         loop.connections.add(channel, handler)
     }
 
     /// An HTTP/2 connection: NIOHTTP2's handler, then `HTTP2ProxyConnection`, which gives each
-    /// stream its own ProxyHandler (in no pipeline), so streams go through the same core as
+    /// stream its own HTTP2Stream (in no pipeline), so streams go through the same core as
     /// HTTP/1.1 requests, to HTTP/1.1 upstreams.
     private static func configureHTTP2(
-        _ channel: any Channel, settings: ProxyHandler.Settings, http2: HTTP2Limits, loop: LoopState, store: TableStore, logger: Logger
+        _ channel: any Channel, settings: ProxySettings, http2: HTTP2Limits, loop: LoopState, store: TableStore, logger: Logger
     ) throws {
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         // HTTP2ProxyConnection checks request fields as it converts them, and responses come
@@ -236,9 +234,7 @@ public final class Worker: Sendable {
         let streams = HTTP2ProxyConnection(
             resets: ResetBudget(limit: http2.maxResetsPerWindow, window: http2.resetWindow), idleTimeout: settings.idleTimeout, counters: loop.counters
         ) { connection, id in
-            ProxyHandler(
-                store: store, pool: loop.pool, balancer: loop.balancer, counters: loop.counters, observability: loop.observability,
-                settings: streamSettings, logger: logger, stream: (connection, id))
+            HTTP2Stream(connection: connection, id: id, services: loop.services, settings: streamSettings)
         }
         watch.connection = streams
         try sync.addHandler(streams)
@@ -252,7 +248,7 @@ public final class Worker: Sendable {
 
     /// One listener: plain HTTP, or TLS first when `tls` is given.
     private func listen(
-        port: Int, tls: NIOSSLContext?, settings: ProxyHandler.Settings, maxHeadBytes: Int,
+        port: Int, tls: NIOSSLContext?, settings: ProxySettings, maxHeadBytes: Int,
         loopBound: NIOLoopBound<LoopState>
     ) async throws -> any Channel {
         let store = self.store
@@ -345,16 +341,17 @@ public final class Worker: Sendable {
 /// What the handlers of the worker's one loop share; used on that loop only.
 final class LoopState {
     let pool: UpstreamPool
-    let balancer = LoadBalancer()
     let connections: OpenConnections
     let counters: CounterBox
-    let observability: WorkerObservability
+    /// What every exchange on the loop shares.
+    let services: ExchangeServices
 
-    init(eventLoop: any EventLoop, observability: WorkerObservability) {
-        pool = UpstreamPool(eventLoop: eventLoop)
-        self.observability = observability
+    init(store: TableStore, observability: WorkerObservability, logger: Logger) {
+        pool = UpstreamPool(eventLoop: store.eventLoop)
         counters = CounterBox(timeoutMetrics: observability.timeouts)
         connections = OpenConnections(gauge: observability.activeConnections)
+        let connector = UpstreamConnector(pool: pool, balancer: LoadBalancer(), counters: counters, observability: observability, logger: logger)
+        services = ExchangeServices(store: store, connector: connector, counters: counters, observability: observability, logger: logger)
     }
 }
 

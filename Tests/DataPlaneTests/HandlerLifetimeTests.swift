@@ -22,9 +22,8 @@ import Testing
         let observability = WorkerObservability(accessLog: false)
         let counters = CounterBox()
         let reader = HTTP1ServerHandler(maxHeadBytes: 64 << 10, maxFields: 100, counters: counters)
-        let handler = ProxyHandler(
-            store: TableStore(eventLoop: loop), pool: UpstreamPool(eventLoop: loop), balancer: LoadBalancer(), counters: counters,
-            observability: observability, settings: ProxyHandler.Settings(), logger: Logger(label: "test"), requestReader: reader)
+        let services = ExchangeServices.testing(store: TableStore(eventLoop: loop), counters: counters, observability: observability)
+        let handler = ProxyHandler(services: services, settings: ProxySettings(), requestReader: reader)
         box.handler = handler
         box.reader = reader
         try channel.pipeline.syncOperations.addHandler(reader)
@@ -44,7 +43,7 @@ import Testing
     }
 }
 
-/// The HTTP/2 connection handler and its streams' ProxyHandlers hold each other; an ended stream's
+/// The HTTP/2 connection handler and its streams (HTTP2Stream) hold each other; an ended stream's
 /// handler must go at once, and all of them with the connection.
 @Suite struct HTTP2HandlerLifetimeTests {
     final class Box: @unchecked Sendable {
@@ -53,7 +52,7 @@ import Testing
     }
 
     struct Weak {
-        weak var handler: ProxyHandler?
+        weak var handler: HTTP2Stream?
     }
 
     /// Moves bytes between the two channels until neither has any to send.
@@ -80,15 +79,11 @@ import Testing
         let loop = server.embeddedEventLoop
         let observability = WorkerObservability(accessLog: false)
         let counters = CounterBox()
-        let store = TableStore(eventLoop: loop)
-        let pool = UpstreamPool(eventLoop: loop)
-        let balancer = LoadBalancer()
+        let services = ExchangeServices.testing(store: TableStore(eventLoop: loop), counters: counters, observability: observability)
         try client.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .client))
         try server.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .server))
         let connection = HTTP2ProxyConnection(resets: ResetBudget(limit: 200, window: .seconds(30))) { connection, id in
-            let handler = ProxyHandler(
-                store: store, pool: pool, balancer: balancer, counters: counters, observability: observability,
-                settings: ProxyHandler.Settings(), logger: Logger(label: "test"), stream: (connection, id))
+            let handler = HTTP2Stream(connection: connection, id: id, services: services, settings: ProxySettings())
             box.streams.append(Weak(handler: handler))
             return handler
         }
@@ -105,7 +100,7 @@ import Testing
         try Self.shuttle(client, server)
         // Each stream was answered (404: no table) and ended on both sides.
         #expect(box.streams.count == streams)
-        #expect(box.streams.allSatisfy { $0.handler == nil }, "an ended stream's ProxyHandler outlived it")
+        #expect(box.streams.allSatisfy { $0.handler == nil }, "an ended HTTP2Stream outlived it")
         if closeWithOpenStream {
             // A request whose body never ends: its stream is still open when the connection goes.
             let open = HTTP2StreamID(1 + 2 * streams)
@@ -121,7 +116,17 @@ import Testing
     func streamsAndTheConnectionHandlerAreFreed(closeWithOpenStream: Bool) throws {
         let box = Box()
         try runAConnection(into: box, streams: 3, closeWithOpenStream: closeWithOpenStream)
-        #expect(box.streams.allSatisfy { $0.handler == nil }, "a ProxyHandler outlived its connection")
+        #expect(box.streams.allSatisfy { $0.handler == nil }, "an HTTP2Stream outlived its connection")
         #expect(box.connection == nil, "HTTP2ProxyConnection outlived its connection")
+    }
+}
+
+extension ExchangeServices {
+    /// What a loop's exchanges share, for a test's own loop.
+    static func testing(store: TableStore, counters: CounterBox = CounterBox(), observability: WorkerObservability = WorkerObservability(accessLog: false)) -> ExchangeServices {
+        let logger = Logger(label: "test")
+        let connector = UpstreamConnector(
+            pool: UpstreamPool(eventLoop: store.eventLoop), balancer: LoadBalancer(), counters: counters, observability: observability, logger: logger)
+        return ExchangeServices(store: store, connector: connector, counters: counters, observability: observability, logger: logger)
     }
 }

@@ -182,11 +182,11 @@ import Testing
 @Suite struct MisdirectedRequestTests {
     /// The fast path of the 421 check: a Host field naming the SNI name needs no certificate lookup.
     @Test func aHostFieldNamingTheServerNameIsRecognised() {
-        #expect(ProxyHandler.names("a.test", "a.test"))
-        #expect(ProxyHandler.names("A.Test:8443", "a.test"))
-        #expect(!ProxyHandler.names("a.test.evil", "a.test"))
-        #expect(!ProxyHandler.names("a.tes", "a.test"))
-        #expect(!ProxyHandler.names("b.test", "a.test"))
-        #expect(!ProxyHandler.names("a.test", nil), "no SNI: the certificate lookup decides")
+        #expect(HTTP2Stream.names("a.test", "a.test"))
+        #expect(HTTP2Stream.names("A.Test:8443", "a.test"))
+        #expect(!HTTP2Stream.names("a.test.evil", "a.test"))
+        #expect(!HTTP2Stream.names("a.tes", "a.test"))
+        #expect(!HTTP2Stream.names("b.test", "a.test"))
+        #expect(!HTTP2Stream.names("a.test", nil), "no SNI: the certificate lookup decides")
     }
 }

@@ -1,0 +1,86 @@
+import Logging
+import NIOCore
+import RouteModel
+
+/// Upstream selection for one event loop's exchanges: picks an endpoint of a cluster (skipping the
+/// ones that failed this exchange), takes an idle pooled connection to it or opens one, and keeps
+/// the books of each outcome: connect failures, retries and ejections are counted and logged, and
+/// least-request sees each exchange start and finish. Whether to retry is the exchange's decision
+/// (`ProxyExchange.connectFailed`); this only carries it out.
+final class UpstreamConnector {
+    let pool: UpstreamPool
+    let balancer: LoadBalancer
+    private let counters: CounterBox
+    private let observability: WorkerObservability
+    private let logger: Logger
+
+    init(pool: UpstreamPool, balancer: LoadBalancer, counters: CounterBox, observability: WorkerObservability, logger: Logger) {
+        self.pool = pool
+        self.balancer = balancer
+        self.counters = counters
+        self.observability = observability
+        self.logger = logger
+    }
+
+    enum Attempt {
+        /// An idle pooled connection, taken at once (no future, no callback).
+        case ready(UpstreamPool.Connection, Endpoint)
+        /// A new connection to `Endpoint` is being opened.
+        case opening(EventLoopFuture<UpstreamPool.Connection>, Endpoint)
+        /// Every endpoint was tried.
+        case noEndpoint
+    }
+
+    /// A connection for an exchange to `cluster`. `fresh`: never a pooled one (an upgrade leaves
+    /// the pool for good).
+    func connect(to cluster: Cluster, fresh: Bool, skipping tried: [Endpoint]) -> Attempt {
+        guard let endpoint = balancer.pick(cluster, skipping: tried) else { return .noEndpoint }
+        if !fresh, let connection = pool.takeIdle(endpoint, timeouts: cluster.timeouts) { return .ready(connection, endpoint) }
+        return .opening(pool.connect(endpoint, timeouts: cluster.timeouts), endpoint)
+    }
+
+    /// The exchange got its connection to `endpoint`; returns whether least-request counts it busy
+    /// (then `finished` must follow).
+    func succeeded(_ endpoint: Endpoint, in cluster: Cluster) -> Bool {
+        balancer.connectSucceeded(endpoint)
+        guard cluster.loadBalancing == .leastRequest else { return false }
+        balancer.started(endpoint)
+        return true
+    }
+
+    /// The exchange that `succeeded` counted busy is over.
+    func finished(_ endpoint: Endpoint) {
+        balancer.finished(endpoint)
+    }
+
+    /// Books a failed connect: counted, logged, and the endpoint ejected after enough in a row.
+    func failed(_ endpoint: Endpoint, in cluster: Cluster, error: any Error) -> ProxyExchange.ConnectFailure {
+        counters.value.connectFailures += 1
+        observability.connectErrors.increment()
+        if balancer.connectFailed(endpoint) {
+            counters.value.ejections += 1
+            observability.ejections.increment()
+            logger.warning("endpoint ejected after consecutive connect failures", metadata: ["endpoint": "\(endpoint)", "cluster": "\(cluster.name)"])
+        }
+        logger.info("upstream connect failed", metadata: ["endpoint": "\(endpoint)", "cluster": "\(cluster.name)", "error": "\(error)"])
+        if let error = error as? ChannelError, case .connectTimeout = error { return .timedOut }
+        return .refused
+    }
+
+    /// Books a retry on another endpoint.
+    func retrying() {
+        counters.value.retries += 1
+        observability.retries.increment()
+    }
+
+    /// A connection whose exchange ended cleanly goes back to the pool.
+    func release(_ connection: UpstreamPool.Connection) {
+        pool.release(connection)
+    }
+
+    /// A connection that cannot finish its exchange cleanly is closed.
+    func drop(_ connection: UpstreamPool.Connection) {
+        connection.handler.owner = nil
+        connection.channel.close(promise: nil)
+    }
+}
