@@ -75,8 +75,10 @@ let package = Package(
         ]),
         // The worker: snapshot subscriber, table store, HTTP reverse proxy, upstream pools.
         // Never imports Translator, KubeClient or ControlPlane.
+        // epoll, eventfd and accept4 for the native engine (not in Glibc's Swift module).
+        .target(name: "CPorticoNative"),
         .target(name: "DataPlane", dependencies: [
-            "RouteModel", "SnapshotProtocol", "AdminHTTP",
+            "RouteModel", "SnapshotProtocol", "AdminHTTP", "CPorticoNative",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -169,7 +169,7 @@ struct RequestID: Equatable {
         }
     }
 
-    private func fill(_ out: UnsafeMutableRawBufferPointer) {
+    func fill(_ out: UnsafeMutableRawBufferPointer) {
         let digits: StaticString = "0123456789abcdef"
         digits.withUTF8Buffer { digits in
             for index in 0..<16 {

@@ -46,68 +46,84 @@ struct RequestFacts: Equatable {
             return .failure(Refusal(.requestHeaderFieldsTooLarge, "more than \(maxFields) header fields"))
         }
         // One pass over the fields for the three that matter here.
-        var hostField: String?
-        var hostCount = 0
-        var contentLength: String?
-        var contentLengthCount = 0
-        var transferCodings = TransferCodings()
+        var fields = Fields()
         for (name, value) in head.headers {
             switch name.utf8.count {
-            case 4 where ForwardedHeaders.equalsIgnoringCase(name, "host"):
-                hostField = value
-                hostCount += 1
-            case 14 where ForwardedHeaders.equalsIgnoringCase(name, "content-length"):
-                contentLength = value
-                contentLengthCount += 1
-            case 17 where ForwardedHeaders.equalsIgnoringCase(name, "transfer-encoding"):
-                transferCodings.add(value)
-            default:
-                break
+            case 4 where ForwardedHeaders.equalsIgnoringCase(name, "host"): fields.host(value)
+            case 14 where ForwardedHeaders.equalsIgnoringCase(name, "content-length"): fields.contentLength(value)
+            case 17 where ForwardedHeaders.equalsIgnoringCase(name, "transfer-encoding"): fields.transferEncoding(value)
+            default: break
             }
         }
-        let body: Body
-        switch (transferCodings.present, contentLength) {
-        case (true, .some):
-            return .failure(Refusal(.badRequest, "both Content-Length and Transfer-Encoding"))
-        case (true, nil):
-            // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
-            if head.version == .http1_0 { return .failure(Refusal(.badRequest, "Transfer-Encoding in an HTTP/1.0 request")) }
-            if let refusal = transferCodings.refusal { return .failure(refusal) }
-            body = .chunked
-        case (false, let field?):
-            guard contentLengthCount == 1 else { return .failure(Refusal(.badRequest, "more than one Content-Length")) }
-            guard let length = Self.contentLength(field) else { return .failure(Refusal(.badRequest, "Content-Length is not a number")) }
-            body = length == 0 ? .none : .length(length)
-        case (false, nil):
-            body = .none
+        return fields.facts(target: head.uri, isOptions: head.method == .OPTIONS, version: head.version)
+    }
+
+    /// The fields `inspect` reads, collected by whoever walks a head's fields (an `HTTPHeaders`,
+    /// or the parser's spans), then judged with the request line.
+    struct Fields {
+        private var hostField: String?
+        private var hostCount = 0
+        private var contentLengthField: String?
+        private var contentLengthCount = 0
+        private var transferCodings = TransferCodings()
+
+        mutating func host(_ value: String) {
+            hostField = value
+            hostCount += 1
         }
 
-        // The target's form (RFC 9112 §3.2).
-        var target = head.uri
-        var authority: String?
-        switch target.utf8.first {
-        case UInt8(ascii: "/"):
-            break
-        case UInt8(ascii: "*") where target.utf8.count == 1:
-            guard head.method == .OPTIONS else { return .failure(Refusal(.badRequest, "'*' is a target for OPTIONS only")) }
-        default:
-            switch Self.absoluteForm(target) {
-            case .success(let parts):
-                authority = parts.authority
-                target = parts.target
-            case .failure(let refusal):
-                return .failure(refusal)
+        mutating func contentLength(_ value: String) {
+            contentLengthField = value
+            contentLengthCount += 1
+        }
+
+        mutating func transferEncoding(_ value: String) { transferCodings.add(value) }
+
+        func facts(target uri: String, isOptions: Bool, version: HTTPVersion) -> Result<RequestFacts, Refusal> {
+            let body: Body
+            switch (transferCodings.present, contentLengthField) {
+            case (true, .some):
+                return .failure(Refusal(.badRequest, "both Content-Length and Transfer-Encoding"))
+            case (true, nil):
+                // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+                if version == .http1_0 { return .failure(Refusal(.badRequest, "Transfer-Encoding in an HTTP/1.0 request")) }
+                if let refusal = transferCodings.refusal { return .failure(refusal) }
+                body = .chunked
+            case (false, let field?):
+                guard contentLengthCount == 1 else { return .failure(Refusal(.badRequest, "more than one Content-Length")) }
+                guard let length = RequestFacts.contentLength(field) else { return .failure(Refusal(.badRequest, "Content-Length is not a number")) }
+                body = length == 0 ? .none : .length(length)
+            case (false, nil):
+                body = .none
             }
+
+            // The target's form (RFC 9112 §3.2).
+            var target = uri
+            var authority: String?
+            switch target.utf8.first {
+            case UInt8(ascii: "/"):
+                break
+            case UInt8(ascii: "*") where target.utf8.count == 1:
+                guard isOptions else { return .failure(Refusal(.badRequest, "'*' is a target for OPTIONS only")) }
+            default:
+                switch RequestFacts.absoluteForm(target) {
+                case .success(let parts):
+                    authority = parts.authority
+                    target = parts.target
+                case .failure(let refusal):
+                    return .failure(refusal)
+                }
+            }
+            // Exactly one Host on every request, whatever the target's form (RFC 9112 §3.2); an
+            // absolute form's authority replaces it. HTTP/2 requests carry `:authority` as their Host.
+            guard hostCount <= 1 else { return .failure(Refusal(.badRequest, "more than one Host header")) }
+            if let hostField {
+                guard HTTPSyntax.isAuthority(hostField) else { return .failure(Refusal(.badRequest, "the Host header is not host[:port]")) }
+            } else if authority == nil || version.major == 1 && version.minor == 1 {
+                return .failure(Refusal(.badRequest, "missing Host header"))
+            }
+            return .success(RequestFacts(authority: authority ?? hostField!, target: target, body: body))
         }
-        // Exactly one Host on every request, whatever the target's form (RFC 9112 §3.2); an
-        // absolute form's authority replaces it. HTTP/2 requests carry `:authority` as their Host.
-        guard hostCount <= 1 else { return .failure(Refusal(.badRequest, "more than one Host header")) }
-        if let hostField {
-            guard HTTPSyntax.isAuthority(hostField) else { return .failure(Refusal(.badRequest, "the Host header is not host[:port]")) }
-        } else if authority == nil || head.version.major == 1 && head.version.minor == 1 {
-            return .failure(Refusal(.badRequest, "missing Host header"))
-        }
-        return .success(RequestFacts(authority: authority ?? hostField!, target: target, body: body))
     }
 
     /// An absolute-form target's authority and the rest as an origin-form target.
@@ -144,7 +160,7 @@ struct RequestFacts: Equatable {
 }
 
 /// The transfer codings of a request's Transfer-Encoding fields, as a list over all of them.
-private struct TransferCodings {
+struct TransferCodings {
     private(set) var present = false
     /// The first malformation seen.
     private var malformed: RequestFacts.Refusal?

@@ -295,21 +295,27 @@ struct UpstreamResponseParser {
     /// The length of the head (through its empty line) at the start of `buffer`, or nil while
     /// incomplete; `scanned` keeps the search from starting over on every read.
     private static func headEnd(_ buffer: ByteBuffer, from scanned: inout Int, limit: Int) throws -> Int? {
-        let found: Int? = buffer.withUnsafeReadableBytes { bytes in
-            var lineStart = scanned
-            var index = scanned
-            while index < bytes.count {
-                if bytes[index] == UInt8(ascii: "\n") {
-                    let lineLength = index - lineStart
-                    if lineLength == 0 || (lineLength == 1 && bytes[lineStart] == UInt8(ascii: "\r")) { return index + 1 }
-                    lineStart = index + 1
+        try buffer.withUnsafeReadableBytes { try headEnd($0, from: &scanned, limit: limit) }
+    }
+
+    /// The same over raw bytes.
+    static func headEnd(_ bytes: UnsafeRawBufferPointer, from scanned: inout Int, limit: Int) throws -> Int? {
+        var found: Int?
+        var lineStart = scanned
+        var index = scanned
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "\n") {
+                let lineLength = index - lineStart
+                if lineLength == 0 || (lineLength == 1 && bytes[lineStart] == UInt8(ascii: "\r")) {
+                    found = index + 1
+                    break
                 }
-                index += 1
+                lineStart = index + 1
             }
-            scanned = lineStart
-            return nil
+            index += 1
         }
-        if found == nil, buffer.readableBytes > limit { throw UpstreamResponseError.headTooLarge }
+        if found == nil { scanned = lineStart }
+        if found == nil, bytes.count > limit { throw UpstreamResponseError.headTooLarge }
         if let found, found > limit { throw UpstreamResponseError.headTooLarge }
         return found
     }
@@ -345,7 +351,7 @@ struct UpstreamResponseParser {
 
     // MARK: Pure parsing of a complete head
 
-    private static func parse(
+    static func parse(
         _ raw: UnsafeRawBufferPointer, bytes: ByteBuffer, requestIsHead: Bool, maxFields: Int, fields: inout [UpstreamResponseHead.Field]
     ) throws -> UpstreamResponseHead {
         var lines = LineIterator(raw)

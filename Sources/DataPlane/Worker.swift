@@ -55,6 +55,14 @@ public final class Worker: Sendable {
         public var workerID = "0"
         /// One JSON line per request on stdout (`portico worker` turns it on unless --no-access-log).
         public var accessLog = false
+        /// Which engine serves plain HTTP: SwiftNIO's, or the native epoll spike (HTTP/1.1 only;
+        /// no TLS listener then). See `NativeEngine` for what it leaves out.
+        public var engine = Engine.nio
+
+        public enum Engine: String, Sendable, CaseIterable {
+            case nio
+            case native
+        }
 
         public init(controlPlane: ServerAddress) {
             self.controlPlane = controlPlane
@@ -80,7 +88,11 @@ public final class Worker: Sendable {
     public var isSubscribed: Bool { subscriber.currentStatus.connected }
 
     /// Client connections accepted since start.
-    public var acceptedConnections: Int { acceptedBox.value.load(ordering: .relaxed) }
+    public var acceptedConnections: Int {
+        acceptedBox.value.load(ordering: .relaxed) + (nativeEngine.engine?.accepted.value.load(ordering: .relaxed) ?? 0)
+    }
+    /// The native engine, when `configuration.engine` is `.native`, once listening.
+    private let nativeEngine = NativeEngineSlot()
 
     /// The bound TLS port once listening (0 before, or without TLS).
     public var httpsPort: Int { boundHTTPSPort.load(ordering: .relaxed) }
@@ -139,9 +151,13 @@ public final class Worker: Sendable {
         let (applied, appliedSink) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let observability = self.observability
         var servers: [any Channel] = []
+        // The native engine, once listening, gets every table too.
+        let native = nativeEngine
+        var nativeThread: NativeEngineThread?
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 await subscriber.run { snapshot in
+                    native.apply(snapshot.table, version: snapshot.version)
                     let started = ContinuousClock.now
                     // Certificates are parsed here, off the event loop, and swapped in before the
                     // table that names them.
@@ -158,6 +174,32 @@ public final class Worker: Sendable {
             // must not take connections from its siblings on the shared port just to answer 404.
             var firstTable = applied.makeAsyncIterator()
             guard await firstTable.next() != nil, !Task.isCancelled else { return }
+            if configuration.engine == .native {
+                var settings = NativeEngine.Settings()
+                settings.host = configuration.bindHost
+                settings.port = configuration.httpPort
+                settings.httpsPort = configuration.httpsPort
+                settings.maxRequestHeaderBytes = min(configuration.maxRequestHeaderBytes, 16 << 10)
+                settings.maxRequestHeaderFields = configuration.maxRequestHeaderFields
+                let engine: NativeEngine
+                do {
+                    engine = try NativeEngine(settings: settings)
+                } catch {
+                    throw ListenError(owner: "worker \(configuration.workerID) (native engine)", address: "\(configuration.bindHost):\(configuration.httpPort)", cause: error)
+                }
+                native.install(engine)
+                nativeThread = engine.start()
+                logger.info("worker listening (native engine)", metadata: ["address": "\(configuration.bindHost):\(engine.port)"])
+                onListening(engine.port)
+                do {
+                    try await group.waitForAll()
+                } catch {
+                    engine.stop()
+                    nativeThread?.join()
+                    throw error
+                }
+                return
+            }
             let plain = try await listen(port: configuration.httpPort, tls: nil, settings: settings, maxHeadBytes: maxHeadBytes, loopBound: loopBound)
             servers.append(plain)
             let port = plain.localAddress?.port ?? configuration.httpPort
@@ -175,6 +217,15 @@ public final class Worker: Sendable {
             }
             onListening(port)
             try await group.waitForAll()
+        }
+        if let engine = native.engine {
+            // The native engine does not drain yet: it closes every connection now.
+            engine.stop()
+            nativeThread?.join()
+            sweep.cancel()
+            sweepCancelled = true
+            try? await self.group.shutdownGracefully()
+            return
         }
         // Stopped: drain. No new connections; idle ones close now, busy ones after their response.
         // This runs in its own task: the current one is cancelled, and its sleeps would not wait.

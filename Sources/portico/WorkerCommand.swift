@@ -33,6 +33,9 @@ struct WorkerCommand: AsyncParsableCommand {
 
     @OptionGroup var traffic: WorkerTrafficOptions
 
+    @Option(help: "nio, or native: the experimental epoll engine (plain HTTP/1.1 only: no TLS listener, HTTP/2, upgrades, timeouts, draining, metrics or access log).")
+    var engine: Worker.Configuration.Engine = .nio
+
     @Option(help: "This worker's id, shown by porticoctl.")
     var id: String = "0"
 
@@ -55,6 +58,7 @@ struct WorkerCommand: AsyncParsableCommand {
         do { _ = try ServerAddress(parsing: controlPlane) } catch { throw ValidationError(error.description) }
         guard (0...65535).contains(httpPort) else { throw ValidationError("--http-port must be from 0 to 65535") }
         if let httpsPort, !(0...65535).contains(httpsPort) { throw ValidationError("--https-port must be from 0 to 65535") }
+        if engine == .native, httpsPort != nil { throw ValidationError("--engine native serves plain HTTP only: leave out --https-port") }
     }
 
     func run() async throws {
@@ -70,6 +74,7 @@ struct WorkerCommand: AsyncParsableCommand {
         try traffic.apply(to: &configuration)
         configuration.workerID = id
         configuration.node = node
+        configuration.engine = engine
         let worker = Worker(configuration: configuration)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await worker.run() }
@@ -103,3 +108,5 @@ struct WorkerCommand: AsyncParsableCommand {
         }
     }
 }
+
+extension Worker.Configuration.Engine: ExpressibleByArgument {}

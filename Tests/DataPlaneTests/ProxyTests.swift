@@ -108,10 +108,12 @@ func closedPort() async throws -> Int {
 }
 
 @Suite(.serialized) struct ProxyTests {
-    @Test func routesByHostAndPathAndRewritesHeaders() async throws {
+    /// Also on the native engine (`--engine native`), which serves plain HTTP/1.1.
+    @Test(arguments: Worker.Configuration.Engine.allCases)
+    func routesByHostAndPathAndRewritesHeaders(engine: Worker.Configuration.Engine) async throws {
         let a = try await TestBackend.start(name: "a")
         let b = try await TestBackend.start(name: "b")
-        let proxy = try await LiveProxy.start(proxyTable([("a.test", "/", [a.port]), ("a.test", "/api", [b.port]), ("b.test", "/", [b.port])]))
+        let proxy = try await LiveProxy.start(proxyTable([("a.test", "/", [a.port]), ("a.test", "/api", [b.port]), ("b.test", "/", [b.port])])) { $0.engine = engine }
         try await TestHTTPConnection.with(port: proxy.port) { client in
             let root = try await client.request(.GET, "/x/../index.html", host: "a.test")
             #expect(root.status == .ok)
@@ -165,10 +167,12 @@ func closedPort() async throws -> Int {
         await slow.stop()
     }
 
-    @Test func aFailedConnectIsRetriedOnAnotherEndpoint() async throws {
+    /// Also on the native engine (`--engine native`), which serves plain HTTP/1.1.
+    @Test(arguments: Worker.Configuration.Engine.allCases)
+    func aFailedConnectIsRetriedOnAnotherEndpoint(engine: Worker.Configuration.Engine) async throws {
         let live = try await TestBackend.start(name: "live")
         let dead = try await closedPort()
-        let proxy = try await LiveProxy.start(proxyTable([("h.test", "/", [dead, live.port])]))
+        let proxy = try await LiveProxy.start(proxyTable([("h.test", "/", [dead, live.port])])) { $0.engine = engine }
         try await TestHTTPConnection.with(port: proxy.port) { client in
             for _ in 0..<6 {
                 let response = try await client.request(.GET, "/", host: "h.test")
@@ -179,9 +183,11 @@ func closedPort() async throws -> Int {
         await live.stop()
     }
 
-    @Test func plainHTTPForATLSHostIsRedirected() async throws {
+    /// Also on the native engine (`--engine native`), which serves plain HTTP/1.1.
+    @Test(arguments: Worker.Configuration.Engine.allCases)
+    func plainHTTPForATLSHostIsRedirected(engine: Worker.Configuration.Engine) async throws {
         let a = try await TestBackend.start(name: "a")
-        let proxy = try await LiveProxy.start(proxyTable([("secure.test", "/", [a.port])], redirect: true))
+        let proxy = try await LiveProxy.start(proxyTable([("secure.test", "/", [a.port])], redirect: true)) { $0.engine = engine }
         try await TestHTTPConnection.with(port: proxy.port) { client in
             let response = try await client.request(.GET, "/p?q=1", host: "secure.test")
             #expect(response.status == .permanentRedirect)
@@ -191,9 +197,11 @@ func closedPort() async throws -> Int {
         await a.stop()
     }
 
-    @Test func keepAliveReusesOneUpstreamConnection() async throws {
+    /// Also on the native engine (`--engine native`), which serves plain HTTP/1.1.
+    @Test(arguments: Worker.Configuration.Engine.allCases)
+    func keepAliveReusesOneUpstreamConnection(engine: Worker.Configuration.Engine) async throws {
         let a = try await TestBackend.start(name: "a")
-        let proxy = try await LiveProxy.start(proxyTable([("a.test", "/", [a.port])]))
+        let proxy = try await LiveProxy.start(proxyTable([("a.test", "/", [a.port])])) { $0.engine = engine }
         try await TestHTTPConnection.with(port: proxy.port) { client in
             for index in 0..<20 {
                 let response = try await client.request(.GET, "/\(index)", host: "a.test")
@@ -209,9 +217,11 @@ func closedPort() async throws -> Int {
         await a.stop()
     }
 
-    @Test func bodiesStreamBothWays() async throws {
+    /// Also on the native engine (`--engine native`), which serves plain HTTP/1.1.
+    @Test(arguments: Worker.Configuration.Engine.allCases)
+    func bodiesStreamBothWays(engine: Worker.Configuration.Engine) async throws {
         let a = try await TestBackend.start(name: "a")
-        let proxy = try await LiveProxy.start(proxyTable([("a.test", "/", [a.port])]))
+        let proxy = try await LiveProxy.start(proxyTable([("a.test", "/", [a.port])])) { $0.engine = engine }
         let size = 64 << 20
         try await TestHTTPConnection.with(port: proxy.port) { client in
             let download = try await client.request(.GET, "/bytes/\(size)", host: "a.test")
@@ -228,10 +238,12 @@ func closedPort() async throws -> Int {
 
     /// Four clients send requests back to back while the table changes 100 times: every request
     /// succeeds, and established connections stay open across every swap.
-    @Test func tableSwapsDuringLoadFailNothing() async throws {
+    /// Also on the native engine (`--engine native`), which serves plain HTTP/1.1.
+    @Test(arguments: Worker.Configuration.Engine.allCases)
+    func tableSwapsDuringLoadFailNothing(engine: Worker.Configuration.Engine) async throws {
         let a = try await TestBackend.start(name: "a")
         let b = try await TestBackend.start(name: "b")
-        let proxy = try await LiveProxy.start(proxyTable([("h.test", "/", [a.port])]))
+        let proxy = try await LiveProxy.start(proxyTable([("h.test", "/", [a.port])])) { $0.engine = engine }
         let stop = StopFlag()
         let clients = (0..<4).map { _ in
             Task {
