@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Side-by-side proxy benchmark: Portico (one worker), nginx (one worker) and HAProxy (nbthread 1),
+# Side-by-side proxy benchmark: Portico (one worker), Portico's native engine spike (one worker,
+# `--engine native`, plain HTTP/1.1 scenarios only), nginx (one worker) and HAProxy (nbthread 1),
 # each pinned to CPU 0, in front of the same upstream (an nginx answering a 1 KiB body from its
 # configuration, on CPU 1).
 # Load (wrk, h2load) runs on CPU 1. The three targets alternate over REPEATS rounds; the table
@@ -46,7 +47,7 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-upstream=18081; portico_port=18082; nginx_port=18083; haproxy_port=18084
+upstream=18081; portico_port=18082; nginx_port=18083; haproxy_port=18084; native_port=18085
 portico_tls=18092; nginx_tls=18093; haproxy_tls=18094
 mkdir -p "$work/manifests" "$work/nginx-up" "$work/nginx-proxy" "$work/tls"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=bench.local" \
@@ -125,9 +126,13 @@ sleep 0.5
 taskset -c 0 "$portico" worker --control-plane "unix:$work/run/cp.sock" --bind 127.0.0.1 --http-port $portico_port \
   --https-port $portico_tls --default-certificate "$work/tls/cert.pem" --default-key "$work/tls/key.pem" --no-access-log --log-level error & pids+=($!)
 portico_pid=$!
+# The native engine spike (plain HTTP/1.1 only), a second worker of the same control plane.
+taskset -c 0 "$portico" worker --engine native --id native --control-plane "unix:$work/run/cp.sock" --bind 127.0.0.1 \
+  --http-port $native_port --no-access-log --log-level error & pids+=($!)
+native_pid=$!
 
 # Wait until every target answers through to the upstream (poll, bounded).
-for url in http://127.0.0.1:{$nginx_port,$haproxy_port,$portico_port}/ https://127.0.0.1:{$nginx_tls,$haproxy_tls,$portico_tls}/; do
+for url in http://127.0.0.1:{$nginx_port,$haproxy_port,$portico_port,$native_port}/ https://127.0.0.1:{$nginx_tls,$haproxy_tls,$portico_tls}/; do
   for _ in $(seq 1 200); do
     curl -kfsS -o /dev/null -H 'Host: bench.local' "$url" 2>/dev/null && break
     sleep 0.05
@@ -144,17 +149,12 @@ fi
 # wrk reports latency in us/ms/s; normalise to milliseconds.
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
 
-# A target's processes: the one started and its children (nginx's worker).
-target_pids() { local root; case $1 in portico) root=$portico_pid ;; nginx) root=$nginx_pid ;; haproxy) root=$haproxy_pid ;; esac; echo "$root $(pgrep -P "$root" | tr '\n' ' ')"; }
-# Their user and system jiffies.
-target_ticks() { for pid in $(target_pids "$1"); do awk '{print $14, $15}' "/proc/$pid/stat" 2>/dev/null; done | awk '{u += $1; s += $2} END {print u + 0, s + 0}'; }
-clock_ticks=$(getconf CLK_TCK)
 
 # Drives load at a target for one scenario for $3; sets out (the load tool's output), requests,
 # rps, p50 and p99 (milliseconds; h2load reports none).
 drive() { # target scenario duration
   local port extra=() connections=50 scheme=http
-  case $1 in portico) port=$portico_port ;; nginx) port=$nginx_port ;; haproxy) port=$haproxy_port ;; esac
+  case $1 in portico) port=$portico_port ;; portico-native) port=$native_port ;; nginx) port=$nginx_port ;; haproxy) port=$haproxy_port ;; esac
   case $2 in
     close) extra=(-H "Connection: close"); connections=16 ;;
     https) scheme=https ;;
@@ -183,7 +183,7 @@ drive() { # target scenario duration
 }
 
 # A target's processes: the one started and its children (nginx's worker).
-target_pids() { local root; case $1 in portico) root=$portico_pid ;; nginx) root=$nginx_pid ;; haproxy) root=$haproxy_pid ;; esac; echo "$root $(pgrep -P "$root" | tr '\n' ' ')"; }
+target_pids() { local root; case $1 in portico) root=$portico_pid ;; portico-native) root=$native_pid ;; nginx) root=$nginx_pid ;; haproxy) root=$haproxy_pid ;; esac; echo "$root $(pgrep -P "$root" | tr '\n' ' ')"; }
 # Their user and system jiffies.
 target_ticks() { for pid in $(target_pids "$1"); do awk '{print $14, $15}' "/proc/$pid/stat" 2>/dev/null; done | awk '{u += $1; s += $2} END {print u + 0, s + 0}'; }
 clock_ticks=$(getconf CLK_TCK)
@@ -208,23 +208,26 @@ run() { # target scenario
 cpu0_ticks() { awk '$1 == "cpu0" { total = 0; for (i = 2; i <= NF; i++) total += $i; print total, $5 + $6 }' /proc/stat; }
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
+# The targets of a scenario: the native engine serves plain HTTP/1.1 only.
+targets_for() { case $1 in keepalive|close) echo portico portico-native nginx haproxy ;; *) echo portico nginx haproxy ;; esac; }
+
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); $(nproc) cores; $repeats repeats of $duration; proxies on CPU 0, load and upstream on CPU 1"
 for scenario in $scenarios; do
   for round in $(seq 1 "$repeats"); do
-    for target in portico nginx haproxy; do
+    for target in $(targets_for "$scenario"); do
       run "$target" "$scenario"
     done
   done
 done
 
-printf '\n%-10s %-10s %12s %10s %10s %14s %7s %14s %14s %9s %9s\n' scenario target "req/s" "p50 ms" "p99 ms" "vs nginx req/s" "CPU 0" "req/s per CPU" "vs nginx /CPU" "user us" "sys us"
+printf '\n%-10s %-14s %12s %10s %10s %14s %7s %14s %14s %9s %9s\n' scenario target "req/s" "p50 ms" "p99 ms" "vs nginx req/s" "CPU 0" "req/s per CPU" "vs nginx /CPU" "user us" "sys us"
 for scenario in $scenarios; do
   base=$(median "${results[nginx,$scenario,rps]}")
   base_core=$(median "${results[nginx,$scenario,percore]}")
-  for target in portico nginx haproxy; do
+  for target in $(targets_for "$scenario"); do
     rps=$(median "${results[$target,$scenario,rps]}")
     core=$(median "${results[$target,$scenario,percore]}")
-    printf '%-10s %-10s %12.0f %10s %10s %13.2fx %6s%% %14.0f %13.2fx %9s %9s\n' "$scenario" "$target" "$rps" \
+    printf '%-10s %-14s %12.0f %10s %10s %13.2fx %6s%% %14.0f %13.2fx %9s %9s\n' "$scenario" "$target" "$rps" \
       "$(median "${results[$target,$scenario,p50]}")" "$(median "${results[$target,$scenario,p99]}")" "$(awk -v a="$rps" -v b="$base" 'BEGIN {print a / b}')" \
       "$(median "${results[$target,$scenario,cpu]}")" "$core" "$(awk -v a="$core" -v b="$base_core" 'BEGIN {print a / b}')" \
       "$(median "${results[$target,$scenario,user]}")" "$(median "${results[$target,$scenario,sys]}")"
@@ -236,7 +239,7 @@ done
 echo
 echo "system calls per request (strace -c -f, one ${strace_duration:=3s} run each; the most frequent, then the total)"
 for scenario in $scenarios; do
-  for target in portico nginx haproxy; do
+  for target in $(targets_for "$scenario"); do
     attach=()
     for pid in $(target_pids "$target"); do attach+=(-p "$pid"); done
     strace -c -f -o "$work/strace" "${attach[@]}" 2>/dev/null &
@@ -251,9 +254,9 @@ for scenario in $scenarios; do
       total=$(awk '/^-+/ { section++; next } section == 2 { print $4 }' "$work/strace")
       top=$(awk '/^-+/ { section++; next } section == 1 && NF >= 5 { print $4, $NF }' "$work/strace" | sort -rn | head -6 |
         awk -v n="$requests" '{ printf "%s%s %.2f", (NR > 1 ? ", " : ""), $2, $1 / n }')
-      printf '%-10s %-10s %6.2f in all: %s\n' "$scenario" "$target" "$(awk -v t="${total:-0}" -v n="$requests" 'BEGIN { print t / n }')" "$top"
+      printf '%-10s %-14s %6.2f in all: %s\n' "$scenario" "$target" "$(awk -v t="${total:-0}" -v n="$requests" 'BEGIN { print t / n }')" "$top"
     else
-      printf '%-10s %-10s no requests completed\n' "$scenario" "$target"
+      printf '%-10s %-14s no requests completed\n' "$scenario" "$target"
     fi
   done
 done

@@ -92,6 +92,7 @@ final class NativeClient: NativeSocketOwner {
             guard readable, !isClosed, !holdsReads, input.room > 0 else { return }
             let n = input.read(from: fd)
             if n > 0 {
+                if input.drained(after: n) { readable = false }
                 // After a refusal, what the client still sends is drained.
                 if closeAfterOutput { input.clear() }
                 continue

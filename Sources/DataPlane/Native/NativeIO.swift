@@ -54,6 +54,11 @@ struct NativeBuffer {
         return n
     }
 
+    /// Whether a read of `n` bytes left the socket empty: it filled less than the room it had
+    /// (as nginx assumes, which saves the read that would return EAGAIN; the next bytes bring a
+    /// new edge-triggered event).
+    func drained(after n: Int) -> Bool { end < capacity }
+
     /// Writes the readable bytes to `fd` as far as it takes them; false on an error other than EAGAIN.
     mutating func write(to fd: Int32) -> Bool {
         while start < end {

@@ -126,7 +126,14 @@ final class NativeUpstream: NativeSocketOwner {
                 if input.room == 0 || client.relayRoom < 64 { return }
             }
             let n = input.read(from: fd)
-            if n > 0 { continue }
+            if n > 0 {
+                if input.drained(after: n) { readable = false }
+                if readable { continue }
+                // The last read of this event: relay it.
+                relay()
+                self.client?.flush()
+                return
+            }
             if n == 0 {
                 ended()
             } else if errno == EAGAIN || errno == EWOULDBLOCK {
