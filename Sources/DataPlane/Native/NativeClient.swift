@@ -139,8 +139,8 @@ final class NativeClient: NativeSocketOwner {
     }
 
     private func refuse(_ refusal: RequestFacts.Refusal) {
-        exchange.requestHead(keepAlive: false, isHTTP10: false, isHead: false, upgrade: false, now: .now())
-        perform(exchange.route(.refused(refusal.status, reason: refusal.reason), bodyFollows: nil, now: .now()))
+        exchange.requestHead(keepAlive: false, isHTTP10: false, isHead: false, upgrade: false, now: engine.now)
+        perform(exchange.route(.refused(refusal.status, reason: refusal.reason), bodyFollows: nil, now: engine.now))
     }
 
     // MARK: The request
@@ -176,7 +176,7 @@ final class NativeClient: NativeSocketOwner {
         }
         let isHTTP10 = line.minorVersion == 0
         let isHead = Self.named(bytes, line.method, "HEAD", exact: true)
-        let now = NIODeadline.now()
+        let now = engine.now
         exchange.requestHead(keepAlive: isHTTP10 ? keepAlive && !close : !close, isHTTP10: isHTTP10, isHead: isHead, upgrade: false, now: now)
         if upgradeField && upgradeToken {
             stage = .body
@@ -325,7 +325,7 @@ final class NativeClient: NativeSocketOwner {
         body = decoder
         switch step {
         case .data(let range):
-            let action = exchange.requestBody(range.count, now: .now())
+            let action = exchange.requestBody(range.count, now: engine.now)
             if case .forwardBody = action, let upstream {
                 upstream.writeBody(UnsafeRawBufferPointer(rebasing: input.readable[range]), chunked: upstreamChunked)
             } else if case .dropBody = action {
@@ -382,7 +382,7 @@ final class NativeClient: NativeSocketOwner {
             break
         case .attach:
             // The exchange takes the body from now on (the upstream's output has room).
-            exchange.upstreamWritable(true, now: .now())
+            exchange.upstreamWritable(true, now: engine.now)
             upstream?.flush()
         case .forwardBody:
             break
@@ -474,7 +474,7 @@ final class NativeClient: NativeSocketOwner {
     // MARK: From the upstream
 
     func upstreamConnected(_ upstream: NativeUpstream) {
-        perform(exchange.connected(now: .now()))
+        perform(exchange.connected(now: engine.now))
         // Body bytes that waited for the connection go now.
         process()
         if readable { readAvailable() }
@@ -506,7 +506,7 @@ final class NativeClient: NativeSocketOwner {
     /// The response's head, relayed with the client's own framing (an interim one without any);
     /// nil when the exchange does something else with it (502 for a 101 nobody asked for).
     func responseHead(_ head: UpstreamResponseHead, bytes: UnsafeRawBufferPointer) -> ProxyExchange.Framing? {
-        let action = exchange.responseHead(status: head.status, framing: head.framing, reusable: head.reusable, now: .now())
+        let action = exchange.responseHead(status: head.status, framing: head.framing, reusable: head.reusable, now: engine.now)
         let framing: ProxyExchange.Framing
         switch action {
         case .relayInterim: framing = ProxyExchange.Framing()
@@ -546,7 +546,7 @@ final class NativeClient: NativeSocketOwner {
 
     /// Response body bytes, framed for the client.
     func responseBody(_ bytes: UnsafeRawBufferPointer, chunked: Bool) {
-        _ = exchange.responseBody(now: .now())
+        _ = exchange.responseBody(now: engine.now)
         if chunked {
             output.append(number: bytes.count, radix: 16)
             output.append("\r\n")

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import CPorticoNative
 import Glibc
+import NIOCore
 import RouteModel
 import Synchronization
 
@@ -101,6 +102,9 @@ public final class NativeEngine: @unchecked Sendable {
     private let publishedVersion = Atomic<UInt64>(0)
 
     // Loop thread only from here.
+    /// The time when the current batch of events was returned: exchanges read it instead of the
+    /// clock (nginx's cached time), one clock_gettime per batch instead of several per request.
+    private(set) var now = NIODeadline.now()
     private(set) var table = TableStore.Current(.empty)
     private var tableVersion: UInt64 = 0
     let balancer = LoadBalancer()
@@ -172,6 +176,7 @@ public final class NativeEngine: @unchecked Sendable {
                 if errno == EINTR { continue }
                 break
             }
+            now = .now()
             refreshTable()
             for index in 0..<Int(count) {
                 let event = events[index]
