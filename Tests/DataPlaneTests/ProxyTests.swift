@@ -99,12 +99,10 @@ func proxyTable(
         clusters: clusters, certificates: [])
 }
 
-/// A port nothing listens on.
-func closedPort() async throws -> Int {
-    let backend = try await TestBackend.start(name: "gone")
-    let port = backend.port
-    await backend.stop()
-    return port
+/// A port nothing listens on, nor can while the tests run (a stopped backend's port could be
+/// handed to another test's listener meanwhile).
+func closedPort() throws -> Int {
+    try refusingPort()
 }
 
 @Suite(.serialized) struct ProxyTests {
@@ -144,7 +142,7 @@ func closedPort() async throws -> Int {
 
     @Test func localAnswers404And503And502And504() async throws {
         let slow = try await TestBackend.start(name: "slow")
-        let dead = try await closedPort()
+        let dead = try closedPort()
         let table = proxyTable(
             [("idle.test", "/", []), ("dead.test", "/", [dead]), ("slow.test", "/", [slow.port])],
             timeouts: ClusterTimeouts(connectMilliseconds: 1000, responseHeaderMilliseconds: 300, idleMilliseconds: 60_000))
@@ -171,7 +169,7 @@ func closedPort() async throws -> Int {
     @Test(arguments: Worker.Configuration.Engine.allCases)
     func aFailedConnectIsRetriedOnAnotherEndpoint(engine: Worker.Configuration.Engine) async throws {
         let live = try await TestBackend.start(name: "live")
-        let dead = try await closedPort()
+        let dead = try closedPort()
         let proxy = try await LiveProxy.start(proxyTable([("h.test", "/", [dead, live.port])])) { $0.engine = engine }
         try await TestHTTPConnection.with(port: proxy.port) { client in
             for _ in 0..<6 {
