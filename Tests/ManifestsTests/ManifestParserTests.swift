@@ -243,7 +243,7 @@ import Testing
         let directory = try makeDirectory([:])
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        FileManager.default.createFile(atPath: directory + "/bin.yaml", contents: Data([0xff, 0xfe, 0x00, 0xc3]))
+        _ = FileManager.default.createFile(atPath: directory + "/bin.yaml", contents: Data([0xff, 0xfe, 0x00, 0xc3]))
         let set = try ManifestLoader.load(path: directory)
         #expect(set.errors.map(\.message) == ["is not UTF-8 text"])
     }

@@ -22,8 +22,11 @@ public final class HTTP2TestConnection: Sendable {
         port: Int, serverName: String, validatesHeaders: Bool = true, _ body: (HTTP2TestConnection) async throws -> Result
     ) async throws -> Result {
         let context = try TLSTestClient.context(alpn: ["h2"])
-        var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
-        if !validatesHeaders { connectionConfiguration.headerBlockValidation = .disabled }
+        let connectionConfiguration = {
+            var configuration = NIOHTTP2Handler.ConnectionConfiguration()
+            if !validatesHeaders { configuration.headerBlockValidation = .disabled }
+            return configuration
+        }()
         // The HTTP/2 handler goes in with the TLS handler, before the connection is up: added
         // later, the server's first frames could reach the end of the pipeline and be lost.
         let (channel, multiplexer) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -95,7 +98,7 @@ public final class HTTP2TestConnection: Sendable {
         }
 
         public func resume() async throws -> TestResponse {
-            try await stream.setOption(ChannelOptions.autoRead, value: true)
+            _ = stream.setOption(ChannelOptions.autoRead, value: true)
             stream.read()
             return try await response.get()
         }

@@ -52,7 +52,7 @@ public final class TestBackend: Sendable {
                     shouldUpgrade: { channel, _ in channel.eventLoop.makeSucceededFuture(HTTPHeaders([("X-Backend", name)])) },
                     upgradePipelineHandler: { channel, _ in
                         channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.removeHandler(name: "backend", promise: nil)
+                            channel.pipeline.syncOperations.removeHandler(name: "backend", promise: nil)
                             try channel.pipeline.syncOperations.addHandler(WebSocketEcho(name: name))
                         }
                     })
@@ -153,9 +153,9 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
             stream(context: context, remaining: total)
         case ("sleep", let milliseconds?):
-            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.eventLoop.scheduleTask(in: .milliseconds(Int64(milliseconds) ?? 0)) { [self] in
-                send(context: loopBound.value, status: .ok, body: "slept\n", headers: headers)
+            let headers = headers
+            context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(milliseconds) ?? 0)) { [self] in
+                send(context: context, status: .ok, body: "slept\n", headers: headers)
             }
         case ("status", let code?):
             send(context: context, status: HTTPResponseStatus(statusCode: Int(code) ?? 500), body: "status \(code)\n", headers: headers)
@@ -188,9 +188,9 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         // The next chunk goes on a later tick: a write that completes at once would otherwise
         // recurse once per chunk (16 Ki deep for 1 GiB).
-        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer)))).whenSuccess { [self] in
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer)))).assumeIsolated().whenSuccess { [self] in
             sent.value.add(size, ordering: .relaxed)
-            loopBound.value.eventLoop.execute { [self] in stream(context: loopBound.value, remaining: remaining - size) }
+            loopBound.value.eventLoop.assumeIsolated().execute { [self] in stream(context: loopBound.value, remaining: remaining - size) }
         }
     }
 }
@@ -217,9 +217,8 @@ private final class WebSocketEcho: ChannelInboundHandler {
         case .ping:
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: payload)), promise: nil)
         case .connectionClose:
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload))).whenComplete { _ in
-                context.close(promise: nil)
-            }
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload))).assumeIsolated()
+                .whenComplete { _ in context.close(promise: nil) }
         default:
             break
         }

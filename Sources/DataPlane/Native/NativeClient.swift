@@ -547,14 +547,7 @@ final class NativeClient: NativeSocketOwner {
     /// Response body bytes, framed for the client.
     func responseBody(_ bytes: UnsafeRawBufferPointer, chunked: Bool) {
         _ = exchange.responseBody(now: engine.now)
-        if chunked {
-            output.append(number: bytes.count, radix: 16)
-            output.append("\r\n")
-            output.append(bytes)
-            output.append("\r\n")
-        } else {
-            output.append(bytes)
-        }
+        output.append(body: bytes, chunked: chunked)
     }
 
     func responseEnd(chunked: Bool) {

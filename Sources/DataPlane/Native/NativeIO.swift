@@ -97,6 +97,18 @@ struct NativeBuffer {
         end += 1
     }
 
+    /// Body bytes as they go on the wire: as one chunk (RFC 9112 §7.1) when `chunked`.
+    mutating func append(body bytes: UnsafeRawBufferPointer, chunked: Bool) {
+        guard chunked else {
+            append(bytes)
+            return
+        }
+        append(number: bytes.count, radix: 16)
+        append("\r\n")
+        append(bytes)
+        append("\r\n")
+    }
+
     /// `value` in decimal (radix 10) or hexadecimal (16), no allocation.
     mutating func append(number value: Int, radix: Int = 10) {
         var digits: (UInt64, UInt64) = (0, 0)

@@ -78,14 +78,7 @@ final class NativeUpstream: NativeSocketOwner {
     }
 
     func writeBody(_ bytes: UnsafeRawBufferPointer, chunked: Bool) {
-        if chunked {
-            output.append(number: bytes.count, radix: 16)
-            output.append("\r\n")
-            output.append(bytes)
-            output.append("\r\n")
-        } else {
-            output.append(bytes)
-        }
+        output.append(body: bytes, chunked: chunked)
     }
 
     func flush() {
