@@ -82,7 +82,7 @@ for size in sizes {
 
     /// Applies one change and waits until every worker ACKed the version it produced.
     func measure(_ change: () async throws -> Void) async throws -> (total: Duration, published: Duration?, agent: Duration?) {
-        let before = await fleet().version
+        let before = (await fleet()).version
         let start = ContinuousClock.now
         try await change()
         var publishedAt: Duration?

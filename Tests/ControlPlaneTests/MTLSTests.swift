@@ -70,7 +70,7 @@ import TestSupport
         try await Self.waitUntil("both failed to connect a few times") { rogue.currentStatus.lastError != nil && plain.currentStatus.lastError != nil }
         #expect(rogue.currentStatus.appliedVersion == nil)
         #expect(plain.currentStatus.appliedVersion == nil)
-        #expect(await snapshots.service.registry.all.map(\.identity.node) == ["agent"])
+        #expect(snapshots.service.registry.all.map(\.identity.node) == ["agent"])
 
         for task in [agentTask, rogueTask, plainTask] {
             task.cancel()
