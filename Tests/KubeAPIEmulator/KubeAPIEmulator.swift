@@ -45,6 +45,8 @@ public final class KubeAPIEmulator: @unchecked Sendable {
     ) async throws -> KubeAPIEmulator {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let store = ObjectStore()
+        // Confined to the group's one loop, where every connection is served.
+        let loopStore = UncheckedBox(store)
         let (certificatePEM, context) = tls ? try makeTLS() : (nil, nil)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -52,7 +54,7 @@ public final class KubeAPIEmulator: @unchecked Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     if let context { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(APIHandler(store: store, token: token, bookmarkInterval: bookmarkInterval))
+                    try channel.pipeline.syncOperations.addHandler(APIHandler(store: loopStore.value, token: token, bookmarkInterval: bookmarkInterval))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -210,7 +212,7 @@ private final class APIHandler: ChannelInboundHandler {
     private var body = ByteBuffer()
     private var watcherID: Int?
     private var watchTimers: [Scheduled<Void>] = []
-    private var bookmarkTask: RepeatedTask?
+    private var bookmarkTask: Scheduled<Void>?
 
     init(store: ObjectStore, token: String?, bookmarkInterval: TimeAmount) {
         self.store = store
@@ -398,17 +400,22 @@ private final class APIHandler: ChannelInboundHandler {
         }
         watcherID = id
         if let seconds = query["timeoutSeconds"].flatMap(Int64.init), seconds > 0 {
-            watchTimers.append(context.eventLoop.scheduleTask(in: .seconds(seconds)) { finish() })
+            watchTimers.append(context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(seconds)) { finish() })
         }
         if query["allowWatchBookmarks"] == "true" || query["allowWatchBookmarks"] == "1" {
             let store = self.store
             let type = target.type
-            bookmarkTask = context.eventLoop.scheduleRepeatedTask(initialDelay: bookmarkInterval, delay: bookmarkInterval) { _ in
-                send([
-                    "type": "BOOKMARK",
-                    "object": ["kind": type.kind, "apiVersion": type.groupVersion, "metadata": ["resourceVersion": String(store.revision)]] as [String: Any],
-                ])
+            // Re-armed after each bookmark, on the loop (the watch's closures are the loop's).
+            func scheduleBookmark() {
+                bookmarkTask = context.eventLoop.assumeIsolated().scheduleTask(in: bookmarkInterval) {
+                    send([
+                        "type": "BOOKMARK",
+                        "object": ["kind": type.kind, "apiVersion": type.groupVersion, "metadata": ["resourceVersion": String(store.revision)]] as [String: Any],
+                    ])
+                    scheduleBookmark()
+                }
             }
+            scheduleBookmark()
         }
     }
 
