@@ -63,7 +63,12 @@ public final class TestHTTPConnection: @unchecked Sendable {
                     return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
                 }
             }
-        let tlsHandler = context == nil ? nil : try await channel.channel.pipeline.handler(type: NIOSSLClientHandler.self).get()
+        let pipeline = channel.channel.pipeline
+        let loop = channel.channel.eventLoop
+        let tlsHandler =
+            context == nil
+            ? nil
+            : try await loop.submit { NIOLoopBound(try pipeline.syncOperations.handler(type: NIOSSLClientHandler.self), eventLoop: loop) }.get()
         return try await channel.executeThenClose { inbound, outbound in
             let connection = TestHTTPConnection(inbound: inbound.makeAsyncIterator(), outbound: outbound)
             connection.tlsHandler = tlsHandler
@@ -73,13 +78,13 @@ public final class TestHTTPConnection: @unchecked Sendable {
     }
 
     /// Touched on its channel's event loop only.
-    private var tlsHandler: NIOSSLClientHandler?
+    private var tlsHandler: NIOLoopBound<NIOSSLClientHandler>?
     private var eventLoop: (any EventLoop)?
 
     /// The server's leaf certificate once the handshake is done (after a first request).
     public func peerCertificate() async throws -> PeerCertificate? {
         guard let eventLoop else { return nil }
-        let der = try await eventLoop.submit { try self.tlsHandler?.peerCertificate?.toDERBytes() }.get()
+        let der = try await eventLoop.submit { try self.tlsHandler?.value.peerCertificate?.toDERBytes() }.get()
         return try der.map(PeerCertificate.init(der:))
     }
 
