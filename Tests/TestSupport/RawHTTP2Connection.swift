@@ -40,11 +40,10 @@ public final class RawHTTP2Connection: Sendable {
         }
     }
 
-    private let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
-    private let state = Shared()
-    private let reader: Task<Void, Never>
+    private let channel: any Channel
+    private let state: Shared
 
-    private final class Shared: Sendable {
+    fileprivate final class Shared: Sendable {
         let frames = Mutex<[Frame]>([])
         let closed = Atomic<Bool>(false)
     }
@@ -54,27 +53,43 @@ public final class RawHTTP2Connection: Sendable {
     /// The server closed the connection.
     public var isClosed: Bool { state.closed.load(ordering: .relaxed) }
 
-    private init(channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) {
+    private init(channel: any Channel, state: Shared) {
         self.channel = channel
-        let state = self.state
-        let outbound = channel.outbound
-        let inbound = channel.inbound
-        reader = Task {
-            var buffer = ByteBuffer()
-            var decoder = HPACKDecoder(allocator: ByteBufferAllocator())
-            do {
-                for try await chunk in inbound {
-                    var chunk = chunk
-                    buffer.writeBuffer(&chunk)
-                    while let frame = Self.takeFrame(&buffer, decoder: &decoder) {
-                        state.frames.withLock { $0.append(frame) }
-                        if frame.type == Frame.settings, frame.flags & 0x1 == 0 {
-                            try await outbound.write(ByteBuffer(bytes: Self.frame(type: Frame.settings, flags: 0x1, stream: 0, payload: [])))
-                        }
-                    }
+        self.state = state
+    }
+
+    /// Records the server's frames as they arrive, on the connection's loop, and ACKs its SETTINGS.
+    private final class Recorder: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+
+        private let state: Shared
+        private var buffer = ByteBuffer()
+        private var decoder = HPACKDecoder(allocator: ByteBufferAllocator())
+
+        init(state: Shared) {
+            self.state = state
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var chunk = unwrapInboundIn(data)
+            buffer.writeBuffer(&chunk)
+            while let frame = RawHTTP2Connection.takeFrame(&buffer, decoder: &decoder) {
+                state.frames.withLock { $0.append(frame) }
+                if frame.type == Frame.settings, frame.flags & 0x1 == 0 {
+                    let ack = RawHTTP2Connection.frame(type: Frame.settings, flags: 0x1, stream: 0, payload: [])
+                    context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: ack)), promise: nil)
                 }
-            } catch {}
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
             state.closed.store(true, ordering: .relaxed)
+            context.fireChannelInactive()
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            context.close(promise: nil)
         }
     }
 
@@ -84,14 +99,16 @@ public final class RawHTTP2Connection: Sendable {
     /// connection and lose what the server sent last).
     public static func connect(port: Int, serverName: String) async throws -> RawHTTP2Connection {
         let context = try TLSTestClient.context(alpn: ["h2"])
+        let state = Shared()
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: "127.0.0.1", port: port) { channel in
+            .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
-                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    try channel.pipeline.syncOperations.addHandler(Recorder(state: state))
                 }
             }
-        let connection = RawHTTP2Connection(channel: channel)
+            .connect(host: "127.0.0.1", port: port).get()
+        let connection = RawHTTP2Connection(channel: channel, state: state)
         try await connection.send([
             Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8), frame(type: Frame.settings, flags: 0, stream: 0, payload: []),
             windowUpdate(stream: 0, increment: 1 << 30),
@@ -104,7 +121,7 @@ public final class RawHTTP2Connection: Sendable {
 
     /// Writes `frames` (encoded) in one write.
     public func send(_ frames: [[UInt8]]) async throws {
-        try await channel.outbound.write(ByteBuffer(bytes: frames.flatMap { $0 }))
+        try await channel.writeAndFlush(ByteBuffer(bytes: frames.flatMap { $0 }))
     }
 
     /// Waits until `condition` holds for the frames received, or the deadline passes (an error).
@@ -123,16 +140,12 @@ public final class RawHTTP2Connection: Sendable {
     }
 
     public func close() async {
-        channel.outbound.finish()
-        channel.channel.close(promise: nil)
-        _ = await reader.result
+        try? await channel.close()
     }
 
-    /// NIOAsyncChannel's writer must be finished before it goes, also when a test never called
-    /// close().
+    /// Also when a test never called close().
     deinit {
-        channel.outbound.finish()
-        channel.channel.close(promise: nil)
+        channel.close(promise: nil)
     }
 
     // MARK: Frames
@@ -169,7 +182,7 @@ public final class RawHTTP2Connection: Sendable {
         headers(stream: stream, [(":method", "GET"), (":scheme", "https"), (":authority", authority), (":path", path)], endStream: true)
     }
 
-    private static func takeFrame(_ buffer: inout ByteBuffer, decoder: inout HPACKDecoder) -> Frame? {
+    fileprivate static func takeFrame(_ buffer: inout ByteBuffer, decoder: inout HPACKDecoder) -> Frame? {
         guard buffer.readableBytes >= 9, let header = buffer.getBytes(at: buffer.readerIndex, length: 9) else { return nil }
         let length = Int(header[0]) << 16 | Int(header[1]) << 8 | Int(header[2])
         guard buffer.readableBytes >= 9 + length else { return nil }
