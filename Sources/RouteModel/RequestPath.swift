@@ -70,7 +70,7 @@ public enum RequestPath {
         while i < path.count {
             let byte = path[i]
             if byte == UInt8(ascii: "%") {
-                guard i + 2 < path.count, let high = hexValue(path[i + 1]), let low = hexValue(path[i + 2]) else {
+                guard i + 2 < path.count, let high = hexDigitValue(path[i + 1]), let low = hexDigitValue(path[i + 2]) else {
                     throw RequestPathError.invalidPercentEncoding
                 }
                 let value = high << 4 | low
@@ -113,7 +113,8 @@ public enum RequestPath {
         return output
     }
 
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
+    /// A hexadecimal digit's value (either case), as percent-encoding and chunk sizes spell them.
+    public static func hexDigitValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10

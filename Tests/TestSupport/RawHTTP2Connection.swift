@@ -64,11 +64,20 @@ public final class RawHTTP2Connection: Sendable {
         typealias OutboundOut = ByteBuffer
 
         private let state: Shared
+        private let preface: [UInt8]
         private var buffer = ByteBuffer()
         private var decoder = HPACKDecoder(allocator: ByteBufferAllocator())
 
-        init(state: Shared) {
+        init(state: Shared, preface: [UInt8]) {
             self.state = state
+            self.preface = preface
+        }
+
+        /// The client's preface goes first, before any ACK of the server's SETTINGS: written here,
+        /// it leaves (once TLS is up) ahead of everything this handler answers.
+        func channelActive(context: ChannelHandlerContext) {
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: preface)), promise: nil)
+            context.fireChannelActive()
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -100,19 +109,19 @@ public final class RawHTTP2Connection: Sendable {
     public static func connect(port: Int, serverName: String) async throws -> RawHTTP2Connection {
         let context = try TLSTestClient.context(alpn: ["h2"])
         let state = Shared()
+        let preface = [
+            Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8), frame(type: Frame.settings, flags: 0, stream: 0, payload: []),
+            windowUpdate(stream: 0, increment: 1 << 30),
+        ].flatMap { $0 }
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
-                    try channel.pipeline.syncOperations.addHandler(Recorder(state: state))
+                    try channel.pipeline.syncOperations.addHandler(Recorder(state: state, preface: preface))
                 }
             }
             .connect(host: "127.0.0.1", port: port).get()
         let connection = RawHTTP2Connection(channel: channel, state: state)
-        try await connection.send([
-            Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8), frame(type: Frame.settings, flags: 0, stream: 0, payload: []),
-            windowUpdate(stream: 0, increment: 1 << 30),
-        ])
         try await connection.waitFor("SETTINGS both ways") { frames in
             frames.contains { $0.type == Frame.settings && $0.flags & 0x1 == 0 } && frames.contains { $0.type == Frame.settings && $0.flags & 0x1 != 0 }
         }

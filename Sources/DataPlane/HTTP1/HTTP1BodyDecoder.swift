@@ -1,3 +1,5 @@
+import RouteModel
+
 /// Finds a request body's bytes in what the client sends, for a Content-Length or a chunked body
 /// (RFC 9112 §6, §7.1), in place: it hands back ranges of the bytes it is given, never copies.
 ///
@@ -115,7 +117,7 @@ struct HTTP1BodyDecoder {
         let lineEnd = lineFeed - 1
         var size: Int64 = 0
         var i = start
-        while i < lineEnd, let digit = hexValue(bytes[i]) {
+        while i < lineEnd, let digit = RequestPath.hexDigitValue(bytes[i]) {
             guard i - start < 15 else { throw Refusal(.badRequest, "chunk size too large") }
             size = size << 4 | Int64(digit)
             i += 1
@@ -170,14 +172,5 @@ struct HTTP1BodyDecoder {
     /// HTAB, SP, VCHAR or obs-text: what a quoted string may hold (RFC 9110 §5.6.4).
     private static func isQuotable(_ byte: UInt8) -> Bool {
         byte == .tab || byte >= 0x20 && byte != 0x7F
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }

@@ -92,7 +92,7 @@ final class NativeClient: NativeSocketOwner {
             guard readable, !isClosed, !holdsReads, input.room > 0 else { return }
             let n = input.read(from: fd)
             if n > 0 {
-                if input.drained(after: n) { readable = false }
+                if input.lastReadWasShort { readable = false }
                 // After a refusal, what the client still sends is drained.
                 if closeAfterOutput { input.clear() }
                 continue
@@ -191,16 +191,17 @@ final class NativeClient: NativeSocketOwner {
             return
         }
         let decision = engine.table.decide(request, isTLS: false, httpsPort: engine.settings.httpsPort)
-        var limit: Int64?
-        if case .forward(_, let backend, _, _) = decision { limit = backend.options.maxRequestBodyBytes }
+        // The route's parts, read out once.
+        var forward: (cluster: Cluster, target: String, limit: Int64?)?
+        if case .forward(let cluster, let backend, let target, _) = decision { forward = (cluster, target, backend.options.maxRequestBodyBytes) }
         switch request.body {
         case .none: body = nil
         case .length(let length): body = HTTP1BodyDecoder(length: length)
         case .chunked: body = HTTP1BodyDecoder(chunkedWithTrailerLimits: 16 << 10, fields: 100)
         }
         stage = body == nil ? .complete : .body
-        let action = exchange.route(.routed(decision, body: request.body, bodyLimit: limit), bodyFollows: nil, now: now)
-        guard case .prepareUpstream = action, case .forward(let cluster, _, let routedTarget, _) = decision else {
+        let action = exchange.route(.routed(decision, body: request.body, bodyLimit: forward?.limit), bodyFollows: nil, now: now)
+        guard case .prepareUpstream = action, let (cluster, routedTarget, _) = forward else {
             perform(action)
             if body == nil { perform(exchange.requestEnd()) }
             return

@@ -54,10 +54,10 @@ struct NativeBuffer {
         return n
     }
 
-    /// Whether a read of `n` bytes left the socket empty: it filled less than the room it had
-    /// (as nginx assumes, which saves the read that would return EAGAIN; the next bytes bring a
-    /// new edge-triggered event).
-    func drained(after n: Int) -> Bool { end < capacity }
+    /// After a read: it filled less than the room it had, so the socket is drained (as nginx
+    /// assumes, which saves the read that would return EAGAIN; the next bytes bring a new
+    /// edge-triggered event).
+    var lastReadWasShort: Bool { end < capacity }
 
     /// Writes the readable bytes to `fd` as far as it takes them; false on an error other than EAGAIN.
     mutating func write(to fd: Int32) -> Bool {
@@ -76,7 +76,8 @@ struct NativeBuffer {
     /// Appends `bytes` if they fit.
     @discardableResult
     mutating func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard bytes.count <= capacity - end || { compact(); return bytes.count <= capacity - end }() else { return false }
+        if bytes.count > capacity - end { compact() }
+        guard bytes.count <= capacity - end else { return false }
         if let source = bytes.baseAddress { (base + end).copyMemory(from: source, byteCount: bytes.count) }
         end += bytes.count
         return true
@@ -92,7 +93,8 @@ struct NativeBuffer {
     }
 
     mutating func append(byte: UInt8) {
-        guard end < capacity || { compact(); return end < capacity }() else { return }
+        if end == capacity { compact() }
+        guard end < capacity else { return }
         base.storeBytes(of: byte, toByteOffset: end, as: UInt8.self)
         end += 1
     }

@@ -120,7 +120,7 @@ final class NativeUpstream: NativeSocketOwner {
             }
             let n = input.read(from: fd)
             if n > 0 {
-                if input.drained(after: n) { readable = false }
+                if input.lastReadWasShort { readable = false }
                 if readable { continue }
                 // The last read of this event: relay it.
                 relay()
