@@ -1,4 +1,9 @@
 import SnapshotProtocol
+import Translator
+
+private enum AnnotationStatusNames {
+    static let all = AnnotationUse.Status.allCases.map(\.rawValue)
+}
 
 /// The control plane's `/metrics`, in Prometheus text format, read from its parts at scrape time.
 public struct ControlPlaneMetrics: Sendable {
@@ -15,6 +20,10 @@ public struct ControlPlaneMetrics: Sendable {
         public var leader: Bool?
         public var incrementalRebuilds: Int?
         public var incrementalMismatches: Int?
+        /// The latest full translation's rejections, by reason (annotation warnings included).
+        public var rejections: [String: Int] = [:]
+        /// Our Ingresses' catalogued annotations, by status (supported, unsupported, invalid…).
+        public var annotations: [String: Int] = [:]
 
         public init() {}
     }
@@ -34,6 +43,14 @@ public struct ControlPlaneMetrics: Sendable {
         family(
             "portico_control_plane_subscribers", "gauge", "Connected subscribers, by kind.",
             kinds.map { "portico_control_plane_subscribers{kind=\"\($0.1)\"} \(sample.subscribers[$0.0] ?? 0)" })
+        family(
+            "portico_control_plane_rejections", "gauge",
+            "Problems the latest translation reported, by reason (UnsupportedAnnotation, UnknownAnnotation, InvalidAnnotation, PathConflict…).",
+            sample.rejections.sorted { $0.key < $1.key }.map { "portico_control_plane_rejections{reason=\"\($0.key)\"} \($0.value)" })
+        family(
+            "portico_control_plane_ingress_annotations", "gauge",
+            "nginx.ingress.kubernetes.io/ and portico.io/ annotations on our Ingresses, by how Portico takes them.",
+            AnnotationStatusNames.all.map { "portico_control_plane_ingress_annotations{status=\"\($0)\"} \(sample.annotations[$0] ?? 0)" })
         family("portico_control_plane_nacks_total", "counter", "Snapshots refused by subscribers.", ["portico_control_plane_nacks_total \(sample.nacks)"])
         if let watches = sample.watches {
             family("portico_control_plane_watches_total", "counter", "Kubernetes watches opened (restarts included).", ["portico_control_plane_watches_total \(watches)"])

@@ -24,6 +24,14 @@ public final class DiagnosticsBoard: DiagnosticsProvider {
             status.location = locations[rejection.object]?.description ?? ""
             return status
         }
+        diagnostics.annotations = translation.annotations.map { use in
+            var status = Portico_V1_AnnotationStatus()
+            status.object = use.object.description
+            status.key = use.key
+            status.status = use.status.rawValue
+            status.message = use.message
+            return status
+        }
         diagnostics.sourceErrors = errors.map(\.description)
         diagnostics.acceptedIngresses = UInt32(translation.acceptedIngresses.count)
         diagnostics.rejectedIngresses = UInt32(translation.rejectedIngresses.count)

@@ -39,7 +39,7 @@ public struct PorticoCtlCommand: AsyncParsableCommand {
         commandName: "porticoctl",
         abstract: "Inspect what Portico routes, and why.",
         version: PorticoVersion.current,
-        subcommands: [DumpCommand.self, ExplainCommand.self, StatusCommand.self])
+        subcommands: [DumpCommand.self, ExplainCommand.self, StatusCommand.self, AnnotationsCommand.self])
 
     public init() {}
 }
@@ -59,7 +59,7 @@ public struct DumpCommand: AsyncParsableCommand {
     public var output: OutputFormat = .table
     @Flag(help: "Exit 2 when any document failed to load, any object was rejected or any subscriber NACKed (for CI linting).")
     public var strict = false
-    @Option(name: .long, help: "Show only this part: routes, clusters, certs, rejections or subscribers. Repeatable.")
+    @Option(name: .long, help: "Show only this part: routes, clusters, certs, rejections, annotations or subscribers. Repeatable.")
     public var section: [DumpDocument.Section] = []
 
     public init() {}

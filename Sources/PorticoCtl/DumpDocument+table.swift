@@ -1,10 +1,10 @@
 extension DumpDocument {
     /// One part of the dump, for `--section`.
     public enum Section: String, CaseIterable, Sendable {
-        case routes, clusters, certs, rejections, subscribers
+        case routes, clusters, certs, rejections, annotations, subscribers
     }
 
-    /// `kubectl get`-style text: a header line, then routes, certificates, rejections and manifest errors.
+    /// `kubectl get`-style text: a header line, then routes, certificates, rejections, annotations and manifest errors.
     public var table: String { table(sections: Set(Section.allCases).subtracting([.clusters])) }
 
     /// Only the given sections (the header line always).
@@ -68,6 +68,13 @@ extension DumpDocument {
                         let location = rejection.location.map { " [\($0)]" } ?? ""
                         return [rejection.object, rejection.reason, rejection.effect, field + rejection.message + location]
                     }))
+        }
+        if sections.contains(.annotations), !annotations.isEmpty {
+            out.append("")
+            out.append(
+                TextTable.render(
+                    header: ["OBJECT", "ANNOTATION", "STATUS", "NOTE"],
+                    rows: annotations.map { [$0.object, $0.key, $0.status, $0.message.isEmpty ? "-" : $0.message] }))
         }
         if sections.contains(.subscribers), let subscribers {
             out.append("")
@@ -143,6 +150,7 @@ extension DumpDocument {
             copy.rejections = []
             copy.manifestErrors = []
         }
+        if !sections.contains(.annotations) { copy.annotations = [] }
         if !sections.contains(.subscribers) { copy.subscribers = nil }
         return copy
     }

@@ -17,6 +17,8 @@ public struct DumpDocument: Codable, Sendable, Equatable {
     public var clusters: [ClusterEntry]
     public var certificates: [CertificateEntry]
     public var rejections: [RejectionEntry]
+    /// Each `nginx.ingress.kubernetes.io/` and `portico.io/` annotation of our Ingresses and its status.
+    public var annotations: [AnnotationEntry] = []
     public var manifestErrors: [String]
     /// Who is subscribed and what each has applied; only from a live server.
     public var subscribers: [SubscriberEntry]?
@@ -103,6 +105,14 @@ public struct DumpDocument: Codable, Sendable, Equatable {
         public var at: String
     }
 
+    public struct AnnotationEntry: Codable, Sendable, Equatable {
+        public var object: String
+        public var key: String
+        /// supported, supported-with-difference, unsupported, invalid, unknown or shadowed.
+        public var status: String
+        public var message: String
+    }
+
     public struct RejectionEntry: Codable, Sendable, Equatable {
         public var object: String
         public var reason: String
@@ -149,7 +159,7 @@ public enum PortValue: Codable, Sendable, Equatable, CustomStringConvertible {
 
 extension DumpDocument {
     public init(
-        source: String, version: UInt64? = nil, table: RouteTable, rejections: [Rejection] = [],
+        source: String, version: UInt64? = nil, table: RouteTable, rejections: [Rejection] = [], annotations: [AnnotationUse] = [],
         accepted: Int = 0, rejected: Int = 0, ignored: Int = 0,
         locations: [ObjectRef: ManifestLocation] = [:], manifestErrors: [ManifestError] = []
     ) {
@@ -193,13 +203,16 @@ extension DumpDocument {
                     object: $0.object.description, reason: $0.reason.rawValue, effect: $0.effect.rawValue, field: $0.field,
                     message: $0.message, location: locations[$0.object]?.description)
             },
+            annotations: annotations.map {
+                AnnotationEntry(object: $0.object.description, key: $0.key, status: $0.status.rawValue, message: $0.message)
+            },
             manifestErrors: manifestErrors.map(\.description), subscribers: nil)
     }
 
     /// An offline dump of a translated manifest set.
     public init(manifests path: String, set: ManifestSet, translation: Translation) {
         self.init(
-            source: "manifests:\(path)", table: translation.table, rejections: translation.rejections,
+            source: "manifests:\(path)", table: translation.table, rejections: translation.rejections, annotations: translation.annotations,
             accepted: translation.acceptedIngresses.count, rejected: translation.rejectedIngresses.count,
             ignored: translation.ignoredIngresses.count, locations: set.locations, manifestErrors: set.errors)
     }
@@ -215,6 +228,9 @@ extension DumpDocument {
             RejectionEntry(
                 object: $0.object, reason: $0.reason, effect: $0.effect, field: $0.field.isEmpty ? nil : $0.field, message: $0.message,
                 location: $0.location.isEmpty ? nil : $0.location)
+        }
+        annotations = diagnostics.annotations.map {
+            AnnotationEntry(object: $0.object, key: $0.key, status: $0.status, message: $0.message)
         }
         manifestErrors = diagnostics.sourceErrors
         let hash = String(response.snapshot.contentHash, radix: 16)

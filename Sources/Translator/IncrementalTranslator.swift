@@ -85,7 +85,7 @@ public struct IncrementalTranslator: Sendable {
         for (key, new) in changes where new != nil { keys.insert(key) }
         if let globalDefaultOwner { keys.insert(globalDefaultOwner) }
         let subset = keys.compactMap(current)
-        guard !subset.contains(where: { $0.metadata.annotations?[TranslatorConfiguration.Annotation.loadBalance] != nil }) else { return nil }
+        guard !subset.contains(where: Self.choosesLoadBalancing) else { return nil }
 
         let partial = Translator.translate(objects(for: subset), configuration: configuration).table
         table = splice(partial, hosts: affected)
@@ -159,13 +159,19 @@ public struct IncrementalTranslator: Sendable {
     private func crossesHosts(_ ingress: Ingress) -> Bool {
         guard let spec = ingress.spec else { return false }
         if spec.defaultBackend != nil { return true }
-        if ingress.metadata.annotations?[TranslatorConfiguration.Annotation.loadBalance] != nil { return true }
+        if Self.choosesLoadBalancing(ingress) { return true }
         for entry in spec.tls ?? [] {
             for raw in entry.hosts ?? [] {
                 if case .wildcard? = try? HostPattern.parse(raw) { return true }
             }
         }
         return false
+    }
+
+    private static func choosesLoadBalancing(_ ingress: Ingress) -> Bool {
+        guard let annotations = ingress.metadata.annotations else { return false }
+        return annotations[TranslatorConfiguration.Annotation.loadBalance] != nil
+            || annotations[TranslatorConfiguration.Annotation.nginxLoadBalance] != nil
     }
 
     /// The Ingresses, with every class and the Services, slices and Secrets they name.

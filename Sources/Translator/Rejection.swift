@@ -40,6 +40,10 @@ public struct Rejection: Sendable, Hashable, Comparable, CustomStringConvertible
         case tlsSecretInvalid = "TLSSecretInvalid"
         case tlsWithoutHosts = "TLSWithoutHosts"
         case invalidAnnotation = "InvalidAnnotation"
+        /// An annotation Portico does not honour (see `AnnotationCatalog`).
+        case unsupportedAnnotation = "UnsupportedAnnotation"
+        /// An annotation under a known prefix that neither Portico nor ingress-nginx defines.
+        case unknownAnnotation = "UnknownAnnotation"
     }
 
     /// What happened to the object's contribution.

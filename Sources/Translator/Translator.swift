@@ -14,6 +14,9 @@ public struct Translation: Sendable {
     public var ignoredIngresses: [ObjectRef]
     /// The Ingress whose `defaultBackend` answers for hosts without one of their own; nil for none.
     public var globalDefaultOwner: ObjectRef?
+    /// Each `nginx.ingress.kubernetes.io/` and `portico.io/` annotation of our Ingresses and what was
+    /// made of it, sorted.
+    public var annotations: [AnnotationUse] = []
 }
 
 /// Kubernetes objects → route table. Pure: the same objects in any order give an equal table with
@@ -61,7 +64,7 @@ private struct TableBuilder {
         let owner: ObjectRef
         let sslRedirect: Bool
         let options: RouteOptions
-        let loadBalancing: LoadBalancingPolicy?
+        let loadBalancing: LoadBalancingChoice?
     }
 
     private struct DefaultEntry {
@@ -70,7 +73,7 @@ private struct TableBuilder {
         let owner: ObjectRef
         let sslRedirect: Bool
         let options: RouteOptions
-        let loadBalancing: LoadBalancingPolicy?
+        let loadBalancing: LoadBalancingChoice?
     }
 
     private struct HostEntry {
@@ -160,7 +163,8 @@ private struct TableBuilder {
             acceptedIngresses: validated.map(\.ref).sorted(),
             rejectedIngresses: rejected.sorted(),
             ignoredIngresses: ignored.sorted(),
-            globalDefaultOwner: globalDefault?.owner)
+            globalDefaultOwner: globalDefault?.owner,
+            annotations: validator.uses.sorted())
     }
 
     /// Binds each TLS host to a Secret, oldest Ingress first. Returns who uses which Secret.
@@ -277,16 +281,17 @@ private struct TableBuilder {
         var reported = Set<String>()
         var policies: [String: (policy: LoadBalancingPolicy, owner: ObjectRef)] = [:]
 
-        func use(_ backend: BackendReference, owner: ObjectRef, loadBalancing: LoadBalancingPolicy? = nil) -> String {
+        func use(_ backend: BackendReference, owner: ObjectRef, loadBalancing choice: LoadBalancingChoice? = nil) -> String {
             let resolved = resolver.resolve(backend)
-            if let loadBalancing {
+            if let choice {
+                let loadBalancing = choice.policy
                 let name = resolver.clusterName(resolved)
                 if let existing = policies[name] {
                     if existing.policy != loadBalancing, reported.insert("lb|\(owner)|\(name)").inserted {
                         rejections.append(
                             Rejection(
                                 object: owner, reason: .invalidAnnotation, effect: .partiallyIgnored,
-                                field: "metadata.annotations[\(TranslatorConfiguration.Annotation.loadBalance)]",
+                                field: IngressAnnotations.field(choice.key),
                                 message: "\(name) already balances \(existing.policy.rawValue) for older \(existing.owner); this Ingress's choice is not used for it"))
                     }
                 } else {

@@ -26,5 +26,7 @@ public struct TranslatorConfiguration: Sendable, Hashable {
         public static let hsts = "portico.io/hsts"
         /// `round-robin` (default) or `least-request` for the Services this Ingress routes to.
         public static let loadBalance = "portico.io/load-balance"
+        /// ingress-nginx's: `round_robin`, or `ewma` (served as `least-request`).
+        public static let nginxLoadBalance = "nginx.ingress.kubernetes.io/load-balance"
     }
 }

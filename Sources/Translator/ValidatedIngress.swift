@@ -13,7 +13,7 @@ struct ValidatedIngress {
     /// Per-route settings from annotations, applied to every route and default backend of the Ingress.
     let options: RouteOptions
     /// The load-balancing policy asked for the Ingress's backends; nil when not set.
-    let loadBalancing: LoadBalancingPolicy?
+    let loadBalancing: LoadBalancingChoice?
     /// HSTS for the TLS hosts this Ingress declares; nil for none.
     let hsts: HSTSPolicy?
 
@@ -35,6 +35,12 @@ struct ValidatedIngress {
         let secretName: String?
         let field: String
     }
+}
+
+/// A load-balancing annotation's policy, and the key it was read from (for reports).
+struct LoadBalancingChoice {
+    let policy: LoadBalancingPolicy
+    let key: String
 }
 
 /// Two routes of one virtual host collide when their keys are equal.
@@ -109,6 +115,8 @@ struct BackendReference: Hashable {
 /// support drops only that path.
 struct IngressValidator {
     var rejections: [Rejection] = []
+    /// Every catalogued annotation of every Ingress validated, and what was made of it.
+    var uses: [AnnotationUse] = []
 
     mutating func validate(_ ingress: Ingress) -> ValidatedIngress? {
         let ref = ingress.ref
@@ -210,62 +218,50 @@ struct IngressValidator {
             reject(.noRules, "spec", "has neither rules nor a defaultBackend, so it routes nothing")
         }
 
+        var annotations = IngressAnnotations(ingress)
+        defer { uses.append(contentsOf: annotations.uses) }
         var sslRedirect = true
-        for key in [TranslatorConfiguration.Annotation.sslRedirect, TranslatorConfiguration.Annotation.nginxSSLRedirect] {
-            guard let value = ingress.metadata.annotation(key) else { continue }
+        if let (key, value) = annotations.value("ssl-redirect") {
             switch value.lowercased() {
             case "true": sslRedirect = true
             case "false": sslRedirect = false
-            default:
-                partial.append(
-                    Rejection(
-                        object: ref, reason: .invalidAnnotation, effect: .defaultApplied,
-                        field: "metadata.annotations[\(key)]", message: "\"\(value)\" is not true or false; the redirect stays on"))
-                continue
+            default: annotations.invalid(key, "\"\(value)\" is not true or false; the redirect stays on")
             }
-            break
         }
 
         var options = RouteOptions()
-        for key in [TranslatorConfiguration.Annotation.proxyBodySize, TranslatorConfiguration.Annotation.nginxProxyBodySize] {
-            guard let value = ingress.metadata.annotation(key) else { continue }
-            guard let bytes = Self.parseSize(value) else {
-                partial.append(
-                    Rejection(
-                        object: ref, reason: .invalidAnnotation, effect: .defaultApplied, field: "metadata.annotations[\(key)]",
-                        message: "\"\(value)\" is not a size such as 8m, 512k, 1g or 0; request bodies are not limited"))
-                break
-            }
-            options.maxRequestBodyBytes = bytes == 0 ? nil : bytes
-            break
-        }
-
-        var loadBalancing: LoadBalancingPolicy?
-        if let value = ingress.metadata.annotation(TranslatorConfiguration.Annotation.loadBalance) {
-            loadBalancing = LoadBalancingPolicy(rawValue: value.lowercased())
-            if loadBalancing == nil {
-                partial.append(
-                    Rejection(
-                        object: ref, reason: .invalidAnnotation, effect: .defaultApplied,
-                        field: "metadata.annotations[\(TranslatorConfiguration.Annotation.loadBalance)]",
-                        message: "\"\(value)\" is not round-robin or least-request; round-robin applies"))
+        if let (key, value) = annotations.value("proxy-body-size") {
+            if let bytes = Self.parseSize(value) {
+                options.maxRequestBodyBytes = bytes == 0 ? nil : bytes
+            } else {
+                annotations.invalid(key, "\"\(value)\" is not a size such as 8m, 512k, 1g or 0; request bodies are not limited")
             }
         }
 
-        guard errors.isEmpty else {
-            rejections.append(contentsOf: errors)
-            return nil
+        var loadBalancing: LoadBalancingChoice?
+        if let (key, value) = annotations.value("load-balance") {
+            switch value.lowercased() {
+            case "round-robin", "round_robin": loadBalancing = LoadBalancingChoice(policy: .roundRobin, key: key)
+            case "least-request", "ewma": loadBalancing = LoadBalancingChoice(policy: .leastRequest, key: key)
+            default: annotations.invalid(key, "\"\(value)\" is not round_robin, ewma, round-robin or least-request; round-robin applies")
+            }
         }
+
         var hsts: HSTSPolicy?
-        if let value = ingress.metadata.annotation(TranslatorConfiguration.Annotation.hsts) {
+        if let (key, value) = annotations.value("hsts") {
             do {
                 hsts = try Self.parseHSTS(value)
             } catch {
-                partial.append(
-                    Rejection(
-                        object: ref, reason: .invalidAnnotation, effect: .defaultApplied,
-                        field: "metadata.annotations[\(TranslatorConfiguration.Annotation.hsts)]", message: "\(error.message); no HSTS is sent"))
+                annotations.invalid(key, "\(error.message); no HSTS is sent")
             }
+        }
+
+        for rejection in annotations.rejections {
+            if rejection.effect == .ingressRejected { errors.append(rejection) } else { partial.append(rejection) }
+        }
+        guard errors.isEmpty else {
+            rejections.append(contentsOf: errors)
+            return nil
         }
         rejections.append(contentsOf: partial)
         return ValidatedIngress(

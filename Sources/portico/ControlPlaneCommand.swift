@@ -201,6 +201,9 @@ struct ControlPlaneCommand: AsyncParsableCommand {
                     sample.version = latest.current?.version ?? 0
                     for record in registry.all { sample.subscribers[record.identity.kind, default: 0] += 1 }
                     sample.nacks = registry.nacksTotal
+                    let current = diagnostics.diagnostics
+                    for rejection in current.rejections { sample.rejections[rejection.reason, default: 0] += 1 }
+                    for use in current.annotations { sample.annotations[use.status, default: 0] += 1 }
                     sampleSource(&sample)
                     return .init(.ok, ControlPlaneMetrics.render(sample), contentType: "text/plain; version=0.0.4; charset=utf-8")
                 },

@@ -94,6 +94,9 @@ func poll(_ what: String, timeout: Duration = .seconds(60), _ condition: () asyn
 
         let blog = work + "/manifests/blog.yaml"
         try String(contentsOfFile: blog, encoding: .utf8).replacingOccurrences(of: "/feed.xml", with: "/rss.xml")
+            .replacingOccurrences(
+                of: "  name: blog\n  namespace: default\nspec:\n  rules:",
+                with: "  name: blog\n  namespace: default\n  annotations: {nginx.ingress.kubernetes.io/enable-cors: \"true\"}\nspec:\n  rules:")
             .write(toFile: blog, atomically: true, encoding: .utf8)
         try await poll("the edit is published as version 2") {
             guard let document = try await dumpJSON(), document.version == 2 else { return false }
@@ -104,6 +107,9 @@ func poll(_ what: String, timeout: Duration = .seconds(60), _ condition: () asyn
         #expect(metrics.text.contains("portico_control_plane_snapshot_version 2"), "\(metrics.text)")
         #expect(metrics.text.contains("portico_control_plane_rebuilds_total 2"))
         #expect(metrics.text.contains("# TYPE portico_control_plane_nacks_total counter"))
+        // The unsupported annotation is counted.
+        #expect(metrics.text.contains("portico_control_plane_rejections{reason=\"UnsupportedAnnotation\"} 1"))
+        #expect(metrics.text.contains("portico_control_plane_ingress_annotations{status=\"unsupported\"} 1"))
 
         controlPlane.signal(SIGTERM)
         let status = try await controlPlane.waitForExit()

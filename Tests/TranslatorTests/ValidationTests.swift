@@ -187,7 +187,7 @@ import TestSupport
 
     @Test func anUnknownPolicyIsReported() {
         let translation = Translator.translate(
-            objects(F.ingress("i", annotations: ["portico.io/load-balance": "ewma"], rules: [F.rule("h", p("/"))])))
+            objects(F.ingress("i", annotations: ["portico.io/load-balance": "random"], rules: [F.rule("h", p("/"))])))
         #expect(translation.rejections.map(\.reason) == [.invalidAnnotation])
         #expect(translation.table.clusters.map(\.loadBalancing) == [.roundRobin])
     }

@@ -777,6 +777,30 @@ public nonisolated struct Portico_V1_Diagnostics: Sendable {
 
   public var ignoredIngresses: UInt32 = 0
 
+  /// Each nginx.ingress.kubernetes.io/ and portico.io/ annotation of our Ingresses, and what was made of it.
+  public var annotations: [Portico_V1_AnnotationStatus] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Portico_V1_AnnotationStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "Ingress namespace/name".
+  public var object: String = String()
+
+  /// The whole key, prefix included.
+  public var key: String = String()
+
+  /// supported, supported-with-difference, unsupported, invalid, unknown or shadowed.
+  public var status: String = String()
+
+  public var message: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2026,7 +2050,7 @@ nonisolated extension Portico_V1_DumpResponse: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Portico_V1_Diagnostics: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Diagnostics"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rejections\0\u{3}source_errors\0\u{3}accepted_ingresses\0\u{3}rejected_ingresses\0\u{3}ignored_ingresses\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rejections\0\u{3}source_errors\0\u{3}accepted_ingresses\0\u{3}rejected_ingresses\0\u{3}ignored_ingresses\0\u{1}annotations\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2039,6 +2063,7 @@ nonisolated extension Portico_V1_Diagnostics: SwiftProtobuf.Message, SwiftProtob
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.acceptedIngresses) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.rejectedIngresses) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.ignoredIngresses) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.annotations) }()
       default: break
       }
     }
@@ -2060,6 +2085,9 @@ nonisolated extension Portico_V1_Diagnostics: SwiftProtobuf.Message, SwiftProtob
     if self.ignoredIngresses != 0 {
       try visitor.visitSingularUInt32Field(value: self.ignoredIngresses, fieldNumber: 5)
     }
+    if !self.annotations.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.annotations, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2069,6 +2097,52 @@ nonisolated extension Portico_V1_Diagnostics: SwiftProtobuf.Message, SwiftProtob
     if lhs.acceptedIngresses != rhs.acceptedIngresses {return false}
     if lhs.rejectedIngresses != rhs.rejectedIngresses {return false}
     if lhs.ignoredIngresses != rhs.ignoredIngresses {return false}
+    if lhs.annotations != rhs.annotations {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Portico_V1_AnnotationStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AnnotationStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}object\0\u{1}key\0\u{1}status\0\u{1}message\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.object) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.status) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.object.isEmpty {
+      try visitor.visitSingularStringField(value: self.object, fieldNumber: 1)
+    }
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 2)
+    }
+    if !self.status.isEmpty {
+      try visitor.visitSingularStringField(value: self.status, fieldNumber: 3)
+    }
+    if !self.message.isEmpty {
+      try visitor.visitSingularStringField(value: self.message, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Portico_V1_AnnotationStatus, rhs: Portico_V1_AnnotationStatus) -> Bool {
+    if lhs.object != rhs.object {return false}
+    if lhs.key != rhs.key {return false}
+    if lhs.status != rhs.status {return false}
+    if lhs.message != rhs.message {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,147 @@
+/// Every Ingress annotation Portico knows: each `nginx.ingress.kubernetes.io/…` annotation of
+/// ingress-nginx (its annotations.md and its parsers), and Portico's own. One table, so the README's
+/// compatibility table, `porticoctl annotations`, the warnings and the translator cannot disagree.
+///
+/// A supported annotation is read under either prefix, the `portico.io/` key winning. An unsupported
+/// one is a warning (a `Rejection` with reason `UnsupportedAnnotation`) on the Ingress that carries
+/// it, never silence; one that controls access (authentication, source ranges) rejects its Ingress,
+/// because serving the Ingress without it would open what it closes.
+public enum AnnotationCatalog {
+    public static let nginxPrefix = "nginx.ingress.kubernetes.io/"
+    public static let porticoPrefix = "portico.io/"
+
+    public struct Entry: Sendable, Hashable {
+        /// Without prefix: `rewrite-target`.
+        public let name: String
+        public let support: Support
+        /// What differs, or what happens instead; empty for a supported annotation that behaves as in ingress-nginx.
+        public let note: String
+        /// ingress-nginx reads it (else it is Portico's own, read only under `portico.io/`).
+        public let inIngressNginx: Bool
+        /// Unsupported and security-relevant: the Ingress is rejected rather than served without it.
+        public let rejectsIngress: Bool
+        /// The value that asks for ingress-nginx's default (`false` for most switches), so there is
+        /// nothing to honour: an unsupported annotation with it is not reported.
+        public let inertValue: String?
+    }
+
+    public enum Support: String, Sendable, Hashable, CaseIterable {
+        /// Same semantics as ingress-nginx.
+        case supported
+        /// Read, with a documented difference.
+        case differs = "supported-with-difference"
+        /// Not honoured; reported.
+        case unsupported
+    }
+
+    /// Sorted by name.
+    public static let entries: [Entry] = {
+        var entries: [Entry] = []
+        // Switches whose `false` is ingress-nginx's default.
+        let offByDefault: Set = [
+            "use-regex", "from-to-www-redirect", "force-ssl-redirect", "enable-cors", "canary", "ssl-passthrough", "enable-modsecurity",
+            "enable-owasp-core-rules", "enable-opentelemetry", "service-upstream", "http2-push-preload", "enable-rewrite-log",
+            "auth-tls-pass-certificate-to-upstream", "enable-global-auth", "relative-redirects", "use-port-in-redirects",
+            "preserve-trailing-slash", "session-cookie-secure",
+        ]
+        func add(
+            _ support: Support, _ names: [String], _ note: String = "", nginx: Bool = true, rejects: Bool = false, inert: String? = nil
+        ) {
+            for name in names {
+                entries.append(
+                    Entry(name: name, support: support, note: note, inIngressNginx: nginx, rejectsIngress: rejects,
+                        inertValue: inert ?? (offByDefault.contains(name) ? "false" : nil)))
+            }
+        }
+        add(.supported, ["ssl-redirect"])
+        add(
+            .supported, ["proxy-body-size"],
+            "`0` turns the limit off; without the annotation Portico sets none (ingress-nginx's global default is 1m)")
+        add(
+            .differs, ["load-balance"],
+            "`round_robin` is round robin; `ewma` is served as `least-request` (power of two choices by outstanding requests, not latency-weighted). Portico's key also takes `round-robin` and `least-request`")
+        add(
+            .differs,
+            ["proxy-buffer-size", "proxy-buffers-number", "proxy-busy-buffers-size", "proxy-max-temp-file-size"],
+            "accepted and without effect: Portico streams bodies with backpressure and never spools them to disk")
+        add(.differs, ["enable-rewrite-log"], "accepted and without effect: `porticoctl explain` shows how a path is rewritten")
+        add(.differs, ["http2-push-preload"], "accepted and without effect: HTTP/2 server push is not offered (nginx dropped it too)")
+
+        let later = "not supported yet; the Ingress is served without it"
+        add(.unsupported, ["use-regex", "rewrite-target"], "not supported yet; paths are matched as the Ingress API defines them and sent unchanged")
+        add(
+            .unsupported,
+            ["app-root", "permanent-redirect", "permanent-redirect-code", "temporal-redirect", "temporal-redirect-code", "from-to-www-redirect",
+             "relative-redirects", "use-port-in-redirects", "preserve-trailing-slash", "force-ssl-redirect"],
+            "not supported yet; requests are proxied instead of redirected")
+        add(.unsupported, ["x-forwarded-prefix", "upstream-vhost", "server-alias", "connection-proxy-header", "custom-headers", "proxy-cookie-domain",
+             "proxy-cookie-path", "proxy-redirect-from", "proxy-redirect-to"], later)
+        add(
+            .unsupported, ["backend-protocol"],
+            "not supported yet: Pods are reached over plain HTTP/1.1 (the value `HTTP`, which needs no support, is not reported)", inert: "HTTP")
+        add(
+            .unsupported,
+            ["proxy-connect-timeout", "proxy-read-timeout", "proxy-send-timeout", "proxy-next-upstream", "proxy-next-upstream-timeout",
+             "proxy-next-upstream-tries", "proxy-buffering", "proxy-request-buffering", "client-body-buffer-size", "proxy-http-version"],
+            "not supported yet; Portico's defaults apply (ingress-nginx's: 5 s connect, 60 s read and send, retry on error and timeout)")
+        add(
+            .unsupported,
+            ["proxy-ssl-secret", "proxy-ssl-ciphers", "proxy-ssl-name", "proxy-ssl-protocols", "proxy-ssl-verify", "proxy-ssl-verify-depth",
+             "proxy-ssl-server-name"], "not supported yet (TLS to Pods comes with backend-protocol HTTPS)")
+        add(.unsupported, ["default-backend", "custom-http-errors", "disable-proxy-intercept-errors"], "not supported yet; the backend's own error answers reach the client")
+        add(
+            .unsupported,
+            ["configuration-snippet", "server-snippet", "stream-snippet", "auth-snippet", "modsecurity-snippet"],
+            "snippets are nginx configuration; Portico never interprets them")
+        add(
+            .unsupported,
+            ["enable-cors", "cors-allow-origin", "cors-allow-methods", "cors-allow-headers", "cors-expose-headers", "cors-allow-credentials", "cors-max-age"],
+            "not supported yet; CORS headers are not added, so browsers see what the backend answers")
+        add(
+            .unsupported,
+            ["affinity", "affinity-mode", "affinity-canary-behavior", "session-cookie-name", "session-cookie-path", "session-cookie-domain",
+             "session-cookie-expires", "session-cookie-max-age", "session-cookie-samesite", "session-cookie-conditional-samesite-none",
+             "session-cookie-secure", "session-cookie-change-on-failure", "upstream-hash-by", "upstream-hash-by-subset", "upstream-hash-by-subset-size"],
+            "not supported yet; requests are balanced without stickiness")
+        add(
+            .unsupported,
+            ["canary"], "not supported yet: a canary Ingress is rejected, so all traffic stays on the primary Ingress", rejects: true)
+        add(
+            .unsupported,
+            ["canary-by-header", "canary-by-header-value", "canary-by-header-pattern", "canary-by-cookie", "canary-weight", "canary-weight-total"],
+            "not supported yet (see canary)")
+        let access = "not supported yet; the Ingress is rejected rather than served without the access control it asks for"
+        add(
+            .unsupported,
+            ["auth-type", "auth-secret", "auth-url", "auth-tls-secret", "auth-tls-verify-client", "whitelist-source-range", "allowlist-source-range",
+             "denylist-source-range"], access, rejects: true)
+        add(
+            .unsupported,
+            ["auth-realm", "auth-secret-type", "auth-method", "auth-signin", "auth-signin-redirect-param", "auth-request-redirect", "auth-response-headers",
+             "auth-proxy-set-headers", "auth-cache-key", "auth-cache-duration", "auth-keepalive", "auth-keepalive-requests", "auth-keepalive-share-vars",
+             "auth-keepalive-timeout", "auth-always-set-cookie", "enable-global-auth", "auth-tls-verify-depth", "auth-tls-error-page",
+             "auth-tls-pass-certificate-to-upstream", "auth-tls-match-cn", "satisfy"],
+            "not supported yet (see auth-type, auth-url and auth-tls-secret, which reject the Ingress)")
+        add(
+            .unsupported,
+            ["limit-rps", "limit-rpm", "limit-connections", "limit-burst-multiplier", "limit-rate", "limit-rate-after", "limit-whitelist", "limit-allowlist"],
+            "not supported yet; requests are not rate-limited")
+        add(.unsupported, ["mirror-target", "mirror-host", "mirror-request-body"], "not supported yet; requests are not mirrored")
+        add(.unsupported, ["enable-modsecurity", "enable-owasp-core-rules", "modsecurity-transaction-id"], "Portico has no web application firewall")
+        add(
+            .unsupported, ["enable-opentelemetry", "opentelemetry-trust-incoming-span", "opentelemetry-operation-name"],
+            "not supported yet; no spans are exported (traceparent headers pass through unchanged)")
+        add(.unsupported, ["enable-access-log"], "not supported yet; every request is logged when the worker's access log is on")
+        add(.unsupported, ["ssl-ciphers", "ssl-prefer-server-ciphers"], "not supported; Portico's TLS settings apply to every host")
+        add(.unsupported, ["ssl-passthrough"], "not supported yet; TLS is terminated by Portico")
+        add(.unsupported, ["service-upstream"], "not supported yet; requests go to the Pods' endpoints, not the Service's cluster IP")
+        add(.unsupported, ["fastcgi-index", "fastcgi-params-configmap"], "FastCGI backends are not supported")
+
+        add(.supported, ["hsts"], "Strict-Transport-Security for the Ingress's TLS hosts: `true`, `false` or the header's value", nginx: false)
+        return entries.sorted { $0.name < $1.name }
+    }()
+
+    static let byName: [String: Entry] = Dictionary(uniqueKeysWithValues: entries.map { ($0.name, $0) })
+
+    public static func entry(_ name: String) -> Entry? { byName[name] }
+}
