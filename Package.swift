@@ -27,7 +27,9 @@ let package = Package(
     ],
     targets: [
         // Compiled route table and its lookup structures. Standard library only.
-        .target(name: "RouteModel"),
+        // RE2 (Debian's libre2-dev) for ingress-nginx's regex paths: linear-time matching, bounded memory.
+        .target(name: "CPorticoRE2", linkerSettings: [.linkedLibrary("re2")]),
+        .target(name: "RouteModel", dependencies: ["CPorticoRE2"]),
         // Codable Kubernetes objects: only the fields Portico reads.
         .target(name: "KubeTypes"),
         // YAML/JSON manifest files → Kubernetes objects, with per-document errors.

@@ -9,11 +9,14 @@ enum ForwardedHeaders {
     /// client's Host field, which is not copied); hop-by-hop fields and those named by Connection
     /// removed (except an `Upgrade` request's `Connection: upgrade` and `Upgrade`);
     /// X-Forwarded-For appended, X-Forwarded-Proto/Host/Port set, X-Request-ID kept or generated;
+    /// `upstreamHost` (ingress-nginx's upstream-vhost) replaces the Host sent, not X-Forwarded-Host;
+    /// `forwardedPrefix` is sent as X-Forwarded-Prefix, replacing the client's;
     /// and the body's framing, the worker's own: the client's Content-Length and
     /// Transfer-Encoding are never copied, `body` says what to write. A POST, PUT or PATCH without
     /// a body says `Content-Length: 0`. Returns the request ID it generated, if it did.
     static func writeUpstreamRequest(
-        _ head: HTTPRequestHead, authority: String, target: String, body: RequestFacts.Body, clientAddress: String?, scheme: String,
+        _ head: HTTPRequestHead, authority: String, upstreamHost: String? = nil, forwardedPrefix: String? = nil, target: String,
+        body: RequestFacts.Body, clientAddress: String?, scheme: String,
         serverPort: String, upgrade: String? = nil, requestID: () -> RequestID, into buffer: inout ByteBuffer
     ) -> RequestID? {
         // First pass: what the copy must leave out or replace.
@@ -44,9 +47,10 @@ enum ForwardedHeaders {
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(target)
         buffer.writeStaticString(" HTTP/1.1\r\n")
-        buffer.writeHTTPField("Host", authority)
+        buffer.writeHTTPField("Host", upstreamHost ?? authority)
         for (name, value) in head.headers {
             if isHopByHop(name) || isFraming(name) || isSetByProxy(name, replacingForwardedFor: clientAddress != nil) { continue }
+            if forwardedPrefix != nil, name.utf8.count == 18, equalsIgnoringCase(name, "x-forwarded-prefix") { continue }
             if !connectionNames.isEmpty, connectionNames.contains(where: { $0.utf8.count == name.utf8.count && $0.lowercased() == name.lowercased() }) {
                 continue
             }
@@ -70,6 +74,7 @@ enum ForwardedHeaders {
         buffer.writeHTTPField("X-Forwarded-Proto", scheme)
         buffer.writeHTTPField("X-Forwarded-Host", authority)
         buffer.writeHTTPField("X-Forwarded-Port", serverPort)
+        if let forwardedPrefix { buffer.writeHTTPField("X-Forwarded-Prefix", forwardedPrefix) }
         var generated: RequestID?
         if !hasRequestID {
             let id = requestID()

@@ -18,8 +18,8 @@ public final class TableStore: @unchecked Sendable {
         }
 
         /// Routing against this table, read in place.
-        func decide(_ facts: RequestFacts, isTLS: Bool, httpsPort: Int) -> RouteDecision {
-            RequestRouter.decide(facts, table: table, isTLS: isTLS, httpsPort: httpsPort)
+        func decide(_ facts: RequestFacts, isTLS: Bool, httpsPort: Int, serverPort: Int) -> RouteDecision {
+            RequestRouter.decide(facts, table: table, isTLS: isTLS, httpsPort: httpsPort, serverPort: serverPort)
         }
     }
 

@@ -59,9 +59,41 @@ public struct Backend: Sendable, Hashable {
 public struct RouteOptions: Sendable, Hashable {
     /// Largest request body accepted (413 beyond); nil for no limit.
     public var maxRequestBodyBytes: Int64?
+    /// ingress-nginx's `rewrite-target`: the path sent upstream is this template (see `PathTemplate`)
+    /// with the groups of the route's regular expression, found anywhere in the request path, filled
+    /// in. Only on routes of hosts whose paths are regular expressions.
+    public var rewriteTarget: String?
+    /// `permanent-redirect` / `temporal-redirect`: answered here instead of proxied.
+    public var redirect: RedirectRule?
+    /// `app-root`: a request for `/` is answered 302 to this path.
+    public var appRoot: String?
+    /// `x-forwarded-prefix`: sent upstream as X-Forwarded-Prefix (ingress-nginx sends it only with a rewrite).
+    public var forwardedPrefix: String?
+    /// `upstream-vhost`: the Host sent upstream instead of the client's.
+    public var upstreamHost: String?
 
-    public init(maxRequestBodyBytes: Int64? = nil) {
+    public init(
+        maxRequestBodyBytes: Int64? = nil, rewriteTarget: String? = nil, redirect: RedirectRule? = nil, appRoot: String? = nil,
+        forwardedPrefix: String? = nil, upstreamHost: String? = nil
+    ) {
         self.maxRequestBodyBytes = maxRequestBodyBytes
+        self.rewriteTarget = rewriteTarget
+        self.redirect = redirect
+        self.appRoot = appRoot
+        self.forwardedPrefix = forwardedPrefix
+        self.upstreamHost = upstreamHost
+    }
+}
+
+/// A redirect answered instead of proxying: the status (301, 302, 307, 308…) and the Location, a
+/// `PathTemplate` (so `https://example.com$request_uri` keeps the path).
+public struct RedirectRule: Sendable, Hashable {
+    public var status: Int
+    public var location: String
+
+    public init(status: Int, location: String) {
+        self.status = status
+        self.location = location
     }
 }
 

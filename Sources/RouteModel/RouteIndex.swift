@@ -16,6 +16,17 @@ struct RouteIndex: Sendable {
         var entryCount: UInt16
         /// Root trie node for large hosts, or -1 when the entries are scanned.
         var trieRoot: Int32
+        /// For hosts whose paths are regular expressions: their entries in `regexRoutes`, in the order
+        /// they are tried. Such hosts have no scanned entries and no trie.
+        var regexStart: Int32 = 0
+        var regexCount: Int32 = 0
+    }
+
+    /// A route of a regex host and its compiled path (case-insensitive). A path that does not compile
+    /// (the translator refuses those) has no program and never matches.
+    struct RegexRoute: @unchecked Sendable {
+        let route: Int32
+        let regex: PathRegex?
     }
 
     let arena: [UInt8]
@@ -28,6 +39,28 @@ struct RouteIndex: Sendable {
     let trieEdges: FrozenByteMap
     /// Route index of the prefix route ending at each trie node, or -1.
     let nodeRoute: [Int32]
+    let regexRoutes: [RegexRoute]
+    /// The compiled path of each route of a regex host, by host and route index, for rewrites.
+    func regex(host: Int, route: Int) -> PathRegex? {
+        let entries = hosts[host]
+        guard entries.regexCount > 0 else { return nil }
+        for index in Int(entries.regexStart)..<Int(entries.regexStart + entries.regexCount) where regexRoutes[index].route == Int32(route) {
+            return regexRoutes[index].regex
+        }
+        return nil
+    }
+
+    /// ingress-nginx's order for a host's regex locations: longer paths first, equal lengths by
+    /// descending path (its two stable sorts), and routes of one path in table order.
+    static func regexOrder(_ routes: [Route]) -> [Int] {
+        routes.indices.sorted { lhs, rhs in
+            let left = routes[lhs].match.path.utf8.count
+            let right = routes[rhs].match.path.utf8.count
+            if left != right { return left > right }
+            if routes[lhs].match.path != routes[rhs].match.path { return routes[lhs].match.path > routes[rhs].match.path }
+            return lhs < rhs
+        }
+    }
 
     init(virtualHosts: [VirtualHost]) {
         var arena: [UInt8] = []
@@ -39,6 +72,7 @@ struct RouteIndex: Sendable {
         var hosts: [HostRoutes] = []
         hosts.reserveCapacity(virtualHosts.count)
         var nodeRoute: [Int32] = []
+        var regexRoutes: [RegexRoute] = []
 
         func append(_ bytes: some Sequence<UInt8>) -> (start: Int, length: Int) {
             let start = arena.count
@@ -60,6 +94,16 @@ struct RouteIndex: Sendable {
                 if anyHost < 0 { anyHost = hostID }
             }
             let routes = virtualHosts[hostIndex].routes
+            if virtualHosts[hostIndex].regexPaths {
+                let start = Int32(regexRoutes.count)
+                for routeIndex in Self.regexOrder(routes) {
+                    let regex = try? PathRegex.compile(routes[routeIndex].match.path, caseInsensitive: true)
+                    regexRoutes.append(RegexRoute(route: Int32(routeIndex), regex: regex))
+                }
+                hosts.append(
+                    HostRoutes(entriesStart: 0, entryCount: 0, trieRoot: -1, regexStart: start, regexCount: Int32(regexRoutes.count) - start))
+                continue
+            }
             let linear = routes.count <= Self.linearLimit && routes.allSatisfy { $0.match.path.utf8.count < 65_536 }
             if linear {
                 let start = arena.count
@@ -108,5 +152,6 @@ struct RouteIndex: Sendable {
         self.exactPaths = exactPaths
         self.trieEdges = edges
         self.nodeRoute = nodeRoute
+        self.regexRoutes = regexRoutes
     }
 }

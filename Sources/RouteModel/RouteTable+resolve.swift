@@ -16,6 +16,8 @@ extension RouteTable {
     ///
     /// The virtual host is chosen first (exact host, then one-label wildcard, then `*`); within it,
     /// an `Exact` route equal to the path wins, else the longest prefix route, else the default backend.
+    /// On a host whose paths are regular expressions, the first route (in ingress-nginx's order)
+    /// whose expression matches at the start of the path wins.
     public func resolve(host: String, path: String) -> Resolution {
         var host = host
         var path = path
@@ -32,6 +34,15 @@ extension RouteTable {
             while pathEnd < pathBytes.count, pathBytes[pathEnd] != UInt8(ascii: "?") { pathEnd &+= 1 }
             let path = UnsafeBufferPointer(rebasing: pathBytes[0..<pathEnd])
             let routes = index.hosts[Int(hostID)]
+            if routes.regexCount > 0 {
+                for entry in Int(routes.regexStart)..<Int(routes.regexStart + routes.regexCount) {
+                    if let regex = index.regexRoutes[entry].regex, regex.matchesPrefix(path) {
+                        return .route(virtualHost: Int(hostID), route: Int(index.regexRoutes[entry].route))
+                    }
+                }
+                if virtualHosts[Int(hostID)].defaultBackend != nil { return .defaultBackend(virtualHost: Int(hostID)) }
+                return .notFound
+            }
             let route = routes.trieRoot < 0
                 ? scan(routes, path: path, arena: arena) : walkTrie(hostID: hostID, root: routes.trieRoot, path: path, arena: arena)
             if route >= 0 { return .route(virtualHost: Int(hostID), route: Int(route)) }
@@ -98,6 +109,9 @@ extension RouteTable {
         }
         return best
     }
+
+    /// The compiled regular expression of a route on a regex host (see `VirtualHost.regexPaths`).
+    public func pathRegex(virtualHost: Int, route: Int) -> PathRegex? { index.regex(host: virtualHost, route: route) }
 
     /// The virtual host serving a Host header value, or nil.
     public func virtualHost(forHost host: String) -> Int? {

@@ -76,6 +76,15 @@ public struct RouteTable: Sendable {
             hasher.combine(backend.source.ingress)
             hasher.combine(backend.httpsRedirect)
             hasher.combine(backend.options.maxRequestBodyBytes.map(Int.init) ?? -1)
+            let options = backend.options
+            if options.rewriteTarget != nil || options.redirect != nil || options.appRoot != nil || options.forwardedPrefix != nil
+                || options.upstreamHost != nil {
+                hasher.combine(options.rewriteTarget)
+                hasher.combine(options.redirect.map { "\($0.status) \($0.location)" })
+                hasher.combine(options.appRoot)
+                hasher.combine(options.forwardedPrefix)
+                hasher.combine(options.upstreamHost)
+            }
         }
         hasher.combine(virtualHosts.count)
         virtualHosts.withUnsafeBufferPointer { hosts in
@@ -102,6 +111,10 @@ public struct RouteTable: Sendable {
                     }
                 } else {
                     hasher.combine(false)
+                }
+                if hosts[h].regexPaths || hosts[h].redirectToHost != nil {
+                    hasher.combine(hosts[h].regexPaths)
+                    hasher.combine(hosts[h].redirectToHost)
                 }
                 if let backend = hosts[h].defaultBackend {
                     hasher.combine(true)

@@ -7,12 +7,23 @@ public struct VirtualHost: Sendable, Hashable {
     public var defaultBackend: Backend?
     /// Present when the host is listed in an Ingress `spec.tls`.
     public var tls: TLSBinding?
+    /// ingress-nginx's `use-regex` (or `rewrite-target`) on any Ingress of the host: every route's path
+    /// is a regular expression matched case-insensitively at the start of the request path, tried
+    /// in ingress-nginx's order (longest path first, then the greater path), the first match winning.
+    public var regexPaths: Bool
+    /// ingress-nginx's `from-to-www-redirect`: every request is answered 308 to this host, keeping the path.
+    public var redirectToHost: String?
 
-    public init(hostname: HostPattern, routes: [Route] = [], defaultBackend: Backend? = nil, tls: TLSBinding? = nil) {
+    public init(
+        hostname: HostPattern, routes: [Route] = [], defaultBackend: Backend? = nil, tls: TLSBinding? = nil, regexPaths: Bool = false,
+        redirectToHost: String? = nil
+    ) {
         self.hostname = hostname
         self.routes = routes
         self.defaultBackend = defaultBackend
         self.tls = tls
+        self.regexPaths = regexPaths
+        self.redirectToHost = redirectToHost
     }
 }
 

@@ -73,6 +73,8 @@ extension VirtualHost {
             }
             proto.tls = binding
         }
+        proto.regexPaths = regexPaths
+        proto.redirectToHost = redirectToHost ?? ""
         return proto
     }
 
@@ -89,6 +91,13 @@ extension VirtualHost {
             guard let kind = PathMatchKind(proto: route.kind) else { throw SnapshotDecodingError("\(routeField): no match kind") }
             guard route.path.hasPrefix("/") else { throw SnapshotDecodingError("\(routeField): path must start with '/'") }
             guard route.hasBackend else { throw SnapshotDecodingError("\(routeField): no backend") }
+            if proto.regexPaths {
+                do {
+                    _ = try PathRegex.compile(route.path, caseInsensitive: true)
+                } catch {
+                    throw SnapshotDecodingError("\(routeField).path: not a regular expression: \(error)")
+                }
+            }
             routes.append(
                 Route(match: PathMatch(kind: kind, path: route.path), backend: try Backend(proto: route.backend, field: routeField, clusters: clusters)))
         }
@@ -109,7 +118,7 @@ extension VirtualHost {
             hostname: hostname, routes: routes,
             defaultBackend: proto.hasDefaultBackend
                 ? try Backend(proto: proto.defaultBackend, field: "\(field).defaultBackend", clusters: clusters) : nil,
-            tls: tls)
+            tls: tls, regexPaths: proto.regexPaths, redirectToHost: proto.redirectToHost.isEmpty ? nil : proto.redirectToHost)
     }
 }
 
@@ -121,16 +130,43 @@ extension Backend {
         proto.ingress = source.ingress
         proto.httpsRedirect = httpsRedirect
         if let limit = options.maxRequestBodyBytes { proto.options.maxRequestBodyBytes = UInt64(max(0, limit)) }
+        if let rewrite = options.rewriteTarget { proto.options.rewriteTarget = rewrite }
+        if let redirect = options.redirect {
+            proto.options.redirect.status = UInt32(clamping: redirect.status)
+            proto.options.redirect.location = redirect.location
+        }
+        if let appRoot = options.appRoot { proto.options.appRoot = appRoot }
+        if let prefix = options.forwardedPrefix { proto.options.forwardedPrefix = prefix }
+        if let host = options.upstreamHost { proto.options.upstreamHost = host }
         return proto
     }
 
     init(proto: Portico_V1_Backend, field: String, clusters: (String) -> Bool) throws(SnapshotDecodingError) {
         guard clusters(proto.cluster) else { throw SnapshotDecodingError("\(field).backend: no cluster named \(proto.cluster)") }
-        let limit = proto.options.maxRequestBodyBytes
+        let options = proto.options
+        let limit = options.maxRequestBodyBytes
+        func text(_ value: String) -> String? { value.isEmpty ? nil : value }
+        for (name, template) in [("rewriteTarget", options.rewriteTarget), ("redirect.location", options.redirect.location)] where !template.isEmpty {
+            do {
+                _ = try PathTemplate(parsing: template)
+            } catch {
+                throw SnapshotDecodingError("\(field).backend.options.\(name): \(error)")
+            }
+        }
+        for (name, value) in [("forwardedPrefix", options.forwardedPrefix), ("upstreamHost", options.upstreamHost)]
+        where !value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
+            throw SnapshotDecodingError("\(field).backend.options.\(name): only visible ASCII is allowed")
+        }
+        if options.hasRedirect, !(300...399).contains(options.redirect.status) {
+            throw SnapshotDecodingError("\(field).backend.options.redirect.status: \(options.redirect.status) is not a redirect")
+        }
         self.init(
             cluster: proto.cluster, source: RouteSource(namespace: proto.namespace, ingress: proto.ingress),
             httpsRedirect: proto.httpsRedirect,
-            options: RouteOptions(maxRequestBodyBytes: limit == 0 ? nil : Int64(clamping: limit)))
+            options: RouteOptions(
+                maxRequestBodyBytes: limit == 0 ? nil : Int64(clamping: limit), rewriteTarget: text(options.rewriteTarget),
+                redirect: options.hasRedirect ? RedirectRule(status: Int(options.redirect.status), location: options.redirect.location) : nil,
+                appRoot: text(options.appRoot), forwardedPrefix: text(options.forwardedPrefix), upstreamHost: text(options.upstreamHost)))
     }
 }
 

@@ -68,13 +68,27 @@ public enum AnnotationCatalog {
         add(.differs, ["http2-push-preload"], "accepted and without effect: HTTP/2 server push is not offered (nginx dropped it too)")
 
         let later = "not supported yet; the Ingress is served without it"
-        add(.unsupported, ["use-regex", "rewrite-target"], "not supported yet; paths are matched as the Ingress API defines them and sent unchanged")
         add(
-            .unsupported,
-            ["app-root", "permanent-redirect", "permanent-redirect-code", "temporal-redirect", "temporal-redirect-code", "from-to-www-redirect",
-             "relative-redirects", "use-port-in-redirects", "preserve-trailing-slash", "force-ssl-redirect"],
-            "not supported yet; requests are proxied instead of redirected")
-        add(.unsupported, ["x-forwarded-prefix", "upstream-vhost", "server-alias", "connection-proxy-header", "custom-headers", "proxy-cookie-domain",
+            .differs, ["use-regex"],
+            "paths are RE2 expressions (Perl syntax without backreferences or lookaround, matched in linear time); as in ingress-nginx they match case-insensitively at the start of the path, every path of the host (of every Ingress) becomes one, and the longest path is tried first")
+        add(
+            .differs, ["rewrite-target"],
+            "as nginx's `rewrite (?i)<path> <target> break`, which also makes the host's paths regular expressions; the target may use $1-$9, $scheme, $host, $http_host, $server_port, $request_uri, $uri, $args and $query_string, nothing else")
+        add(.supported, ["app-root"], "a request for `/` is answered 302 to the path")
+        add(
+            .supported, ["permanent-redirect", "temporal-redirect"],
+            "the URL may use the variables rewrite-target takes; temporal-redirect wins when both are set")
+        add(.supported, ["permanent-redirect-code"], "300-308; anything else is 301")
+        add(.supported, ["temporal-redirect-code"], "300-307; anything else is 302")
+        add(.supported, ["from-to-www-redirect"], "308 to the other name, with the port, as ingress-nginx; skipped when an Ingress defines the other name")
+        add(.supported, ["force-ssl-redirect"], "308 to https even on hosts without TLS")
+        add(.supported, ["x-forwarded-prefix"], "sent only with a rewrite-target, as ingress-nginx does")
+        add(.supported, ["upstream-vhost"], "the Host sent to the Pod; X-Forwarded-Host keeps the client's")
+        add(.supported, ["server-alias"], "comma-separated hosts served like the Ingress's host; an alias another Ingress defines as its host is not used")
+        add(
+            .unsupported, ["relative-redirects", "use-port-in-redirects", "preserve-trailing-slash"],
+            "not supported yet; Portico's redirects are absolute URLs")
+        add(.unsupported, ["connection-proxy-header", "custom-headers", "proxy-cookie-domain",
              "proxy-cookie-path", "proxy-redirect-from", "proxy-redirect-to"], later)
         add(
             .unsupported, ["backend-protocol"],

@@ -12,8 +12,8 @@ import RouteModel
 ///
 /// What crosses hosts is left to a full translation: `apply` returns nil when X0 or X1 has a
 /// `defaultBackend` (it may own the catch-all), a wildcard TLS host (exact hosts inherit it), or a
-/// load-balancing annotation (a cluster's policy is decided across hosts), when an Ingress re-read
-/// has a load-balancing annotation, and when anything but Ingresses and EndpointSlices changed (the
+/// load-balancing, server-alias or from-to-www-redirect annotation (decided across hosts), when an
+/// Ingress re-read has one of those annotations, and when anything but Ingresses and EndpointSlices changed (the
 /// caller knows that). EndpointSlice changes re-resolve only the endpoints of their Services' clusters.
 /// The result equals the full translation's table; rejections and Ingress lists come only from full
 /// translations, which the caller runs after a while (and compares).
@@ -85,7 +85,7 @@ public struct IncrementalTranslator: Sendable {
         for (key, new) in changes where new != nil { keys.insert(key) }
         if let globalDefaultOwner { keys.insert(globalDefaultOwner) }
         let subset = keys.compactMap(current)
-        guard !subset.contains(where: Self.choosesLoadBalancing) else { return nil }
+        guard !subset.contains(where: Self.annotationCrossesHosts) else { return nil }
 
         let partial = Translator.translate(objects(for: subset), configuration: configuration).table
         table = splice(partial, hosts: affected)
@@ -159,7 +159,7 @@ public struct IncrementalTranslator: Sendable {
     private func crossesHosts(_ ingress: Ingress) -> Bool {
         guard let spec = ingress.spec else { return false }
         if spec.defaultBackend != nil { return true }
-        if Self.choosesLoadBalancing(ingress) { return true }
+        if Self.annotationCrossesHosts(ingress) { return true }
         for entry in spec.tls ?? [] {
             for raw in entry.hosts ?? [] {
                 if case .wildcard? = try? HostPattern.parse(raw) { return true }
@@ -168,10 +168,14 @@ public struct IncrementalTranslator: Sendable {
         return false
     }
 
-    private static func choosesLoadBalancing(_ ingress: Ingress) -> Bool {
+    /// A cluster's balancing policy is decided across hosts, and aliases and www redirects add hosts
+    /// that depend on every other Ingress's hosts.
+    private static func annotationCrossesHosts(_ ingress: Ingress) -> Bool {
         guard let annotations = ingress.metadata.annotations else { return false }
-        return annotations[TranslatorConfiguration.Annotation.loadBalance] != nil
-            || annotations[TranslatorConfiguration.Annotation.nginxLoadBalance] != nil
+        for name in ["load-balance", "server-alias", "from-to-www-redirect"] {
+            if annotations[AnnotationCatalog.porticoPrefix + name] != nil || annotations[AnnotationCatalog.nginxPrefix + name] != nil { return true }
+        }
+        return false
     }
 
     /// The Ingresses, with every class and the Services, slices and Secrets they name.
@@ -204,6 +208,20 @@ public struct IncrementalTranslator: Sendable {
         for entry in ingress.spec?.tls ?? [] {
             for raw in entry.hosts ?? [] {
                 if let host = try? HostPattern.parse(raw), host != .any { hosts.insert(host) }
+            }
+        }
+        // Hosts it may add (aliases, www redirects): a change to their own Ingresses must see it.
+        if let annotations = ingress.metadata.annotations {
+            for prefix in [AnnotationCatalog.porticoPrefix, AnnotationCatalog.nginxPrefix] {
+                for alias in annotations[prefix + "server-alias"]?.split(separator: ",") ?? [] {
+                    if let host = try? HostPattern.parse(String(alias.trimmingWhitespace())), host != .any { hosts.insert(host) }
+                }
+                if annotations[prefix + "from-to-www-redirect"] != nil {
+                    for case .exact(let name) in Array(hosts) {
+                        let other = name.hasPrefix("www.") ? String(name.dropFirst(4)) : "www." + name
+                        if let host = try? HostPattern.parse(other) { hosts.insert(host) }
+                    }
+                }
             }
         }
         return hosts

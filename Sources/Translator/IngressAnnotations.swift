@@ -38,7 +38,7 @@ struct IngressAnnotations {
     let ref: ObjectRef
     /// Winning key and value for each catalogued name.
     private var values: [String: (key: String, value: String)] = [:]
-    private(set) var uses: [AnnotationUse] = []
+    var uses: [AnnotationUse] = []
     private(set) var rejections: [Rejection] = []
     /// An access-control annotation Portico cannot honour is present: the Ingress must not be served.
     private(set) var rejectsIngress = false
@@ -115,6 +115,8 @@ struct IngressAnnotations {
         }
         rejections.append(Rejection(object: ref, reason: .invalidAnnotation, effect: effect, field: Self.field(key), message: message))
     }
+
+    mutating func appendRejection(_ rejection: Rejection) { rejections.append(rejection) }
 
     static func field(_ key: String) -> String { "metadata.annotations[\(key)]" }
 }

@@ -59,12 +59,17 @@ private struct TableBuilder {
     private struct RouteEntry {
         let key: PathKey
         let match: PathMatch
+        /// As written, for hosts whose paths are regular expressions.
+        let rawPath: String
         let backend: BackendReference
         let source: RouteSource
         let owner: ObjectRef
         let sslRedirect: Bool
+        let forceSSLRedirect: Bool
         let options: RouteOptions
         let loadBalancing: LoadBalancingChoice?
+        /// The Ingress asked for regular expressions itself (its paths were checked then).
+        let ownRegex: Bool
     }
 
     private struct DefaultEntry {
@@ -72,6 +77,7 @@ private struct TableBuilder {
         let source: RouteSource
         let owner: ObjectRef
         let sslRedirect: Bool
+        let forceSSLRedirect: Bool
         let options: RouteOptions
         let loadBalancing: LoadBalancingChoice?
     }
@@ -121,6 +127,11 @@ private struct TableBuilder {
     }
     private var tls: [HostPattern: TLSEntry] = [:]
     private var globalDefault: DefaultEntry?
+    /// Hosts of an Ingress with `use-regex` or a `rewrite-target`, and the first such Ingress.
+    private var regexHosts: [HostPattern: ObjectRef] = [:]
+    /// `server-alias` and `from-to-www-redirect` asks, oldest Ingress first.
+    private var aliasRequests: [(alias: HostPattern, of: HostPattern, owner: ObjectRef, key: String)] = []
+    private var wwwRequests: [(host: String, owner: ObjectRef)] = []
 
     init(objects: KubeObjects, configuration: TranslatorConfiguration) {
         self.objects = objects
@@ -201,6 +212,11 @@ private struct TableBuilder {
             // Mutated in place: copying the entry out would copy its route dictionary.
             let index = entryIndex(for: rule.host)
             Self.add(rule, of: ingress, to: &hostEntries[index], rejections: &rejections)
+            if ingress.usesRegex, regexHosts[rule.host] == nil { regexHosts[rule.host] = ingress.ref }
+            for alias in ingress.aliases {
+                aliasRequests.append((alias, rule.host, ingress.ref, ingress.aliasKey ?? ""))
+            }
+            if ingress.fromToWWW, case .exact(let name) = rule.host { wwwRequests.append((name, ingress.ref)) }
         }
         guard let backend = ingress.defaultBackend else { return }
         if let existing = globalDefault {
@@ -211,8 +227,8 @@ private struct TableBuilder {
                     message: "the catch-all default backend is already set by older \(existing.owner); \(effect)"))
         } else {
             globalDefault = DefaultEntry(
-                backend: backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect, options: ingress.options,
-                loadBalancing: ingress.loadBalancing)
+                backend: backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect,
+                forceSSLRedirect: ingress.forceSSLRedirect, options: ingress.defaultBackendOptions, loadBalancing: ingress.loadBalancing)
             _ = entryIndex(for: .any)
         }
     }
@@ -227,9 +243,17 @@ private struct TableBuilder {
                         message: "\(path.match.kind.rawValue) \(path.match.path) on host \(rule.host) is already routed by \(by); this path is ignored"))
                 continue
             }
+            var options = ingress.options
+            if let target = ingress.rewriteTarget, target != path.rawPath {
+                options.rewriteTarget = target
+            } else {
+                // ingress-nginx sends X-Forwarded-Prefix only with a rewrite.
+                options.forwardedPrefix = nil
+            }
             entry.add(RouteEntry(
-                key: path.key, match: path.match, backend: path.backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect, options: ingress.options,
-                loadBalancing: ingress.loadBalancing))
+                key: path.key, match: path.match, rawPath: path.rawPath, backend: path.backend, source: ingress.source, owner: ingress.ref,
+                sslRedirect: ingress.sslRedirect, forceSSLRedirect: ingress.forceSSLRedirect, options: options,
+                loadBalancing: ingress.loadBalancing, ownRegex: ingress.usesRegex))
         }
         guard let backend = ingress.defaultBackend else { return }
         if let existing = entry.defaultBackend {
@@ -241,9 +265,50 @@ private struct TableBuilder {
             }
         } else {
             entry.defaultBackend = DefaultEntry(
-                backend: backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect, options: ingress.options,
-                loadBalancing: ingress.loadBalancing)
+                backend: backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect,
+                forceSSLRedirect: ingress.forceSSLRedirect, options: ingress.defaultBackendOptions, loadBalancing: ingress.loadBalancing)
         }
+    }
+
+    /// `server-alias`: each alias serves a copy of its host, unless some Ingress defines the alias as a
+    /// host (ingress-nginx skips those too). `from-to-www-redirect`: `www.` + host (or the host without
+    /// `www.`) answers 308 to the host, with the host's certificate when it covers the name.
+    private mutating func addAliases(to virtualHosts: inout [VirtualHost], certificates: [String: TLSCertificate]) {
+        guard !aliasRequests.isEmpty || !wwwRequests.isEmpty else { return }
+        var byPattern: [HostPattern: Int] = [:]
+        for index in virtualHosts.indices { byPattern[virtualHosts[index].hostname] = index }
+        var added: [VirtualHost] = []
+        var taken = Set(byPattern.keys)
+        for request in aliasRequests {
+            guard let source = byPattern[request.of] else { continue }
+            guard taken.insert(request.alias).inserted else {
+                if byPattern[request.alias] != nil {
+                    rejections.append(
+                        Rejection(
+                            object: request.owner, reason: .invalidAnnotation, effect: .partiallyIgnored, field: "metadata.annotations[\(request.key)]",
+                            message: "alias \(request.alias) is a host of its own; the alias is not used"))
+                }
+                continue
+            }
+            var copy = virtualHosts[source]
+            copy.hostname = request.alias
+            added.append(copy)
+        }
+        for request in wwwRequests {
+            let from = request.host.hasPrefix("www.") ? String(request.host.dropFirst(4)) : "www." + request.host
+            guard let fromPattern = try? HostPattern.parse(from), taken.insert(fromPattern).inserted,
+                let source = byPattern[.exact(request.host)]
+            else { continue }
+            var tls: TLSBinding?
+            if let binding = virtualHosts[source].tls {
+                let covers = binding.certificate.flatMap { certificates[$0] }?.metadata.dnsNames.contains { name in
+                    name.lowercased() == from || (name.hasPrefix("*.") && from.split(separator: ".", maxSplits: 1).last.map(String.init) == String(name.dropFirst(2)).lowercased())
+                } ?? false
+                tls = covers ? TLSBinding(certificate: binding.certificate) : nil
+            }
+            added.append(VirtualHost(hostname: fromPattern, tls: tls, redirectToHost: request.host))
+        }
+        virtualHosts.append(contentsOf: added)
     }
 
     /// Loads each Secret named by a TLS host once; problems are reported to every Ingress naming it.
@@ -319,21 +384,44 @@ private struct TableBuilder {
             }
             let tlsBinding = binding.map { TLSBinding(certificate: $0.secret.flatMap { certificates[$0] == nil ? nil : $0 }, hsts: $0.hsts) }
             let hasTLS = tlsBinding != nil
-            let routes = entry.routes.map { route in
-                Route(
-                    match: route.match,
-                    backend: Backend(
-                        cluster: use(route.backend, owner: route.owner, loadBalancing: route.loadBalancing), source: route.source,
-                        httpsRedirect: hasTLS && route.sslRedirect, options: route.options))
+            let regexOwner = regexHosts[pattern]
+            var routes: [Route] = []
+            routes.reserveCapacity(entry.routes.count)
+            for route in entry.routes {
+                var match = route.match
+                var options = route.options
+                if let regexOwner {
+                    // ingress-nginx's use-regex turns every path of the host into a regular expression.
+                    match.path = route.rawPath
+                    if !route.ownRegex, (try? PathRegex.compile(route.rawPath, caseInsensitive: true)) == nil {
+                        rejections.append(
+                            Rejection(
+                                object: route.owner, reason: .invalidPath, effect: .partiallyIgnored, field: nil,
+                                message: "host \(pattern) matches paths as regular expressions (use-regex or rewrite-target on \(regexOwner)), "
+                                    + "and \"\(route.rawPath)\" is not one; this path is ignored"))
+                        continue
+                    }
+                } else {
+                    options.rewriteTarget = nil
+                    options.forwardedPrefix = nil
+                }
+                routes.append(
+                    Route(
+                        match: match,
+                        backend: Backend(
+                            cluster: use(route.backend, owner: route.owner, loadBalancing: route.loadBalancing), source: route.source,
+                            httpsRedirect: (hasTLS && route.sslRedirect) || route.forceSSLRedirect, options: options)))
             }
             let fallback = entry.defaultBackend ?? globalDefault
             let defaultBackend = fallback.map {
                 Backend(
                     cluster: use($0.backend, owner: $0.owner, loadBalancing: $0.loadBalancing), source: $0.source,
-                    httpsRedirect: hasTLS && $0.sslRedirect, options: $0.options)
+                    httpsRedirect: (hasTLS && $0.sslRedirect) || $0.forceSSLRedirect, options: $0.options)
             }
-            virtualHosts.append(VirtualHost(hostname: pattern, routes: routes, defaultBackend: defaultBackend, tls: tlsBinding))
+            virtualHosts.append(
+                VirtualHost(hostname: pattern, routes: routes, defaultBackend: defaultBackend, tls: tlsBinding, regexPaths: regexOwner != nil))
         }
+        addAliases(to: &virtualHosts, certificates: certificates)
         rejections.append(contentsOf: resolver.sliceRejections)
         var clusters = resolver.clusters
         if !policies.isEmpty {

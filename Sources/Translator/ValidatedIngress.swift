@@ -16,6 +16,27 @@ struct ValidatedIngress {
     let loadBalancing: LoadBalancingChoice?
     /// HSTS for the TLS hosts this Ingress declares; nil for none.
     let hsts: HSTSPolicy?
+    /// ingress-nginx's `use-regex`, or a `rewrite-target` that changes a path: every path of the
+    /// Ingress's hosts, its own and other Ingresses', is then a regular expression.
+    let usesRegex: Bool
+    /// `rewrite-target`, checked; applied to each path it differs from.
+    let rewriteTarget: String?
+    /// `force-ssl-redirect`: plain HTTP is redirected even on hosts without TLS.
+    let forceSSLRedirect: Bool
+    /// `server-alias`: more hosts served with the same routes.
+    let aliases: [HostPattern]
+    /// `from-to-www-redirect`.
+    let fromToWWW: Bool
+    /// The key `server-alias` was read from, for reports.
+    let aliasKey: String?
+
+    /// The options a default backend takes: no rewrite (it has no path to rewrite from).
+    var defaultBackendOptions: RouteOptions {
+        var options = options
+        options.rewriteTarget = nil
+        options.forwardedPrefix = nil
+        return options
+    }
 
     struct Rule {
         let host: HostPattern
@@ -24,6 +45,8 @@ struct ValidatedIngress {
 
     struct Path {
         let match: PathMatch
+        /// The path as written: what a regex host matches with.
+        let rawPath: String
         let key: PathKey
         let backend: BackendReference
         let field: IngressField
@@ -166,7 +189,10 @@ struct IngressValidator {
                 }
                 switch validateBackend(path.backend, namespace: ref.namespace, field: place) {
                 case .service(let backend):
-                    paths.append(ValidatedIngress.Path(match: match, key: PathKey(match), backend: backend, field: place))
+                    paths.append(
+                        ValidatedIngress.Path(
+                            match: match, rawPath: path.path.flatMap { $0.isEmpty ? nil : $0 } ?? "/", key: PathKey(match), backend: backend,
+                            field: place))
                 case .unsupported(let message):
                     partial.append(
                         Rejection(object: ref, reason: .unsupportedBackend, effect: .partiallyIgnored, field: field + ".backend", message: message))
@@ -247,6 +273,8 @@ struct IngressValidator {
             }
         }
 
+        let paths = IngressAnnotations.PathSettings(&annotations, rules: rules, options: &options)
+
         var hsts: HSTSPolicy?
         if let (key, value) = annotations.value("hsts") {
             do {
@@ -266,7 +294,9 @@ struct IngressValidator {
         rejections.append(contentsOf: partial)
         return ValidatedIngress(
             ref: ref, source: RouteSource(namespace: ref.namespace, ingress: ref.name), rules: rules,
-            defaultBackend: defaultBackend, tls: tls, sslRedirect: sslRedirect, options: options, loadBalancing: loadBalancing, hsts: hsts)
+            defaultBackend: defaultBackend, tls: tls, sslRedirect: sslRedirect, options: options, loadBalancing: loadBalancing, hsts: hsts,
+            usesRegex: paths.usesRegex, rewriteTarget: paths.rewriteTarget, forceSSLRedirect: paths.forceSSLRedirect, aliases: paths.aliases,
+            fromToWWW: paths.fromToWWW, aliasKey: annotations.value("server-alias")?.key)
     }
 
     struct HSTSError: Error {

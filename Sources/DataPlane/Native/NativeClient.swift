@@ -190,10 +190,12 @@ final class NativeClient: NativeSocketOwner {
             if case .failure(let refusal) = inspected { refuse(refusal) }
             return
         }
-        let decision = engine.table.decide(request, isTLS: false, httpsPort: engine.settings.httpsPort)
+        let decision = engine.table.decide(request, isTLS: false, httpsPort: engine.settings.httpsPort, serverPort: engine.port)
         // The route's parts, read out once.
-        var forward: (cluster: Cluster, target: String, limit: Int64?)?
-        if case .forward(let cluster, let backend, let target, _) = decision { forward = (cluster, target, backend.options.maxRequestBodyBytes) }
+        var forward: (cluster: Cluster, target: String, limit: Int64?, options: RouteOptions)?
+        if case .forward(let cluster, let backend, let target, _) = decision {
+            forward = (cluster, target, backend.options.maxRequestBodyBytes, backend.options)
+        }
         switch request.body {
         case .none: body = nil
         case .length(let length): body = HTTP1BodyDecoder(length: length)
@@ -201,7 +203,7 @@ final class NativeClient: NativeSocketOwner {
         }
         stage = body == nil ? .complete : .body
         let action = exchange.route(.routed(decision, body: request.body, bodyLimit: forward?.limit), bodyFollows: nil, now: now)
-        guard case .prepareUpstream = action, let (cluster, routedTarget, _) = forward else {
+        guard case .prepareUpstream = action, let (cluster, routedTarget, _, options) = forward else {
             perform(action)
             if body == nil { perform(exchange.requestEnd()) }
             return
@@ -210,7 +212,9 @@ final class NativeClient: NativeSocketOwner {
         tried.removeAll(keepingCapacity: true)
         upstreamChunked = request.body == .chunked
         guard let upstream = takeUpstream(cluster) else { return }
-        writeUpstreamHead(line, bytes: bytes, authority: request.authority, target: routedTarget, body: request.body, into: upstream)
+        writeUpstreamHead(
+            line, bytes: bytes, authority: request.authority, upstreamHost: options.upstreamHost, forwardedPrefix: options.forwardedPrefix,
+            target: routedTarget, body: request.body, into: upstream)
         if !upstream.isConnecting { perform(exchange.connected(now: now)) }
         if body == nil { perform(exchange.requestEnd()) }
     }
@@ -238,8 +242,8 @@ final class NativeClient: NativeSocketOwner {
     /// fields but hop-by-hop ones (and those Connection names), framing and forwarding fields,
     /// which are the proxy's own.
     private func writeUpstreamHead(
-        _ line: HTTP1RequestLine, bytes: UnsafeRawBufferPointer, authority: String, target: String, body: RequestFacts.Body,
-        into upstream: NativeUpstream
+        _ line: HTTP1RequestLine, bytes: UnsafeRawBufferPointer, authority: String, upstreamHost: String?, forwardedPrefix: String?,
+        target: String, body: RequestFacts.Body, into upstream: NativeUpstream
     ) {
         var out = upstream.output
         defer { upstream.output = out }
@@ -247,11 +251,12 @@ final class NativeClient: NativeSocketOwner {
         out.append(byte: .space)
         out.append(target)
         out.append(" HTTP/1.1\r\nHost: ")
-        out.append(authority)
+        out.append(upstreamHost ?? authority)
         out.append("\r\n")
         var hasRequestID = false
         for field in fields {
             if Self.isHopByHopOrOwn(bytes, field.name) { continue }
+            if forwardedPrefix != nil, field.name.count == 18, Self.named(bytes, field.name, "x-forwarded-prefix") { continue }
             if connectionTokens.contains(where: { Self.sameName(bytes, $0, field.name) }) { continue }
             if field.name.count == 12, Self.named(bytes, field.name, "x-request-id") {
                 if field.value.isEmpty { continue }
@@ -273,6 +278,11 @@ final class NativeClient: NativeSocketOwner {
         out.append("\r\nX-Forwarded-Port: ")
         out.append(number: engine.port)
         out.append("\r\n")
+        if let forwardedPrefix {
+            out.append("X-Forwarded-Prefix: ")
+            out.append(forwardedPrefix)
+            out.append("\r\n")
+        }
         if !hasRequestID {
             out.append("X-Request-ID: ")
             var digits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)

@@ -121,7 +121,8 @@ final class ExchangeRunner {
             return perform(exchange.route(.misdirected(host: host), bodyFollows: bodyFollows, now: now))
         }
         // Routed inside the store's reference, which reads its table in place.
-        let decision = services.store.current.decide(facts, isTLS: settings.scheme == "https", httpsPort: settings.httpsPort)
+        let decision = services.store.current.decide(
+            facts, isTLS: settings.scheme == "https", httpsPort: settings.httpsPort, serverPort: settings.serverPort)
         guard case .forward(let cluster, let backend, let target, let hsts) = decision else {
             return perform(exchange.route(.routed(decision, body: facts.body, bodyLimit: nil), bodyFollows: bodyFollows, now: now))
         }
@@ -139,7 +140,8 @@ final class ExchangeRunner {
         // Content-Length it goes upstream chunked.
         let body = bodyFollows == true && facts.body == .none ? .chunked : facts.body
         let generated = ForwardedHeaders.writeUpstreamRequest(
-            head, authority: facts.authority, target: target, body: body, clientAddress: downstream.clientAddress, scheme: settings.scheme,
+            head, authority: facts.authority, upstreamHost: backend.options.upstreamHost, forwardedPrefix: backend.options.forwardedPrefix,
+            target: target, body: body, clientAddress: downstream.clientAddress, scheme: settings.scheme,
             serverPort: settings.serverPortText, upgrade: upgrade, requestID: services.connector.balancer.nextRequestID, into: &bytes)
         upstreamHead = bytes
         upstreamChunked = body == .chunked

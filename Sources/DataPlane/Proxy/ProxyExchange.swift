@@ -56,8 +56,8 @@ struct ProxyExchange {
             self.text = "\(status.code) \(reason)\n"
         }
 
-        init(redirectTo location: String) {
-            self.status = .permanentRedirect
+        init(redirectTo location: String, status: Int = 308) {
+            self.status = HTTPResponseStatus(statusCode: status)
             self.text = ""
             self.location = location
         }
@@ -251,8 +251,8 @@ struct ProxyExchange {
             case .respond(let status, let reason):
                 if status == .badRequest { keepAlive = false }
                 return answered(Answer(status, reason))
-            case .redirect(let location):
-                return answered(Answer(redirectTo: location))
+            case .redirect(let status, let location):
+                return answered(Answer(redirectTo: location, status: status))
             case .forward:
                 bodyLimit = limit
                 if let limit, case .length(let length) = body, length > limit {

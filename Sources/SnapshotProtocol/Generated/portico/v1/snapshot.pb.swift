@@ -163,60 +163,79 @@ public nonisolated struct Portico_V1_RouteTable: Sendable {
   public init() {}
 }
 
-public nonisolated struct Portico_V1_VirtualHost: Sendable {
+public nonisolated struct Portico_V1_VirtualHost: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var hostname: Portico_V1_VirtualHost.OneOf_Hostname? = nil
+  public var hostname: OneOf_Hostname? {
+    get {return _storage._hostname}
+    set {_uniqueStorage()._hostname = newValue}
+  }
 
   public var exact: String {
     get {
-      if case .exact(let v)? = hostname {return v}
+      if case .exact(let v)? = _storage._hostname {return v}
       return String()
     }
-    set {hostname = .exact(newValue)}
+    set {_uniqueStorage()._hostname = .exact(newValue)}
   }
 
   /// `example.com` for `*.example.com`.
   public var wildcardSuffix: String {
     get {
-      if case .wildcardSuffix(let v)? = hostname {return v}
+      if case .wildcardSuffix(let v)? = _storage._hostname {return v}
       return String()
     }
-    set {hostname = .wildcardSuffix(newValue)}
+    set {_uniqueStorage()._hostname = .wildcardSuffix(newValue)}
   }
 
   /// Rules without a host.
   public var any: Bool {
     get {
-      if case .any(let v)? = hostname {return v}
+      if case .any(let v)? = _storage._hostname {return v}
       return false
     }
-    set {hostname = .any(newValue)}
+    set {_uniqueStorage()._hostname = .any(newValue)}
   }
 
-  public var routes: [Portico_V1_Route] = []
+  public var routes: [Portico_V1_Route] {
+    get {_storage._routes}
+    set {_uniqueStorage()._routes = newValue}
+  }
 
   /// Answers requests that match no route. Absent: 404.
   public var defaultBackend: Portico_V1_Backend {
-    get {_defaultBackend ?? Portico_V1_Backend()}
-    set {_defaultBackend = newValue}
+    get {_storage._defaultBackend ?? Portico_V1_Backend()}
+    set {_uniqueStorage()._defaultBackend = newValue}
   }
   /// Returns true if `defaultBackend` has been explicitly set.
-  public var hasDefaultBackend: Bool {self._defaultBackend != nil}
+  public var hasDefaultBackend: Bool {_storage._defaultBackend != nil}
   /// Clears the value of `defaultBackend`. Subsequent reads from it will return its default value.
-  public mutating func clearDefaultBackend() {self._defaultBackend = nil}
+  public mutating func clearDefaultBackend() {_uniqueStorage()._defaultBackend = nil}
 
   /// Present for hosts listed in an Ingress `spec.tls`.
   public var tls: Portico_V1_TLS {
-    get {_tls ?? Portico_V1_TLS()}
-    set {_tls = newValue}
+    get {_storage._tls ?? Portico_V1_TLS()}
+    set {_uniqueStorage()._tls = newValue}
   }
   /// Returns true if `tls` has been explicitly set.
-  public var hasTls: Bool {self._tls != nil}
+  public var hasTls: Bool {_storage._tls != nil}
   /// Clears the value of `tls`. Subsequent reads from it will return its default value.
-  public mutating func clearTls() {self._tls = nil}
+  public mutating func clearTls() {_uniqueStorage()._tls = nil}
+
+  /// Every route's path is a regular expression (RE2 syntax), matched case-insensitively at the start
+  /// of the request path, first match in ingress-nginx's order (ingress-nginx's use-regex).
+  public var regexPaths: Bool {
+    get {_storage._regexPaths}
+    set {_uniqueStorage()._regexPaths = newValue}
+  }
+
+  /// Non-empty: every request is answered 308 to this host, keeping the path (from-to-www-redirect).
+  public var redirectToHost: String {
+    get {_storage._redirectToHost}
+    set {_uniqueStorage()._redirectToHost = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -231,8 +250,7 @@ public nonisolated struct Portico_V1_VirtualHost: Sendable {
 
   public init() {}
 
-  fileprivate var _defaultBackend: Portico_V1_Backend? = nil
-  fileprivate var _tls: Portico_V1_TLS? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Portico_V1_TLS: Sendable {
@@ -341,6 +359,45 @@ public nonisolated struct Portico_V1_RouteOptions: Sendable {
 
   /// Largest request body accepted; 0: no limit.
   public var maxRequestBodyBytes: UInt64 = 0
+
+  /// Non-empty: the upstream path, with $1-$9 from the route's regular expression (rewrite-target).
+  public var rewriteTarget: String = String()
+
+  /// Present: answered with this redirect instead of proxied.
+  public var redirect: Portico_V1_Redirect {
+    get {_redirect ?? Portico_V1_Redirect()}
+    set {_redirect = newValue}
+  }
+  /// Returns true if `redirect` has been explicitly set.
+  public var hasRedirect: Bool {self._redirect != nil}
+  /// Clears the value of `redirect`. Subsequent reads from it will return its default value.
+  public mutating func clearRedirect() {self._redirect = nil}
+
+  /// Non-empty: a request for / is answered 302 to this path (app-root).
+  public var appRoot: String = String()
+
+  /// Non-empty: sent upstream as X-Forwarded-Prefix.
+  public var forwardedPrefix: String = String()
+
+  /// Non-empty: the Host sent upstream (upstream-vhost).
+  public var upstreamHost: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _redirect: Portico_V1_Redirect? = nil
+}
+
+public nonisolated struct Portico_V1_Redirect: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var status: UInt32 = 0
+
+  /// A template: $request_uri, $host, $scheme… are expanded.
+  public var location: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -963,83 +1020,139 @@ nonisolated extension Portico_V1_RouteTable: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Portico_V1_VirtualHost: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VirtualHost"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}exact\0\u{3}wildcard_suffix\0\u{1}any\0\u{1}routes\0\u{3}default_backend\0\u{1}tls\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}exact\0\u{3}wildcard_suffix\0\u{1}any\0\u{1}routes\0\u{3}default_backend\0\u{1}tls\0\u{3}regex_paths\0\u{3}redirect_to_host\0")
+
+  fileprivate class _StorageClass {
+    var _hostname: Portico_V1_VirtualHost.OneOf_Hostname?
+    var _routes: [Portico_V1_Route] = []
+    var _defaultBackend: Portico_V1_Backend? = nil
+    var _tls: Portico_V1_TLS? = nil
+    var _regexPaths: Bool = false
+    var _redirectToHost: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _hostname = source._hostname
+      _routes = source._routes
+      _defaultBackend = source._defaultBackend
+      _tls = source._tls
+      _regexPaths = source._regexPaths
+      _redirectToHost = source._redirectToHost
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try {
-        var v: String?
-        try decoder.decodeSingularStringField(value: &v)
-        if let v = v {
-          if self.hostname != nil {try decoder.handleConflictingOneOf()}
-          self.hostname = .exact(v)
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try {
+          var v: String?
+          try decoder.decodeSingularStringField(value: &v)
+          if let v = v {
+            if _storage._hostname != nil {try decoder.handleConflictingOneOf()}
+            _storage._hostname = .exact(v)
+          }
+        }()
+        case 2: try {
+          var v: String?
+          try decoder.decodeSingularStringField(value: &v)
+          if let v = v {
+            if _storage._hostname != nil {try decoder.handleConflictingOneOf()}
+            _storage._hostname = .wildcardSuffix(v)
+          }
+        }()
+        case 3: try {
+          var v: Bool?
+          try decoder.decodeSingularBoolField(value: &v)
+          if let v = v {
+            if _storage._hostname != nil {try decoder.handleConflictingOneOf()}
+            _storage._hostname = .any(v)
+          }
+        }()
+        case 4: try { try decoder.decodeRepeatedMessageField(value: &_storage._routes) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._defaultBackend) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._tls) }()
+        case 7: try { try decoder.decodeSingularBoolField(value: &_storage._regexPaths) }()
+        case 8: try { try decoder.decodeSingularStringField(value: &_storage._redirectToHost) }()
+        default: break
         }
-      }()
-      case 2: try {
-        var v: String?
-        try decoder.decodeSingularStringField(value: &v)
-        if let v = v {
-          if self.hostname != nil {try decoder.handleConflictingOneOf()}
-          self.hostname = .wildcardSuffix(v)
-        }
-      }()
-      case 3: try {
-        var v: Bool?
-        try decoder.decodeSingularBoolField(value: &v)
-        if let v = v {
-          if self.hostname != nil {try decoder.handleConflictingOneOf()}
-          self.hostname = .any(v)
-        }
-      }()
-      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.routes) }()
-      case 5: try { try decoder.decodeSingularMessageField(value: &self._defaultBackend) }()
-      case 6: try { try decoder.decodeSingularMessageField(value: &self._tls) }()
-      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    switch self.hostname {
-    case .exact?: try {
-      guard case .exact(let v)? = self.hostname else { preconditionFailure() }
-      try visitor.visitSingularStringField(value: v, fieldNumber: 1)
-    }()
-    case .wildcardSuffix?: try {
-      guard case .wildcardSuffix(let v)? = self.hostname else { preconditionFailure() }
-      try visitor.visitSingularStringField(value: v, fieldNumber: 2)
-    }()
-    case .any?: try {
-      guard case .any(let v)? = self.hostname else { preconditionFailure() }
-      try visitor.visitSingularBoolField(value: v, fieldNumber: 3)
-    }()
-    case nil: break
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      switch _storage._hostname {
+      case .exact?: try {
+        guard case .exact(let v)? = _storage._hostname else { preconditionFailure() }
+        try visitor.visitSingularStringField(value: v, fieldNumber: 1)
+      }()
+      case .wildcardSuffix?: try {
+        guard case .wildcardSuffix(let v)? = _storage._hostname else { preconditionFailure() }
+        try visitor.visitSingularStringField(value: v, fieldNumber: 2)
+      }()
+      case .any?: try {
+        guard case .any(let v)? = _storage._hostname else { preconditionFailure() }
+        try visitor.visitSingularBoolField(value: v, fieldNumber: 3)
+      }()
+      case nil: break
+      }
+      if !_storage._routes.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._routes, fieldNumber: 4)
+      }
+      try { if let v = _storage._defaultBackend {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      try { if let v = _storage._tls {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
+      if _storage._regexPaths != false {
+        try visitor.visitSingularBoolField(value: _storage._regexPaths, fieldNumber: 7)
+      }
+      if !_storage._redirectToHost.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._redirectToHost, fieldNumber: 8)
+      }
     }
-    if !self.routes.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.routes, fieldNumber: 4)
-    }
-    try { if let v = self._defaultBackend {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-    } }()
-    try { if let v = self._tls {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
-    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Portico_V1_VirtualHost, rhs: Portico_V1_VirtualHost) -> Bool {
-    if lhs.hostname != rhs.hostname {return false}
-    if lhs.routes != rhs.routes {return false}
-    if lhs._defaultBackend != rhs._defaultBackend {return false}
-    if lhs._tls != rhs._tls {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._hostname != rhs_storage._hostname {return false}
+        if _storage._routes != rhs_storage._routes {return false}
+        if _storage._defaultBackend != rhs_storage._defaultBackend {return false}
+        if _storage._tls != rhs_storage._tls {return false}
+        if _storage._regexPaths != rhs_storage._regexPaths {return false}
+        if _storage._redirectToHost != rhs_storage._redirectToHost {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1224,7 +1337,7 @@ nonisolated extension Portico_V1_Backend: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RouteOptions"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}max_request_body_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}max_request_body_bytes\0\u{3}rewrite_target\0\u{1}redirect\0\u{3}app_root\0\u{3}forwarded_prefix\0\u{3}upstream_host\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1233,20 +1346,84 @@ nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProto
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.maxRequestBodyBytes) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.rewriteTarget) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._redirect) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.appRoot) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.forwardedPrefix) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.upstreamHost) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.maxRequestBodyBytes != 0 {
       try visitor.visitSingularUInt64Field(value: self.maxRequestBodyBytes, fieldNumber: 1)
+    }
+    if !self.rewriteTarget.isEmpty {
+      try visitor.visitSingularStringField(value: self.rewriteTarget, fieldNumber: 2)
+    }
+    try { if let v = self._redirect {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    if !self.appRoot.isEmpty {
+      try visitor.visitSingularStringField(value: self.appRoot, fieldNumber: 4)
+    }
+    if !self.forwardedPrefix.isEmpty {
+      try visitor.visitSingularStringField(value: self.forwardedPrefix, fieldNumber: 5)
+    }
+    if !self.upstreamHost.isEmpty {
+      try visitor.visitSingularStringField(value: self.upstreamHost, fieldNumber: 6)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Portico_V1_RouteOptions, rhs: Portico_V1_RouteOptions) -> Bool {
     if lhs.maxRequestBodyBytes != rhs.maxRequestBodyBytes {return false}
+    if lhs.rewriteTarget != rhs.rewriteTarget {return false}
+    if lhs._redirect != rhs._redirect {return false}
+    if lhs.appRoot != rhs.appRoot {return false}
+    if lhs.forwardedPrefix != rhs.forwardedPrefix {return false}
+    if lhs.upstreamHost != rhs.upstreamHost {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Portico_V1_Redirect: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Redirect"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}location\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.status) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.location) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.status != 0 {
+      try visitor.visitSingularUInt32Field(value: self.status, fieldNumber: 1)
+    }
+    if !self.location.isEmpty {
+      try visitor.visitSingularStringField(value: self.location, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Portico_V1_Redirect, rhs: Portico_V1_Redirect) -> Bool {
+    if lhs.status != rhs.status {return false}
+    if lhs.location != rhs.location {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
