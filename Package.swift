@@ -201,7 +201,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "DataPlaneTests", dependencies: [
-            "DataPlane", "RouteModel", "TestSupport", "ControlPlane", "SnapshotProtocol",
+            "DataPlane", "RouteModel", "TestSupport", "ControlPlane", "SnapshotProtocol", "Translator", "KubeTypes",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

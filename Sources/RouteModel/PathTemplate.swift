@@ -62,8 +62,8 @@ public struct PathTemplate: Sendable, Hashable {
         }
         while index < bytes.count {
             let byte = bytes[index]
-            if byte < 0x21 || byte == 0x7F {
-                throw ParseError(description: "\"\(text)\" contains a space or control character")
+            if byte < 0x21 || byte > 0x7E {
+                throw ParseError(description: "\"\(text)\" contains a space, a control character or a non-ASCII byte (percent-encode it)")
             }
             guard byte == UInt8(ascii: "$") else {
                 literal.unicodeScalars.append(Unicode.Scalar(byte))

@@ -101,6 +101,9 @@ extension VirtualHost {
             routes.append(
                 Route(match: PathMatch(kind: kind, path: route.path), backend: try Backend(proto: route.backend, field: routeField, clusters: clusters)))
         }
+        if !proto.redirectToHost.isEmpty, (try? HostPattern.parse(proto.redirectToHost)).map({ $0 != .exact(proto.redirectToHost) }) ?? true {
+            throw SnapshotDecodingError("\(field).redirectToHost: \"\(proto.redirectToHost)\" is not a host name")
+        }
         var tls: TLSBinding?
         if proto.hasTls {
             let name = proto.tls.certificate

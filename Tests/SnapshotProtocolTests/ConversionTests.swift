@@ -48,6 +48,20 @@ import TestSupport
         BrokenCase(name: "cluster name not matching its service", message: "does not match") { $0.clusters[0].name = "x/y:1" },
         BrokenCase(name: "unknown certificate", message: "no certificate named missing") { $0.virtualHosts[0].tls.certificate = "missing" },
         BrokenCase(name: "duplicate host", message: "appears twice") { $0.virtualHosts.append($0.virtualHosts[0]) },
+        BrokenCase(name: "regex host with a path RE2 refuses", message: "not a regular expression") {
+            $0.virtualHosts[0].regexPaths = true
+            $0.virtualHosts[0].routes[0].path = "/(unclosed"
+        },
+        BrokenCase(name: "rewrite with an unknown variable", message: "options.rewriteTarget") {
+            $0.virtualHosts[0].routes[0].backend.options.rewriteTarget = "/$cookie"
+        },
+        BrokenCase(name: "upstream host with a line break", message: "options.upstreamHost") {
+            $0.virtualHosts[0].routes[0].backend.options.upstreamHost = "a\r\nX-Injected: 1"
+        },
+        BrokenCase(name: "redirect that is not one", message: "is not a redirect") {
+            $0.virtualHosts[0].routes[0].backend.options.redirect.status = 200
+            $0.virtualHosts[0].routes[0].backend.options.redirect.location = "https://x.test"
+        },
     ]
 
     @Test(arguments: broken)

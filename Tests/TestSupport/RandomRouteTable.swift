@@ -7,6 +7,8 @@ public enum RandomRouteTable {
         func pick<T>(_ values: [T]) -> T { values[Int(random.next() % UInt64(values.count))] }
         func chance(_ percent: UInt64) -> Bool { random.next() % 100 < percent }
         func word() -> String { pick(["api", "web", "shop", "v1", "v2", "static", "ö", "a-b", "x%2F"]) + String(random.next() % 50) }
+        /// For header values, which are ASCII.
+        func asciiWord() -> String { pick(["api", "web", "shop", "v1", "a-b"]) + String(random.next() % 50) }
 
         var clusters: [Cluster] = []
         for index in 0..<max(1, hosts / 2) {
@@ -35,9 +37,18 @@ public enum RandomRouteTable {
                         notBefore: Int64(random.next() % 2_000_000_000), notAfter: Int64(random.next() % 4_000_000_000) - 1_000_000_000)))
         }
         func backend() -> Backend {
-            Backend(
+            var options = RouteOptions(maxRequestBodyBytes: chance(30) ? Int64(random.next() % 1_000_000) + 1 : nil)
+            if chance(10) {
+                // ingress-nginx annotations' settings.
+                options.rewriteTarget = chance(50) ? "/$1" : nil
+                options.redirect = chance(30) ? RedirectRule(status: chance(50) ? 301 : 307, location: "https://\(asciiWord()).test$request_uri") : nil
+                options.appRoot = chance(30) ? "/\(asciiWord())" : nil
+                options.forwardedPrefix = chance(30) ? "/\(asciiWord())" : nil
+                options.upstreamHost = chance(30) ? "\(asciiWord()).internal" : nil
+            }
+            return Backend(
                 cluster: pick(clusters).name, source: RouteSource(namespace: "ns\(random.next() % 3)", ingress: word()),
-                httpsRedirect: chance(50), options: RouteOptions(maxRequestBodyBytes: chance(30) ? Int64(random.next() % 1_000_000) + 1 : nil))
+                httpsRedirect: chance(50), options: options)
         }
         var virtualHosts: [VirtualHost] = []
         var seen = Set<HostPattern>()
@@ -57,7 +68,10 @@ public enum RandomRouteTable {
                     certificate: certificates.isEmpty || chance(30) ? nil : pick(certificates).name,
                     hsts: chance(50) ? HSTSPolicy(maxAgeSeconds: Int(random.next() % 63_072_000), includeSubdomains: chance(50), preload: chance(50)) : nil)
                 : nil
-            virtualHosts.append(VirtualHost(hostname: hostname, routes: routes, defaultBackend: chance(30) ? backend() : nil, tls: tls))
+            virtualHosts.append(
+                VirtualHost(
+                    hostname: hostname, routes: routes, defaultBackend: chance(30) ? backend() : nil, tls: tls, regexPaths: chance(10),
+                    redirectToHost: chance(5) ? "www.\(asciiWord()).test" : nil))
         }
         return RouteTable(
             virtualHosts: virtualHosts, clusters: clusters, certificates: certificates,

@@ -1,0 +1,92 @@
+import KubeTypes
+import NIOHTTP1
+import RouteModel
+import Testing
+import TestSupport
+import Translator
+@testable import DataPlane
+
+/// ingress-nginx Ingresses, translated and served by a live worker: what the client and the Pod see.
+@Suite(.serialized) struct IngressNginxLiveTests {
+    static let n = "nginx.ingress.kubernetes.io/"
+
+    /// Ingresses routing to one backend listening on `port` (Service `app`, port 80).
+    static func table(port: Int, _ ingresses: Ingress...) -> RouteTable {
+        let objects = KubeObjects(
+            ingresses: ingresses, ingressClasses: [],
+            services: [Fixture.service("app", ports: [ServicePort(name: "http", port: 80, targetPort: .int(Int32(port)))])],
+            endpointSlices: [Fixture.slice("app-1", service: "app", port: Int32(port), endpoints: [("127.0.0.1", true)])], secrets: [])
+        let translation = Translator.translate(objects)
+        #expect(translation.rejections.isEmpty, "\(translation.rejections)")
+        return translation.table
+    }
+
+    static func path(_ path: String, _ type: String = "ImplementationSpecific") -> HTTPIngressPath {
+        Fixture.path(path, type, Fixture.backend("app", 80))
+    }
+
+    @Test(arguments: Worker.Configuration.Engine.allCases)
+    func rewritesAndHostHeadersReachThePod(engine: Worker.Configuration.Engine) async throws {
+        let app = try await TestBackend.start(name: "app")
+        let table = Self.table(
+            port: app.port,
+            Fixture.ingress(
+                "rewrite", created: 1,
+                annotations: [
+                    Self.n + "rewrite-target": "/$2", Self.n + "x-forwarded-prefix": "/something", Self.n + "upstream-vhost": "internal.app",
+                ],
+                rules: [Fixture.rule("rw.test", Self.path("/something(/|$)(.*)"))]),
+            // Another Ingress of the host: its Exact path is now a case-insensitive prefix regex.
+            Fixture.ingress("exact", created: 2, rules: [Fixture.rule("rw.test", Self.path("/exact", "Exact"))]))
+        let proxy = try await LiveProxy.start(table) { $0.engine = engine }
+        try await TestHTTPConnection.with(port: proxy.port) { client in
+            let rewritten = try await client.request(.GET, "/something/new/page?x=1", host: "rw.test", headers: [("X-Forwarded-Prefix", "/forged")])
+            #expect(rewritten.status == .ok)
+            #expect(rewritten.echoed["target"] == "/new/page?x=1")
+            #expect(rewritten.echoed["host"] == "internal.app")
+            #expect(rewritten.echoed["x-forwarded-host"] == "rw.test")
+            #expect(rewritten.echoed["x-forwarded-prefix"] == "/something")
+            let prefixed = try await client.request(.GET, "/EXACT/more", host: "rw.test")
+            #expect(prefixed.status == .ok)
+            #expect(prefixed.echoed["target"] == "/EXACT/more")
+            #expect(prefixed.echoed["x-forwarded-prefix"] == nil)
+            #expect(try await client.request(.GET, "/other", host: "rw.test").status == .notFound)
+        }
+        await proxy.stop()
+        await app.stop()
+    }
+
+    @Test(arguments: Worker.Configuration.Engine.allCases)
+    func redirectsAreAnsweredByTheWorker(engine: Worker.Configuration.Engine) async throws {
+        let app = try await TestBackend.start(name: "app")
+        let table = Self.table(
+            port: app.port,
+            Fixture.ingress("root", created: 1, annotations: [Self.n + "app-root": "/app1"], rules: [Fixture.rule("root.test", Self.path("/", "Prefix"))]),
+            Fixture.ingress(
+                "moved", created: 2, annotations: [Self.n + "permanent-redirect": "https://new.test$request_uri", Self.n + "permanent-redirect-code": "308"],
+                rules: [Fixture.rule("old.test", Self.path("/", "Prefix"))]),
+            Fixture.ingress(
+                "www", created: 3, annotations: [Self.n + "from-to-www-redirect": "true", Self.n + "force-ssl-redirect": "false"],
+                rules: [Fixture.rule("shop.test", Self.path("/", "Prefix"))]),
+            Fixture.ingress("forced", created: 4, annotations: [Self.n + "force-ssl-redirect": "true"], rules: [Fixture.rule("forced.test", Self.path("/", "Prefix"))]))
+        let proxy = try await LiveProxy.start(table) { $0.engine = engine }
+        try await TestHTTPConnection.with(port: proxy.port) { client in
+            let root = try await client.request(.GET, "/", host: "root.test")
+            #expect(root.status == .found)
+            #expect(root.headers["location"] == ["http://root.test/app1"])
+            #expect(try await client.request(.GET, "/app1", host: "root.test").echoed["target"] == "/app1")
+            let moved = try await client.request(.GET, "/a/b?c=d", host: "old.test")
+            #expect(moved.status == .permanentRedirect)
+            #expect(moved.headers["location"] == ["https://new.test/a/b?c=d"])
+            let www = try await client.request(.GET, "/cart/", host: "www.shop.test")
+            #expect(www.status == .permanentRedirect)
+            #expect(www.headers["location"] == ["http://shop.test:\(proxy.port)/cart"])
+            let forced = try await client.request(.GET, "/x", host: "forced.test")
+            #expect(forced.status == .permanentRedirect)
+            #expect(forced.headers["location"] == ["https://forced.test/x"])
+        }
+        #expect(app.receivedRequests == 1, "only /app1 reached the Pod")
+        await proxy.stop()
+        await app.stop()
+    }
+}
