@@ -1,6 +1,6 @@
 /// A rewrite target or redirect location in nginx's syntax: text with `$1`…`$9` (groups of the route's
 /// regular expression) and a few request variables: `$scheme`, `$host`, `$http_host`, `$server_port`,
-/// `$request_uri`, `$uri`, `$args` and `$query_string`. `${name}` is the same as `$name`. Parsed
+/// `$request_uri`, `$uri`, `$args`, `$query_string` and `$is_args`. `${name}` is the same as `$name`. Parsed
 /// once by the translator, which refuses anything else, and again where it is expanded (a template
 /// is a few bytes; only routes that have one pay).
 public struct PathTemplate: Sendable, Hashable {
@@ -17,6 +17,8 @@ public struct PathTemplate: Sendable, Hashable {
         case requestURI = "request_uri"
         case uri, args
         case queryString = "query_string"
+        /// `?` when the request has a query, else nothing.
+        case isArgs = "is_args"
     }
 
     public let parts: [Part]
@@ -133,6 +135,7 @@ public struct PathTemplate: Sendable, Hashable {
                 case .requestURI: out += context.query.map { "\(context.path)?\($0)" } ?? context.path
                 case .uri: out += context.path
                 case .args, .queryString: out += context.query ?? ""
+                case .isArgs: out += context.query == nil ? "" : "?"
                 }
             }
         }

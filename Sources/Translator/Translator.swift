@@ -132,6 +132,8 @@ private struct TableBuilder {
     /// `server-alias` and `from-to-www-redirect` asks, oldest Ingress first.
     private var aliasRequests: [(alias: HostPattern, of: HostPattern, owner: ObjectRef, key: String)] = []
     private var wwwRequests: [(host: String, owner: ObjectRef)] = []
+    /// Ingresses whose class asks for ingress-nginx's path behaviour (`IngressClassSelector.nginxPathsAnnotation`).
+    private var nginxPathIngresses = Set<ObjectRef>()
 
     init(objects: KubeObjects, configuration: TranslatorConfiguration) {
         self.objects = objects
@@ -158,7 +160,12 @@ private struct TableBuilder {
         validated.reserveCapacity(ours.count)
         objects.ingresses.withUnsafeBufferPointer { ingresses in
             for index in ours {
-                if let valid = validator.validate(ingresses[index]) { validated.append(valid) } else { rejected.append(ingresses[index].ref) }
+                if let valid = validator.validate(ingresses[index]) {
+                    validated.append(valid)
+                    if selector.usesIngressNginxPaths(ingresses[index]) { nginxPathIngresses.insert(valid.ref) }
+                } else {
+                    rejected.append(ingresses[index].ref)
+                }
             }
         }
         rejections.append(contentsOf: validator.rejections)
@@ -267,6 +274,24 @@ private struct TableBuilder {
             entry.defaultBackend = DefaultEntry(
                 backend: backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect,
                 forceSSLRedirect: ingress.forceSSLRedirect, options: ingress.defaultBackendOptions, loadBalancing: ingress.loadBalancing)
+        }
+    }
+
+    /// nginx's answer to a request for a location's path without its trailing slash: a 301 to the
+    /// path with it. ingress-nginx serves `Prefix /foo` also as `= /foo`, so only a path that ends in
+    /// `/` has it, and only when no route of the host is exactly the bare path. The redirect is an
+    /// `Exact` route for the bare path.
+    private static func slashRedirect(for match: PathMatch, in entry: HostEntry) -> ((Backend) -> Route)? {
+        guard match.path.count > 1, match.path.hasSuffix("/") else { return nil }
+        let bare = String(match.path.dropLast())
+        if entry.route(for: PathKey(PathMatch(kind: .exact, path: bare))) != nil { return nil }
+        if let prefix = entry.route(for: PathKey(PathMatch(kind: .prefix, path: bare))), prefix.match.path == bare { return nil }
+        // A Prefix `/foo/` and an Exact `/foo/` of one host would both ask for it: the first one does.
+        if match.kind != .exact, entry.route(for: PathKey(PathMatch(kind: .exact, path: match.path))) != nil { return nil }
+        return { backend in
+            var backend = backend
+            backend.options = RouteOptions(redirect: RedirectRule(status: 301, location: "$scheme://$http_host$uri/$is_args$args"))
+            return Route(match: PathMatch(kind: .exact, path: bare), backend: backend)
         }
     }
 
@@ -405,12 +430,17 @@ private struct TableBuilder {
                     options.rewriteTarget = nil
                     options.forwardedPrefix = nil
                 }
+                let cluster = use(route.backend, owner: route.owner, loadBalancing: route.loadBalancing)
                 routes.append(
                     Route(
                         match: match,
                         backend: Backend(
-                            cluster: use(route.backend, owner: route.owner, loadBalancing: route.loadBalancing), source: route.source,
-                            httpsRedirect: (hasTLS && route.sslRedirect) || route.forceSSLRedirect, options: options)))
+                            cluster: cluster, source: route.source, httpsRedirect: (hasTLS && route.sslRedirect) || route.forceSSLRedirect,
+                            options: options)))
+                if regexOwner == nil, !nginxPathIngresses.isEmpty, nginxPathIngresses.contains(route.owner),
+                    let redirect = Self.slashRedirect(for: route.match, in: entry) {
+                    routes.append(redirect(Backend(cluster: cluster, source: route.source)))
+                }
             }
             let fallback = entry.defaultBackend ?? globalDefault
             let defaultBackend = fallback.map {

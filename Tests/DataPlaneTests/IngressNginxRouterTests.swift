@@ -33,6 +33,8 @@ import Testing
                     route("/old", RouteOptions(redirect: RedirectRule(status: 301, location: "https://new.test$request_uri")), kind: .prefix),
                     route("/tmp", RouteOptions(redirect: RedirectRule(status: 307, location: "https://$host/elsewhere")), kind: .prefix, httpsRedirect: true),
                     route("/secure", kind: .prefix, httpsRedirect: true),
+                    // What the translator adds for ingress-nginx's trailing-slash redirect.
+                    route("/dir", RouteOptions(redirect: RedirectRule(status: 301, location: "$scheme://$http_host$uri/$is_args$args")), kind: .exact),
                 ]),
             VirtualHost(hostname: .exact("www.example.test"), redirectToHost: "example.test"),
             VirtualHost(hostname: .exact("example.test"), routes: [route("/", kind: .prefix)]),
@@ -79,6 +81,11 @@ import Testing
         // An annotation's redirect comes before the HTTPS redirect, as in ingress-nginx.
         #expect(decide("/tmp", host: "redirect.test") == .redirect(status: 307, location: "https://redirect.test/elsewhere"))
         #expect(decide("/secure/x", host: "redirect.test") == .redirect(status: 308, location: "https://redirect.test/secure/x"))
+    }
+
+    @Test func trailingSlashRedirectKeepsHostPortAndQuery() {
+        #expect(decide("/dir", host: "redirect.test:8080") == .redirect(status: 301, location: "http://redirect.test:8080/dir/"))
+        #expect(decide("/dir?a=1", host: "redirect.test", isTLS: true) == .redirect(status: 301, location: "https://redirect.test/dir/?a=1"))
     }
 
     @Test func fromToWWW() {

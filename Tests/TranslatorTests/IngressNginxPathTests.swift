@@ -191,3 +191,51 @@ import TestSupport
         #expect(route(translation.table, "www.a.test", "/") == "b:80 Prefix /")
     }
 }
+
+/// "Before You Migrate" behaviour 4, for classes that ask for it: a request for a path ending in `/`,
+/// without the `/`, is answered 301 to the path with it, where ingress-nginx (nginx) does.
+@Suite struct TrailingSlashRedirectTests {
+    static let nginxClass = IngressClass(
+        metadata: ObjectMeta(name: "nginx", annotations: ["portico.io/ingress-nginx-paths": "true"]),
+        spec: IngressClassSpec(controller: "portico.io/ingress-controller"))
+
+    func table(_ ingresses: Ingress...) -> RouteTable {
+        let translation = Translator.translate(
+            KubeObjects(
+                ingresses: ingresses, ingressClasses: [Self.nginxClass], services: standardServices, endpointSlices: standardSlices, secrets: []))
+        #expect(translation.rejections.isEmpty, "\(translation.rejections)")
+        return translation.table
+    }
+
+    func redirect(_ table: RouteTable, _ path: String, host: String = "h") -> RedirectRule? {
+        guard case .route(let hostIndex, let routeIndex) = table.resolve(host: host, path: path) else { return nil }
+        return table.virtualHosts[hostIndex].routes[routeIndex].backend.options.redirect
+    }
+
+    static let slash = RedirectRule(status: 301, location: "$scheme://$http_host$uri/$is_args$args")
+
+    @Test func pathsEndingInASlashRedirectTheBarePath() {
+        let table = table(
+            F.ingress("i", className: "nginx", rules: [F.rule("h", p("/prefix/", "Prefix"), p("/exact/", "Exact", "b"), p("/plain", "Prefix", "c"))]))
+        #expect(redirect(table, "/prefix") == Self.slash)
+        #expect(redirect(table, "/exact") == Self.slash)
+        #expect(route(table, "h", "/prefix/x") == "a:80 Prefix /prefix/")
+        #expect(route(table, "h", "/exact/") == "b:80 Exact /exact/")
+        // ingress-nginx serves Prefix /plain as /plain/ and = /plain: no redirect.
+        #expect(redirect(table, "/plain") == nil)
+        #expect(route(table, "h", "/plain") == "c:80 Prefix /plain")
+    }
+
+    @Test func aRouteForTheBarePathWins() {
+        let table = table(
+            F.ingress("i", className: "nginx", rules: [F.rule("h", p("/a/", "Prefix"), p("/a", "Exact", "b"))]))
+        #expect(redirect(table, "/a") == nil)
+        #expect(route(table, "h", "/a") == "b:80 Exact /a")
+    }
+
+    @Test func otherClassesKeepTheIngressAPISemantics() {
+        let table = table(F.ingress("i", className: "portico", rules: [F.rule("h", p("/prefix/", "Prefix"))]))
+        #expect(redirect(table, "/prefix") == nil)
+        #expect(route(table, "h", "/prefix") == "a:80 Prefix /prefix/")
+    }
+}
