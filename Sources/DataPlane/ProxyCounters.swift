@@ -29,6 +29,8 @@ public enum TimeoutKind: String, CaseIterable, Sendable {
     case requestBody = "request_body"
     /// The longest gap between two reads of an upstream response body (`--upstream-read-timeout`).
     case upstreamRead = "upstream_read"
+    /// The longest the upstream may take none of the request (`--upstream-send-timeout`, `proxy-send-timeout`).
+    case upstreamSend = "upstream_send"
 }
 
 /// The loop's counters, shared by reference between the handlers of one worker loop.

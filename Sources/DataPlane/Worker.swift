@@ -44,6 +44,9 @@ public final class Worker: Sendable {
         /// The longest gap between two reads of an upstream's response body: then the exchange
         /// is cut. (The wait for the response head is the cluster's response timeout.)
         public var upstreamReadTimeout: Duration = .seconds(60)
+        /// The longest an upstream may take none of the request it is sent (nginx's proxy_send_timeout):
+        /// then 504 if no response started, else the exchange is cut.
+        public var upstreamSendTimeout: Duration = .seconds(60)
         /// On stop, how long requests in flight may take to finish before their connections are cut.
         public var drainTimeout: Duration = .seconds(25)
         /// The TLS listener's port (0: any free port); nil for no TLS listener.
@@ -134,8 +137,11 @@ public final class Worker: Sendable {
         settings.idleTimeout = TimeAmount(configuration.idleTimeout)
         settings.requestBodyTimeout = TimeAmount(configuration.requestBodyTimeout)
         settings.upstreamReadTimeout = TimeAmount(configuration.upstreamReadTimeout)
+        settings.upstreamSendTimeout = TimeAmount(configuration.upstreamSendTimeout)
         let sweepInterval = OpenConnections.sweepInterval(
-            for: min(settings.requestHeaderTimeout, settings.idleTimeout, settings.requestBodyTimeout, settings.upstreamReadTimeout))
+            for: min(
+                settings.requestHeaderTimeout, settings.idleTimeout, settings.requestBodyTimeout, settings.upstreamReadTimeout,
+                settings.upstreamSendTimeout))
         let sweep = eventLoop.scheduleRepeatedTask(initialDelay: sweepInterval, delay: sweepInterval) { _ in
             loopBound.value.connections.sweep(now: .now())
         }

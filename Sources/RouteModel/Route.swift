@@ -71,10 +71,12 @@ public struct RouteOptions: Sendable, Hashable {
     public var forwardedPrefix: String?
     /// `upstream-vhost`: the Host sent upstream instead of the client's.
     public var upstreamHost: String?
+    /// Timeouts, retries and request buffering toward the route's Pods; nil: the cluster's and worker's.
+    public var upstream: UpstreamOptions?
 
     public init(
         maxRequestBodyBytes: Int64? = nil, rewriteTarget: String? = nil, redirect: RedirectRule? = nil, appRoot: String? = nil,
-        forwardedPrefix: String? = nil, upstreamHost: String? = nil
+        forwardedPrefix: String? = nil, upstreamHost: String? = nil, upstream: UpstreamOptions? = nil
     ) {
         self.maxRequestBodyBytes = maxRequestBodyBytes
         self.rewriteTarget = rewriteTarget
@@ -82,6 +84,40 @@ public struct RouteOptions: Sendable, Hashable {
         self.appRoot = appRoot
         self.forwardedPrefix = forwardedPrefix
         self.upstreamHost = upstreamHost
+        self.upstream = upstream
+    }
+}
+
+/// ingress-nginx's `proxy-connect-timeout`, `proxy-read-timeout`, `proxy-send-timeout`,
+/// `proxy-next-upstream(-tries)` and `proxy-request-buffering` for one route. Nil fields keep the
+/// cluster's or the worker's setting.
+public struct UpstreamOptions: Sendable, Hashable {
+    public var connectTimeoutMilliseconds: Int?
+    /// Between two reads from the Pod, the wait for the response head included.
+    public var readTimeoutMilliseconds: Int?
+    /// Between two writes to the Pod that it does not take.
+    public var sendTimeoutMilliseconds: Int?
+    /// Connection attempts in all, each on another endpoint.
+    public var maxAttempts: Int?
+    /// A refused or failed connect is tried on another endpoint (`error`).
+    public var retryOnConnectError: Bool
+    /// A connect that timed out is tried on another endpoint (`timeout`).
+    public var retryOnConnectTimeout: Bool
+    /// `proxy-request-buffering: on`: up to this many bytes of the request body are read before the
+    /// Pod is connected to (a slow client then costs the Pod nothing); past them the body streams.
+    public var requestBufferBytes: Int?
+
+    public init(
+        connectTimeoutMilliseconds: Int? = nil, readTimeoutMilliseconds: Int? = nil, sendTimeoutMilliseconds: Int? = nil,
+        maxAttempts: Int? = nil, retryOnConnectError: Bool = true, retryOnConnectTimeout: Bool = true, requestBufferBytes: Int? = nil
+    ) {
+        self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
+        self.readTimeoutMilliseconds = readTimeoutMilliseconds
+        self.sendTimeoutMilliseconds = sendTimeoutMilliseconds
+        self.maxAttempts = maxAttempts
+        self.retryOnConnectError = retryOnConnectError
+        self.retryOnConnectTimeout = retryOnConnectTimeout
+        self.requestBufferBytes = requestBufferBytes
     }
 }
 

@@ -77,6 +77,15 @@ public struct RouteTable: Sendable {
             hasher.combine(backend.httpsRedirect)
             hasher.combine(backend.options.maxRequestBodyBytes.map(Int.init) ?? -1)
             let options = backend.options
+            if let upstream = options.upstream {
+                hasher.combine(upstream.connectTimeoutMilliseconds ?? -1)
+                hasher.combine(upstream.readTimeoutMilliseconds ?? -1)
+                hasher.combine(upstream.sendTimeoutMilliseconds ?? -1)
+                hasher.combine(upstream.maxAttempts ?? -1)
+                hasher.combine(upstream.retryOnConnectError)
+                hasher.combine(upstream.retryOnConnectTimeout)
+                hasher.combine(upstream.requestBufferBytes ?? -1)
+            }
             if options.rewriteTarget != nil || options.redirect != nil || options.appRoot != nil || options.forwardedPrefix != nil
                 || options.upstreamHost != nil {
                 hasher.combine(options.rewriteTarget)

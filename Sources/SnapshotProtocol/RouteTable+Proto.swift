@@ -141,6 +141,17 @@ extension Backend {
         if let appRoot = options.appRoot { proto.options.appRoot = appRoot }
         if let prefix = options.forwardedPrefix { proto.options.forwardedPrefix = prefix }
         if let host = options.upstreamHost { proto.options.upstreamHost = host }
+        if let upstream = options.upstream {
+            var message = Portico_V1_UpstreamOptions()
+            message.connectTimeoutMs = UInt32(clamping: upstream.connectTimeoutMilliseconds ?? 0)
+            message.readTimeoutMs = UInt32(clamping: upstream.readTimeoutMilliseconds ?? 0)
+            message.sendTimeoutMs = UInt32(clamping: upstream.sendTimeoutMilliseconds ?? 0)
+            message.maxAttempts = UInt32(clamping: upstream.maxAttempts ?? 0)
+            message.noRetryOnConnectError = !upstream.retryOnConnectError
+            message.noRetryOnConnectTimeout = !upstream.retryOnConnectTimeout
+            message.requestBufferBytes = UInt32(clamping: upstream.requestBufferBytes ?? 0)
+            proto.options.upstream = message
+        }
         return proto
     }
 
@@ -169,7 +180,19 @@ extension Backend {
             options: RouteOptions(
                 maxRequestBodyBytes: limit == 0 ? nil : Int64(clamping: limit), rewriteTarget: text(options.rewriteTarget),
                 redirect: options.hasRedirect ? RedirectRule(status: Int(options.redirect.status), location: options.redirect.location) : nil,
-                appRoot: text(options.appRoot), forwardedPrefix: text(options.forwardedPrefix), upstreamHost: text(options.upstreamHost)))
+                appRoot: text(options.appRoot), forwardedPrefix: text(options.forwardedPrefix), upstreamHost: text(options.upstreamHost),
+                upstream: options.hasUpstream ? UpstreamOptions(proto: options.upstream) : nil))
+    }
+}
+
+extension UpstreamOptions {
+    init(proto: Portico_V1_UpstreamOptions) {
+        func value(_ number: UInt32) -> Int? { number == 0 ? nil : Int(number) }
+        self.init(
+            connectTimeoutMilliseconds: value(proto.connectTimeoutMs), readTimeoutMilliseconds: value(proto.readTimeoutMs),
+            sendTimeoutMilliseconds: value(proto.sendTimeoutMs), maxAttempts: value(proto.maxAttempts),
+            retryOnConnectError: !proto.noRetryOnConnectError, retryOnConnectTimeout: !proto.noRetryOnConnectTimeout,
+            requestBufferBytes: value(proto.requestBufferBytes))
     }
 }
 

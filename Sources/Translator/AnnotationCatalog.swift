@@ -94,10 +94,25 @@ public enum AnnotationCatalog {
             .unsupported, ["backend-protocol"],
             "not supported yet: Pods are reached over plain HTTP/1.1 (the value `HTTP`, which needs no support, is not reported)", inert: "HTTP")
         add(
-            .unsupported,
-            ["proxy-connect-timeout", "proxy-read-timeout", "proxy-send-timeout", "proxy-next-upstream", "proxy-next-upstream-timeout",
-             "proxy-next-upstream-tries", "proxy-buffering", "proxy-request-buffering", "client-body-buffer-size", "proxy-http-version"],
-            "not supported yet; Portico's defaults apply (ingress-nginx's: 5 s connect, 60 s read and send, retry on error and timeout)")
+            .supported, ["proxy-connect-timeout", "proxy-send-timeout"],
+            "seconds, or nginx's units (500ms, 10s, 1m); defaults 5 s (connect, per Service) and 60 s (send)")
+        add(
+            .supported, ["proxy-read-timeout"],
+            "seconds or nginx's units; the wait for the response head and each gap between reads of its body; default 60 s")
+        add(
+            .differs, ["proxy-next-upstream"],
+            "`error` and `timeout` retry a failed connect on another endpoint, `off` retries nothing; the http_*, invalid_header and non_idempotent conditions are accepted but Portico does not retry after a request was sent")
+        add(.supported, ["proxy-next-upstream-tries"], "attempts in all, 0 for as many as there are endpoints; default 3")
+        add(
+            .differs, ["proxy-request-buffering"],
+            "`on` reads up to client-body-buffer-size (default 1m here) of the body before connecting to the Pod, then streams the rest; `off` and the default stream at once (ingress-nginx buffers whole bodies by default, spilling to disk)")
+        add(
+            .differs, ["client-body-buffer-size"],
+            "the bound of proxy-request-buffering `on` (at most 64m); otherwise no effect, as bodies are never spooled to disk")
+        add(
+            .differs, ["proxy-buffering"],
+            "accepted and without effect: responses are always relayed with backpressure, as with `off`")
+        add(.unsupported, ["proxy-next-upstream-timeout", "proxy-http-version"], "not supported yet; Portico speaks HTTP/1.1 to Pods and bounds retries by tries only")
         add(
             .unsupported,
             ["proxy-ssl-secret", "proxy-ssl-ciphers", "proxy-ssl-name", "proxy-ssl-protocols", "proxy-ssl-verify", "proxy-ssl-verify-depth",

@@ -153,3 +153,75 @@ extension IngressAnnotations {
         appendRejection(Rejection(object: ref, reason: reason, effect: .ingressRejected, field: field, message: message))
     }
 }
+
+extension IngressAnnotations {
+    /// ingress-nginx's proxy-* timeouts, retries and request buffering for the Ingress's routes; nil
+    /// when none is set.
+    static func upstreamOptions(_ annotations: inout IngressAnnotations) -> UpstreamOptions? {
+        var options = UpstreamOptions()
+        var set = false
+        for (name, keyPath) in [
+            ("proxy-connect-timeout", \UpstreamOptions.connectTimeoutMilliseconds), ("proxy-read-timeout", \.readTimeoutMilliseconds),
+            ("proxy-send-timeout", \.sendTimeoutMilliseconds),
+        ] {
+            guard let (key, value) = annotations.value(name) else { continue }
+            if let milliseconds = Self.nginxTime(value), milliseconds > 0 {
+                options[keyPath: keyPath] = milliseconds
+                set = true
+            } else {
+                annotations.invalid(key, "\"\(value)\" is not a time such as 10, 10s, 500ms or 1m; the default applies")
+            }
+        }
+        if let (key, value) = annotations.value("proxy-next-upstream") {
+            let tokens = value.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            let known: Set = [
+                "error", "timeout", "invalid_header", "http_500", "http_502", "http_503", "http_504", "http_403", "http_404", "http_429",
+                "non_idempotent", "off",
+            ]
+            if tokens.isEmpty || tokens.contains(where: { !known.contains($0) }) {
+                annotations.invalid(key, "\"\(value)\" is not a list of error, timeout, invalid_header, http_5xx…, non_idempotent or off; error timeout applies")
+            } else {
+                options.retryOnConnectError = tokens.contains("error") && !tokens.contains("off")
+                options.retryOnConnectTimeout = tokens.contains("timeout") && !tokens.contains("off")
+                set = true
+            }
+        }
+        if let (key, value) = annotations.value("proxy-next-upstream-tries") {
+            if let tries = Int(value), tries >= 0 {
+                options.maxAttempts = tries
+                set = true
+            } else {
+                annotations.invalid(key, "\"\(value)\" is not a number of tries (0 for every endpoint); 3 applies")
+            }
+        }
+        if let (key, value) = annotations.value("proxy-request-buffering") {
+            switch value.lowercased() {
+            case "on":
+                var bound = 1 << 20
+                if let (sizeKey, size) = annotations.value("client-body-buffer-size") {
+                    if let bytes = IngressValidator.parseSize(size), bytes > 0, bytes <= 64 << 20 { bound = Int(bytes) } else {
+                        annotations.invalid(sizeKey, "\"\(size)\" is not a size from 1 to 64m; 1m applies")
+                    }
+                }
+                options.requestBufferBytes = bound
+                set = true
+            case "off": break
+            default: annotations.invalid(key, "\"\(value)\" is not on or off; bodies stream (off)")
+            }
+        }
+        return set ? options : nil
+    }
+
+    /// nginx's time syntax in milliseconds: a number of seconds, or with ms, s, m or h; nil if malformed.
+    static func nginxTime(_ text: String) -> Int? {
+        let value = Substring(text).trimmingWhitespace()
+        let units: [(String, Int)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+        for (unit, factor) in units where value.hasSuffix(unit) {
+            guard let number = Int(value.dropLast(unit.count)), number >= 0 else { return nil }
+            let (product, overflow) = number.multipliedReportingOverflow(by: factor)
+            return overflow || product > Int(UInt32.max) ? nil : product
+        }
+        guard let seconds = Int(value), seconds >= 0, seconds <= Int(UInt32.max) / 1000 else { return nil }
+        return seconds * 1000
+    }
+}

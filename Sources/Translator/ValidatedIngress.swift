@@ -274,6 +274,7 @@ struct IngressValidator {
         }
 
         let paths = IngressAnnotations.PathSettings(&annotations, rules: rules, options: &options)
+        options.upstream = IngressAnnotations.upstreamOptions(&annotations)
 
         var hsts: HSTSPolicy?
         if let (key, value) = annotations.value("hsts") {

@@ -66,10 +66,14 @@ struct WorkerTimeoutOptions: ParsableArguments {
     @Option(help: "The longest gap, in seconds, between two reads of an upstream's response body: then the exchange is cut.")
     var upstreamReadTimeout: Double = 60
 
+    @Option(help: "The longest, in seconds, an upstream may take none of the request it is sent: then 504, or the exchange is cut once answering.")
+    var upstreamSendTimeout: Double = 60
+
     private var all: [(flag: String, seconds: Double)] {
         [
             ("--request-header-timeout", requestHeaderTimeout), ("--idle-timeout", idleTimeout), ("--tls-handshake-timeout", tlsHandshakeTimeout),
             ("--request-body-timeout", requestBodyTimeout), ("--upstream-read-timeout", upstreamReadTimeout),
+            ("--upstream-send-timeout", upstreamSendTimeout),
         ]
     }
 
@@ -89,5 +93,6 @@ struct WorkerTimeoutOptions: ParsableArguments {
         configuration.tlsHandshakeTimeout = duration(tlsHandshakeTimeout)
         configuration.requestBodyTimeout = duration(requestBodyTimeout)
         configuration.upstreamReadTimeout = duration(upstreamReadTimeout)
+        configuration.upstreamSendTimeout = duration(upstreamSendTimeout)
     }
 }

@@ -89,4 +89,38 @@ import Translator
         await proxy.stop()
         await app.stop()
     }
+
+    /// proxy-read-timeout bounds the wait for the response head (here 1 s against a Pod that takes 3),
+    /// for that Ingress only; proxy-next-upstream off answers a failed connect without retrying.
+    @Test func perIngressTimeoutsAndRetries() async throws {
+        let slow = try await TestBackend.start(name: "slow")
+        let dead = try closedPort()
+        let objects = KubeObjects(
+            ingresses: [
+                Fixture.ingress("fast", created: 1, annotations: [Self.n + "proxy-read-timeout": "1"], rules: [Fixture.rule("fast.test", Self.path("/", "Prefix"))]),
+                Fixture.ingress("patient", created: 2, rules: [Fixture.rule("patient.test", Self.path("/", "Prefix"))]),
+                Fixture.ingress(
+                    "once", created: 3, annotations: [Self.n + "proxy-next-upstream": "off"],
+                    rules: [Fixture.rule("once.test", Fixture.path("/", "Prefix", Fixture.backend("pair", 80)))]),
+            ],
+            ingressClasses: [],
+            services: [
+                Fixture.service("app", ports: [ServicePort(name: "http", port: 80, targetPort: .int(Int32(slow.port)))]),
+                Fixture.service("pair", ports: [ServicePort(name: "http", port: 80, targetPort: .int(Int32(dead)))]),
+            ],
+            endpointSlices: [
+                Fixture.slice("app-1", service: "app", port: Int32(slow.port), endpoints: [("127.0.0.1", true)]),
+                Fixture.slice("pair-1", service: "pair", port: Int32(dead), endpoints: [("127.0.0.1", true), ("127.0.0.2", true)]),
+            ], secrets: [])
+        let proxy = try await LiveProxy.start(Translator.translate(objects).table)
+        try await TestHTTPConnection.with(port: proxy.port) { client in
+            let timedOut = try await client.request(.GET, "/sleep/3000", host: "fast.test")
+            #expect(timedOut.status == .gatewayTimeout)
+            #expect(try await client.request(.GET, "/sleep/1200", host: "patient.test").status == .ok, "the worker's 60 s elsewhere")
+            #expect(try await client.request(.GET, "/", host: "once.test").status == .badGateway)
+        }
+        #expect(await proxy.worker.counters().connectFailures == 1, "no second endpoint was tried")
+        await proxy.stop()
+        await slow.stop()
+    }
 }

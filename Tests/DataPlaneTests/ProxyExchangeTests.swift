@@ -201,8 +201,10 @@ import Testing
         _ = routeGET(body: .length(100))
         _ = exchange.connected(now: now)
         exchange.upstreamWritable(false, now: now)
-        #expect(exchange.sweep(now: now + .seconds(60)) == nil, "the wait is the upstream's while it holds the client's reads")
-        advance(.seconds(60))
+        #expect(
+            exchange.sweep(now: now + .seconds(59)) == nil,
+            "the wait is the upstream's while it holds the client's reads: its send timeout (60 s) applies, not the body's 5 s")
+        advance(.seconds(59))
         exchange.upstreamWritable(true, now: now)
         #expect(exchange.sweep(now: now + .seconds(4)) == nil, "the gap counts from when reads resume")
         let timeout = exchange.sweep(now: now + .seconds(5))
@@ -318,5 +320,98 @@ import Testing
         #expect(exchange.requestBody(10, now: now) == .dropBody)
         #expect(exchange.responseHead(status: 200, framing: .none, reusable: true, now: now) == .wait)
         #expect(exchange.sweep(now: now + .hours(1)) == nil)
+    }
+
+    // MARK: ingress-nginx's per-route proxy-* settings
+
+    /// A request routed with the route's own upstream options.
+    mutating func route(_ options: UpstreamOptions, body: RequestFacts.Body = .none) -> ProxyExchange.Action {
+        let decision = RouteDecision.forward(
+            cluster: Self.cluster,
+            backend: Backend(cluster: Self.cluster.name, source: RouteSource(namespace: "default", ingress: "web"), options: RouteOptions(upstream: options)),
+            target: "/")
+        exchange.requestHead(keepAlive: true, isHTTP10: false, isHead: false, upgrade: false, now: now)
+        return exchange.route(.routed(decision, body: body, bodyLimit: nil), bodyFollows: nil, now: now)
+    }
+
+    @Test mutating func proxyNextUpstreamOffAndTriesBoundRetries() {
+        _ = route(UpstreamOptions(retryOnConnectError: false))
+        _ = exchange.requestEnd()
+        #expect(exchange.connectFailed(.refused, endpoints: 3) == .respond(.init(.badGateway, "upstream connect error"), dropUpstream: false, then: .finish(.nextRequest)))
+
+        exchange = ProxyExchange(carrier: .connection, limits: Self.limits)
+        _ = route(UpstreamOptions(retryOnConnectError: false, retryOnConnectTimeout: true))
+        _ = exchange.requestEnd()
+        #expect(exchange.connectFailed(.timedOut, endpoints: 3) == .retry, "timeout is still a condition")
+        #expect(exchange.connectFailed(.refused, endpoints: 3) == .respond(.init(.badGateway, "upstream connect error"), dropUpstream: false, then: .finish(.nextRequest)))
+
+        exchange = ProxyExchange(carrier: .connection, limits: Self.limits)
+        _ = route(UpstreamOptions(maxAttempts: 2))
+        _ = exchange.requestEnd()
+        #expect(exchange.connectFailed(.refused, endpoints: 3) == .retry)
+        #expect(exchange.connectFailed(.refused, endpoints: 3) == .respond(.init(.badGateway, "upstream connect error"), dropUpstream: false, then: .finish(.nextRequest)))
+
+        exchange = ProxyExchange(carrier: .connection, limits: Self.limits)
+        _ = route(UpstreamOptions(maxAttempts: 0))
+        _ = exchange.requestEnd()
+        #expect(exchange.connectFailed(.refused, endpoints: 3) == .retry)
+        #expect(exchange.connectFailed(.refused, endpoints: 3) == .retry, "0 tries: every endpoint")
+        #expect(exchange.connectFailed(.refused, endpoints: 3) != .retry)
+        // The next exchange on the connection is the worker's again.
+        _ = exchange.responseEnd()
+        exchange = ProxyExchange(carrier: .connection, limits: Self.limits)
+        _ = routeGET()
+        #expect(exchange.policy == ProxyExchange.Policy(Self.limits))
+    }
+
+    @Test mutating func theRoutesReadTimeoutCutsAStalledResponseBody() {
+        _ = route(UpstreamOptions(readTimeoutMilliseconds: 2000))
+        _ = exchange.requestEnd()
+        _ = exchange.connected(now: now)
+        _ = exchange.responseHead(status: 200, framing: .contentLength(100), reusable: true, now: now)
+        #expect(exchange.upstreamReadDeadline == now + .seconds(2), "the route's, not the worker's 7 s")
+        #expect(exchange.sweep(now: now + .milliseconds(1999)) == nil)
+        #expect(exchange.sweep(now: now + .seconds(2))?.kind == .upstreamRead)
+    }
+
+    @Test mutating func anUpstreamThatTakesNoneOfTheBodyIs504AfterTheSendTimeout() {
+        _ = route(UpstreamOptions(sendTimeoutMilliseconds: 3000), body: .length(1 << 20))
+        _ = exchange.connected(now: now)
+        #expect(exchange.requestBody(65536, now: now) == .forwardBody)
+        exchange.upstreamWritable(false, now: now)
+        #expect(exchange.holdsClientReads)
+        #expect(exchange.upstreamSendDeadline == now + .seconds(3))
+        advance(.seconds(2))
+        exchange.upstreamWritable(true, now: now)
+        #expect(exchange.upstreamSendDeadline == nil, "it took some: the clock stops")
+        exchange.upstreamWritable(false, now: now)
+        #expect(exchange.sweep(now: now + .milliseconds(2999)) == nil)
+        let swept = exchange.sweep(now: now + .seconds(3))
+        #expect(swept?.kind == .upstreamSend)
+        #expect(swept?.action == .respond(.init(.gatewayTimeout, "upstream send timeout"), dropUpstream: true, then: .linger))
+    }
+
+    @Test mutating func requestBufferingReadsTheBodyBeforeConnecting() {
+        #expect(route(UpstreamOptions(requestBufferBytes: 1000), body: .length(1500)) == .prepareUpstream(connectNow: false))
+        #expect(!exchange.holdsClientReads, "the body is read while nothing is connected")
+        #expect(exchange.requestBody(600, now: now) == .holdBody)
+        #expect(exchange.clientReadComplete() == .wait, "not full yet: no connect")
+        #expect(exchange.requestBody(600, now: now) == .holdBody)
+        #expect(exchange.holdsClientReads, "full: the rest waits for the upstream")
+        #expect(exchange.clientReadComplete() == .connect)
+        #expect(exchange.connected(now: now) == .attach(armResponseTimer: false))
+        #expect(exchange.requestBody(300, now: now) == .forwardBody)
+
+        // A body shorter than the buffer connects once it ends.
+        exchange = ProxyExchange(carrier: .connection, limits: Self.limits)
+        _ = route(UpstreamOptions(requestBufferBytes: 1000), body: .length(10))
+        #expect(exchange.requestBody(10, now: now) == .holdBody)
+        #expect(exchange.requestEnd() == .holdEnd)
+        #expect(exchange.clientReadComplete() == .connect)
+        #expect(exchange.connected(now: now) == .attach(armResponseTimer: true))
+
+        // Without a body there is nothing to wait for.
+        exchange = ProxyExchange(carrier: .connection, limits: Self.limits)
+        #expect(route(UpstreamOptions(requestBufferBytes: 1000)) == .prepareUpstream(connectNow: true))
     }
 }

@@ -147,6 +147,31 @@ import TestSupport
             reasons: [.invalidAnnotation]),
         OptionCase(annotations: [n + "force-ssl-redirect": "true"], expect: RouteOptions(), httpsRedirect: true, reasons: []),
         OptionCase(annotations: [n + "force-ssl-redirect": "maybe"], expect: RouteOptions(), httpsRedirect: false, reasons: [.invalidAnnotation]),
+        // Timeouts, retries and buffering (item 4): nginx's units, ingress-nginx's defaults otherwise.
+        OptionCase(
+            annotations: [n + "proxy-connect-timeout": "10", n + "proxy-read-timeout": "500ms", n + "proxy-send-timeout": "2m"],
+            expect: RouteOptions(
+                upstream: UpstreamOptions(connectTimeoutMilliseconds: 10_000, readTimeoutMilliseconds: 500, sendTimeoutMilliseconds: 120_000)),
+            httpsRedirect: false, reasons: []),
+        OptionCase(annotations: [n + "proxy-read-timeout": "soon"], expect: RouteOptions(), httpsRedirect: false, reasons: [.invalidAnnotation]),
+        OptionCase(annotations: [n + "proxy-connect-timeout": "0"], expect: RouteOptions(), httpsRedirect: false, reasons: [.invalidAnnotation]),
+        OptionCase(
+            annotations: [n + "proxy-next-upstream": "off", n + "proxy-next-upstream-tries": "5"],
+            expect: RouteOptions(upstream: UpstreamOptions(maxAttempts: 5, retryOnConnectError: false, retryOnConnectTimeout: false)),
+            httpsRedirect: false, reasons: []),
+        OptionCase(
+            annotations: [n + "proxy-next-upstream": "error http_502"],
+            expect: RouteOptions(upstream: UpstreamOptions(retryOnConnectError: true, retryOnConnectTimeout: false)), httpsRedirect: false,
+            reasons: []),
+        OptionCase(
+            annotations: [n + "proxy-next-upstream": "error sometimes"], expect: RouteOptions(), httpsRedirect: false, reasons: [.invalidAnnotation]),
+        OptionCase(
+            annotations: [n + "proxy-request-buffering": "on", n + "client-body-buffer-size": "64k"],
+            expect: RouteOptions(upstream: UpstreamOptions(requestBufferBytes: 65536)), httpsRedirect: false, reasons: []),
+        OptionCase(
+            annotations: [n + "proxy-request-buffering": "on"], expect: RouteOptions(upstream: UpstreamOptions(requestBufferBytes: 1 << 20)),
+            httpsRedirect: false, reasons: []),
+        OptionCase(annotations: [n + "proxy-request-buffering": "off"], expect: RouteOptions(), httpsRedirect: false, reasons: []),
     ]
 
     @Test(arguments: optionCases) func options(_ testCase: OptionCase) throws {

@@ -19,6 +19,7 @@ struct ProxySettings {
     var idleTimeout = TimeAmount.seconds(60)
     var requestBodyTimeout = TimeAmount.seconds(60)
     var upstreamReadTimeout = TimeAmount.seconds(60)
+    var upstreamSendTimeout = TimeAmount.seconds(60)
     /// An upgraded connection (WebSocket) with no bytes either way for this long is closed.
     var tunnelIdleTimeout = TimeAmount.hours(1)
     /// On HTTP/2 over TLS: the connection's SNI name (`.some(nil)` without one) and the
@@ -31,7 +32,7 @@ struct ProxySettings {
     var limits: ProxyExchange.Limits {
         ProxyExchange.Limits(
             requestHeaderTimeout: requestHeaderTimeout, idleTimeout: idleTimeout, requestBodyTimeout: requestBodyTimeout,
-            upstreamReadTimeout: upstreamReadTimeout, maxConnectAttempts: maxConnectAttempts)
+            upstreamReadTimeout: upstreamReadTimeout, upstreamSendTimeout: upstreamSendTimeout, maxConnectAttempts: maxConnectAttempts)
     }
 }
 
@@ -123,13 +124,19 @@ final class ExchangeRunner {
         // Routed inside the store's reference, which reads its table in place.
         let decision = services.store.current.decide(
             facts, isTLS: settings.scheme == "https", httpsPort: settings.httpsPort, serverPort: settings.serverPort)
-        guard case .forward(let cluster, let backend, let target, let hsts) = decision else {
+        guard case .forward(let routed, let backend, let target, let hsts) = decision else {
             return perform(exchange.route(.routed(decision, body: facts.body, bodyLimit: nil), bodyFollows: bodyFollows, now: now))
         }
         let action = exchange.route(
             .routed(decision, body: facts.body, bodyLimit: backend.options.maxRequestBodyBytes), bodyFollows: bodyFollows, now: now)
         guard case .prepareUpstream(let connectNow) = action else { return perform(action) }
         self.hsts = hsts
+        var cluster = routed
+        if let route = backend.options.upstream {
+            // ingress-nginx's proxy-connect-timeout and proxy-read-timeout (the wait for the head too).
+            if let connect = route.connectTimeoutMilliseconds { cluster.timeouts.connectMilliseconds = connect }
+            if let read = route.readTimeoutMilliseconds { cluster.timeouts.responseHeaderMilliseconds = read }
+        }
         record?.namespace = backend.source.namespace
         record?.ingress = backend.source.ingress
         record?.service = cluster.service

@@ -14,8 +14,34 @@ struct ProxyExchange {
         var idleTimeout = TimeAmount.seconds(60)
         var requestBodyTimeout = TimeAmount.seconds(60)
         var upstreamReadTimeout = TimeAmount.seconds(60)
+        /// The longest the upstream may leave request bytes untaken (nginx's proxy_send_timeout).
+        var upstreamSendTimeout = TimeAmount.seconds(60)
         /// Connection attempts per exchange, each on another endpoint.
         var maxConnectAttempts = 3
+    }
+
+    /// The route's own upstream settings (ingress-nginx's proxy-* annotations), for one exchange.
+    struct Policy: Equatable {
+        var readTimeout: TimeAmount
+        var sendTimeout: TimeAmount
+        var maxAttempts: Int
+        var retryOnRefused = true
+        var retryOnTimeout = true
+        /// Request body bytes read before connecting; nil: connect at once.
+        var bufferBytes: Int?
+
+        init(_ limits: Limits, route: UpstreamOptions? = nil) {
+            readTimeout = limits.upstreamReadTimeout
+            sendTimeout = limits.upstreamSendTimeout
+            maxAttempts = limits.maxConnectAttempts
+            guard let route else { return }
+            if let read = route.readTimeoutMilliseconds { readTimeout = .milliseconds(Int64(read)) }
+            if let send = route.sendTimeoutMilliseconds { sendTimeout = .milliseconds(Int64(send)) }
+            if let attempts = route.maxAttempts { maxAttempts = attempts }
+            retryOnRefused = route.retryOnConnectError
+            retryOnTimeout = route.retryOnConnectTimeout
+            bufferBytes = route.requestBufferBytes
+        }
     }
 
     /// What carries the exchange: an HTTP/1.1 connection waits for one request head after another
@@ -150,6 +176,8 @@ struct ProxyExchange {
     let carrier: Carrier
     let limits: Limits
     private(set) var phase = Phase.idle
+    /// The exchange's route's settings; the worker's until it is routed.
+    private(set) var policy: Policy
 
     // The exchange in flight.
     private(set) var requestComplete = false
@@ -179,12 +207,17 @@ struct ProxyExchange {
     /// while the client's backpressure holds the upstream's reads.
     private(set) var upstreamReadDeadline: NIODeadline?
     private var upstreamReadsHeld = false
+    /// While the upstream takes no more of the request: the latest time it must take some again.
+    private(set) var upstreamSendDeadline: NIODeadline?
+    /// Request body bytes held before connecting (`Policy.bufferBytes`); nil when not buffering.
+    private var buffered: Int?
     /// The exchange takes no request body now (connecting, or the upstream is not writable).
     private(set) var holdsClientReads = false
 
     init(carrier: Carrier, limits: Limits) {
         self.carrier = carrier
         self.limits = limits
+        self.policy = Policy(limits)
     }
 
     var isIdle: Bool { phase == .idle }
@@ -222,6 +255,9 @@ struct ProxyExchange {
         failedAttempts = 0
         bodyLimit = nil
         bodyReceived = 0
+        policy = Policy(limits)
+        buffered = nil
+        upstreamSendDeadline = nil
     }
 
     /// What became of the head.
@@ -253,14 +289,22 @@ struct ProxyExchange {
                 return answered(Answer(status, reason))
             case .redirect(let status, let location):
                 return answered(Answer(redirectTo: location, status: status))
-            case .forward:
+            case .forward(_, let backend, _, _):
                 bodyLimit = limit
                 if let limit, case .length(let length) = body, length > limit {
                     // The body is not read, so the connection cannot carry another request.
                     keepAlive = false
                     return answered(Answer(.payloadTooLarge, "request body too large"), dropUpstream: false, linger: true)
                 }
+                if let route = backend.options.upstream { policy = Policy(limits, route: route) }
                 phase = .connecting
+                if policy.bufferBytes != nil, bodyFollows ?? (body != .none) {
+                    // proxy-request-buffering: the body is read (and held) first; the upstream is
+                    // connected to once it is complete or the buffer is full.
+                    buffered = 0
+                    holdsClientReads = false
+                    return .prepareUpstream(connectNow: false)
+                }
                 holdsClientReads = true
                 connectsAtReadEnd = carrier == .stream
                 return .prepareUpstream(connectNow: carrier == .connection)
@@ -281,6 +325,10 @@ struct ProxyExchange {
                 return answered(Answer(.payloadTooLarge, "request body too large"), dropUpstream: true, linger: true)
             }
         }
+        if let held = buffered, phase == .connecting {
+            buffered = held + bytes
+            if held + bytes >= policy.bufferBytes ?? 0 { stopBuffering() }
+        }
         switch phase {
         case .connecting: return .holdBody
         case .forwarding: return .forwardBody
@@ -288,9 +336,18 @@ struct ProxyExchange {
         }
     }
 
+    /// The buffer is full or the body complete: the upstream is connected to at the end of this read,
+    /// and the client's further bytes wait for it.
+    private mutating func stopBuffering() {
+        buffered = nil
+        connectsAtReadEnd = true
+        holdsClientReads = true
+    }
+
     mutating func requestEnd() -> Action {
         requestComplete = true
         bodyDeadline = nil
+        if buffered != nil, phase == .connecting { stopBuffering() }
         switch phase {
         case .connecting: return .holdEnd
         case .forwarding: return .forwardEnd
@@ -322,6 +379,7 @@ struct ProxyExchange {
         headerDeadline = nil
         bodyDeadline = nil
         upstreamReadDeadline = nil
+        upstreamSendDeadline = nil
     }
 
     /// Graceful drain: an idle connection closes now; one with a request in flight closes after
@@ -345,7 +403,10 @@ struct ProxyExchange {
     mutating func connectFailed(_ failure: ConnectFailure, endpoints: Int) -> Action {
         guard phase == .connecting else { return .wait }
         failedAttempts += 1
-        if failedAttempts < min(limits.maxConnectAttempts, endpoints) { return .retry }
+        let retries = failure == .timedOut ? policy.retryOnTimeout : policy.retryOnRefused
+        // nginx's proxy_next_upstream_tries 0: as many attempts as there are endpoints.
+        let attempts = policy.maxAttempts == 0 ? endpoints : min(policy.maxAttempts, endpoints)
+        if retries, failedAttempts < attempts { return .retry }
         switch failure {
         case .timedOut: return answered(Answer(.gatewayTimeout, "upstream connect timeout"))
         case .refused: return answered(Answer(.badGateway, "upstream connect error"))
@@ -380,7 +441,7 @@ struct ProxyExchange {
         if status < 200 { return .relayInterim }
         responseStarted = true
         responseReusable = reusable
-        if framing != .none { upstreamReadDeadline = now + limits.upstreamReadTimeout }
+        if framing != .none { upstreamReadDeadline = now + policy.readTimeout }
         var relay = Framing()
         switch framing {
         case .none, .contentLength: break
@@ -395,7 +456,7 @@ struct ProxyExchange {
 
     mutating func responseBody(now: NIODeadline) -> Action {
         guard phase == .forwarding, responseStarted else { return .wait }
-        if upstreamReadDeadline != nil { upstreamReadDeadline = now + limits.upstreamReadTimeout }
+        if upstreamReadDeadline != nil { upstreamReadDeadline = now + policy.readTimeout }
         return .relayBody
     }
 
@@ -422,9 +483,15 @@ struct ProxyExchange {
         return answered(Answer(.badGateway, reason))
     }
 
-    /// The upstream takes more of the request body (or not).
+    /// The upstream takes more of the request body (or not). While it takes none, it has
+    /// `sendTimeout` to take some again.
     mutating func upstreamWritable(_ writable: Bool, now: NIODeadline) {
         holdClientReads(!writable, now: now)
+        if writable {
+            upstreamSendDeadline = nil
+        } else if phase == .forwarding, !requestComplete || upstreamSendDeadline == nil {
+            upstreamSendDeadline = now + policy.sendTimeout
+        }
     }
 
     /// The client can take more of the response (or not): the upstream's reads follow. Its gap is
@@ -432,7 +499,7 @@ struct ProxyExchange {
     mutating func downstreamWritable(_ writable: Bool, now: NIODeadline) -> Action {
         guard phase == .forwarding else { return .wait }
         let hold = !writable
-        if !hold, upstreamReadsHeld, upstreamReadDeadline != nil { upstreamReadDeadline = now + limits.upstreamReadTimeout }
+        if !hold, upstreamReadsHeld, upstreamReadDeadline != nil { upstreamReadDeadline = now + policy.readTimeout }
         upstreamReadsHeld = hold
         return .holdUpstreamReads(hold)
     }
@@ -470,6 +537,16 @@ struct ProxyExchange {
             }
             return (.requestBody, cut(dropUpstream: true))
         }
+        if let deadline = upstreamSendDeadline, deadline <= now {
+            upstreamSendDeadline = nil
+            // The upstream stopped taking the request: 504 if nothing was answered yet, else cut.
+            guard phase == .forwarding else { return nil }
+            keepAlive = false
+            if !responseStarted {
+                return (.upstreamSend, answered(Answer(.gatewayTimeout, "upstream send timeout"), dropUpstream: true, linger: !requestComplete))
+            }
+            return (.upstreamSend, cut(dropUpstream: true))
+        }
         if let deadline = upstreamReadDeadline, deadline <= now, !upstreamReadsHeld {
             upstreamReadDeadline = nil
             // The upstream stopped sending its response body: the exchange is cut.
@@ -501,6 +578,7 @@ struct ProxyExchange {
     private mutating func finish() -> Next {
         bodyDeadline = nil
         upstreamReadDeadline = nil
+        upstreamSendDeadline = nil
         upstreamReadsHeld = false
         holdsClientReads = false
         if carrier == .stream {

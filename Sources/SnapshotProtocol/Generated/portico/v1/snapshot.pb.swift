@@ -163,79 +163,67 @@ public nonisolated struct Portico_V1_RouteTable: Sendable {
   public init() {}
 }
 
-public nonisolated struct Portico_V1_VirtualHost: @unchecked Sendable {
+public nonisolated struct Portico_V1_VirtualHost: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var hostname: OneOf_Hostname? {
-    get {return _storage._hostname}
-    set {_uniqueStorage()._hostname = newValue}
-  }
+  public var hostname: Portico_V1_VirtualHost.OneOf_Hostname? = nil
 
   public var exact: String {
     get {
-      if case .exact(let v)? = _storage._hostname {return v}
+      if case .exact(let v)? = hostname {return v}
       return String()
     }
-    set {_uniqueStorage()._hostname = .exact(newValue)}
+    set {hostname = .exact(newValue)}
   }
 
   /// `example.com` for `*.example.com`.
   public var wildcardSuffix: String {
     get {
-      if case .wildcardSuffix(let v)? = _storage._hostname {return v}
+      if case .wildcardSuffix(let v)? = hostname {return v}
       return String()
     }
-    set {_uniqueStorage()._hostname = .wildcardSuffix(newValue)}
+    set {hostname = .wildcardSuffix(newValue)}
   }
 
   /// Rules without a host.
   public var any: Bool {
     get {
-      if case .any(let v)? = _storage._hostname {return v}
+      if case .any(let v)? = hostname {return v}
       return false
     }
-    set {_uniqueStorage()._hostname = .any(newValue)}
+    set {hostname = .any(newValue)}
   }
 
-  public var routes: [Portico_V1_Route] {
-    get {_storage._routes}
-    set {_uniqueStorage()._routes = newValue}
-  }
+  public var routes: [Portico_V1_Route] = []
 
   /// Answers requests that match no route. Absent: 404.
   public var defaultBackend: Portico_V1_Backend {
-    get {_storage._defaultBackend ?? Portico_V1_Backend()}
-    set {_uniqueStorage()._defaultBackend = newValue}
+    get {_defaultBackend ?? Portico_V1_Backend()}
+    set {_defaultBackend = newValue}
   }
   /// Returns true if `defaultBackend` has been explicitly set.
-  public var hasDefaultBackend: Bool {_storage._defaultBackend != nil}
+  public var hasDefaultBackend: Bool {self._defaultBackend != nil}
   /// Clears the value of `defaultBackend`. Subsequent reads from it will return its default value.
-  public mutating func clearDefaultBackend() {_uniqueStorage()._defaultBackend = nil}
+  public mutating func clearDefaultBackend() {self._defaultBackend = nil}
 
   /// Present for hosts listed in an Ingress `spec.tls`.
   public var tls: Portico_V1_TLS {
-    get {_storage._tls ?? Portico_V1_TLS()}
-    set {_uniqueStorage()._tls = newValue}
+    get {_tls ?? Portico_V1_TLS()}
+    set {_tls = newValue}
   }
   /// Returns true if `tls` has been explicitly set.
-  public var hasTls: Bool {_storage._tls != nil}
+  public var hasTls: Bool {self._tls != nil}
   /// Clears the value of `tls`. Subsequent reads from it will return its default value.
-  public mutating func clearTls() {_uniqueStorage()._tls = nil}
+  public mutating func clearTls() {self._tls = nil}
 
   /// Every route's path is a regular expression (RE2 syntax), matched case-insensitively at the start
   /// of the request path, first match in ingress-nginx's order (ingress-nginx's use-regex).
-  public var regexPaths: Bool {
-    get {_storage._regexPaths}
-    set {_uniqueStorage()._regexPaths = newValue}
-  }
+  public var regexPaths: Bool = false
 
   /// Non-empty: every request is answered 308 to this host, keeping the path (from-to-www-redirect).
-  public var redirectToHost: String {
-    get {_storage._redirectToHost}
-    set {_uniqueStorage()._redirectToHost = newValue}
-  }
+  public var redirectToHost: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -250,7 +238,8 @@ public nonisolated struct Portico_V1_VirtualHost: @unchecked Sendable {
 
   public init() {}
 
-  fileprivate var _storage = _StorageClass.defaultInstance
+  fileprivate var _defaultBackend: Portico_V1_Backend? = nil
+  fileprivate var _tls: Portico_V1_TLS? = nil
 }
 
 public nonisolated struct Portico_V1_TLS: Sendable {
@@ -320,36 +309,48 @@ public nonisolated struct Portico_V1_Route: Sendable {
   fileprivate var _backend: Portico_V1_Backend? = nil
 }
 
-public nonisolated struct Portico_V1_Backend: Sendable {
+public nonisolated struct Portico_V1_Backend: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// Name of an entry of `RouteTable.clusters`.
-  public var cluster: String = String()
+  public var cluster: String {
+    get {_storage._cluster}
+    set {_uniqueStorage()._cluster = newValue}
+  }
 
   /// The Ingress that contributed the route.
-  public var namespace: String = String()
+  public var namespace: String {
+    get {_storage._namespace}
+    set {_uniqueStorage()._namespace = newValue}
+  }
 
-  public var ingress: String = String()
+  public var ingress: String {
+    get {_storage._ingress}
+    set {_uniqueStorage()._ingress = newValue}
+  }
 
   /// Plain-HTTP requests get a 308 to https.
-  public var httpsRedirect: Bool = false
+  public var httpsRedirect: Bool {
+    get {_storage._httpsRedirect}
+    set {_uniqueStorage()._httpsRedirect = newValue}
+  }
 
   public var options: Portico_V1_RouteOptions {
-    get {_options ?? Portico_V1_RouteOptions()}
-    set {_options = newValue}
+    get {_storage._options ?? Portico_V1_RouteOptions()}
+    set {_uniqueStorage()._options = newValue}
   }
   /// Returns true if `options` has been explicitly set.
-  public var hasOptions: Bool {self._options != nil}
+  public var hasOptions: Bool {_storage._options != nil}
   /// Clears the value of `options`. Subsequent reads from it will return its default value.
-  public mutating func clearOptions() {self._options = nil}
+  public mutating func clearOptions() {_uniqueStorage()._options = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _options: Portico_V1_RouteOptions? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Portico_V1_RouteOptions: Sendable {
@@ -382,11 +383,47 @@ public nonisolated struct Portico_V1_RouteOptions: Sendable {
   /// Non-empty: the Host sent upstream (upstream-vhost).
   public var upstreamHost: String = String()
 
+  /// Present: the route's own timeouts, retries and request buffering.
+  public var upstream: Portico_V1_UpstreamOptions {
+    get {_upstream ?? Portico_V1_UpstreamOptions()}
+    set {_upstream = newValue}
+  }
+  /// Returns true if `upstream` has been explicitly set.
+  public var hasUpstream: Bool {self._upstream != nil}
+  /// Clears the value of `upstream`. Subsequent reads from it will return its default value.
+  public mutating func clearUpstream() {self._upstream = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _redirect: Portico_V1_Redirect? = nil
+  fileprivate var _upstream: Portico_V1_UpstreamOptions? = nil
+}
+
+/// Zero in a field means "not set": the cluster's or the worker's setting applies.
+public nonisolated struct Portico_V1_UpstreamOptions: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var connectTimeoutMs: UInt32 = 0
+
+  public var readTimeoutMs: UInt32 = 0
+
+  public var sendTimeoutMs: UInt32 = 0
+
+  public var maxAttempts: UInt32 = 0
+
+  public var noRetryOnConnectError: Bool = false
+
+  public var noRetryOnConnectTimeout: Bool = false
+
+  public var requestBufferBytes: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Portico_V1_Redirect: Sendable {
@@ -1022,137 +1059,91 @@ nonisolated extension Portico_V1_VirtualHost: SwiftProtobuf.Message, SwiftProtob
   public static let protoMessageName: String = _protobuf_package + ".VirtualHost"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}exact\0\u{3}wildcard_suffix\0\u{1}any\0\u{1}routes\0\u{3}default_backend\0\u{1}tls\0\u{3}regex_paths\0\u{3}redirect_to_host\0")
 
-  fileprivate class _StorageClass {
-    var _hostname: Portico_V1_VirtualHost.OneOf_Hostname?
-    var _routes: [Portico_V1_Route] = []
-    var _defaultBackend: Portico_V1_Backend? = nil
-    var _tls: Portico_V1_TLS? = nil
-    var _regexPaths: Bool = false
-    var _redirectToHost: String = String()
-
-      // This property is used as the initial default value for new instances of the type.
-      // The type itself is protecting the reference to its storage via CoW semantics.
-      // This will force a copy to be made of this reference when the first mutation occurs;
-      // hence, it is safe to mark this as `nonisolated(unsafe)`.
-      static nonisolated(unsafe) let defaultInstance = _StorageClass()
-
-    private init() {}
-
-    init(copying source: _StorageClass) {
-      _hostname = source._hostname
-      _routes = source._routes
-      _defaultBackend = source._defaultBackend
-      _tls = source._tls
-      _regexPaths = source._regexPaths
-      _redirectToHost = source._redirectToHost
-    }
-  }
-
-  fileprivate mutating func _uniqueStorage() -> _StorageClass {
-    if !isKnownUniquelyReferenced(&_storage) {
-      _storage = _StorageClass(copying: _storage)
-    }
-    return _storage
-  }
-
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    _ = _uniqueStorage()
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      while let fieldNumber = try decoder.nextFieldNumber() {
-        // The use of inline closures is to circumvent an issue where the compiler
-        // allocates stack space for every case branch when no optimizations are
-        // enabled. https://github.com/apple/swift-protobuf/issues/1034
-        switch fieldNumber {
-        case 1: try {
-          var v: String?
-          try decoder.decodeSingularStringField(value: &v)
-          if let v = v {
-            if _storage._hostname != nil {try decoder.handleConflictingOneOf()}
-            _storage._hostname = .exact(v)
-          }
-        }()
-        case 2: try {
-          var v: String?
-          try decoder.decodeSingularStringField(value: &v)
-          if let v = v {
-            if _storage._hostname != nil {try decoder.handleConflictingOneOf()}
-            _storage._hostname = .wildcardSuffix(v)
-          }
-        }()
-        case 3: try {
-          var v: Bool?
-          try decoder.decodeSingularBoolField(value: &v)
-          if let v = v {
-            if _storage._hostname != nil {try decoder.handleConflictingOneOf()}
-            _storage._hostname = .any(v)
-          }
-        }()
-        case 4: try { try decoder.decodeRepeatedMessageField(value: &_storage._routes) }()
-        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._defaultBackend) }()
-        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._tls) }()
-        case 7: try { try decoder.decodeSingularBoolField(value: &_storage._regexPaths) }()
-        case 8: try { try decoder.decodeSingularStringField(value: &_storage._redirectToHost) }()
-        default: break
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: String?
+        try decoder.decodeSingularStringField(value: &v)
+        if let v = v {
+          if self.hostname != nil {try decoder.handleConflictingOneOf()}
+          self.hostname = .exact(v)
         }
+      }()
+      case 2: try {
+        var v: String?
+        try decoder.decodeSingularStringField(value: &v)
+        if let v = v {
+          if self.hostname != nil {try decoder.handleConflictingOneOf()}
+          self.hostname = .wildcardSuffix(v)
+        }
+      }()
+      case 3: try {
+        var v: Bool?
+        try decoder.decodeSingularBoolField(value: &v)
+        if let v = v {
+          if self.hostname != nil {try decoder.handleConflictingOneOf()}
+          self.hostname = .any(v)
+        }
+      }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.routes) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._defaultBackend) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._tls) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.regexPaths) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.redirectToHost) }()
+      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every if/case branch local when no optimizations
-      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-      // https://github.com/apple/swift-protobuf/issues/1182
-      switch _storage._hostname {
-      case .exact?: try {
-        guard case .exact(let v)? = _storage._hostname else { preconditionFailure() }
-        try visitor.visitSingularStringField(value: v, fieldNumber: 1)
-      }()
-      case .wildcardSuffix?: try {
-        guard case .wildcardSuffix(let v)? = _storage._hostname else { preconditionFailure() }
-        try visitor.visitSingularStringField(value: v, fieldNumber: 2)
-      }()
-      case .any?: try {
-        guard case .any(let v)? = _storage._hostname else { preconditionFailure() }
-        try visitor.visitSingularBoolField(value: v, fieldNumber: 3)
-      }()
-      case nil: break
-      }
-      if !_storage._routes.isEmpty {
-        try visitor.visitRepeatedMessageField(value: _storage._routes, fieldNumber: 4)
-      }
-      try { if let v = _storage._defaultBackend {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-      } }()
-      try { if let v = _storage._tls {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
-      } }()
-      if _storage._regexPaths != false {
-        try visitor.visitSingularBoolField(value: _storage._regexPaths, fieldNumber: 7)
-      }
-      if !_storage._redirectToHost.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._redirectToHost, fieldNumber: 8)
-      }
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    switch self.hostname {
+    case .exact?: try {
+      guard case .exact(let v)? = self.hostname else { preconditionFailure() }
+      try visitor.visitSingularStringField(value: v, fieldNumber: 1)
+    }()
+    case .wildcardSuffix?: try {
+      guard case .wildcardSuffix(let v)? = self.hostname else { preconditionFailure() }
+      try visitor.visitSingularStringField(value: v, fieldNumber: 2)
+    }()
+    case .any?: try {
+      guard case .any(let v)? = self.hostname else { preconditionFailure() }
+      try visitor.visitSingularBoolField(value: v, fieldNumber: 3)
+    }()
+    case nil: break
+    }
+    if !self.routes.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.routes, fieldNumber: 4)
+    }
+    try { if let v = self._defaultBackend {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    try { if let v = self._tls {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
+    if self.regexPaths != false {
+      try visitor.visitSingularBoolField(value: self.regexPaths, fieldNumber: 7)
+    }
+    if !self.redirectToHost.isEmpty {
+      try visitor.visitSingularStringField(value: self.redirectToHost, fieldNumber: 8)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Portico_V1_VirtualHost, rhs: Portico_V1_VirtualHost) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._hostname != rhs_storage._hostname {return false}
-        if _storage._routes != rhs_storage._routes {return false}
-        if _storage._defaultBackend != rhs_storage._defaultBackend {return false}
-        if _storage._tls != rhs_storage._tls {return false}
-        if _storage._regexPaths != rhs_storage._regexPaths {return false}
-        if _storage._redirectToHost != rhs_storage._redirectToHost {return false}
-        return true
-      }
-      if !storagesAreEqual {return false}
-    }
+    if lhs.hostname != rhs.hostname {return false}
+    if lhs.routes != rhs.routes {return false}
+    if lhs._defaultBackend != rhs._defaultBackend {return false}
+    if lhs._tls != rhs._tls {return false}
+    if lhs.regexPaths != rhs.regexPaths {return false}
+    if lhs.redirectToHost != rhs.redirectToHost {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1285,51 +1276,95 @@ nonisolated extension Portico_V1_Backend: SwiftProtobuf.Message, SwiftProtobuf._
   public static let protoMessageName: String = _protobuf_package + ".Backend"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cluster\0\u{1}namespace\0\u{1}ingress\0\u{3}https_redirect\0\u{1}options\0")
 
+  fileprivate class _StorageClass {
+    var _cluster: String = String()
+    var _namespace: String = String()
+    var _ingress: String = String()
+    var _httpsRedirect: Bool = false
+    var _options: Portico_V1_RouteOptions? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _cluster = source._cluster
+      _namespace = source._namespace
+      _ingress = source._ingress
+      _httpsRedirect = source._httpsRedirect
+      _options = source._options
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.cluster) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.namespace) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.ingress) }()
-      case 4: try { try decoder.decodeSingularBoolField(value: &self.httpsRedirect) }()
-      case 5: try { try decoder.decodeSingularMessageField(value: &self._options) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._cluster) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._namespace) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._ingress) }()
+        case 4: try { try decoder.decodeSingularBoolField(value: &_storage._httpsRedirect) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._options) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.cluster.isEmpty {
-      try visitor.visitSingularStringField(value: self.cluster, fieldNumber: 1)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._cluster.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._cluster, fieldNumber: 1)
+      }
+      if !_storage._namespace.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._namespace, fieldNumber: 2)
+      }
+      if !_storage._ingress.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._ingress, fieldNumber: 3)
+      }
+      if _storage._httpsRedirect != false {
+        try visitor.visitSingularBoolField(value: _storage._httpsRedirect, fieldNumber: 4)
+      }
+      try { if let v = _storage._options {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
     }
-    if !self.namespace.isEmpty {
-      try visitor.visitSingularStringField(value: self.namespace, fieldNumber: 2)
-    }
-    if !self.ingress.isEmpty {
-      try visitor.visitSingularStringField(value: self.ingress, fieldNumber: 3)
-    }
-    if self.httpsRedirect != false {
-      try visitor.visitSingularBoolField(value: self.httpsRedirect, fieldNumber: 4)
-    }
-    try { if let v = self._options {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Portico_V1_Backend, rhs: Portico_V1_Backend) -> Bool {
-    if lhs.cluster != rhs.cluster {return false}
-    if lhs.namespace != rhs.namespace {return false}
-    if lhs.ingress != rhs.ingress {return false}
-    if lhs.httpsRedirect != rhs.httpsRedirect {return false}
-    if lhs._options != rhs._options {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._cluster != rhs_storage._cluster {return false}
+        if _storage._namespace != rhs_storage._namespace {return false}
+        if _storage._ingress != rhs_storage._ingress {return false}
+        if _storage._httpsRedirect != rhs_storage._httpsRedirect {return false}
+        if _storage._options != rhs_storage._options {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1337,7 +1372,7 @@ nonisolated extension Portico_V1_Backend: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RouteOptions"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}max_request_body_bytes\0\u{3}rewrite_target\0\u{1}redirect\0\u{3}app_root\0\u{3}forwarded_prefix\0\u{3}upstream_host\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}max_request_body_bytes\0\u{3}rewrite_target\0\u{1}redirect\0\u{3}app_root\0\u{3}forwarded_prefix\0\u{3}upstream_host\0\u{1}upstream\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1351,6 +1386,7 @@ nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProto
       case 4: try { try decoder.decodeSingularStringField(value: &self.appRoot) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.forwardedPrefix) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.upstreamHost) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._upstream) }()
       default: break
       }
     }
@@ -1379,6 +1415,9 @@ nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProto
     if !self.upstreamHost.isEmpty {
       try visitor.visitSingularStringField(value: self.upstreamHost, fieldNumber: 6)
     }
+    try { if let v = self._upstream {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1389,6 +1428,67 @@ nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProto
     if lhs.appRoot != rhs.appRoot {return false}
     if lhs.forwardedPrefix != rhs.forwardedPrefix {return false}
     if lhs.upstreamHost != rhs.upstreamHost {return false}
+    if lhs._upstream != rhs._upstream {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Portico_V1_UpstreamOptions: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".UpstreamOptions"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}connect_timeout_ms\0\u{3}read_timeout_ms\0\u{3}send_timeout_ms\0\u{3}max_attempts\0\u{3}no_retry_on_connect_error\0\u{3}no_retry_on_connect_timeout\0\u{3}request_buffer_bytes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.connectTimeoutMs) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.readTimeoutMs) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.sendTimeoutMs) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.maxAttempts) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.noRetryOnConnectError) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.noRetryOnConnectTimeout) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.requestBufferBytes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.connectTimeoutMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.connectTimeoutMs, fieldNumber: 1)
+    }
+    if self.readTimeoutMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.readTimeoutMs, fieldNumber: 2)
+    }
+    if self.sendTimeoutMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.sendTimeoutMs, fieldNumber: 3)
+    }
+    if self.maxAttempts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxAttempts, fieldNumber: 4)
+    }
+    if self.noRetryOnConnectError != false {
+      try visitor.visitSingularBoolField(value: self.noRetryOnConnectError, fieldNumber: 5)
+    }
+    if self.noRetryOnConnectTimeout != false {
+      try visitor.visitSingularBoolField(value: self.noRetryOnConnectTimeout, fieldNumber: 6)
+    }
+    if self.requestBufferBytes != 0 {
+      try visitor.visitSingularUInt32Field(value: self.requestBufferBytes, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Portico_V1_UpstreamOptions, rhs: Portico_V1_UpstreamOptions) -> Bool {
+    if lhs.connectTimeoutMs != rhs.connectTimeoutMs {return false}
+    if lhs.readTimeoutMs != rhs.readTimeoutMs {return false}
+    if lhs.sendTimeoutMs != rhs.sendTimeoutMs {return false}
+    if lhs.maxAttempts != rhs.maxAttempts {return false}
+    if lhs.noRetryOnConnectError != rhs.noRetryOnConnectError {return false}
+    if lhs.noRetryOnConnectTimeout != rhs.noRetryOnConnectTimeout {return false}
+    if lhs.requestBufferBytes != rhs.requestBufferBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
