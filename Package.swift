@@ -40,6 +40,7 @@ let package = Package(
         // Kubernetes objects → RouteTable + rejections. Pure: no I/O, no clock.
         .target(name: "Translator", dependencies: [
             "RouteModel", "KubeTypes",
+            .product(name: "Yams", package: "Yams"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "SwiftASN1", package: "swift-asn1"),
         ]),

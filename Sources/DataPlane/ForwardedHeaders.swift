@@ -10,12 +10,14 @@ enum ForwardedHeaders {
     /// removed (except an `Upgrade` request's `Connection: upgrade` and `Upgrade`);
     /// X-Forwarded-For appended, X-Forwarded-Proto/Host/Port set, X-Request-ID kept or generated;
     /// `upstreamHost` (ingress-nginx's upstream-vhost) replaces the Host sent, not X-Forwarded-Host;
-    /// `forwardedPrefix` is sent as X-Forwarded-Prefix, replacing the client's;
+    /// `forwardedPrefix` is sent as X-Forwarded-Prefix, replacing the client's; the route's `edits`
+    /// remove, replace and add fields (never the ones the proxy writes itself);
     /// and the body's framing, the worker's own: the client's Content-Length and
     /// Transfer-Encoding are never copied, `body` says what to write. A POST, PUT or PATCH without
     /// a body says `Content-Length: 0`. Returns the request ID it generated, if it did.
     static func writeUpstreamRequest(
-        _ head: HTTPRequestHead, authority: String, upstreamHost: String? = nil, forwardedPrefix: String? = nil, target: String,
+        _ head: HTTPRequestHead, authority: String, upstreamHost: String? = nil, forwardedPrefix: String? = nil, edits: HeaderEdits? = nil,
+        target: String,
         body: RequestFacts.Body, clientAddress: String?, scheme: String,
         serverPort: String, upgrade: String? = nil, requestID: () -> RequestID, into buffer: inout ByteBuffer
     ) -> RequestID? {
@@ -51,11 +53,15 @@ enum ForwardedHeaders {
         for (name, value) in head.headers {
             if isHopByHop(name) || isFraming(name) || isSetByProxy(name, replacingForwardedFor: clientAddress != nil) { continue }
             if forwardedPrefix != nil, name.utf8.count == 18, equalsIgnoringCase(name, "x-forwarded-prefix") { continue }
+            if let edits, edits.replaces(name) { continue }
             if !connectionNames.isEmpty, connectionNames.contains(where: { $0.utf8.count == name.utf8.count && $0.lowercased() == name.lowercased() }) {
                 continue
             }
             if value.isEmpty, equalsIgnoringCase(name, "x-request-id") { continue }
             buffer.writeHTTPField(name, value)
+        }
+        if let edits {
+            for field in edits.written() { buffer.writeHTTPField(field.name, field.value) }
         }
         if let upgrade {
             // The one hop-by-hop exchange that must reach the upstream: it decides whether to switch.

@@ -174,8 +174,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, ServedC
         context.write(wrapOutboundOut(framing.interim(head)), promise: nil)
     }
 
-    func startResponse(_ head: UpstreamResponseHead, framing relay: ProxyExchange.Framing, hsts: HSTSPolicy?) {
-        framing.start(head, framing: relay, hsts: hsts)
+    func startResponse(_ head: UpstreamResponseHead, framing relay: ProxyExchange.Framing, hsts: HSTSPolicy?, edits: HeaderEdits?) {
+        framing.start(head, framing: relay, hsts: hsts, edits: edits)
         requestReader.responseHeadWritten(status: UInt(head.status))
     }
 

@@ -64,12 +64,13 @@ struct UpstreamResponseHead {
 
     /// The response head for an HTTP/2 client: `:status`, then the forwarded fields with their
     /// names lowercased (RFC 9113 §8.2.1), then Strict-Transport-Security when `hsts` is given.
-    func http2Headers(hsts: HSTSPolicy?) -> HPACKHeaders {
+    func http2Headers(hsts: HSTSPolicy?, edits: HeaderEdits? = nil) -> HPACKHeaders {
         var headers = HPACKHeaders()
         headers.reserveCapacity(fields.count + 2)
         headers.add(name: ":status", value: Self.statusText(status))
         bytes.withUnsafeReadableBytes { raw in
             for field in fields where isForwarded(field) {
+                if let edits, edits.replaces(string(field.name)) { continue }
                 let name = UnsafeRawBufferPointer(rebasing: raw[field.name])
                 let lowercased = String(unsafeUninitializedCapacity: name.count) { target in
                     for (index, byte) in name.enumerated() { target[index] = HTTPSyntax.lowercase(byte) }
@@ -77,6 +78,9 @@ struct UpstreamResponseHead {
                 }
                 headers.add(name: lowercased, value: String(decoding: UnsafeRawBufferPointer(rebasing: raw[field.value]), as: UTF8.self))
             }
+        }
+        if let edits {
+            for field in edits.written(status: status) { headers.add(name: field.name.lowercased(), value: field.value) }
         }
         if let hsts { headers.add(name: "strict-transport-security", value: hsts.headerValue) }
         return headers
@@ -106,15 +110,19 @@ struct UpstreamResponseHead {
     }
 
     /// Each forwarded field as `name: value` and CRLF, copied as the upstream sent it.
-    func writeForwardedFields(into buffer: inout ByteBuffer) {
+    /// The forwarded fields, then the route's header edits (fields they remove or replace left out).
+    func writeForwardedFields(into buffer: inout ByteBuffer, edits: HeaderEdits? = nil) {
         bytes.withUnsafeReadableBytes { raw in
             for field in fields where isForwarded(field) {
+                if let edits, edits.replaces(string(field.name)) { continue }
                 buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[field.name]))
                 buffer.writeStaticString(": ")
                 buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[field.value]))
                 buffer.writeStaticString("\r\n")
             }
         }
+        guard let edits else { return }
+        for field in edits.written(status: status) { buffer.writeHTTPField(field.name, field.value) }
     }
 }
 

@@ -73,10 +73,16 @@ public struct RouteOptions: Sendable, Hashable {
     public var upstreamHost: String?
     /// Timeouts, retries and request buffering toward the route's Pods; nil: the cluster's and worker's.
     public var upstream: UpstreamOptions?
+    /// Fields changed in the request sent upstream (`portico.io/request-headers`, `proxy_set_header`).
+    public var requestHeaders: HeaderEdits?
+    /// Fields changed in the response relayed to the client (`portico.io/response-headers`,
+    /// `more_set_headers`, `more_clear_headers`, `add_header`).
+    public var responseHeaders: HeaderEdits?
 
     public init(
         maxRequestBodyBytes: Int64? = nil, rewriteTarget: String? = nil, redirect: RedirectRule? = nil, appRoot: String? = nil,
-        forwardedPrefix: String? = nil, upstreamHost: String? = nil, upstream: UpstreamOptions? = nil
+        forwardedPrefix: String? = nil, upstreamHost: String? = nil, upstream: UpstreamOptions? = nil, requestHeaders: HeaderEdits? = nil,
+        responseHeaders: HeaderEdits? = nil
     ) {
         self.maxRequestBodyBytes = maxRequestBodyBytes
         self.rewriteTarget = rewriteTarget
@@ -85,6 +91,68 @@ public struct RouteOptions: Sendable, Hashable {
         self.forwardedPrefix = forwardedPrefix
         self.upstreamHost = upstreamHost
         self.upstream = upstream
+        self.requestHeaders = requestHeaders
+        self.responseHeaders = responseHeaders
+    }
+}
+
+/// Header changes in the manner of Gateway API's header filters: `remove` drops fields by name
+/// (case-insensitive; a name ending in `*` drops every field with that prefix, as headers-more's
+/// more_clear_headers does), `set` replaces any field of its name, `add` appends. Applied in that order.
+public struct HeaderEdits: Sendable, Hashable {
+    public var set: [HeaderField]
+    public var add: [HeaderField]
+    /// Lowercased.
+    public var remove: [String]
+
+    public init(set: [HeaderField] = [], add: [HeaderField] = [], remove: [String] = []) {
+        self.set = set
+        self.add = add
+        self.remove = remove
+    }
+
+    public var isEmpty: Bool { self.set.isEmpty && add.isEmpty && remove.isEmpty }
+
+    /// Whether a field of this name is dropped or replaced (names compared case-insensitively).
+    public func replaces(_ name: some StringProtocol) -> Bool {
+        let lowercased = name.lowercased()
+        for removed in remove {
+            if removed.hasSuffix("*") ? lowercased.hasPrefix(removed.dropLast()) : lowercased == removed { return true }
+        }
+        return self.set.contains { $0.name.lowercased() == lowercased }
+    }
+
+    /// The fields written after the kept ones, for a response of `status` (request edits: any).
+    public func written(status: Int? = nil) -> [HeaderField] {
+        let success = status.map { [200, 201, 204, 206, 301, 302, 303, 304, 307, 308].contains($0) } ?? true
+        return (self.set + add).filter { success || !$0.onlySuccess }
+    }
+}
+
+public struct HeaderField: Sendable, Hashable {
+    public var name: String
+    public var value: String
+    /// nginx's add_header without `always`: only on 2xx and 3xx responses of the kinds nginx lists.
+    public var onlySuccess: Bool
+
+    public init(name: String, value: String, onlySuccess: Bool = false) {
+        self.name = name
+        self.value = value
+        self.onlySuccess = onlySuccess
+    }
+
+    /// A token (RFC 9110 §5.6.2), the only thing a field name may be.
+    public static func isName(_ text: some StringProtocol) -> Bool {
+        !text.isEmpty && text.utf8.allSatisfy { byte in
+            (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                || "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+
+    /// Visible ASCII, spaces and tabs, not starting or ending with whitespace: nothing that could
+    /// end the field or the head.
+    public static func isValue(_ text: some StringProtocol) -> Bool {
+        text.utf8.allSatisfy { ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x09 } && text.first != " " && text.last != " "
     }
 }
 

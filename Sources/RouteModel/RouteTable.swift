@@ -86,6 +86,15 @@ public struct RouteTable: Sendable {
                 hasher.combine(upstream.retryOnConnectTimeout)
                 hasher.combine(upstream.requestBufferBytes ?? -1)
             }
+            for edits in [options.requestHeaders, options.responseHeaders] {
+                guard let edits else { continue }
+                hasher.combine(edits.remove.joined(separator: "\n"))
+                for field in edits.set + [HeaderField(name: "", value: "")] + edits.add {
+                    hasher.combine(field.name)
+                    hasher.combine(field.value)
+                    hasher.combine(field.onlySuccess)
+                }
+            }
             if options.rewriteTarget != nil || options.redirect != nil || options.appRoot != nil || options.forwardedPrefix != nil
                 || options.upstreamHost != nil {
                 hasher.combine(options.rewriteTarget)

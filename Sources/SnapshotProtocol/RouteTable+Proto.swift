@@ -152,6 +152,8 @@ extension Backend {
             message.requestBufferBytes = UInt32(clamping: upstream.requestBufferBytes ?? 0)
             proto.options.upstream = message
         }
+        if let edits = options.requestHeaders { proto.options.requestHeaders = edits.proto }
+        if let edits = options.responseHeaders { proto.options.responseHeaders = edits.proto }
         return proto
     }
 
@@ -171,6 +173,8 @@ extension Backend {
         where !value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
             throw SnapshotDecodingError("\(field).backend.options.\(name): only visible ASCII is allowed")
         }
+        let requestHeaders = options.hasRequestHeaders ? try HeaderEdits(proto: options.requestHeaders, field: "\(field).backend.options.requestHeaders") : nil
+        let responseHeaders = options.hasResponseHeaders ? try HeaderEdits(proto: options.responseHeaders, field: "\(field).backend.options.responseHeaders") : nil
         if options.hasRedirect, !(300...399).contains(options.redirect.status) {
             throw SnapshotDecodingError("\(field).backend.options.redirect.status: \(options.redirect.status) is not a redirect")
         }
@@ -181,7 +185,45 @@ extension Backend {
                 maxRequestBodyBytes: limit == 0 ? nil : Int64(clamping: limit), rewriteTarget: text(options.rewriteTarget),
                 redirect: options.hasRedirect ? RedirectRule(status: Int(options.redirect.status), location: options.redirect.location) : nil,
                 appRoot: text(options.appRoot), forwardedPrefix: text(options.forwardedPrefix), upstreamHost: text(options.upstreamHost),
-                upstream: options.hasUpstream ? UpstreamOptions(proto: options.upstream) : nil))
+                upstream: options.hasUpstream ? UpstreamOptions(proto: options.upstream) : nil, requestHeaders: requestHeaders,
+                responseHeaders: responseHeaders))
+    }
+}
+
+extension HeaderEdits {
+    var proto: Portico_V1_HeaderEdits {
+        var proto = Portico_V1_HeaderEdits()
+        func message(_ field: HeaderField) -> Portico_V1_HeaderField {
+            var message = Portico_V1_HeaderField()
+            message.name = field.name
+            message.value = field.value
+            message.onlySuccess = field.onlySuccess
+            return message
+        }
+        proto.set = set.map(message)
+        proto.add = add.map(message)
+        proto.remove = remove
+        return proto
+    }
+
+    /// Names must be tokens and values must not break the head: a table from anywhere else is refused.
+    init(proto: Portico_V1_HeaderEdits, field: String) throws(SnapshotDecodingError) {
+        func decode(_ message: Portico_V1_HeaderField, _ place: String) throws(SnapshotDecodingError) -> HeaderField {
+            guard HeaderField.isName(message.name) else { throw SnapshotDecodingError("\(place).name: \"\(message.name)\" is not a field name") }
+            guard HeaderField.isValue(message.value) else { throw SnapshotDecodingError("\(place).value: not a field value") }
+            return HeaderField(name: message.name, value: message.value, onlySuccess: message.onlySuccess)
+        }
+        var set: [HeaderField] = []
+        for (index, message) in proto.set.enumerated() { set.append(try decode(message, "\(field).set[\(index)]")) }
+        var add: [HeaderField] = []
+        for (index, message) in proto.add.enumerated() { add.append(try decode(message, "\(field).add[\(index)]")) }
+        for (index, name) in proto.remove.enumerated() {
+            let bare = name.hasSuffix("*") ? String(name.dropLast()) : name
+            guard HeaderField.isName(bare), name == name.lowercased() else {
+                throw SnapshotDecodingError("\(field).remove[\(index)]: \"\(name)\" is not a lowercased field name")
+            }
+        }
+        self.init(set: set, add: add, remove: proto.remove)
     }
 }
 

@@ -119,8 +119,11 @@ public enum AnnotationCatalog {
              "proxy-ssl-server-name"], "not supported yet (TLS to Pods comes with backend-protocol HTTPS)")
         add(.unsupported, ["default-backend", "custom-http-errors", "disable-proxy-intercept-errors"], "not supported yet; the backend's own error answers reach the client")
         add(
+            .differs, ["configuration-snippet"],
+            "read as data, never as configuration: only `more_set_headers`, `more_clear_headers`, `proxy_set_header` and `add_header` lines with literal values (no $variables, no -s/-t); any other content makes the whole snippet unsupported (reported) and none of it applies")
+        add(
             .unsupported,
-            ["configuration-snippet", "server-snippet", "stream-snippet", "auth-snippet", "modsecurity-snippet"],
+            ["server-snippet", "stream-snippet", "auth-snippet", "modsecurity-snippet"],
             "snippets are nginx configuration; Portico never interprets them")
         add(
             .unsupported,
@@ -167,6 +170,10 @@ public enum AnnotationCatalog {
         add(.unsupported, ["fastcgi-index", "fastcgi-params-configmap"], "FastCGI backends are not supported")
 
         add(.supported, ["hsts"], "Strict-Transport-Security for the Ingress's TLS hosts: `true`, `false` or the header's value", nginx: false)
+        add(
+            .supported, ["request-headers", "response-headers"],
+            "Gateway API's header filters as YAML: `set` and `add` (name: value), `remove` (names; in responses a trailing * matches a prefix); framing and forwarding fields are Portico's and refused",
+            nginx: false)
         return entries.sorted { $0.name < $1.name }
     }()
 

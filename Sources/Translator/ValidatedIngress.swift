@@ -275,6 +275,7 @@ struct IngressValidator {
 
         let paths = IngressAnnotations.PathSettings(&annotations, rules: rules, options: &options)
         options.upstream = IngressAnnotations.upstreamOptions(&annotations)
+        (options.requestHeaders, options.responseHeaders) = annotations.headerEdits()
 
         var hsts: HSTSPolicy?
         if let (key, value) = annotations.value("hsts") {

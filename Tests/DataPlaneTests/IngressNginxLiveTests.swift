@@ -123,4 +123,41 @@ import Translator
         await proxy.stop()
         await slow.stop()
     }
+
+    /// Header lines of a configuration-snippet and Portico's header annotations, as the Pod and the
+    /// client see them. (The native engine does not apply header edits yet.)
+    @Test func headerEditsReachThePodAndTheClient() async throws {
+        let app = try await TestBackend.start(name: "app")
+        let table = Self.table(
+            port: app.port,
+            Fixture.ingress(
+                "headers", created: 1,
+                annotations: [
+                    Self.n + "configuration-snippet": """
+                        more_set_headers "X-Frame-Options: DENY";
+                        more_clear_headers X-Backend;
+                        add_header Cache-Control no-store;
+                        proxy_set_header X-Tenant acme;
+                        """,
+                    "portico.io/request-headers": "remove: [X-Debug]\nadd: {X-Added: one}",
+                ],
+                rules: [Fixture.rule("h.test", Self.path("/", "Prefix"))]))
+        let proxy = try await LiveProxy.start(table)
+        try await TestHTTPConnection.with(port: proxy.port) { client in
+            let echo = try await client.request(.GET, "/echo", host: "h.test", headers: [("X-Debug", "1"), ("X-Tenant", "forged")])
+            #expect(echo.status == .ok)
+            #expect(echo.echoed["x-tenant"] == "acme", "proxy_set_header replaces the client's field")
+            #expect(echo.echoed["x-debug"] == nil)
+            #expect(echo.echoed["x-added"] == "one")
+            #expect(echo.headers["x-frame-options"] == ["DENY"])
+            #expect(echo.headers["x-backend"] == [])
+            #expect(echo.headers["cache-control"] == ["no-store"])
+            let missing = try await client.request(.GET, "/status/404", host: "h.test")
+            #expect(missing.status == .notFound)
+            #expect(missing.headers["x-frame-options"] == ["DENY"], "more_set_headers applies to every status")
+            #expect(missing.headers["cache-control"] == [], "add_header without always: 2xx and 3xx only")
+        }
+        await proxy.stop()
+        await app.stop()
+    }
 }

@@ -46,7 +46,13 @@ import TestSupport
         Case(annotations: [nginx + "canary": "true"], statuses: [nginx + "canary": .unsupported], reasons: [.unsupportedAnnotation], served: false),
         Case(annotations: [nginx + "canary": "false"], statuses: [nginx + "canary": .supported], reasons: [], served: true),
         Case(
-            annotations: [nginx + "configuration-snippet": "more_set_headers \"X: y\";"], statuses: [nginx + "configuration-snippet": .unsupported],
+            annotations: [nginx + "configuration-snippet": "more_set_headers \"X: y\";"], statuses: [nginx + "configuration-snippet": .differs],
+            reasons: [], served: true),
+        Case(
+            annotations: [nginx + "configuration-snippet": "more_set_headers \"X: y\";\nlua_need_request_body on;"],
+            statuses: [nginx + "configuration-snippet": .unsupported], reasons: [.unsupportedAnnotation], served: true),
+        Case(
+            annotations: [nginx + "server-snippet": "location /x { return 200; }"], statuses: [nginx + "server-snippet": .unsupported],
             reasons: [.unsupportedAnnotation], served: true),
         Case(annotations: [nginx + "no-such-thing": "1"], statuses: [nginx + "no-such-thing": .unknown], reasons: [.unknownAnnotation], served: true),
         // Portico's own annotations exist only under portico.io/.

@@ -30,12 +30,12 @@ struct HTTP1ResponseFraming {
     }
 
     /// The final response's head, held. Room is made for a small body to join it.
-    mutating func start(_ head: UpstreamResponseHead, framing: ProxyExchange.Framing, hsts: HSTSPolicy?) {
+    mutating func start(_ head: UpstreamResponseHead, framing: ProxyExchange.Framing, hsts: HSTSPolicy?, edits: HeaderEdits? = nil) {
         var room = 0
         if case .contentLength(let length) = head.framing, length <= Self.joinLimit { room = length }
         var buffer = HeadBuffers.make(reusing: &spareHead, capacity: head.bytes.readableBytes + 96 + room)
         head.writeStatusLine(into: &buffer)
-        head.writeForwardedFields(into: &buffer)
+        head.writeForwardedFields(into: &buffer, edits: edits)
         chunked = framing.chunked
         if chunked { buffer.writeStaticString("Transfer-Encoding: chunked\r\n") }
         if let hsts { buffer.writeHTTPField("Strict-Transport-Security", hsts.headerValue) }

@@ -33,7 +33,7 @@ protocol Downstream: AnyObject {
     /// A 1xx response, as the upstream sent it.
     func writeInterim(_ head: UpstreamResponseHead)
     /// The final response's head; the body follows with `relayBody`, the end with `endResponse`.
-    func startResponse(_ head: UpstreamResponseHead, framing: ProxyExchange.Framing, hsts: HSTSPolicy?)
+    func startResponse(_ head: UpstreamResponseHead, framing: ProxyExchange.Framing, hsts: HSTSPolicy?, edits: HeaderEdits?)
     func relayBody(_ body: ByteBuffer)
     func endResponse(trailers: HTTPHeaders?)
     /// An upstream read completed: what it relayed goes out.

@@ -68,6 +68,8 @@ final class ExchangeRunner {
     private var upstreamChunked = false
     /// Strict-Transport-Security for the response, on HTTPS.
     private var hsts: HSTSPolicy?
+    /// The route's response header edits.
+    private var responseEdits: HeaderEdits?
     /// What metrics and the access log get when the exchange ends.
     private var record: ExchangeRecord?
     /// The endpoint the exchange got its connection to, and whether least-request counts it busy
@@ -107,6 +109,7 @@ final class ExchangeRunner {
                 started: now, method: head.method.rawValue, host: head.headers.first(name: "host") ?? "", path: head.uri,
                 requestID: head.headers.first(name: "x-request-id"))
         hsts = nil
+        responseEdits = nil
         tried.removeAll(keepingCapacity: true)
         pending = []
         let upgrade = ForwardedHeaders.upgradeProtocol(head)
@@ -131,6 +134,7 @@ final class ExchangeRunner {
             .routed(decision, body: facts.body, bodyLimit: backend.options.maxRequestBodyBytes), bodyFollows: bodyFollows, now: now)
         guard case .prepareUpstream(let connectNow) = action else { return perform(action) }
         self.hsts = hsts
+        responseEdits = backend.options.responseHeaders
         var cluster = routed
         if let route = backend.options.upstream {
             // ingress-nginx's proxy-connect-timeout and proxy-read-timeout (the wait for the head too).
@@ -148,7 +152,7 @@ final class ExchangeRunner {
         let body = bodyFollows == true && facts.body == .none ? .chunked : facts.body
         let generated = ForwardedHeaders.writeUpstreamRequest(
             head, authority: facts.authority, upstreamHost: backend.options.upstreamHost, forwardedPrefix: backend.options.forwardedPrefix,
-            target: target, body: body, clientAddress: downstream.clientAddress, scheme: settings.scheme,
+            edits: backend.options.requestHeaders, target: target, body: body, clientAddress: downstream.clientAddress, scheme: settings.scheme,
             serverPort: settings.serverPortText, upgrade: upgrade, requestID: services.connector.balancer.nextRequestID, into: &bytes)
         upstreamHead = bytes
         upstreamChunked = body == .chunked
@@ -240,7 +244,8 @@ final class ExchangeRunner {
             services.counters.upstream(head.status)
             record?.status = UInt16(head.status)
             if services.observability.accessLog != nil { record?.upstream = endpoint?.description }
-            downstream.startResponse(head, framing: framing, hsts: hsts != nil && !head.hasStrictTransportSecurity ? hsts : nil)
+            downstream.startResponse(
+                head, framing: framing, hsts: hsts != nil && !head.hasStrictTransportSecurity ? hsts : nil, edits: responseEdits)
         default:
             perform(action)
         }

@@ -157,8 +157,8 @@ final class HTTP2Stream: Downstream {
     /// Interim responses are not relayed on HTTP/2.
     func writeInterim(_ head: UpstreamResponseHead) {}
 
-    func startResponse(_ head: UpstreamResponseHead, framing: ProxyExchange.Framing, hsts: HSTSPolicy?) {
-        heldHeaders = head.http2Headers(hsts: hsts)
+    func startResponse(_ head: UpstreamResponseHead, framing: ProxyExchange.Framing, hsts: HSTSPolicy?, edits: HeaderEdits?) {
+        heldHeaders = head.http2Headers(hsts: hsts, edits: edits)
     }
 
     func relayBody(_ body: ByteBuffer) {

@@ -309,42 +309,111 @@ public nonisolated struct Portico_V1_Route: Sendable {
   fileprivate var _backend: Portico_V1_Backend? = nil
 }
 
-public nonisolated struct Portico_V1_Backend: @unchecked Sendable {
+public nonisolated struct Portico_V1_Backend: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// Name of an entry of `RouteTable.clusters`.
-  public var cluster: String {
-    get {_storage._cluster}
-    set {_uniqueStorage()._cluster = newValue}
-  }
+  public var cluster: String = String()
 
   /// The Ingress that contributed the route.
-  public var namespace: String {
-    get {_storage._namespace}
-    set {_uniqueStorage()._namespace = newValue}
-  }
+  public var namespace: String = String()
 
-  public var ingress: String {
-    get {_storage._ingress}
-    set {_uniqueStorage()._ingress = newValue}
-  }
+  public var ingress: String = String()
 
   /// Plain-HTTP requests get a 308 to https.
-  public var httpsRedirect: Bool {
-    get {_storage._httpsRedirect}
-    set {_uniqueStorage()._httpsRedirect = newValue}
-  }
+  public var httpsRedirect: Bool = false
 
   public var options: Portico_V1_RouteOptions {
-    get {_storage._options ?? Portico_V1_RouteOptions()}
-    set {_uniqueStorage()._options = newValue}
+    get {_options ?? Portico_V1_RouteOptions()}
+    set {_options = newValue}
   }
   /// Returns true if `options` has been explicitly set.
-  public var hasOptions: Bool {_storage._options != nil}
+  public var hasOptions: Bool {self._options != nil}
   /// Clears the value of `options`. Subsequent reads from it will return its default value.
-  public mutating func clearOptions() {_uniqueStorage()._options = nil}
+  public mutating func clearOptions() {self._options = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _options: Portico_V1_RouteOptions? = nil
+}
+
+public nonisolated struct Portico_V1_RouteOptions: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Largest request body accepted; 0: no limit.
+  public var maxRequestBodyBytes: UInt64 {
+    get {_storage._maxRequestBodyBytes}
+    set {_uniqueStorage()._maxRequestBodyBytes = newValue}
+  }
+
+  /// Non-empty: the upstream path, with $1-$9 from the route's regular expression (rewrite-target).
+  public var rewriteTarget: String {
+    get {_storage._rewriteTarget}
+    set {_uniqueStorage()._rewriteTarget = newValue}
+  }
+
+  /// Present: answered with this redirect instead of proxied.
+  public var redirect: Portico_V1_Redirect {
+    get {_storage._redirect ?? Portico_V1_Redirect()}
+    set {_uniqueStorage()._redirect = newValue}
+  }
+  /// Returns true if `redirect` has been explicitly set.
+  public var hasRedirect: Bool {_storage._redirect != nil}
+  /// Clears the value of `redirect`. Subsequent reads from it will return its default value.
+  public mutating func clearRedirect() {_uniqueStorage()._redirect = nil}
+
+  /// Non-empty: a request for / is answered 302 to this path (app-root).
+  public var appRoot: String {
+    get {_storage._appRoot}
+    set {_uniqueStorage()._appRoot = newValue}
+  }
+
+  /// Non-empty: sent upstream as X-Forwarded-Prefix.
+  public var forwardedPrefix: String {
+    get {_storage._forwardedPrefix}
+    set {_uniqueStorage()._forwardedPrefix = newValue}
+  }
+
+  /// Non-empty: the Host sent upstream (upstream-vhost).
+  public var upstreamHost: String {
+    get {_storage._upstreamHost}
+    set {_uniqueStorage()._upstreamHost = newValue}
+  }
+
+  /// Present: the route's own timeouts, retries and request buffering.
+  public var upstream: Portico_V1_UpstreamOptions {
+    get {_storage._upstream ?? Portico_V1_UpstreamOptions()}
+    set {_uniqueStorage()._upstream = newValue}
+  }
+  /// Returns true if `upstream` has been explicitly set.
+  public var hasUpstream: Bool {_storage._upstream != nil}
+  /// Clears the value of `upstream`. Subsequent reads from it will return its default value.
+  public mutating func clearUpstream() {_uniqueStorage()._upstream = nil}
+
+  /// Fields changed in the request sent upstream, and in the response relayed to the client.
+  public var requestHeaders: Portico_V1_HeaderEdits {
+    get {_storage._requestHeaders ?? Portico_V1_HeaderEdits()}
+    set {_uniqueStorage()._requestHeaders = newValue}
+  }
+  /// Returns true if `requestHeaders` has been explicitly set.
+  public var hasRequestHeaders: Bool {_storage._requestHeaders != nil}
+  /// Clears the value of `requestHeaders`. Subsequent reads from it will return its default value.
+  public mutating func clearRequestHeaders() {_uniqueStorage()._requestHeaders = nil}
+
+  public var responseHeaders: Portico_V1_HeaderEdits {
+    get {_storage._responseHeaders ?? Portico_V1_HeaderEdits()}
+    set {_uniqueStorage()._responseHeaders = newValue}
+  }
+  /// Returns true if `responseHeaders` has been explicitly set.
+  public var hasResponseHeaders: Bool {_storage._responseHeaders != nil}
+  /// Clears the value of `responseHeaders`. Subsequent reads from it will return its default value.
+  public mutating func clearResponseHeaders() {_uniqueStorage()._responseHeaders = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -353,52 +422,39 @@ public nonisolated struct Portico_V1_Backend: @unchecked Sendable {
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
-public nonisolated struct Portico_V1_RouteOptions: Sendable {
+/// Applied as remove, then set (replacing), then add.
+public nonisolated struct Portico_V1_HeaderEdits: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Largest request body accepted; 0: no limit.
-  public var maxRequestBodyBytes: UInt64 = 0
+  public var set: [Portico_V1_HeaderField] = []
 
-  /// Non-empty: the upstream path, with $1-$9 from the route's regular expression (rewrite-target).
-  public var rewriteTarget: String = String()
+  public var add: [Portico_V1_HeaderField] = []
 
-  /// Present: answered with this redirect instead of proxied.
-  public var redirect: Portico_V1_Redirect {
-    get {_redirect ?? Portico_V1_Redirect()}
-    set {_redirect = newValue}
-  }
-  /// Returns true if `redirect` has been explicitly set.
-  public var hasRedirect: Bool {self._redirect != nil}
-  /// Clears the value of `redirect`. Subsequent reads from it will return its default value.
-  public mutating func clearRedirect() {self._redirect = nil}
-
-  /// Non-empty: a request for / is answered 302 to this path (app-root).
-  public var appRoot: String = String()
-
-  /// Non-empty: sent upstream as X-Forwarded-Prefix.
-  public var forwardedPrefix: String = String()
-
-  /// Non-empty: the Host sent upstream (upstream-vhost).
-  public var upstreamHost: String = String()
-
-  /// Present: the route's own timeouts, retries and request buffering.
-  public var upstream: Portico_V1_UpstreamOptions {
-    get {_upstream ?? Portico_V1_UpstreamOptions()}
-    set {_upstream = newValue}
-  }
-  /// Returns true if `upstream` has been explicitly set.
-  public var hasUpstream: Bool {self._upstream != nil}
-  /// Clears the value of `upstream`. Subsequent reads from it will return its default value.
-  public mutating func clearUpstream() {self._upstream = nil}
+  /// Lowercased names; one ending in `*` removes every field with that prefix.
+  public var remove: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+}
 
-  fileprivate var _redirect: Portico_V1_Redirect? = nil
-  fileprivate var _upstream: Portico_V1_UpstreamOptions? = nil
+public nonisolated struct Portico_V1_HeaderField: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var value: String = String()
+
+  /// nginx's add_header without `always`: only on 2xx/3xx responses.
+  public var onlySuccess: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// Zero in a field means "not set": the cluster's or the worker's setting applies.
@@ -1276,12 +1332,70 @@ nonisolated extension Portico_V1_Backend: SwiftProtobuf.Message, SwiftProtobuf._
   public static let protoMessageName: String = _protobuf_package + ".Backend"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cluster\0\u{1}namespace\0\u{1}ingress\0\u{3}https_redirect\0\u{1}options\0")
 
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.cluster) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.namespace) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.ingress) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.httpsRedirect) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._options) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.cluster.isEmpty {
+      try visitor.visitSingularStringField(value: self.cluster, fieldNumber: 1)
+    }
+    if !self.namespace.isEmpty {
+      try visitor.visitSingularStringField(value: self.namespace, fieldNumber: 2)
+    }
+    if !self.ingress.isEmpty {
+      try visitor.visitSingularStringField(value: self.ingress, fieldNumber: 3)
+    }
+    if self.httpsRedirect != false {
+      try visitor.visitSingularBoolField(value: self.httpsRedirect, fieldNumber: 4)
+    }
+    try { if let v = self._options {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Portico_V1_Backend, rhs: Portico_V1_Backend) -> Bool {
+    if lhs.cluster != rhs.cluster {return false}
+    if lhs.namespace != rhs.namespace {return false}
+    if lhs.ingress != rhs.ingress {return false}
+    if lhs.httpsRedirect != rhs.httpsRedirect {return false}
+    if lhs._options != rhs._options {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RouteOptions"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}max_request_body_bytes\0\u{3}rewrite_target\0\u{1}redirect\0\u{3}app_root\0\u{3}forwarded_prefix\0\u{3}upstream_host\0\u{1}upstream\0\u{3}request_headers\0\u{3}response_headers\0")
+
   fileprivate class _StorageClass {
-    var _cluster: String = String()
-    var _namespace: String = String()
-    var _ingress: String = String()
-    var _httpsRedirect: Bool = false
-    var _options: Portico_V1_RouteOptions? = nil
+    var _maxRequestBodyBytes: UInt64 = 0
+    var _rewriteTarget: String = String()
+    var _redirect: Portico_V1_Redirect? = nil
+    var _appRoot: String = String()
+    var _forwardedPrefix: String = String()
+    var _upstreamHost: String = String()
+    var _upstream: Portico_V1_UpstreamOptions? = nil
+    var _requestHeaders: Portico_V1_HeaderEdits? = nil
+    var _responseHeaders: Portico_V1_HeaderEdits? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1292,11 +1406,15 @@ nonisolated extension Portico_V1_Backend: SwiftProtobuf.Message, SwiftProtobuf._
     private init() {}
 
     init(copying source: _StorageClass) {
-      _cluster = source._cluster
-      _namespace = source._namespace
-      _ingress = source._ingress
-      _httpsRedirect = source._httpsRedirect
-      _options = source._options
+      _maxRequestBodyBytes = source._maxRequestBodyBytes
+      _rewriteTarget = source._rewriteTarget
+      _redirect = source._redirect
+      _appRoot = source._appRoot
+      _forwardedPrefix = source._forwardedPrefix
+      _upstreamHost = source._upstreamHost
+      _upstream = source._upstream
+      _requestHeaders = source._requestHeaders
+      _responseHeaders = source._responseHeaders
     }
   }
 
@@ -1315,11 +1433,15 @@ nonisolated extension Portico_V1_Backend: SwiftProtobuf.Message, SwiftProtobuf._
         // allocates stack space for every case branch when no optimizations are
         // enabled. https://github.com/apple/swift-protobuf/issues/1034
         switch fieldNumber {
-        case 1: try { try decoder.decodeSingularStringField(value: &_storage._cluster) }()
-        case 2: try { try decoder.decodeSingularStringField(value: &_storage._namespace) }()
-        case 3: try { try decoder.decodeSingularStringField(value: &_storage._ingress) }()
-        case 4: try { try decoder.decodeSingularBoolField(value: &_storage._httpsRedirect) }()
-        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._options) }()
+        case 1: try { try decoder.decodeSingularUInt64Field(value: &_storage._maxRequestBodyBytes) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._rewriteTarget) }()
+        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._redirect) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._appRoot) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._forwardedPrefix) }()
+        case 6: try { try decoder.decodeSingularStringField(value: &_storage._upstreamHost) }()
+        case 7: try { try decoder.decodeSingularMessageField(value: &_storage._upstream) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._requestHeaders) }()
+        case 9: try { try decoder.decodeSingularMessageField(value: &_storage._responseHeaders) }()
         default: break
         }
       }
@@ -1332,35 +1454,51 @@ nonisolated extension Portico_V1_Backend: SwiftProtobuf.Message, SwiftProtobuf._
       // allocates stack space for every if/case branch local when no optimizations
       // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
       // https://github.com/apple/swift-protobuf/issues/1182
-      if !_storage._cluster.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._cluster, fieldNumber: 1)
+      if _storage._maxRequestBodyBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._maxRequestBodyBytes, fieldNumber: 1)
       }
-      if !_storage._namespace.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._namespace, fieldNumber: 2)
+      if !_storage._rewriteTarget.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._rewriteTarget, fieldNumber: 2)
       }
-      if !_storage._ingress.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._ingress, fieldNumber: 3)
+      try { if let v = _storage._redirect {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      } }()
+      if !_storage._appRoot.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._appRoot, fieldNumber: 4)
       }
-      if _storage._httpsRedirect != false {
-        try visitor.visitSingularBoolField(value: _storage._httpsRedirect, fieldNumber: 4)
+      if !_storage._forwardedPrefix.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._forwardedPrefix, fieldNumber: 5)
       }
-      try { if let v = _storage._options {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      if !_storage._upstreamHost.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._upstreamHost, fieldNumber: 6)
+      }
+      try { if let v = _storage._upstream {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+      } }()
+      try { if let v = _storage._requestHeaders {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
+      try { if let v = _storage._responseHeaders {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
       } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Portico_V1_Backend, rhs: Portico_V1_Backend) -> Bool {
+  public static func ==(lhs: Portico_V1_RouteOptions, rhs: Portico_V1_RouteOptions) -> Bool {
     if lhs._storage !== rhs._storage {
       let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
         let _storage = _args.0
         let rhs_storage = _args.1
-        if _storage._cluster != rhs_storage._cluster {return false}
-        if _storage._namespace != rhs_storage._namespace {return false}
-        if _storage._ingress != rhs_storage._ingress {return false}
-        if _storage._httpsRedirect != rhs_storage._httpsRedirect {return false}
-        if _storage._options != rhs_storage._options {return false}
+        if _storage._maxRequestBodyBytes != rhs_storage._maxRequestBodyBytes {return false}
+        if _storage._rewriteTarget != rhs_storage._rewriteTarget {return false}
+        if _storage._redirect != rhs_storage._redirect {return false}
+        if _storage._appRoot != rhs_storage._appRoot {return false}
+        if _storage._forwardedPrefix != rhs_storage._forwardedPrefix {return false}
+        if _storage._upstreamHost != rhs_storage._upstreamHost {return false}
+        if _storage._upstream != rhs_storage._upstream {return false}
+        if _storage._requestHeaders != rhs_storage._requestHeaders {return false}
+        if _storage._responseHeaders != rhs_storage._responseHeaders {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -1370,9 +1508,9 @@ nonisolated extension Portico_V1_Backend: SwiftProtobuf.Message, SwiftProtobuf._
   }
 }
 
-nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".RouteOptions"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}max_request_body_bytes\0\u{3}rewrite_target\0\u{1}redirect\0\u{3}app_root\0\u{3}forwarded_prefix\0\u{3}upstream_host\0\u{1}upstream\0")
+nonisolated extension Portico_V1_HeaderEdits: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".HeaderEdits"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}set\0\u{1}add\0\u{1}remove\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1380,55 +1518,71 @@ nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProto
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.maxRequestBodyBytes) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.rewriteTarget) }()
-      case 3: try { try decoder.decodeSingularMessageField(value: &self._redirect) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.appRoot) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self.forwardedPrefix) }()
-      case 6: try { try decoder.decodeSingularStringField(value: &self.upstreamHost) }()
-      case 7: try { try decoder.decodeSingularMessageField(value: &self._upstream) }()
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.set) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.add) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.remove) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.maxRequestBodyBytes != 0 {
-      try visitor.visitSingularUInt64Field(value: self.maxRequestBodyBytes, fieldNumber: 1)
+    if !self.set.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.set, fieldNumber: 1)
     }
-    if !self.rewriteTarget.isEmpty {
-      try visitor.visitSingularStringField(value: self.rewriteTarget, fieldNumber: 2)
+    if !self.add.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.add, fieldNumber: 2)
     }
-    try { if let v = self._redirect {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    } }()
-    if !self.appRoot.isEmpty {
-      try visitor.visitSingularStringField(value: self.appRoot, fieldNumber: 4)
+    if !self.remove.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.remove, fieldNumber: 3)
     }
-    if !self.forwardedPrefix.isEmpty {
-      try visitor.visitSingularStringField(value: self.forwardedPrefix, fieldNumber: 5)
-    }
-    if !self.upstreamHost.isEmpty {
-      try visitor.visitSingularStringField(value: self.upstreamHost, fieldNumber: 6)
-    }
-    try { if let v = self._upstream {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
-    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Portico_V1_RouteOptions, rhs: Portico_V1_RouteOptions) -> Bool {
-    if lhs.maxRequestBodyBytes != rhs.maxRequestBodyBytes {return false}
-    if lhs.rewriteTarget != rhs.rewriteTarget {return false}
-    if lhs._redirect != rhs._redirect {return false}
-    if lhs.appRoot != rhs.appRoot {return false}
-    if lhs.forwardedPrefix != rhs.forwardedPrefix {return false}
-    if lhs.upstreamHost != rhs.upstreamHost {return false}
-    if lhs._upstream != rhs._upstream {return false}
+  public static func ==(lhs: Portico_V1_HeaderEdits, rhs: Portico_V1_HeaderEdits) -> Bool {
+    if lhs.set != rhs.set {return false}
+    if lhs.add != rhs.add {return false}
+    if lhs.remove != rhs.remove {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Portico_V1_HeaderField: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".HeaderField"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}value\0\u{3}only_success\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.value) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.onlySuccess) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.value.isEmpty {
+      try visitor.visitSingularStringField(value: self.value, fieldNumber: 2)
+    }
+    if self.onlySuccess != false {
+      try visitor.visitSingularBoolField(value: self.onlySuccess, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Portico_V1_HeaderField, rhs: Portico_V1_HeaderField) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.value != rhs.value {return false}
+    if lhs.onlySuccess != rhs.onlySuccess {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
