@@ -55,13 +55,16 @@ public struct DemoBackend: Sendable {
         }
     }
 
-    /// The Service's name, then what arrived: method, target, Host and the forwarding fields.
+    /// The Service's name, then what arrived: method, target, Host, the forwarding fields and every
+    /// other field (so a rewrite or a header edit shows).
     static func answer(name: String, request: AdminServer.Request) -> AdminServer.Reply {
         let local = request.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
         var body = "Hello from \(name) (Portico demo backend on \(local))\n\(request.head.method) \(request.head.uri)\n"
-        for field in ["host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-request-id"] {
+        let first = ["host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-request-id"]
+        for field in first {
             if let value = request.head.headers[field].first { body += "\(field): \(value)\n" }
         }
+        for (name, value) in request.head.headers where !first.contains(name.lowercased()) { body += "\(name.lowercased()): \(value)\n" }
         return AdminServer.Reply(.ok, body)
     }
 }

@@ -44,13 +44,14 @@ public enum AnnotationCatalog {
             "auth-tls-pass-certificate-to-upstream", "enable-global-auth", "relative-redirects", "use-port-in-redirects",
             "preserve-trailing-slash", "session-cookie-secure",
         ]
+        let offValues: Set = ["proxy-ssl-verify", "proxy-ssl-server-name"]
         func add(
             _ support: Support, _ names: [String], _ note: String = "", nginx: Bool = true, rejects: Bool = false, inert: String? = nil
         ) {
             for name in names {
                 entries.append(
                     Entry(name: name, support: support, note: note, inIngressNginx: nginx, rejectsIngress: rejects,
-                        inertValue: inert ?? (offByDefault.contains(name) ? "false" : nil)))
+                        inertValue: inert ?? (offByDefault.contains(name) ? "false" : offValues.contains(name) ? "off" : nil)))
             }
         }
         add(.supported, ["ssl-redirect"])
@@ -74,7 +75,9 @@ public enum AnnotationCatalog {
         add(
             .differs, ["rewrite-target"],
             "as nginx's `rewrite (?i)<path> <target> break`, which also makes the host's paths regular expressions; the target may use $1-$9, $scheme, $host, $http_host, $server_port, $request_uri, $uri, $args and $query_string, nothing else")
-        add(.supported, ["app-root"], "a request for `/` is answered 302 to the path")
+        add(
+            .differs, ["app-root"],
+            "a request for `/` that reaches a route of the Ingress is answered 302 to the path; the Ingress needs a path matching `/` (ingress-nginx also redirects from the default location it adds)")
         add(
             .supported, ["permanent-redirect", "temporal-redirect"],
             "the URL may use the variables rewrite-target takes; temporal-redirect wins when both are set")
@@ -117,6 +120,7 @@ public enum AnnotationCatalog {
             .unsupported,
             ["proxy-ssl-secret", "proxy-ssl-ciphers", "proxy-ssl-name", "proxy-ssl-protocols", "proxy-ssl-verify", "proxy-ssl-verify-depth",
              "proxy-ssl-server-name"], "not supported yet (TLS to Pods comes with backend-protocol HTTPS)")
+        // proxy-ssl-verify's default, "off", asks for nothing.
         add(.unsupported, ["default-backend", "custom-http-errors", "disable-proxy-intercept-errors"], "not supported yet; the backend's own error answers reach the client")
         add(
             .differs, ["configuration-snippet"],
