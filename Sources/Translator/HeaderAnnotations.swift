@@ -119,11 +119,7 @@ extension IngressAnnotations {
     /// An annotation whose value asks for something Portico does not do: reported like an
     /// unsupported annotation, its default applying.
     mutating func unsupported(_ key: String, _ message: String) {
-        if let index = uses.firstIndex(where: { $0.key == key }) {
-            uses[index].status = .unsupported
-            uses[index].message = message
-        }
-        appendRejection(Rejection(object: ref, reason: .unsupportedAnnotation, effect: .defaultApplied, field: Self.field(key), message: message))
+        report(key, .unsupported, reason: .unsupportedAnnotation, effect: .defaultApplied, message)
     }
 }
 

@@ -38,7 +38,7 @@ struct IngressAnnotations {
     let ref: ObjectRef
     /// Winning key and value for each catalogued name.
     private var values: [String: (key: String, value: String)] = [:]
-    var uses: [AnnotationUse] = []
+    private(set) var uses: [AnnotationUse] = []
     private(set) var rejections: [Rejection] = []
     /// An access-control annotation Portico cannot honour is present: the Ingress must not be served.
     private(set) var rejectsIngress = false
@@ -109,11 +109,16 @@ struct IngressAnnotations {
 
     /// A value that could not be read: reported, and the use marked invalid. `effect` says what was done instead.
     mutating func invalid(_ key: String, _ message: String, effect: Rejection.Effect = .defaultApplied) {
+        report(key, .invalid, reason: .invalidAnnotation, effect: effect, message)
+    }
+
+    /// One problem with the annotation `key`: its use takes `status` and the message, and a rejection says it.
+    mutating func report(_ key: String, _ status: AnnotationUse.Status, reason: Rejection.Reason, effect: Rejection.Effect, _ message: String) {
         if let index = uses.firstIndex(where: { $0.key == key }) {
-            uses[index].status = .invalid
+            uses[index].status = status
             uses[index].message = message
         }
-        rejections.append(Rejection(object: ref, reason: .invalidAnnotation, effect: effect, field: Self.field(key), message: message))
+        appendRejection(Rejection(object: ref, reason: reason, effect: effect, field: Self.field(key), message: message))
     }
 
     mutating func appendRejection(_ rejection: Rejection) { rejections.append(rejection) }

@@ -142,11 +142,7 @@ extension IngressAnnotations {
 
     /// A problem that rejects the Ingress: it cannot be served as its author meant.
     mutating func reject(_ reason: Rejection.Reason, key: String, _ message: String) {
-        reject(reason, field: Self.field(key), message)
-        if let index = uses.firstIndex(where: { $0.key == key }) {
-            uses[index].status = .invalid
-            uses[index].message = message
-        }
+        report(key, .invalid, reason: reason, effect: .ingressRejected, message)
     }
 
     mutating func reject(_ reason: Rejection.Reason, field: String, _ message: String) {
