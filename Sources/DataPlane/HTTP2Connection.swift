@@ -453,3 +453,66 @@ struct InboundWindow {
         return min(room, Int(Int32.max))
     }
 }
+
+/// On the plain port: a connection that opens with HTTP/2's preface (prior knowledge, RFC 9113
+/// §3.3, what gRPC clients do without TLS) is configured for HTTP/2, any other for HTTP/1.1. Decides
+/// on the first bytes, then leaves the pipeline and hands them on. Until then it is the loop's open
+/// connection: one that sends nothing within the request-head timeout is closed by the sweep, and a
+/// drain closes it.
+final class PlainProtocolDetector: ChannelInboundHandler, RemovableChannelHandler, ServedConnection {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    static let preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    private var buffered: ByteBuffer?
+    private let configure: (_ http2: Bool) throws -> Void
+    private let deadline: NIODeadline
+    private weak var channel: (any Channel)?
+
+    init(headTimeout: TimeAmount, configure: @escaping (_ http2: Bool) throws -> Void) {
+        self.configure = configure
+        deadline = .now() + headTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { channel = context.channel }
+
+    func beginDrain() {
+        if !decided { channel?.close(promise: nil) }
+    }
+
+    func sweep(now: NIODeadline) {
+        if !decided, now >= deadline { channel?.close(promise: nil) }
+    }
+
+    private var decided = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !decided else { return context.fireChannelRead(data) }
+        var bytes = unwrapInboundIn(data)
+        if var earlier = buffered.take() {
+            earlier.writeBuffer(&bytes)
+            bytes = earlier
+        }
+        let compared = min(bytes.readableBytes, Self.preface.count)
+        let matches = bytes.withUnsafeReadableBytes { raw in raw.prefix(compared).elementsEqual(Self.preface.prefix(compared)) }
+        if matches, compared < Self.preface.count {
+            // Too short to tell yet.
+            buffered = bytes
+            return
+        }
+        decided = true
+        do {
+            try configure(matches)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        context.fireChannelRead(wrapInboundOut(bytes))
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        context.fireChannelInactive()
+    }
+}

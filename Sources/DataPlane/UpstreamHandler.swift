@@ -33,6 +33,13 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var holdReads = false
     private var gate = ReadGate()
     private var context: ChannelHandlerContext?
+    /// On an HTTP/2 stream (`HTTP2UpstreamFraming` before it): bodies go out unframed and the end
+    /// as an `UpstreamRequestEnd` event.
+    private let messages: Bool
+
+    init(messages: Bool = false) {
+        self.messages = messages
+    }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -137,7 +144,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func writeHead(_ bytes: ByteBuffer, chunked: Bool, isHead: Bool, flush: Bool) {
         guard let context else { return }
         parser.requestSent(isHead: isHead)
-        requestChunked = chunked
+        requestChunked = chunked && !messages
         context.write(wrapOutboundOut(bytes), promise: nil)
         if flush { context.flush() }
     }
@@ -169,6 +176,10 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.write(wrapOutboundOut(body), promise: promise)
             }
         case .end(let trailers):
+            if messages {
+                context.triggerUserOutboundEvent(UpstreamRequestEnd(trailers: trailers), promise: promise)
+                break
+            }
             promise?.succeed()
             guard requestChunked else { break }
             context.write(wrapOutboundOut(ChunkedFraming.lastChunk(trailers: trailers, allocator: context.channel.allocator)), promise: nil)

@@ -1,13 +1,17 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import RouteModel
 
-/// Keep-alive connections to upstream endpoints, per endpoint, for one event loop.
+/// Keep-alive connections to upstream endpoints, per endpoint, for one event loop and one way of
+/// speaking to them (`Transport`): the worker's plain HTTP/1.1 pool, and one per TLS or HTTP/2
+/// upstream profile (`UpstreamProfile`).
 ///
 /// Idle connections are reused most-recent first, at most `maxIdlePerEndpoint` are kept, and one
 /// idle longer than the cluster's idle timeout is closed instead of reused. A connection the
-/// upstream closes while idle leaves the pool by itself.
+/// upstream closes while idle leaves the pool by itself. On HTTP/2 a "connection" is one stream of
+/// the endpoint's shared session (`HTTP2UpstreamSession`); streams are never pooled.
 final class UpstreamPool {
     /// A class: the exchange's state holds it and is switched over many times per request, and a
     /// struct's copy retained the channel, the handler and the endpoint's address each time.
@@ -15,12 +19,26 @@ final class UpstreamPool {
         let channel: any Channel
         let handler: UpstreamHandler
         let endpoint: Endpoint
+        /// Where it goes back to after a clean exchange. The pools live as long as the worker's loop.
+        unowned let pool: UpstreamPool
 
-        init(channel: any Channel, handler: UpstreamHandler, endpoint: Endpoint) {
+        init(channel: any Channel, handler: UpstreamHandler, endpoint: Endpoint, pool: UpstreamPool) {
             self.channel = channel
             self.handler = handler
             self.endpoint = endpoint
+            self.pool = pool
         }
+    }
+
+    /// How the pool's connections speak to their endpoints.
+    enum Transport {
+        /// HTTP/1.1 over TCP.
+        case plain
+        /// HTTP/1.1 over TLS; `serverName` is sent as SNI (and verified against, if the context verifies).
+        case tls(NIOSSLContext, serverName: String?)
+        /// HTTP/2, over TLS when a context is given (ALPN h2), else cleartext with prior knowledge.
+        /// `grpc`: requests carry `te: trailers`.
+        case http2(NIOSSLContext?, serverName: String?, grpc: Bool)
     }
 
     private struct Idle {
@@ -37,22 +55,31 @@ final class UpstreamPool {
 
     let eventLoop: any EventLoop
     let maxIdlePerEndpoint: Int
+    let transport: Transport
     private var idle: [Endpoint: IdleList] = [:]
     private var sweepAt = 64
+    /// HTTP/2: the session to each endpoint.
+    private var sessions: [Endpoint: HTTP2UpstreamSession] = [:]
 
     /// 512, not nginx's customary 64: an HTTP/2 client runs many requests at once, and a cap below
     /// the concurrency closes connections after each burst only to open them again for the next one
     /// (h2load -c16 -m16 opened an upstream connection per 2.7 requests with 64).
-    init(eventLoop: any EventLoop, maxIdlePerEndpoint: Int = 512) {
+    init(eventLoop: any EventLoop, maxIdlePerEndpoint: Int = 512, transport: Transport = .plain) {
         self.eventLoop = eventLoop
         self.maxIdlePerEndpoint = maxIdlePerEndpoint
+        self.transport = transport
+    }
+
+    private var isMultiplexed: Bool {
+        if case .http2 = transport { return true }
+        return false
     }
 
     /// The most recently idled live connection to `endpoint` within the idle limit, if any; stale
     /// ones met on the way are closed.
     func takeIdle(_ endpoint: Endpoint, timeouts: ClusterTimeouts) -> Connection? {
         eventLoop.preconditionInEventLoop()
-        guard let list = idle[endpoint] else { return nil }
+        guard let list = idle[endpoint] else { return nil }  // always nil on HTTP/2
         let maxIdle = TimeAmount.milliseconds(Int64(timeouts.idleMilliseconds))
         while let last = list.entries.popLast() {
             if last.connection.channel.isActive, timeouts.idleMilliseconds == 0 || NIODeadline.now() - last.since < maxIdle {
@@ -66,17 +93,40 @@ final class UpstreamPool {
     /// A new connection to `endpoint` (an upgrade request always gets one: it leaves the pool for good).
     func connect(_ endpoint: Endpoint, timeouts: ClusterTimeouts) -> EventLoopFuture<Connection> {
         eventLoop.preconditionInEventLoop()
+        if case .http2 = transport { return openStream(to: endpoint, timeouts: timeouts) }
         let handler = UpstreamHandler()
         let boundHandler = NIOLoopBound(handler, eventLoop: eventLoop)
+        let handshake: EventLoopPromise<Void>?
+        if case .tls = transport { handshake = eventLoop.makePromise() } else { handshake = nil }
+        let transport = self.transport
         // ClientBootstrap sets TCP_NODELAY itself. (`.socketOption(.tcp_nodelay)` would not:
         // it is SOL_SOCKET level, where option 1 is SO_DEBUG.)
-        var bootstrap = ClientBootstrap(group: eventLoop)
+        let bootstrap = ClientBootstrap(group: eventLoop)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if case .tls(let context, let serverName) = transport, let handshake {
+                        try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
+                        try sync.addHandler(TLSHandshakeWait(handshake))
+                    }
                     // The handler writes requests and parses responses itself.
-                    try channel.pipeline.syncOperations.addHandler(boundHandler.value)
+                    try sync.addHandler(boundHandler.value)
                 }
             }
+        return dial(endpoint, bootstrap: bootstrap, timeouts: timeouts, handshake: handshake).assumeIsolatedUnsafeUnchecked().map { channel in
+            let connection = Connection(channel: channel, handler: handler, endpoint: endpoint, pool: self)
+            // Set once: a closure made on every release cost an allocation per request.
+            handler.onIdleClose = { [weak self] in self?.remove(connection) }
+            return connection
+        }.nonisolated()
+    }
+
+    /// Connects `bootstrap` to `endpoint`; with `handshake`, the channel is ready when it completes,
+    /// within the connect timeout too.
+    func dial(
+        _ endpoint: Endpoint, bootstrap: ClientBootstrap, timeouts: ClusterTimeouts, handshake: EventLoopPromise<Void>?
+    ) -> EventLoopFuture<any Channel> {
+        var bootstrap = bootstrap
         if timeouts.connectMilliseconds > 0 { bootstrap = bootstrap.connectTimeout(.milliseconds(Int64(timeouts.connectMilliseconds))) }
         // Endpoint addresses are IP literals (EndpointSlices of type IPv4/IPv6): connecting to the
         // parsed address skips getaddrinfo on NIO's blocking thread pool and happy eyeballs, which
@@ -87,12 +137,42 @@ final class UpstreamPool {
         } else {
             connected = bootstrap.connect(host: endpoint.address, port: endpoint.port)
         }
-        return connected.assumeIsolatedUnsafeUnchecked().map { channel in
-            let connection = Connection(channel: channel, handler: handler, endpoint: endpoint)
-            // Set once: a closure made on every release cost an allocation per request.
-            handler.onIdleClose = { [weak self] in self?.remove(connection) }
-            return connection
+        guard let handshake else { return connected }
+        return connected.flatMap { channel in
+            // A handshake that does not finish counts as a connect that timed out.
+            let deadline: Scheduled<Void>? =
+                timeouts.connectMilliseconds > 0
+                ? channel.eventLoop.scheduleTask(in: .milliseconds(Int64(timeouts.connectMilliseconds))) {
+                    handshake.fail(ChannelError.connectTimeout(.milliseconds(Int64(timeouts.connectMilliseconds))))
+                } : nil
+            return handshake.futureResult.always { _ in deadline?.cancel() }.map { channel }.flatMapError { error in
+                channel.close(promise: nil)
+                return channel.eventLoop.makeFailedFuture(error)
+            }
+        }
+    }
+
+    /// HTTP/2: a new stream on the endpoint's session, which is opened first if there is none (or
+    /// the one there is going away).
+    private func openStream(to endpoint: Endpoint, timeouts: ClusterTimeouts) -> EventLoopFuture<Connection> {
+        guard case .http2(let context, let serverName, let grpc) = transport else { preconditionFailure("not an HTTP/2 pool") }
+        let session: HTTP2UpstreamSession
+        if let existing = sessions[endpoint], existing.isUsable {
+            session = existing
+        } else {
+            session = HTTP2UpstreamSession(
+                endpoint: endpoint, pool: self, tls: context, serverName: serverName, idleTimeout: .milliseconds(Int64(timeouts.idleMilliseconds)),
+                timeouts: timeouts)
+            sessions[endpoint] = session
+        }
+        return session.openStream(grpc: grpc, secure: context != nil).assumeIsolatedUnsafeUnchecked().map { channel, handler in
+            Connection(channel: channel, handler: handler, endpoint: endpoint, pool: self)
         }.nonisolated()
+    }
+
+    /// A session closed or is going away: new streams go to a new one.
+    func sessionEnded(_ session: HTTP2UpstreamSession) {
+        if sessions[session.endpoint] === session { sessions[session.endpoint] = nil }
     }
 
     private var addresses: [Endpoint: SocketAddress] = [:]
@@ -110,6 +190,11 @@ final class UpstreamPool {
     func release(_ connection: Connection) {
         eventLoop.preconditionInEventLoop()
         connection.handler.owner = nil
+        if isMultiplexed {
+            // The stream is over (or is reset now); the session stays.
+            connection.channel.close(promise: nil)
+            return
+        }
         // Whatever backpressure the last client applied ends with its exchange.
         connection.handler.setHoldReads(false)
         guard connection.channel.isActive else {
@@ -146,6 +231,8 @@ final class UpstreamPool {
     func closeAll() {
         for list in idle.values { for entry in list.entries { entry.connection.channel.close(promise: nil) } }
         idle.removeAll()
+        for session in sessions.values { session.close() }
+        sessions.removeAll()
     }
 }
 

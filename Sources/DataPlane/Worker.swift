@@ -312,6 +312,7 @@ public final class Worker: Sendable {
         let logger = self.logger
         let accepted = self.acceptedBox
         let http2 = configuration.http2
+        let http2Limits = http2
         let certificates = self.certificates
         let handshakeTimeout = TimeAmount(configuration.tlsHandshakeTimeout)
         let owner = "worker \(configuration.workerID)" + (tls == nil ? "" : " (TLS)")
@@ -330,9 +331,19 @@ public final class Worker: Sendable {
                     return channel.eventLoop.makeCompletedFuture {
                         var connectionSettings = settings
                         connectionSettings.serverPort = channel.localAddress?.port ?? settings.serverPort
-                        let loop = loopBound.value
                         guard let tls else {
-                            try Self.configureHTTP1(channel, settings: connectionSettings, maxHeadBytes: maxHeadBytes, loop: loop, store: store, logger: logger)
+                            // HTTP/1.1, or HTTP/2 with prior knowledge (h2c, as gRPC clients speak without TLS).
+                            let detector = PlainProtocolDetector(headTimeout: connectionSettings.requestHeaderTimeout) { http2 in
+                                let loop = loopBound.value
+                                if http2 {
+                                    try Self.configureHTTP2(channel, settings: connectionSettings, http2: http2Limits, loop: loop, store: store, logger: logger)
+                                } else {
+                                    try Self.configureHTTP1(
+                                        channel, settings: connectionSettings, maxHeadBytes: maxHeadBytes, loop: loop, store: store, logger: logger)
+                                }
+                            }
+                            try channel.pipeline.syncOperations.addHandler(detector)
+                            loopBound.value.connections.add(channel, detector)
                             return
                         }
                         // From accept until the handshake completes (the negotiation below runs then).
@@ -389,7 +400,7 @@ public final class Worker: Sendable {
         }
         try? await eventLoop.submit {
             loopBound.value.connections.closeAll()
-            loopBound.value.pool.closeAll()
+            loopBound.value.services.connector.closeAll()
         }.get()
         logger.info("stopped")
     }
@@ -436,6 +447,12 @@ final class OpenConnections {
     /// Tracks `channel`, served by `connection`, until it closes.
     func add(_ channel: any Channel, _ connection: any ServedConnection) {
         let key = ObjectIdentifier(channel)
+        if entries[key] != nil {
+            // The handler that decided the connection's protocol hands it on to the one serving it.
+            entries[key] = (connection, channel)
+            if draining { connection.beginDrain() }
+            return
+        }
         entries[key] = (connection, channel)
         gauge.increment()
         let gauge = self.gauge

@@ -78,12 +78,18 @@ public struct RouteOptions: Sendable, Hashable {
     /// Fields changed in the response relayed to the client (`portico.io/response-headers`,
     /// `more_set_headers`, `more_clear_headers`, `add_header`).
     public var responseHeaders: HeaderEdits?
+    /// How the Pods are spoken to (`backend-protocol`).
+    public var upstreamProtocol: UpstreamProtocol
+    /// TLS to the Pods, for HTTPS and GRPCS (`proxy-ssl-*`); nil otherwise.
+    public var upstreamTLS: UpstreamTLS?
 
     public init(
         maxRequestBodyBytes: Int64? = nil, rewriteTarget: String? = nil, redirect: RedirectRule? = nil, appRoot: String? = nil,
         forwardedPrefix: String? = nil, upstreamHost: String? = nil, upstream: UpstreamOptions? = nil, requestHeaders: HeaderEdits? = nil,
-        responseHeaders: HeaderEdits? = nil
+        responseHeaders: HeaderEdits? = nil, upstreamProtocol: UpstreamProtocol = .http, upstreamTLS: UpstreamTLS? = nil
     ) {
+        self.upstreamProtocol = upstreamProtocol
+        self.upstreamTLS = upstreamTLS
         self.maxRequestBodyBytes = maxRequestBodyBytes
         self.rewriteTarget = rewriteTarget
         self.redirect = redirect
@@ -153,6 +159,53 @@ public struct HeaderField: Sendable, Hashable {
     /// end the field or the head.
     public static func isValue(_ text: some StringProtocol) -> Bool {
         text.utf8.allSatisfy { ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x09 } && text.first != " " && text.last != " "
+    }
+}
+
+/// ingress-nginx's `backend-protocol`: what the worker speaks to a route's Pods.
+public enum UpstreamProtocol: String, Sendable, Hashable, CaseIterable {
+    /// HTTP/1.1 in cleartext.
+    case http = "HTTP"
+    /// HTTP/1.1 over TLS.
+    case https = "HTTPS"
+    /// HTTP/2 in cleartext, with prior knowledge.
+    case h2c = "H2C"
+    /// gRPC: HTTP/2 in cleartext; the worker's own errors are answered as gRPC statuses.
+    case grpc = "GRPC"
+    /// gRPC over TLS (HTTP/2, ALPN h2).
+    case grpcs = "GRPCS"
+
+    public var usesTLS: Bool { self == .https || self == .grpcs }
+    public var isHTTP2: Bool { self == .h2c || self == .grpc || self == .grpcs }
+    public var isGRPC: Bool { self == .grpc || self == .grpcs }
+}
+
+/// TLS to a route's Pods (ingress-nginx's `proxy-ssl-*`). Verification is off unless asked for,
+/// as in ingress-nginx: Pods usually present certificates no public CA signed.
+public struct UpstreamTLS: Sendable, Hashable {
+    /// The name sent as SNI and, when verifying, the one the Pod's certificate must be for.
+    public var serverName: String
+    /// `proxy-ssl-server-name: off`: no SNI is sent.
+    public var sendsServerName: Bool
+    /// `proxy-ssl-verify: on`: the Pod's certificate must chain to `trustedCertificatesPEM` and name `serverName`.
+    public var verify: Bool
+    /// The CA certificates trusted (the `ca.crt` of `proxy-ssl-secret`), PEM; with `verify` and
+    /// none, no Pod certificate is accepted.
+    public var trustedCertificatesPEM: String?
+    /// The certificate chain and key presented to the Pod (`tls.crt` and `tls.key` of `proxy-ssl-secret`), PEM.
+    public var clientCertificatePEM: String?
+    public var clientKeyPEM: String?
+
+    public init(
+        serverName: String, sendsServerName: Bool = true, verify: Bool = false, trustedCertificatesPEM: String? = nil,
+        clientCertificatePEM: String? = nil, clientKeyPEM: String? = nil
+    ) {
+        self.serverName = serverName
+        self.sendsServerName = sendsServerName
+        self.verify = verify
+        self.trustedCertificatesPEM = trustedCertificatesPEM
+        self.clientCertificatePEM = clientCertificatePEM
+        self.clientKeyPEM = clientKeyPEM
     }
 }
 

@@ -86,6 +86,17 @@ public struct RouteTable: Sendable {
                 hasher.combine(upstream.retryOnConnectTimeout)
                 hasher.combine(upstream.requestBufferBytes ?? -1)
             }
+            if options.upstreamProtocol != .http || options.upstreamTLS != nil {
+                hasher.combine(options.upstreamProtocol.rawValue)
+                if let tls = options.upstreamTLS {
+                    hasher.combine(tls.serverName)
+                    hasher.combine(tls.sendsServerName)
+                    hasher.combine(tls.verify)
+                    hasher.combine(tls.trustedCertificatesPEM ?? "-")
+                    hasher.combine(tls.clientCertificatePEM ?? "-")
+                    hasher.combine(tls.clientKeyPEM ?? "-")
+                }
+            }
             for edits in [options.requestHeaders, options.responseHeaders] {
                 guard let edits else { continue }
                 hasher.combine(edits.remove.joined(separator: "\n"))

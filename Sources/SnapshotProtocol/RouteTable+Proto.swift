@@ -154,6 +154,17 @@ extension Backend {
         }
         if let edits = options.requestHeaders { proto.options.requestHeaders = edits.proto }
         if let edits = options.responseHeaders { proto.options.responseHeaders = edits.proto }
+        proto.options.upstreamProtocol = options.upstreamProtocol.proto
+        if let tls = options.upstreamTLS {
+            var message = Portico_V1_UpstreamTLS()
+            message.serverName = tls.serverName
+            message.noServerNameIndication = !tls.sendsServerName
+            message.verify = tls.verify
+            message.trustedCertificatesPem = tls.trustedCertificatesPEM ?? ""
+            message.clientCertificatePem = tls.clientCertificatePEM ?? ""
+            message.clientKeyPem = tls.clientKeyPEM ?? ""
+            proto.options.upstreamTls = message
+        }
         return proto
     }
 
@@ -178,6 +189,24 @@ extension Backend {
         if options.hasRedirect, !(300...399).contains(options.redirect.status) {
             throw SnapshotDecodingError("\(field).backend.options.redirect.status: \(options.redirect.status) is not a redirect")
         }
+        let upstreamProtocol = try UpstreamProtocol(proto: options.upstreamProtocol, field: "\(field).backend.options.upstreamProtocol")
+        var upstreamTLS: UpstreamTLS?
+        if options.hasUpstreamTls {
+            let tls = options.upstreamTls
+            guard !tls.serverName.isEmpty, tls.serverName.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw SnapshotDecodingError("\(field).backend.options.upstreamTls.serverName: must be a host name")
+            }
+            guard tls.clientCertificatePem.isEmpty == tls.clientKeyPem.isEmpty else {
+                throw SnapshotDecodingError("\(field).backend.options.upstreamTls: a client certificate needs its key, and a key its certificate")
+            }
+            upstreamTLS = UpstreamTLS(
+                serverName: tls.serverName, sendsServerName: !tls.noServerNameIndication, verify: tls.verify,
+                trustedCertificatesPEM: text(tls.trustedCertificatesPem), clientCertificatePEM: text(tls.clientCertificatePem),
+                clientKeyPEM: text(tls.clientKeyPem))
+        }
+        if upstreamProtocol.usesTLS, upstreamTLS == nil {
+            throw SnapshotDecodingError("\(field).backend.options.upstreamTls: \(upstreamProtocol.rawValue) needs its TLS settings")
+        }
         self.init(
             cluster: proto.cluster, source: RouteSource(namespace: proto.namespace, ingress: proto.ingress),
             httpsRedirect: proto.httpsRedirect,
@@ -186,7 +215,30 @@ extension Backend {
                 redirect: options.hasRedirect ? RedirectRule(status: Int(options.redirect.status), location: options.redirect.location) : nil,
                 appRoot: text(options.appRoot), forwardedPrefix: text(options.forwardedPrefix), upstreamHost: text(options.upstreamHost),
                 upstream: options.hasUpstream ? UpstreamOptions(proto: options.upstream) : nil, requestHeaders: requestHeaders,
-                responseHeaders: responseHeaders))
+                responseHeaders: responseHeaders, upstreamProtocol: upstreamProtocol, upstreamTLS: upstreamTLS))
+    }
+}
+
+extension UpstreamProtocol {
+    var proto: Portico_V1_UpstreamProtocol {
+        switch self {
+        case .http: .http
+        case .https: .https
+        case .h2c: .h2C
+        case .grpc: .grpc
+        case .grpcs: .grpcs
+        }
+    }
+
+    init(proto: Portico_V1_UpstreamProtocol, field: String) throws(SnapshotDecodingError) {
+        switch proto {
+        case .http: self = .http
+        case .https: self = .https
+        case .h2C: self = .h2c
+        case .grpc: self = .grpc
+        case .grpcs: self = .grpcs
+        case .UNRECOGNIZED(let value): throw SnapshotDecodingError("\(field): unknown protocol \(value)")
+        }
     }
 }
 

@@ -94,8 +94,8 @@ public enum AnnotationCatalog {
         add(.unsupported, ["connection-proxy-header", "custom-headers", "proxy-cookie-domain",
              "proxy-cookie-path", "proxy-redirect-from", "proxy-redirect-to"], later)
         add(
-            .unsupported, ["backend-protocol"],
-            "not supported yet: Pods are reached over plain HTTP/1.1 (the value `HTTP`, which needs no support, is not reported)", inert: "HTTP")
+            .supported, ["backend-protocol"],
+            "HTTP, HTTPS (TLS to the Pod), GRPC and GRPCS (HTTP/2, trailers relayed; the worker's own errors become gRPC statuses), and Portico's H2C; AUTO_HTTP and FCGI are not supported")
         add(
             .supported, ["proxy-connect-timeout", "proxy-send-timeout"],
             "seconds, or nginx's units (500ms, 10s, 1m); defaults 5 s (connect, per Service) and 60 s (send)")
@@ -117,9 +117,19 @@ public enum AnnotationCatalog {
             "accepted and without effect: responses are always relayed with backpressure, as with `off`")
         add(.unsupported, ["proxy-next-upstream-timeout", "proxy-http-version"], "not supported yet; Portico speaks HTTP/1.1 to Pods and bounds retries by tries only")
         add(
-            .unsupported,
-            ["proxy-ssl-secret", "proxy-ssl-ciphers", "proxy-ssl-name", "proxy-ssl-protocols", "proxy-ssl-verify", "proxy-ssl-verify-depth",
-             "proxy-ssl-server-name"], "not supported yet (TLS to Pods comes with backend-protocol HTTPS)")
+            .supported, ["proxy-ssl-secret"],
+            "namespace/name in the Ingress's namespace: ca.crt verifies the Pod (with proxy-ssl-verify), tls.crt and tls.key are presented to it")
+        add(.supported, ["proxy-ssl-verify"], "`on` checks the Pod's certificate against the Secret's ca.crt and the name; off by default, as in ingress-nginx")
+        add(.supported, ["proxy-ssl-name"], "the name checked in the Pod's certificate and sent as SNI")
+        add(
+            .differs, ["proxy-ssl-server-name"],
+            "Portico sends SNI by default (proxy-ssl-name, else upstream-vhost, else service.namespace.svc); `off` sends none", inert: "on")
+        add(
+            .differs, ["proxy-ssl-verify-depth"],
+            "accepted; the chain is verified to the Secret's CA whatever its depth (OpenSSL's limit)")
+        add(
+            .unsupported, ["proxy-ssl-ciphers", "proxy-ssl-protocols"],
+            "not supported: TLS to Pods uses TLS 1.2 or 1.3 with OpenSSL's default ciphers")
         // proxy-ssl-verify's default, "off", asks for nothing.
         add(.unsupported, ["default-backend", "custom-http-errors", "disable-proxy-intercept-errors"], "not supported yet; the backend's own error answers reach the client")
         add(

@@ -192,6 +192,12 @@ public struct IncrementalTranslator: Sendable {
             for entry in spec.tls ?? [] {
                 if let secret = entry.secretName { secretNames.insert(NamespacedName(ingress.namespace, secret)) }
             }
+            // proxy-ssl-secret: `namespace/name`, of the Ingress's own namespace.
+            for prefix in [AnnotationCatalog.porticoPrefix, AnnotationCatalog.nginxPrefix] {
+                guard let value = ingress.metadata.annotations?[prefix + "proxy-ssl-secret"] else { continue }
+                let parts = value.split(separator: "/")
+                if parts.count == 2 { secretNames.insert(NamespacedName(String(parts[0]), String(parts[1]))) }
+            }
         }
         return KubeObjects(
             ingresses: subset, ingressClasses: ingressClasses, services: serviceNames.compactMap { services[$0] },

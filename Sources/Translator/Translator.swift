@@ -169,6 +169,7 @@ private struct TableBuilder {
             }
         }
         rejections.append(contentsOf: validator.rejections)
+        resolveUpstreamSecrets(&validated)
 
         let secretUsers = bindTLSHosts(validated)
         for ingress in validated { addRoutes(of: ingress) }
@@ -183,6 +184,20 @@ private struct TableBuilder {
             ignoredIngresses: ignored.sorted(),
             globalDefaultOwner: globalDefault?.owner,
             annotations: validator.uses.sorted())
+    }
+
+    /// Reads each `proxy-ssl-secret` into its Ingress's settings; a missing or incomplete one is reported.
+    private mutating func resolveUpstreamSecrets(_ validated: inout [ValidatedIngress]) {
+        guard validated.contains(where: { $0.upstreamProtocol.secret != nil }) else { return }
+        var secrets: [String: Secret] = [:]
+        for secret in objects.secrets { secrets["\(secret.namespace)/\(secret.name)"] = secret }
+        for index in validated.indices where validated[index].upstreamProtocol.secret != nil {
+            guard let problem = validated[index].upstreamProtocol.resolve(secrets: secrets) else { continue }
+            rejections.append(
+                Rejection(
+                    object: validated[index].ref, reason: .tlsSecretNotFound, effect: .defaultApplied,
+                    field: validated[index].upstreamProtocol.secretKey.map(IngressAnnotations.field), message: problem))
+        }
     }
 
     /// Binds each TLS host to a Secret, oldest Ingress first. Returns who uses which Secret.
@@ -235,7 +250,7 @@ private struct TableBuilder {
         } else {
             globalDefault = DefaultEntry(
                 backend: backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect,
-                forceSSLRedirect: ingress.forceSSLRedirect, options: ingress.defaultBackendOptions, loadBalancing: ingress.loadBalancing)
+                forceSSLRedirect: ingress.forceSSLRedirect, options: ingress.defaultBackendOptions(backend), loadBalancing: ingress.loadBalancing)
             _ = entryIndex(for: .any)
         }
     }
@@ -251,6 +266,8 @@ private struct TableBuilder {
                 continue
             }
             var options = ingress.options
+            options.upstreamTLS = ingress.upstreamProtocol.tls(
+                service: path.backend.service, namespace: path.backend.namespace, upstreamHost: options.upstreamHost)
             if let target = ingress.rewriteTarget, target != path.rawPath {
                 options.rewriteTarget = target
             } else {
@@ -273,7 +290,7 @@ private struct TableBuilder {
         } else {
             entry.defaultBackend = DefaultEntry(
                 backend: backend, source: ingress.source, owner: ingress.ref, sslRedirect: ingress.sslRedirect,
-                forceSSLRedirect: ingress.forceSSLRedirect, options: ingress.defaultBackendOptions, loadBalancing: ingress.loadBalancing)
+                forceSSLRedirect: ingress.forceSSLRedirect, options: ingress.defaultBackendOptions(backend), loadBalancing: ingress.loadBalancing)
         }
     }
 

@@ -29,12 +29,15 @@ struct ValidatedIngress {
     let fromToWWW: Bool
     /// The key `server-alias` was read from, for reports.
     let aliasKey: String?
+    /// `backend-protocol` and `proxy-ssl-*`; the translator reads the Secret into it.
+    var upstreamProtocol: UpstreamProtocolSettings
 
     /// The options a default backend takes: no rewrite (it has no path to rewrite from).
-    var defaultBackendOptions: RouteOptions {
+    func defaultBackendOptions(_ backend: BackendReference) -> RouteOptions {
         var options = options
         options.rewriteTarget = nil
         options.forwardedPrefix = nil
+        options.upstreamTLS = upstreamProtocol.tls(service: backend.service, namespace: backend.namespace, upstreamHost: options.upstreamHost)
         return options
     }
 
@@ -276,6 +279,8 @@ struct IngressValidator {
         let paths = IngressAnnotations.PathSettings(&annotations, rules: rules, options: &options)
         options.upstream = IngressAnnotations.upstreamOptions(&annotations)
         (options.requestHeaders, options.responseHeaders) = annotations.headerEdits()
+        let upstreamProtocol = UpstreamProtocolSettings(&annotations, namespace: ref.namespace)
+        options.upstreamProtocol = upstreamProtocol.upstreamProtocol
 
         var hsts: HSTSPolicy?
         if let (key, value) = annotations.value("hsts") {
@@ -298,7 +303,7 @@ struct IngressValidator {
             ref: ref, source: RouteSource(namespace: ref.namespace, ingress: ref.name), rules: rules,
             defaultBackend: defaultBackend, tls: tls, sslRedirect: sslRedirect, options: options, loadBalancing: loadBalancing, hsts: hsts,
             usesRegex: paths.usesRegex, rewriteTarget: paths.rewriteTarget, forceSSLRedirect: paths.forceSSLRedirect, aliases: paths.aliases,
-            fromToWWW: paths.fromToWWW, aliasKey: annotations.value("server-alias")?.key)
+            fromToWWW: paths.fromToWWW, aliasKey: annotations.value("server-alias")?.key, upstreamProtocol: upstreamProtocol)
     }
 
     struct HSTSError: Error {

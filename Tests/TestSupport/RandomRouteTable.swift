@@ -45,6 +45,12 @@ public enum RandomRouteTable {
                 options.appRoot = chance(30) ? "/\(asciiWord())" : nil
                 options.forwardedPrefix = chance(30) ? "/\(asciiWord())" : nil
                 options.upstreamHost = chance(30) ? "\(asciiWord()).internal" : nil
+                options.upstreamProtocol = pick(UpstreamProtocol.allCases)
+                if options.upstreamProtocol.usesTLS || chance(10) {
+                    options.upstreamTLS = UpstreamTLS(
+                        serverName: "\(asciiWord()).svc", sendsServerName: chance(80), verify: chance(50),
+                        trustedCertificatesPEM: chance(50) ? "-----BEGIN CERTIFICATE-----\n\(asciiWord())\n-----END CERTIFICATE-----\n" : nil)
+                }
             }
             return Backend(
                 cluster: pick(clusters).name, source: RouteSource(namespace: "ns\(random.next() % 3)", ingress: word()),

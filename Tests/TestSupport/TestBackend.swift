@@ -1,6 +1,8 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+internal import NIOTLS
 internal import NIOWebSocket
 import Synchronization
 
@@ -10,7 +12,8 @@ import Synchronization
 /// - `/sleep/MS`: answers after MS milliseconds;
 /// - `/close`: closes the connection without answering;
 /// - `/status/N`: answers with status N;
-/// - anything else: `backend=NAME`, the method, the target and every request header, one per line.
+/// - anything else: `backend=NAME`, the method, the target and every request header, one per line
+///   (over TLS first `sni=NAME` and, when the client presented one, `client-certificate=yes`).
 /// Every response carries `X-Backend: NAME`. A WebSocket handshake on a connection's first request
 /// switches it to a WebSocket echo (text and binary frames come back as sent, with `NAME: ` in
 /// front of text).
@@ -21,12 +24,29 @@ public final class TestBackend: Sendable {
     private let group: MultiThreadedEventLoopGroup
     /// With `holdingConnections`, a connect gets no answer until `acceptConnections()`: the
     /// listener accepts nothing and its queue is full, so Linux drops the SYNs.
-    public static func start(name: String, holdingConnections: Bool = false) async throws -> TestBackend {
+    /// With `tls`, it serves HTTPS with that certificate; with `clientCA` too, it asks clients for a
+    /// certificate signed by it and refuses connections without one.
+    public static func start(
+        name: String, holdingConnections: Bool = false, tls: TestCertificate? = nil, clientCA: TestCertificate? = nil
+    ) async throws -> TestBackend {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let counter = Counter()
         let heads = Counter()
         let sent = Counter()
-        let bootstrap = Self.bootstrap(group: group, name: name, counter: counter, heads: heads, sent: sent)
+        var context: NIOSSLContext?
+        if let tls {
+            var configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(tls.certificatePEM.utf8)).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(tls.privateKeyPEM.utf8), format: .pem)))
+            configuration.applicationProtocols = ["http/1.1"]
+            if let clientCA {
+                configuration.certificateVerification = .noHostnameVerification
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(clientCA.certificatePEM.utf8)))
+                configuration.sendCANameList = true
+            }
+            context = try NIOSSLContext(configuration: configuration)
+        }
+        let bootstrap = Self.bootstrap(group: group, name: name, counter: counter, heads: heads, sent: sent, tls: context)
         let channel: any Channel
         var filler: (any Channel)?
         if holdingConnections {
@@ -42,7 +62,9 @@ public final class TestBackend: Sendable {
             filler: filler)
     }
 
-    private static func bootstrap(group: MultiThreadedEventLoopGroup, name: String, counter: Counter, heads: Counter, sent: Counter) -> ServerBootstrap {
+    private static func bootstrap(
+        group: MultiThreadedEventLoopGroup, name: String, counter: Counter, heads: Counter, sent: Counter, tls: NIOSSLContext? = nil
+    ) -> ServerBootstrap {
         ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
@@ -57,8 +79,21 @@ public final class TestBackend: Sendable {
                         }
                     })
                 return channel.eventLoop.makeCompletedFuture {
+                    let backend = BackendHandler(name: name, heads: heads, sent: sent)
+                    if let tls {
+                        let bound = NIOLoopBound(backend, eventLoop: channel.eventLoop)
+                        try channel.pipeline.syncOperations.addHandler(
+                            ByteToMessageHandler(
+                                SNIHandler { result in
+                                    if case .hostname(let name) = result { bound.value.serverName = name } else { bound.value.serverName = "" }
+                                    return channel.eventLoop.makeSucceededVoidFuture()
+                                }))
+                        let handler = NIOSSLServerHandler(context: tls)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                        backend.peerCertificate = { (try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self))?.peerCertificate != nil }
+                    }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withServerUpgrade: ([webSocket], { _ in }))
-                    try channel.pipeline.syncOperations.addHandler(BackendHandler(name: name, heads: heads, sent: sent), name: "backend")
+                    try channel.pipeline.syncOperations.addHandler(backend, name: "backend")
                 }
             }
     }
@@ -116,6 +151,9 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
     typealias OutboundOut = HTTPServerResponsePart
 
     let name: String
+    /// Over TLS: the SNI name the client sent ("" for none), and whether it presented a certificate.
+    var serverName: String?
+    var peerCertificate: (() -> Bool)?
     private var head: HTTPRequestHead?
     private var received = 0
     private let heads: TestBackend.Counter
@@ -163,6 +201,8 @@ private final class BackendHandler: ChannelInboundHandler, RemovableChannelHandl
             send(context: context, status: .ok, body: "received=\(received)\n", headers: headers)
         default:
             var body = "backend=\(name)\nmethod=\(head.method.rawValue)\ntarget=\(head.uri)\n"
+            if let serverName { body += "sni=\(serverName)\n" }
+            if peerCertificate?() == true { body += "client-certificate=yes\n" }
             for header in head.headers { body += "\(header.name.lowercased()): \(header.value)\n" }
             send(context: context, status: .ok, body: body, headers: headers)
         }

@@ -194,6 +194,15 @@ final class NativeClient: NativeSocketOwner {
         // The route's parts, read out once.
         var forward: (cluster: Cluster, target: String, limit: Int64?, options: RouteOptions)?
         if case .forward(let cluster, let backend, let target, _) = decision {
+            guard backend.options.upstreamProtocol == .http else {
+                // TLS and HTTP/2 to Pods are the NIO engine's.
+                stage = .body
+                body = nil
+                return perform(
+                    exchange.route(
+                        .refused(.badGateway, reason: "the native engine speaks only HTTP to Pods (backend-protocol \(backend.options.upstreamProtocol.rawValue))"),
+                        bodyFollows: nil, now: now))
+            }
             forward = (cluster, target, backend.options.maxRequestBodyBytes, backend.options)
         }
         switch request.body {

@@ -78,6 +78,11 @@ final class ExchangeRunner {
     private var countedBusy = false
     /// The 101 while the tunnel is being joined.
     private var switchingHead: UpstreamResponseHead?
+    /// The route's TLS or HTTP/2 pool (nil: the plain HTTP/1.1 one), and whether its settings were unusable.
+    private var profile: UpstreamProfile?
+    private var profileFailed = false
+    /// The request is gRPC (`application/grpc…`): the worker's own answers become gRPC statuses.
+    private var grpcRequest = false
 
     init(carrier: ProxyExchange.Carrier, downstream: any Downstream, services: ExchangeServices, settings: ProxySettings) {
         self.exchange = ProxyExchange(carrier: carrier, limits: settings.limits)
@@ -110,6 +115,9 @@ final class ExchangeRunner {
                 requestID: head.headers.first(name: "x-request-id"))
         hsts = nil
         responseEdits = nil
+        profile = nil
+        profileFailed = false
+        grpcRequest = Self.isGRPC(head.headers)
         tried.removeAll(keepingCapacity: true)
         pending = []
         let upgrade = ForwardedHeaders.upgradeProtocol(head)
@@ -135,6 +143,12 @@ final class ExchangeRunner {
         guard case .prepareUpstream(let connectNow) = action else { return perform(action) }
         self.hsts = hsts
         responseEdits = backend.options.responseHeaders
+        if backend.options.upstreamProtocol != .http {
+            switch services.connector.profile(for: backend.options) {
+            case .success(let made): profile = made
+            case .failure: profileFailed = true
+            }
+        }
         var cluster = routed
         if let route = backend.options.upstream {
             // ingress-nginx's proxy-connect-timeout and proxy-read-timeout (the wait for the head too).
@@ -344,6 +358,8 @@ final class ExchangeRunner {
     }
 
     private func respond(_ answer: ProxyExchange.Answer, then: ProxyExchange.AfterAnswer) {
+        var answer = answer
+        if grpcRequest { answer.grpcStatus = ProxyExchange.Answer.grpcStatus(forHTTP: Int(answer.status.code)) }
         upstream?.handler.responseTimer.disarm()
         services.counters.local(Int(answer.status.code))
         record?.status = UInt16(answer.status.code)
@@ -367,8 +383,8 @@ final class ExchangeRunner {
     }
 
     private func connect() {
-        guard let cluster else { return perform(exchange.noEndpoint()) }
-        switch services.connector.connect(to: cluster, fresh: exchange.wantsUpgrade, skipping: tried) {
+        guard let cluster, !profileFailed else { return perform(exchange.noEndpoint()) }
+        switch services.connector.connect(to: cluster, fresh: exchange.wantsUpgrade, skipping: tried, profile: profile) {
         case .noEndpoint:
             perform(exchange.noEndpoint())
         case .ready(let connection, let endpoint):
@@ -449,6 +465,15 @@ final class ExchangeRunner {
         holdReads()
         if next == .nextRequest { exchange.awaitNextRequest(now: .now()) }
         downstream.exchangeFinished(next)
+    }
+
+    /// `application/grpc` and its `+proto`/`;…` forms; not gRPC-Web, whose status travels in the body.
+    static func isGRPC(_ headers: HTTPHeaders) -> Bool {
+        guard let type = headers.first(name: "content-type"), type.utf8.count >= 16 else { return false }
+        let lowered = type.lowercased()
+        guard lowered.hasPrefix("application/grpc") else { return false }
+        let rest = lowered.dropFirst(16)
+        return rest.isEmpty || rest.hasPrefix("+") || rest.hasPrefix(";")
     }
 
     /// The connection waits for its next request again (after replaying pipelined ones).

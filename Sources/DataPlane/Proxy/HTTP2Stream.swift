@@ -143,6 +143,18 @@ final class HTTP2Stream: Downstream {
     func writeAnswer(_ answer: ProxyExchange.Answer, close: Bool, isHead: Bool) {
         heldHeaders = nil
         heldData = nil
+        if let status = answer.grpcStatus {
+            // Trailers-only (gRPC over HTTP/2): the status is in the one HEADERS frame.
+            var headers = HPACKHeaders()
+            headers.add(name: ":status", value: "200")
+            headers.add(name: "content-type", value: "application/grpc")
+            headers.add(name: "grpc-status", value: String(status))
+            headers.add(name: "grpc-message", value: Self.grpcMessage(answer))
+            connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true))))
+            connection.flush()
+            bodyTaken(uncreditedBody)
+            return
+        }
         var extra = HTTPHeaders()
         if let location = answer.location { extra.add(name: "Location", value: location) }
         let headers = LocalResponse.http2Headers(answer.status, bodyLength: answer.text.utf8.count, extra: extra)
@@ -152,6 +164,21 @@ final class HTTP2Stream: Downstream {
         connection.flush()
         // The request body is not going anywhere now.
         bodyTaken(uncreditedBody)
+    }
+
+    /// The answer's text, percent-encoded as grpc-message must be (only printable ASCII but `%` as is).
+    static func grpcMessage(_ answer: ProxyExchange.Answer) -> String {
+        var text = Substring(answer.text).trimmingWhitespace()
+        if text.isEmpty { text = Substring(answer.status.reasonPhrase) }
+        var message = ""
+        for byte in text.utf8 {
+            if byte >= 0x20, byte < 0x7F, byte != UInt8(ascii: "%") {
+                message.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                message += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return message
     }
 
     /// Interim responses are not relayed on HTTP/2.
@@ -231,4 +258,10 @@ final class HTTP2Stream: Downstream {
     func joinTunnel(_ connection: UpstreamPool.Connection, switching head: UpstreamResponseHead) -> Bool { false }
 
     func switchingCutShort(_ head: UpstreamResponseHead, rest: ByteBuffer?) { cut() }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
 }

@@ -76,10 +76,27 @@ struct ProxyExchange {
         var text: String
         /// For a redirect.
         var location: String?
+        /// For a gRPC request: answered as HTTP 200 with this `grpc-status` (and the text as
+        /// `grpc-message`) in one trailers-only HEADERS frame.
+        var grpcStatus: Int?
 
         init(_ status: HTTPResponseStatus, _ reason: String) {
             self.status = status
             self.text = "\(status.code) \(reason)\n"
+        }
+
+        /// The gRPC code for an HTTP status, as gRPC's HTTP mapping and Envoy have it: 400 INTERNAL,
+        /// 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 UNIMPLEMENTED, 429/502/503/504
+        /// UNAVAILABLE, anything else UNKNOWN.
+        static func grpcStatus(forHTTP status: Int) -> Int {
+            switch status {
+            case 400: 13
+            case 401: 16
+            case 403: 7
+            case 404: 12
+            case 429, 502, 503, 504: 14
+            default: 2
+            }
         }
 
         init(redirectTo location: String, status: Int = 308) {

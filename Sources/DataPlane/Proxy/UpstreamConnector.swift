@@ -33,10 +33,37 @@ final class UpstreamConnector {
 
     /// A connection for an exchange to `cluster`. `fresh`: never a pooled one (an upgrade leaves
     /// the pool for good).
-    func connect(to cluster: Cluster, fresh: Bool, skipping tried: [Endpoint]) -> Attempt {
+    /// `profile`: the route's TLS or HTTP/2 pool; nil for plain HTTP/1.1.
+    func connect(to cluster: Cluster, fresh: Bool, skipping tried: [Endpoint], profile: UpstreamProfile? = nil) -> Attempt {
         guard let endpoint = balancer.pick(cluster, skipping: tried) else { return .noEndpoint }
+        let pool = profile?.pool ?? self.pool
         if !fresh, let connection = pool.takeIdle(endpoint, timeouts: cluster.timeouts) { return .ready(connection, endpoint) }
         return .opening(pool.connect(endpoint, timeouts: cluster.timeouts), endpoint)
+    }
+
+    private var profiles: [UpstreamProfile.Key: Result<UpstreamProfile, UpstreamProfile.Failure>] = [:]
+
+    /// The pool for routes with these options (`backend-protocol` other than HTTP), made once per
+    /// loop; a TLS setting that cannot be used (a CA or client key OpenSSL refuses) is a failure.
+    func profile(for options: RouteOptions) -> Result<UpstreamProfile, UpstreamProfile.Failure> {
+        let key = UpstreamProfile.Key(upstreamProtocol: options.upstreamProtocol, tls: options.upstreamTLS)
+        if let known = profiles[key] { return known }
+        if profiles.count >= 256 {
+            // Settings of tables long gone: their pools close, the current ones are made again.
+            for case .success(let profile) in profiles.values { profile.pool.closeAll() }
+            profiles.removeAll()
+        }
+        let made = UpstreamProfile.make(key, eventLoop: pool.eventLoop)
+        if case .failure(let failure) = made {
+            logger.warning("upstream TLS settings unusable", metadata: ["error": "\(failure.message)"])
+        }
+        profiles[key] = made
+        return made
+    }
+
+    func closeAll() {
+        pool.closeAll()
+        for case .success(let profile) in profiles.values { profile.pool.closeAll() }
     }
 
     /// The exchange got its connection to `endpoint`; returns whether least-request counts it busy
@@ -75,7 +102,7 @@ final class UpstreamConnector {
 
     /// A connection whose exchange ended cleanly goes back to the pool.
     func release(_ connection: UpstreamPool.Connection) {
-        pool.release(connection)
+        connection.pool.release(connection)
     }
 
     /// A connection that cannot finish its exchange cleanly is closed.

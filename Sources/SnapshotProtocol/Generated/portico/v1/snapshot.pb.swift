@@ -65,6 +65,52 @@ public nonisolated enum Portico_V1_PathMatchKind: SwiftProtobuf.Enum, Swift.Case
 
 }
 
+public nonisolated enum Portico_V1_UpstreamProtocol: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case http // = 0
+  case https // = 1
+  case h2C // = 2
+  case grpc // = 3
+  case grpcs // = 4
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .http
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .http
+    case 1: self = .https
+    case 2: self = .h2C
+    case 3: self = .grpc
+    case 4: self = .grpcs
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .http: return 0
+    case .https: return 1
+    case .h2C: return 2
+    case .grpc: return 3
+    case .grpcs: return 4
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Portico_V1_UpstreamProtocol] = [
+    .http,
+    .https,
+    .h2C,
+    .grpc,
+    .grpcs,
+  ]
+
+}
+
 public nonisolated enum Portico_V1_LoadBalancingPolicy: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case roundRobin // = 0
@@ -415,11 +461,52 @@ public nonisolated struct Portico_V1_RouteOptions: @unchecked Sendable {
   /// Clears the value of `responseHeaders`. Subsequent reads from it will return its default value.
   public mutating func clearResponseHeaders() {_uniqueStorage()._responseHeaders = nil}
 
+  /// What the Pods are spoken to with (backend-protocol).
+  public var upstreamProtocol: Portico_V1_UpstreamProtocol {
+    get {_storage._upstreamProtocol}
+    set {_uniqueStorage()._upstreamProtocol = newValue}
+  }
+
+  /// Present for HTTPS and GRPCS: TLS to the Pods.
+  public var upstreamTls: Portico_V1_UpstreamTLS {
+    get {_storage._upstreamTls ?? Portico_V1_UpstreamTLS()}
+    set {_uniqueStorage()._upstreamTls = newValue}
+  }
+  /// Returns true if `upstreamTls` has been explicitly set.
+  public var hasUpstreamTls: Bool {_storage._upstreamTls != nil}
+  /// Clears the value of `upstreamTls`. Subsequent reads from it will return its default value.
+  public mutating func clearUpstreamTls() {_uniqueStorage()._upstreamTls = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Portico_V1_UpstreamTLS: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Sent as SNI, and checked against the Pod's certificate when verifying.
+  public var serverName: String = String()
+
+  public var noServerNameIndication: Bool = false
+
+  public var verify: Bool = false
+
+  /// PEM. Trusted CAs; with verify and none, no certificate is accepted.
+  public var trustedCertificatesPem: String = String()
+
+  /// PEM. Presented to the Pod.
+  public var clientCertificatePem: String = String()
+
+  public var clientKeyPem: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// Applied as remove, then set (replacing), then add.
@@ -1058,6 +1145,10 @@ nonisolated extension Portico_V1_PathMatchKind: SwiftProtobuf._ProtoNameProvidin
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PATH_MATCH_KIND_UNSPECIFIED\0\u{1}PATH_MATCH_KIND_EXACT\0\u{1}PATH_MATCH_KIND_PREFIX\0\u{1}PATH_MATCH_KIND_IMPLEMENTATION_SPECIFIC\0")
 }
 
+nonisolated extension Portico_V1_UpstreamProtocol: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0UPSTREAM_PROTOCOL_HTTP\0\u{1}UPSTREAM_PROTOCOL_HTTPS\0\u{1}UPSTREAM_PROTOCOL_H2C\0\u{1}UPSTREAM_PROTOCOL_GRPC\0\u{1}UPSTREAM_PROTOCOL_GRPCS\0")
+}
+
 nonisolated extension Portico_V1_LoadBalancingPolicy: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0LOAD_BALANCING_POLICY_ROUND_ROBIN\0\u{1}LOAD_BALANCING_POLICY_LEAST_REQUEST\0")
 }
@@ -1384,7 +1475,7 @@ nonisolated extension Portico_V1_Backend: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RouteOptions"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}max_request_body_bytes\0\u{3}rewrite_target\0\u{1}redirect\0\u{3}app_root\0\u{3}forwarded_prefix\0\u{3}upstream_host\0\u{1}upstream\0\u{3}request_headers\0\u{3}response_headers\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}max_request_body_bytes\0\u{3}rewrite_target\0\u{1}redirect\0\u{3}app_root\0\u{3}forwarded_prefix\0\u{3}upstream_host\0\u{1}upstream\0\u{3}request_headers\0\u{3}response_headers\0\u{3}upstream_protocol\0\u{3}upstream_tls\0")
 
   fileprivate class _StorageClass {
     var _maxRequestBodyBytes: UInt64 = 0
@@ -1396,6 +1487,8 @@ nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProto
     var _upstream: Portico_V1_UpstreamOptions? = nil
     var _requestHeaders: Portico_V1_HeaderEdits? = nil
     var _responseHeaders: Portico_V1_HeaderEdits? = nil
+    var _upstreamProtocol: Portico_V1_UpstreamProtocol = .http
+    var _upstreamTls: Portico_V1_UpstreamTLS? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1415,6 +1508,8 @@ nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProto
       _upstream = source._upstream
       _requestHeaders = source._requestHeaders
       _responseHeaders = source._responseHeaders
+      _upstreamProtocol = source._upstreamProtocol
+      _upstreamTls = source._upstreamTls
     }
   }
 
@@ -1442,6 +1537,8 @@ nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProto
         case 7: try { try decoder.decodeSingularMessageField(value: &_storage._upstream) }()
         case 8: try { try decoder.decodeSingularMessageField(value: &_storage._requestHeaders) }()
         case 9: try { try decoder.decodeSingularMessageField(value: &_storage._responseHeaders) }()
+        case 10: try { try decoder.decodeSingularEnumField(value: &_storage._upstreamProtocol) }()
+        case 11: try { try decoder.decodeSingularMessageField(value: &_storage._upstreamTls) }()
         default: break
         }
       }
@@ -1481,6 +1578,12 @@ nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProto
       try { if let v = _storage._responseHeaders {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
       } }()
+      if _storage._upstreamProtocol != .http {
+        try visitor.visitSingularEnumField(value: _storage._upstreamProtocol, fieldNumber: 10)
+      }
+      try { if let v = _storage._upstreamTls {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1499,10 +1602,67 @@ nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProto
         if _storage._upstream != rhs_storage._upstream {return false}
         if _storage._requestHeaders != rhs_storage._requestHeaders {return false}
         if _storage._responseHeaders != rhs_storage._responseHeaders {return false}
+        if _storage._upstreamProtocol != rhs_storage._upstreamProtocol {return false}
+        if _storage._upstreamTls != rhs_storage._upstreamTls {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Portico_V1_UpstreamTLS: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".UpstreamTLS"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}server_name\0\u{3}no_server_name_indication\0\u{1}verify\0\u{3}trusted_certificates_pem\0\u{3}client_certificate_pem\0\u{3}client_key_pem\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.serverName) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.noServerNameIndication) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.verify) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.trustedCertificatesPem) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.clientCertificatePem) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.clientKeyPem) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.serverName.isEmpty {
+      try visitor.visitSingularStringField(value: self.serverName, fieldNumber: 1)
+    }
+    if self.noServerNameIndication != false {
+      try visitor.visitSingularBoolField(value: self.noServerNameIndication, fieldNumber: 2)
+    }
+    if self.verify != false {
+      try visitor.visitSingularBoolField(value: self.verify, fieldNumber: 3)
+    }
+    if !self.trustedCertificatesPem.isEmpty {
+      try visitor.visitSingularStringField(value: self.trustedCertificatesPem, fieldNumber: 4)
+    }
+    if !self.clientCertificatePem.isEmpty {
+      try visitor.visitSingularStringField(value: self.clientCertificatePem, fieldNumber: 5)
+    }
+    if !self.clientKeyPem.isEmpty {
+      try visitor.visitSingularStringField(value: self.clientKeyPem, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Portico_V1_UpstreamTLS, rhs: Portico_V1_UpstreamTLS) -> Bool {
+    if lhs.serverName != rhs.serverName {return false}
+    if lhs.noServerNameIndication != rhs.noServerNameIndication {return false}
+    if lhs.verify != rhs.verify {return false}
+    if lhs.trustedCertificatesPem != rhs.trustedCertificatesPem {return false}
+    if lhs.clientCertificatePem != rhs.clientCertificatePem {return false}
+    if lhs.clientKeyPem != rhs.clientKeyPem {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
