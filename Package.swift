@@ -110,7 +110,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The quickstart's stand-in for Pods: answers with the Service's name and what it received.
-        .target(name: "DemoBackend", dependencies: ["AdminHTTP"]),
+        .target(name: "DemoBackend", dependencies: [
+            "AdminHTTP", "RouteModel",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         // The few C library calls Swift's Glibc module does not expose (mallopt).
         .target(name: "CPorticoSystem"),
         // porticoctl's commands and renderers, kept out of the executable so tests can call them.
@@ -120,7 +127,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "portico", dependencies: [
-            "PorticoCtl", "ControlPlane", "DataPlane", "NodeAgent", "DemoBackend", "SnapshotProtocol", "Translator",
+            "PorticoCtl", "RouteModel", "ControlPlane", "DataPlane", "NodeAgent", "DemoBackend", "SnapshotProtocol", "Translator",
             "Manifests", "KubeTypes", "CPorticoSystem", "KubeClient", "AdminHTTP",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -166,6 +173,7 @@ let package = Package(
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
             ],
             path: "Tests/TestSupport"
         ),
@@ -217,6 +225,8 @@ let package = Package(
         .testTarget(name: "EndToEndTests", dependencies: [
             "PorticoCtl", "TestSupport", "SnapshotProtocol", "KubeAPIEmulator", "KubeClient", "KubeTypes",
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "Yams", package: "Yams"),
         ]),
         .testTarget(name: "NodeAgentTests", dependencies: [

@@ -5,8 +5,10 @@ import Logging
 import Manifests
 import NodeAgent
 import PorticoCtl
+import RouteModel
 import SnapshotProtocol
 import Synchronization
+import Translator
 
 #if canImport(Glibc)
 import Glibc
@@ -104,7 +106,8 @@ struct RunCommand: AsyncParsableCommand {
         var failed = false
         do {
             if demoBackends {
-                let listeners = Self.loopbackEndpoints(in: manifestSet.objects)
+                let configuration = TranslatorConfiguration(controllerName: ingresses.controllerName, ingressClassName: ingresses.ingressClass)
+                let listeners = Self.loopbackEndpoints(in: manifestSet.objects, configuration: configuration)
                 if listeners.isEmpty {
                     say("--demo-backends: the manifests name no loopback endpoints (127.0.0.0/8); starting no demo backend")
                 } else {
@@ -176,8 +179,19 @@ struct RunCommand: AsyncParsableCommand {
         throw RunError("the workers did not apply a snapshot within 120 s; see the logs above")
     }
 
-    /// `NAMESPACE/SERVICE=127.x.y.z:PORT` for every ready loopback endpoint, one per address and port.
-    static func loopbackEndpoints(in objects: KubeObjects) -> [String] {
+    /// `NAMESPACE/SERVICE=127.x.y.z:PORT` for every ready loopback endpoint, one per address and port,
+    /// with `/PROTOCOL` after it where the routes to it ask for another than HTTP (`backend-protocol`).
+    static func loopbackEndpoints(in objects: KubeObjects, configuration: TranslatorConfiguration = .init()) -> [String] {
+        let table = Translator.translate(objects, configuration: configuration).table
+        let clusters = Dictionary(table.clusters.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        var protocols: [String: UpstreamProtocol] = [:]
+        for virtualHost in table.virtualHosts {
+            for route in virtualHost.routes where route.backend.options.upstreamProtocol != .http {
+                for endpoint in clusters[route.backend.cluster]?.endpoints ?? [] {
+                    protocols["\(endpoint.address):\(endpoint.port)"] = route.backend.options.upstreamProtocol
+                }
+            }
+        }
         var seen = Set<String>()
         var listeners: [String] = []
         for slice in objects.endpointSlices {
@@ -187,7 +201,8 @@ struct RunCommand: AsyncParsableCommand {
                     for port in slice.ports ?? [] {
                         guard let number = port.port, (port.protocol ?? "TCP") == "TCP" else { continue }
                         let key = "\(address):\(number)"
-                        if seen.insert(key).inserted { listeners.append("\(name)=\(key)") }
+                        guard seen.insert(key).inserted else { continue }
+                        listeners.append("\(name)=\(key)" + (protocols[key].map { "/\($0.rawValue.lowercased())" } ?? ""))
                     }
                 }
             }

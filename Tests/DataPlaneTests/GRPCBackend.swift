@@ -3,19 +3,6 @@ import GRPCNIOTransportHTTP2
 import Synchronization
 import TestSupport
 
-/// Message bytes as they are, so the test service needs no generated code.
-struct RawBytes: MessageSerializer, MessageDeserializer {
-    typealias Message = [UInt8]
-
-    func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes {
-        Bytes(message)
-    }
-
-    func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> [UInt8] {
-        serializedMessageBytes.withUnsafeBytes { Array($0) }
-    }
-}
-
 /// `test.Echo`, a real grpc-swift service behind the proxy:
 /// - `Get` (unary): answers `NAME:` and the message; initial metadata `x-echo` is the request's
 ///   `x-test`, `x-authority` the `:authority` it was sent with; trailing metadata `x-trailer: done`;

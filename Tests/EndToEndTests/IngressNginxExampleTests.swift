@@ -1,4 +1,6 @@
 import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
 import PorticoCtl
 import Testing
 import TestSupport
@@ -52,6 +54,27 @@ import TestSupport
             #expect(legacy.status == .ok, "the Ingress with an unsupported snippet is still served")
             #expect(legacy.headers["x-served-by"] == [], "and none of that snippet applies")
 
+            // backend-protocol HTTPS: TLS to the demo backend, verification off.
+            let secure = try await get("/", "secure.example.com")
+            #expect(secure.status == .ok)
+            #expect(secure.text.hasPrefix("Hello from shop/secure-app"), "\(secure.text)")
+            #expect(secure.text.contains(", HTTPS)"))
+            // backend-protocol GRPC: a gRPC client with h2c prior knowledge on the plain port.
+            var config = HTTP2ClientTransport.Posix.Config.defaults
+            config.http2.authority = "grpc.example.com"
+            let transport = try HTTP2ClientTransport.Posix(
+                target: .ipv4(address: "127.0.0.1", port: httpPort), transportSecurity: .plaintext, config: config)
+            var options = CallOptions.defaults
+            options.waitForReady = false
+            let answer = try await withGRPCClient(transport: transport) { client in
+                try await client.unary(
+                    request: ClientRequest(message: []), descriptor: MethodDescriptor(fullyQualifiedService: "grpc.health.v1.Health", method: "Check"),
+                    serializer: RawBytes(), deserializer: RawBytes(), options: options
+                ) { response in (try response.message, Array(response.metadata[stringValues: "x-demo-backend"])) }
+            }
+            #expect(answer.0 == [])
+            #expect(answer.1 == ["shop/grpc-echo"])
+
             let dump = await (try DumpCommand.parse(["--manifests", Self.examples, "-o", "json"])).execute()
             let document = try JSONDecoder().decode(DumpDocument.self, from: Data(dump.stdout.utf8))
             let statuses = Dictionary(document.annotations.map { ("\($0.object) \($0.key)", $0.status) }, uniquingKeysWith: { first, _ in first })
@@ -59,7 +82,7 @@ import TestSupport
             #expect(statuses["Ingress shop/api-rewrite \(n)rewrite-target"] == "supported-with-difference")
             #expect(statuses["Ingress shop/moved \(n)permanent-redirect"] == "supported")
             #expect(statuses["Ingress shop/reports \(n)proxy-read-timeout"] == "supported")
-            #expect(statuses["Ingress shop/grpc-echo \(n)backend-protocol"] == "unsupported")
+            #expect(statuses["Ingress shop/grpc-echo \(n)backend-protocol"] == "supported")
             #expect(statuses["Ingress shop/web-lua \(n)configuration-snippet"] == "unsupported")
             #expect(statuses["Ingress shop/secure-app \(n)proxy-ssl-verify"] == "supported", "its value off asks for nothing")
             // Every annotation of every example is listed.

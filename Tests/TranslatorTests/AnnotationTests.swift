@@ -35,7 +35,7 @@ import TestSupport
         Case(annotations: [nginx + "enable-cors": "false"], statuses: [nginx + "enable-cors": .supported], reasons: [], served: true),
         Case(annotations: [nginx + "backend-protocol": "HTTP"], statuses: [nginx + "backend-protocol": .supported], reasons: [], served: true),
         Case(
-            annotations: [nginx + "backend-protocol": "GRPC"], statuses: [nginx + "backend-protocol": .unsupported],
+            annotations: [nginx + "backend-protocol": "FCGI"], statuses: [nginx + "backend-protocol": .unsupported],
             reasons: [.unsupportedAnnotation], served: true),
         Case(
             annotations: [nginx + "auth-url": "http://auth.example/check"], statuses: [nginx + "auth-url": .unsupported],
