@@ -81,10 +81,20 @@ enum RequestRouter {
             let authority = httpsPort == 443 ? name : "\(name):\(httpsPort)"
             return .redirect(location: "https://\(authority)\(normalised)")
         }
+        let hsts = isTLS ? table.virtualHosts[hostIndex].tls?.hsts : nil
         guard let cluster = table.cluster(named: backend.cluster), !cluster.endpoints.isEmpty else {
+            if let rule = options.defaultBackend {
+                // default-backend serves the route meanwhile, as ingress-nginx does.
+                if rule.servesWithoutEndpoints, let fallback = table.cluster(named: rule.cluster), !fallback.endpoints.isEmpty {
+                    return .forward(cluster: fallback, backend: backend, target: target, hsts: hsts)
+                }
+                // custom-http-errors replaces the 503: the exchange finds no endpoint and sends the error request.
+                if rule.interceptedStatuses.contains(503), let cluster = table.cluster(named: backend.cluster) {
+                    return .forward(cluster: cluster, backend: backend, target: target, hsts: hsts)
+                }
+            }
             return .respond(.serviceUnavailable, reason: "no ready endpoints")
         }
-        let hsts = isTLS ? table.virtualHosts[hostIndex].tls?.hsts : nil
         return .forward(cluster: cluster, backend: backend, target: target, hsts: hsts)
     }
 

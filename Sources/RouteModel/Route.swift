@@ -82,12 +82,16 @@ public struct RouteOptions: Sendable, Hashable {
     public var upstreamProtocol: UpstreamProtocol
     /// TLS to the Pods, for HTTPS and GRPCS (`proxy-ssl-*`); nil otherwise.
     public var upstreamTLS: UpstreamTLS?
+    /// `default-backend` and `custom-http-errors`.
+    public var defaultBackend: DefaultBackendRule?
 
     public init(
         maxRequestBodyBytes: Int64? = nil, rewriteTarget: String? = nil, redirect: RedirectRule? = nil, appRoot: String? = nil,
         forwardedPrefix: String? = nil, upstreamHost: String? = nil, upstream: UpstreamOptions? = nil, requestHeaders: HeaderEdits? = nil,
-        responseHeaders: HeaderEdits? = nil, upstreamProtocol: UpstreamProtocol = .http, upstreamTLS: UpstreamTLS? = nil
+        responseHeaders: HeaderEdits? = nil, upstreamProtocol: UpstreamProtocol = .http, upstreamTLS: UpstreamTLS? = nil,
+        defaultBackend: DefaultBackendRule? = nil
     ) {
+        self.defaultBackend = defaultBackend
         self.upstreamProtocol = upstreamProtocol
         self.upstreamTLS = upstreamTLS
         self.maxRequestBodyBytes = maxRequestBodyBytes
@@ -206,6 +210,32 @@ public struct UpstreamTLS: Sendable, Hashable {
         self.trustedCertificatesPEM = trustedCertificatesPEM
         self.clientCertificatePEM = clientCertificatePEM
         self.clientKeyPEM = clientKeyPEM
+    }
+}
+
+/// ingress-nginx's `default-backend` and `custom-http-errors` for one route.
+///
+/// The default backend (of `default-backend`) serves the route while the route's own cluster has no endpoints. An answer
+/// with one of `interceptedStatuses` (the Pod's, or the worker's own 502, 503 or 504) is replaced by
+/// the default backend's answer to an error request for `/` (the client's method, no body) carrying `X-Code`,
+/// `X-Format`, `X-Original-URI`, `X-Namespace`, `X-Ingress-Name`, `X-Service-Name`,
+/// `X-Service-Port` and `X-Request-ID`, relayed as it is (its status too).
+public struct DefaultBackendRule: Sendable, Hashable {
+    /// The default backend's cluster.
+    public var cluster: String
+    /// Sorted, each 400...599.
+    public var interceptedStatuses: [Int]
+    /// False (`disable-proxy-intercept-errors`): only the worker's own answers are replaced.
+    public var interceptsPodAnswers: Bool
+    /// True for `default-backend`: it serves the route (as any request) while the route's cluster has
+    /// no endpoints. False for the catch-all default backend that only answers custom-http-errors.
+    public var servesWithoutEndpoints: Bool
+
+    public init(cluster: String, interceptedStatuses: [Int] = [], interceptsPodAnswers: Bool = true, servesWithoutEndpoints: Bool = true) {
+        self.cluster = cluster
+        self.interceptedStatuses = interceptedStatuses
+        self.interceptsPodAnswers = interceptsPodAnswers
+        self.servesWithoutEndpoints = servesWithoutEndpoints
     }
 }
 

@@ -97,6 +97,13 @@ public struct RouteTable: Sendable {
                     hasher.combine(tls.clientKeyPEM ?? "-")
                 }
             }
+            if let rule = options.defaultBackend {
+                hasher.combine(rule.cluster)
+                hasher.combine(rule.interceptedStatuses.count)
+                for status in rule.interceptedStatuses { hasher.combine(status) }
+                hasher.combine(rule.interceptsPodAnswers)
+                hasher.combine(rule.servesWithoutEndpoints)
+            }
             for edits in [options.requestHeaders, options.responseHeaders] {
                 guard let edits else { continue }
                 hasher.combine(edits.remove.joined(separator: "\n"))

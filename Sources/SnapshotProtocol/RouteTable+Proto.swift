@@ -165,6 +165,14 @@ extension Backend {
             message.clientKeyPem = tls.clientKeyPEM ?? ""
             proto.options.upstreamTls = message
         }
+        if let rule = options.defaultBackend {
+            var message = Portico_V1_DefaultBackendRule()
+            message.cluster = rule.cluster
+            message.interceptedStatuses = rule.interceptedStatuses.map { UInt32($0) }
+            message.keepsPodAnswers = !rule.interceptsPodAnswers
+            message.onlyErrorPages = !rule.servesWithoutEndpoints
+            proto.options.defaultBackend = message
+        }
         return proto
     }
 
@@ -207,6 +215,20 @@ extension Backend {
         if upstreamProtocol.usesTLS, upstreamTLS == nil {
             throw SnapshotDecodingError("\(field).backend.options.upstreamTls: \(upstreamProtocol.rawValue) needs its TLS settings")
         }
+        var defaultBackend: DefaultBackendRule?
+        if options.hasDefaultBackend {
+            let rule = options.defaultBackend
+            guard clusters(rule.cluster) else {
+                throw SnapshotDecodingError("\(field).backend.options.defaultBackend: no cluster named \(rule.cluster)")
+            }
+            let statuses = rule.interceptedStatuses.map { Int($0) }
+            guard statuses.allSatisfy({ (400...599).contains($0) }), statuses == statuses.sorted(), Set(statuses).count == statuses.count else {
+                throw SnapshotDecodingError("\(field).backend.options.defaultBackend.interceptedStatuses: must be distinct 400-599, sorted")
+            }
+            defaultBackend = DefaultBackendRule(
+                cluster: rule.cluster, interceptedStatuses: statuses, interceptsPodAnswers: !rule.keepsPodAnswers,
+                servesWithoutEndpoints: !rule.onlyErrorPages)
+        }
         self.init(
             cluster: proto.cluster, source: RouteSource(namespace: proto.namespace, ingress: proto.ingress),
             httpsRedirect: proto.httpsRedirect,
@@ -215,7 +237,8 @@ extension Backend {
                 redirect: options.hasRedirect ? RedirectRule(status: Int(options.redirect.status), location: options.redirect.location) : nil,
                 appRoot: text(options.appRoot), forwardedPrefix: text(options.forwardedPrefix), upstreamHost: text(options.upstreamHost),
                 upstream: options.hasUpstream ? UpstreamOptions(proto: options.upstream) : nil, requestHeaders: requestHeaders,
-                responseHeaders: responseHeaders, upstreamProtocol: upstreamProtocol, upstreamTLS: upstreamTLS))
+                responseHeaders: responseHeaders, upstreamProtocol: upstreamProtocol, upstreamTLS: upstreamTLS,
+                defaultBackend: defaultBackend))
     }
 }
 

@@ -131,7 +131,15 @@ public enum AnnotationCatalog {
             .unsupported, ["proxy-ssl-ciphers", "proxy-ssl-protocols"],
             "not supported: TLS to Pods uses TLS 1.2 or 1.3 with OpenSSL's default ciphers")
         // proxy-ssl-verify's default, "off", asks for nothing.
-        add(.unsupported, ["default-backend", "custom-http-errors", "disable-proxy-intercept-errors"], "not supported yet; the backend's own error answers reach the client")
+        add(
+            .supported, ["default-backend"],
+            "a Service of the Ingress's namespace (its first port): serves the paths whose Services have no endpoints, and answers custom-http-errors")
+        add(
+            .supported, ["custom-http-errors"],
+            "the Pod's answers with these statuses, and the worker's own 502/503/504, are replaced by the default backend's answer to a request for / "
+                + "with X-Code, X-Format, X-Original-URI, X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port and X-Request-ID; "
+                + "without default-backend the catch-all spec.defaultBackend answers")
+        add(.supported, ["disable-proxy-intercept-errors"], "`true`: only the worker's own 502/503/504 are replaced", inert: "false")
         add(
             .differs, ["configuration-snippet"],
             "read as data, never as configuration: only `more_set_headers`, `more_clear_headers`, `proxy_set_header` and `add_header` lines with literal values (no $variables, no -s/-t); any other content makes the whole snippet unsupported (reported) and none of it applies")

@@ -198,6 +198,11 @@ public struct IncrementalTranslator: Sendable {
                 let parts = value.split(separator: "/")
                 if parts.count == 2 { secretNames.insert(NamespacedName(String(parts[0]), String(parts[1]))) }
             }
+            // default-backend: a Service of the Ingress's namespace.
+            for prefix in [AnnotationCatalog.porticoPrefix, AnnotationCatalog.nginxPrefix] {
+                guard let value = ingress.metadata.annotations?[prefix + "default-backend"] else { continue }
+                serviceNames.insert(NamespacedName(ingress.namespace, String(value[...].trimmingWhitespace())))
+            }
         }
         return KubeObjects(
             ingresses: subset, ingressClasses: ingressClasses, services: serviceNames.compactMap { services[$0] },
@@ -263,8 +268,14 @@ public struct IncrementalTranslator: Sendable {
     }
 
     private static func count(_ host: VirtualHost, into clusters: inout [String: Int], _ certificates: inout [String: Int], by step: Int) {
-        for route in host.routes { clusters[route.backend.cluster, default: 0] += step }
-        if let backend = host.defaultBackend { clusters[backend.cluster, default: 0] += step }
+        for route in host.routes {
+            clusters[route.backend.cluster, default: 0] += step
+            if let rule = route.backend.options.defaultBackend { clusters[rule.cluster, default: 0] += step }
+        }
+        if let backend = host.defaultBackend {
+            clusters[backend.cluster, default: 0] += step
+            if let rule = backend.options.defaultBackend { clusters[rule.cluster, default: 0] += step }
+        }
         if let certificate = host.tls?.certificate { certificates[certificate, default: 0] += step }
     }
 

@@ -132,6 +132,8 @@ private struct TableBuilder {
     /// `server-alias` and `from-to-www-redirect` asks, oldest Ingress first.
     private var aliasRequests: [(alias: HostPattern, of: HostPattern, owner: ObjectRef, key: String)] = []
     private var wwwRequests: [(host: String, owner: ObjectRef)] = []
+    /// `default-backend` and `custom-http-errors` of the Ingresses that have them.
+    private var errorPages: [ObjectRef: ErrorPageSettings] = [:]
     /// Ingresses whose class asks for ingress-nginx's path behaviour (`IngressClassSelector.nginxPathsAnnotation`).
     private var nginxPathIngresses = Set<ObjectRef>()
 
@@ -170,6 +172,7 @@ private struct TableBuilder {
         }
         rejections.append(contentsOf: validator.rejections)
         resolveUpstreamSecrets(&validated)
+        for ingress in validated where !ingress.errorPages.isEmpty { errorPages[ingress.ref] = ingress.errorPages }
 
         let secretUsers = bindTLSHosts(validated)
         for ingress in validated { addRoutes(of: ingress) }
@@ -412,6 +415,48 @@ private struct TableBuilder {
             return resolver.clusterName(resolved)
         }
 
+        // default-backend's Service (its first port, as ingress-nginx takes it), else the catch-all
+        // default backend for custom-http-errors; once per Ingress.
+        var services: [NamespacedName: Service]?
+        var errorRules: [ObjectRef: DefaultBackendRule?] = [:]
+        func errorRule(for owner: ObjectRef) -> DefaultBackendRule? {
+            guard !errorPages.isEmpty, let settings = errorPages[owner] else { return nil }
+            if let known = errorRules[owner] { return known }
+            var cluster: String?
+            if let name = settings.service, let key = settings.serviceKey {
+                if services == nil {
+                    services = Dictionary(objects.services.map { (NamespacedName($0.namespace, $0.name), $0) }, uniquingKeysWith: { first, _ in first })
+                }
+                if let service = services?[NamespacedName(owner.namespace, name)], let port = service.spec?.ports?.first?.port {
+                    let reference = BackendReference(
+                        namespace: owner.namespace, service: name, port: .number(Int(port)), field: IngressField(.annotation(key)))
+                    cluster = use(reference, owner: owner)
+                } else {
+                    rejections.append(
+                        Rejection(
+                            object: owner, reason: .invalidAnnotation, effect: .defaultApplied, field: IngressAnnotations.field(key),
+                            message: "Service \(owner.namespace)/\(name) does not exist or has no port; no default backend is used"))
+                }
+            } else if let key = settings.statusesKey {
+                if let global = globalDefault {
+                    cluster = use(global.backend, owner: global.owner, loadBalancing: global.loadBalancing)
+                } else {
+                    rejections.append(
+                        Rejection(
+                            object: owner, reason: .invalidAnnotation, effect: .defaultApplied, field: IngressAnnotations.field(key),
+                            message: "no default backend to answer the errors: neither default-backend on this Ingress nor a catch-all "
+                                + "spec.defaultBackend; the Pods' answers are relayed as they are"))
+                }
+            }
+            let rule = cluster.map {
+                DefaultBackendRule(
+                    cluster: $0, interceptedStatuses: settings.statuses, interceptsPodAnswers: !settings.keepsPodAnswers,
+                    servesWithoutEndpoints: settings.service != nil)
+            }
+            errorRules[owner] = .some(rule)
+            return rule
+        }
+
         var virtualHosts: [VirtualHost] = []
         virtualHosts.reserveCapacity(hostEntries.count)
         for index in hostEntries.indices {
@@ -448,6 +493,7 @@ private struct TableBuilder {
                     options.forwardedPrefix = nil
                 }
                 let cluster = use(route.backend, owner: route.owner, loadBalancing: route.loadBalancing)
+                if let rule = errorRule(for: route.owner) { options.defaultBackend = rule }
                 routes.append(
                     Route(
                         match: match,
@@ -461,9 +507,11 @@ private struct TableBuilder {
             }
             let fallback = entry.defaultBackend ?? globalDefault
             let defaultBackend = fallback.map {
-                Backend(
+                var options = $0.options
+                if let rule = errorRule(for: $0.owner) { options.defaultBackend = rule }
+                return Backend(
                     cluster: use($0.backend, owner: $0.owner, loadBalancing: $0.loadBalancing), source: $0.source,
-                    httpsRedirect: (hasTLS && $0.sslRedirect) || $0.forceSSLRedirect, options: $0.options)
+                    httpsRedirect: (hasTLS && $0.sslRedirect) || $0.forceSSLRedirect, options: options)
             }
             virtualHosts.append(
                 VirtualHost(hostname: pattern, routes: routes, defaultBackend: defaultBackend, tls: tlsBinding, regexPaths: regexOwner != nil))

@@ -31,6 +31,8 @@ struct ValidatedIngress {
     let aliasKey: String?
     /// `backend-protocol` and `proxy-ssl-*`; the translator reads the Secret into it.
     var upstreamProtocol: UpstreamProtocolSettings
+    /// `default-backend`, `custom-http-errors`, `disable-proxy-intercept-errors`.
+    var errorPages = ErrorPageSettings()
 
     /// The options a default backend takes: no rewrite (it has no path to rewrite from).
     func defaultBackendOptions(_ backend: BackendReference) -> RouteOptions {
@@ -92,6 +94,8 @@ struct IngressField: Hashable, CustomStringConvertible {
     enum Place: Hashable {
         case path(rule: Int, path: Int)
         case defaultBackend
+        /// A backend an annotation names (`default-backend`).
+        case annotation(String)
     }
 
     let place: Place
@@ -103,6 +107,7 @@ struct IngressField: Hashable, CustomStringConvertible {
         switch place {
         case .path(let rule, let path): "spec.rules[\(rule)].http.paths[\(path)]"
         case .defaultBackend: "spec.defaultBackend"
+        case .annotation(let key): IngressAnnotations.field(key)
         }
     }
 
@@ -110,7 +115,7 @@ struct IngressField: Hashable, CustomStringConvertible {
     var backend: String {
         switch place {
         case .path: description + ".backend"
-        case .defaultBackend: description
+        case .defaultBackend, .annotation: description
         }
     }
 }
@@ -281,6 +286,7 @@ struct IngressValidator {
         (options.requestHeaders, options.responseHeaders) = annotations.headerEdits()
         let upstreamProtocol = UpstreamProtocolSettings(&annotations, namespace: ref.namespace)
         options.upstreamProtocol = upstreamProtocol.upstreamProtocol
+        let errorPages = ErrorPageSettings(&annotations)
 
         var hsts: HSTSPolicy?
         if let (key, value) = annotations.value("hsts") {
@@ -303,7 +309,8 @@ struct IngressValidator {
             ref: ref, source: RouteSource(namespace: ref.namespace, ingress: ref.name), rules: rules,
             defaultBackend: defaultBackend, tls: tls, sslRedirect: sslRedirect, options: options, loadBalancing: loadBalancing, hsts: hsts,
             usesRegex: paths.usesRegex, rewriteTarget: paths.rewriteTarget, forceSSLRedirect: paths.forceSSLRedirect, aliases: paths.aliases,
-            fromToWWW: paths.fromToWWW, aliasKey: annotations.value("server-alias")?.key, upstreamProtocol: upstreamProtocol)
+            fromToWWW: paths.fromToWWW, aliasKey: annotations.value("server-alias")?.key, upstreamProtocol: upstreamProtocol,
+            errorPages: errorPages)
     }
 
     struct HSTSError: Error {

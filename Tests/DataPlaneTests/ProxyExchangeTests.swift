@@ -47,6 +47,42 @@ import Testing
 
     /// Pipelining: the connection holds a second head until the first exchange is over (the
     /// exchange takes no head while one is in flight), then serves it the same way.
+    /// custom-http-errors: a listed status of the Pod's, or a 502 of the worker's, turns the
+    /// exchange back to connecting (to the default backend), once; the default backend's own
+    /// answer is relayed whatever its status.
+    @Test mutating func anInterceptedStatusSendsOneErrorRequest() {
+        #expect(routeGET() == .prepareUpstream(connectNow: true))
+        exchange.interceptErrors([404, 502], podAnswers: true)
+        #expect(exchange.requestEnd() == .holdEnd)
+        #expect(exchange.connected(now: now) == .attach(armResponseTimer: true))
+        #expect(exchange.responseHead(status: 404, framing: .contentLength(5), reusable: true, now: now) == .errorPage(status: 404, dropUpstream: true))
+        #expect(exchange.phase == .connecting)
+        #expect(exchange.connected(now: now) == .attach(armResponseTimer: true))
+        #expect(exchange.responseHead(status: 404, framing: .contentLength(5), reusable: true, now: now) == .relayHead(.init()), "asked once")
+        #expect(exchange.responseEnd() == .relayEnd(reuseUpstream: true, next: .nextRequest))
+
+        // The next exchange starts without the rule; with it and without Pod answers, only the worker's own.
+        #expect(routeGET() == .prepareUpstream(connectNow: true))
+        #expect(exchange.requestEnd() == .holdEnd)
+        #expect(exchange.connected(now: now) == .attach(armResponseTimer: true))
+        #expect(exchange.responseHead(status: 404, framing: .contentLength(5), reusable: true, now: now) == .relayHead(.init()))
+        #expect(exchange.responseEnd() == .relayEnd(reuseUpstream: true, next: .nextRequest))
+
+        #expect(routeGET() == .prepareUpstream(connectNow: true))
+        exchange.interceptErrors([404, 502, 503], podAnswers: false)
+        #expect(exchange.requestEnd() == .holdEnd)
+        #expect(exchange.noEndpoint(none: true) == .errorPage(status: 503, dropUpstream: false))
+        #expect(exchange.connectFailed(.refused, endpoints: 1) == .respond(ProxyExchange.Answer(.badGateway, "upstream connect error"), dropUpstream: false, then: .finish(.nextRequest)), "the error request's own failure is answered")
+    }
+
+    /// A request whose body is still coming cannot be sent again: its error answer is relayed.
+    @Test mutating func anIncompleteRequestIsNotSentToTheDefaultBackend() {
+        #expect(routeGET(body: .length(10)) == .prepareUpstream(connectNow: true))
+        exchange.interceptErrors([404], podAnswers: true)
+        #expect(exchange.connected(now: now) == .attach(armResponseTimer: false))
+        #expect(exchange.responseHead(status: 404, framing: .contentLength(5), reusable: true, now: now) == .relayHead(.init()))
+    }
+
     @Test mutating func pipelinedRequestsAreServedOneAfterAnother() {
         #expect(routeGET() == .prepareUpstream(connectNow: true))
         #expect(exchange.requestEnd() == .holdEnd)

@@ -51,6 +51,11 @@ public enum RandomRouteTable {
                         serverName: "\(asciiWord()).svc", sendsServerName: chance(80), verify: chance(50),
                         trustedCertificatesPEM: chance(50) ? "-----BEGIN CERTIFICATE-----\n\(asciiWord())\n-----END CERTIFICATE-----\n" : nil)
                 }
+                if chance(20) {
+                    options.defaultBackend = DefaultBackendRule(
+                        cluster: pick(clusters).name, interceptedStatuses: chance(50) ? [404, 503] : [], interceptsPodAnswers: chance(70),
+                        servesWithoutEndpoints: chance(70))
+                }
             }
             return Backend(
                 cluster: pick(clusters).name, source: RouteSource(namespace: "ns\(random.next() % 3)", ingress: word()),

@@ -385,8 +385,9 @@ final class NativeClient: NativeSocketOwner {
 
     private func perform(_ action: ProxyExchange.Action) {
         switch action {
+        // No error pages here: this engine never asks the exchange to intercept (custom-http-errors is the NIO engine's).
         case .wait, .prepareUpstream, .relayHead, .relayBody, .relayInterim, .switchProtocols, .upgradeCutShort, .holdUpstreamReads,
-            .holdBody, .holdEnd, .dropBody, .flushUpstream:
+            .holdBody, .holdEnd, .dropBody, .flushUpstream, .errorPage:
             break
         case .respond(let answer, let drop, let then):
             if drop { dropUpstream() }

@@ -83,6 +83,18 @@ final class ExchangeRunner {
     private var profileFailed = false
     /// The request is gRPC (`application/grpc…`): the worker's own answers become gRPC statuses.
     private var grpcRequest = false
+    /// What a custom-http-errors request needs, kept only for routes that have one.
+    private var errorPage: ErrorPageContext?
+
+    struct ErrorPageContext {
+        let head: HTTPRequestHead
+        let authority: String
+        let cluster: String
+        let namespace: String
+        let ingress: String
+        let service: String
+        let servicePort: String
+    }
 
     init(carrier: ProxyExchange.Carrier, downstream: any Downstream, services: ExchangeServices, settings: ProxySettings) {
         self.exchange = ProxyExchange(carrier: carrier, limits: settings.limits)
@@ -117,6 +129,7 @@ final class ExchangeRunner {
         responseEdits = nil
         profile = nil
         profileFailed = false
+        errorPage = nil
         grpcRequest = Self.isGRPC(head.headers)
         tried.removeAll(keepingCapacity: true)
         pending = []
@@ -171,6 +184,15 @@ final class ExchangeRunner {
         upstreamHead = bytes
         upstreamChunked = body == .chunked
         if let generated, services.observability.accessLog != nil { record?.requestID = generated.text }
+        if let rule = backend.options.defaultBackend, !rule.interceptedStatuses.isEmpty {
+            exchange.interceptErrors(rule.interceptedStatuses, podAnswers: rule.interceptsPodAnswers)
+            // The error request carries the X-Request-ID the Pod got.
+            var kept = head
+            if let generated { kept.headers.replaceOrAdd(name: "X-Request-ID", value: generated.text) }
+            errorPage = ErrorPageContext(
+                head: kept, authority: facts.authority, cluster: rule.cluster, namespace: backend.source.namespace,
+                ingress: backend.source.ingress, service: cluster.service, servicePort: cluster.servicePort.description)
+        }
         holdReads()
         if connectNow { connect() }
     }
@@ -354,7 +376,46 @@ final class ExchangeRunner {
             downstream.close()
         case .holdUpstreamReads(let hold):
             upstream?.handler.setHoldReads(hold)
+        case .errorPage(let status, let drop):
+            sendErrorRequest(status: status, dropUpstream: drop)
         }
+    }
+
+    /// custom-http-errors: the default backend is asked for `/` with ingress-nginx's X-Code,
+    /// X-Format, X-Original-URI, X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port and
+    /// X-Request-ID (the client's method and fields, no body), and its answer is relayed as it is.
+    private func sendErrorRequest(status: Int, dropUpstream drop: Bool) {
+        upstream?.handler.responseTimer.disarm()
+        if drop { dropUpstream() }
+        endBusy()
+        tried.removeAll(keepingCapacity: true)
+        profile = nil
+        profileFailed = false
+        guard let context = errorPage, var fallback = services.store.current.table.cluster(named: context.cluster) else {
+            // The table changed meanwhile and has no such cluster: answered as if there were no rule.
+            return perform(exchange.noEndpoint(none: true))
+        }
+        if let current = cluster { fallback.timeouts = current.timeouts }
+        cluster = fallback
+        let edits = HeaderEdits(set: [
+            HeaderField(name: "X-Code", value: String(status)),
+            HeaderField(name: "X-Format", value: context.head.headers.first(name: "accept") ?? ""),
+            HeaderField(name: "X-Original-URI", value: context.head.uri),
+            HeaderField(name: "X-Namespace", value: context.namespace),
+            HeaderField(name: "X-Ingress-Name", value: context.ingress),
+            HeaderField(name: "X-Service-Name", value: context.service),
+            HeaderField(name: "X-Service-Port", value: context.servicePort),
+        ])
+        var bytes = upstreamHead.take() ?? HeadBuffers.make(reusing: &upstreamHead, capacity: 512)
+        bytes.clear()
+        _ = ForwardedHeaders.writeUpstreamRequest(
+            context.head, authority: context.authority, edits: edits, target: "/", body: .none, clientAddress: downstream.clientAddress,
+            scheme: settings.scheme, serverPort: settings.serverPortText, requestID: services.connector.balancer.nextRequestID, into: &bytes)
+        upstreamHead = bytes
+        upstreamChunked = false
+        // A bodiless request whose end is still to come ends through the usual path.
+        pending = exchange.requestComplete ? [.end(nil)] : []
+        connect()
     }
 
     private func respond(_ answer: ProxyExchange.Answer, then: ProxyExchange.AfterAnswer) {
@@ -386,7 +447,7 @@ final class ExchangeRunner {
         guard let cluster, !profileFailed else { return perform(exchange.noEndpoint()) }
         switch services.connector.connect(to: cluster, fresh: exchange.wantsUpgrade, skipping: tried, profile: profile) {
         case .noEndpoint:
-            perform(exchange.noEndpoint())
+            perform(exchange.noEndpoint(none: cluster.endpoints.isEmpty))
         case .ready(let connection, let endpoint):
             attach(connection, endpoint: endpoint, cluster: cluster)
         case .opening(let future, let endpoint):

@@ -188,6 +188,10 @@ struct ProxyExchange {
         case upgradeCutShort
         /// The client's backpressure on the upstream's reads.
         case holdUpstreamReads(Bool)
+        /// `custom-http-errors`: the answer with `status` is replaced by the default backend's to
+        /// an error request (the upstream connection, if any, is closed first); the exchange is
+        /// connecting again, to the default backend.
+        case errorPage(status: Int, dropUpstream: Bool)
     }
 
     let carrier: Carrier
@@ -259,6 +263,8 @@ struct ProxyExchange {
     /// HTTP/2 (the HEADERS frame did not end the stream) and nil on HTTP/1.1.
     mutating func requestHead(keepAlive: Bool, isHTTP10: Bool, isHead: Bool, upgrade: Bool, now: NIODeadline) {
         guard phase == .idle else { return }
+        interceptedStatuses = []
+        errorPageSent = false
         headerDeadline = nil
         requestComplete = false
         responseStarted = false
@@ -298,6 +304,7 @@ struct ProxyExchange {
         case .misdirected(let host):
             return answered(Answer(.misdirectedRequest, "misdirected request: this connection's certificate does not cover \(host)"))
         case .routed(let decision, let body, let limit):
+            requestHasBody = bodyFollows ?? (body != .none)
             // The client has `requestBodyTimeout` between reads of the body it announced.
             if bodyFollows ?? (body != .none) { bodyDeadline = now + limits.requestBodyTimeout }
             switch decision {
@@ -425,21 +432,21 @@ struct ProxyExchange {
         let attempts = policy.maxAttempts == 0 ? endpoints : min(policy.maxAttempts, endpoints)
         if retries, failedAttempts < attempts { return .retry }
         switch failure {
-        case .timedOut: return answered(Answer(.gatewayTimeout, "upstream connect timeout"))
-        case .refused: return answered(Answer(.badGateway, "upstream connect error"))
+        case .timedOut: return upstreamAnswer(Answer(.gatewayTimeout, "upstream connect timeout"))
+        case .refused: return upstreamAnswer(Answer(.badGateway, "upstream connect error"))
         }
     }
 
-    /// No endpoint is left to try.
-    mutating func noEndpoint() -> Action {
+    /// No endpoint is left to try; `none` when the cluster has none at all (503).
+    mutating func noEndpoint(none: Bool = false) -> Action {
         guard phase == .connecting else { return .wait }
-        return answered(Answer(.badGateway, "upstream connect error"))
+        return upstreamAnswer(none ? Answer(.serviceUnavailable, "no ready endpoints") : Answer(.badGateway, "upstream connect error"))
     }
 
     /// The response-header timer ran out.
     mutating func responseTimedOut() -> Action {
         guard !responseStarted, phase == .forwarding else { return .wait }
-        return answered(Answer(.gatewayTimeout, "upstream timeout"), dropUpstream: true)
+        return upstreamAnswer(Answer(.gatewayTimeout, "upstream timeout"), dropUpstream: true)
     }
 
     /// The upstream's response head. `bodyFollows`: its framing says a body may follow.
@@ -456,6 +463,7 @@ struct ProxyExchange {
         }
         // Interim (100 Continue, 103 Early Hints): the final response follows on the same exchange.
         if status < 200 { return .relayInterim }
+        if interceptsPodAnswers, let replaced = errorPage(status, dropUpstream: true) { return replaced }
         responseStarted = true
         responseReusable = reusable
         if framing != .none { upstreamReadDeadline = now + policy.readTimeout }
@@ -497,7 +505,7 @@ struct ProxyExchange {
         }
         guard phase == .forwarding else { return .wait }
         if responseStarted { return cut(dropUpstream: false) }
-        return answered(Answer(.badGateway, reason))
+        return upstreamAnswer(Answer(.badGateway, reason))
     }
 
     /// The upstream takes more of the request body (or not). While it takes none, it has
@@ -574,6 +582,42 @@ struct ProxyExchange {
     }
 
     // MARK: Transitions
+
+    /// The statuses `custom-http-errors` replaces for this exchange, and whether the upstream's
+    /// answers count (else only the worker's own 502/503/504). Set once the request is routed.
+    mutating func interceptErrors(_ statuses: [Int], podAnswers: Bool) {
+        interceptedStatuses = statuses
+        interceptsPodAnswers = podAnswers
+    }
+
+    private var interceptedStatuses: [Int] = []
+    private var requestHasBody = false
+    private var interceptsPodAnswers = true
+    /// One error request per exchange: the default backend's own answer is never replaced.
+    private(set) var errorPageSent = false
+
+    /// The error request instead of an answer with `status`, when custom-http-errors lists it, the
+    /// request has no body or went out whole (a body is not kept to send again, and the error
+    /// request has none) and none was sent yet.
+    private mutating func errorPage(_ status: Int, dropUpstream: Bool) -> Action? {
+        guard !interceptedStatuses.isEmpty, !errorPageSent, requestComplete || !requestHasBody, !wantsUpgrade,
+            interceptedStatuses.contains(status)
+        else { return nil }
+        errorPageSent = true
+        phase = .connecting
+        responseStarted = false
+        failedAttempts = 0
+        upstreamReadDeadline = nil
+        upstreamSendDeadline = nil
+        upstreamReadsHeld = false
+        return .errorPage(status: status, dropUpstream: dropUpstream)
+    }
+
+    /// An answer of the worker's own about the upstream (502, 503, 504), unless custom-http-errors
+    /// replaces it.
+    private mutating func upstreamAnswer(_ answer: Answer, dropUpstream: Bool = false) -> Action {
+        errorPage(Int(answer.status.code), dropUpstream: dropUpstream) ?? answered(answer, dropUpstream: dropUpstream)
+    }
 
     private mutating func answered(_ answer: Answer, dropUpstream: Bool = false, linger: Bool = false) -> Action {
         if linger {

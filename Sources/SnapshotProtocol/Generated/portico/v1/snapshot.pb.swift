@@ -477,11 +477,43 @@ public nonisolated struct Portico_V1_RouteOptions: @unchecked Sendable {
   /// Clears the value of `upstreamTls`. Subsequent reads from it will return its default value.
   public mutating func clearUpstreamTls() {_uniqueStorage()._upstreamTls = nil}
 
+  /// Present: default-backend and custom-http-errors.
+  public var defaultBackend: Portico_V1_DefaultBackendRule {
+    get {_storage._defaultBackend ?? Portico_V1_DefaultBackendRule()}
+    set {_uniqueStorage()._defaultBackend = newValue}
+  }
+  /// Returns true if `defaultBackend` has been explicitly set.
+  public var hasDefaultBackend: Bool {_storage._defaultBackend != nil}
+  /// Clears the value of `defaultBackend`. Subsequent reads from it will return its default value.
+  public mutating func clearDefaultBackend() {_uniqueStorage()._defaultBackend = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Portico_V1_DefaultBackendRule: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Serves the route while its own cluster has no endpoints; answers error requests.
+  public var cluster: String = String()
+
+  /// Answers with these statuses (400-599) are replaced by the default backend's answer.
+  public var interceptedStatuses: [UInt32] = []
+
+  /// disable-proxy-intercept-errors: only the worker's own answers are replaced.
+  public var keepsPodAnswers: Bool = false
+
+  /// The catch-all default backend of custom-http-errors: it does not serve routes without endpoints.
+  public var onlyErrorPages: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Portico_V1_UpstreamTLS: Sendable {
@@ -1475,7 +1507,7 @@ nonisolated extension Portico_V1_Backend: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RouteOptions"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}max_request_body_bytes\0\u{3}rewrite_target\0\u{1}redirect\0\u{3}app_root\0\u{3}forwarded_prefix\0\u{3}upstream_host\0\u{1}upstream\0\u{3}request_headers\0\u{3}response_headers\0\u{3}upstream_protocol\0\u{3}upstream_tls\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}max_request_body_bytes\0\u{3}rewrite_target\0\u{1}redirect\0\u{3}app_root\0\u{3}forwarded_prefix\0\u{3}upstream_host\0\u{1}upstream\0\u{3}request_headers\0\u{3}response_headers\0\u{3}upstream_protocol\0\u{3}upstream_tls\0\u{3}default_backend\0")
 
   fileprivate class _StorageClass {
     var _maxRequestBodyBytes: UInt64 = 0
@@ -1489,6 +1521,7 @@ nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProto
     var _responseHeaders: Portico_V1_HeaderEdits? = nil
     var _upstreamProtocol: Portico_V1_UpstreamProtocol = .http
     var _upstreamTls: Portico_V1_UpstreamTLS? = nil
+    var _defaultBackend: Portico_V1_DefaultBackendRule? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1510,6 +1543,7 @@ nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProto
       _responseHeaders = source._responseHeaders
       _upstreamProtocol = source._upstreamProtocol
       _upstreamTls = source._upstreamTls
+      _defaultBackend = source._defaultBackend
     }
   }
 
@@ -1539,6 +1573,7 @@ nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProto
         case 9: try { try decoder.decodeSingularMessageField(value: &_storage._responseHeaders) }()
         case 10: try { try decoder.decodeSingularEnumField(value: &_storage._upstreamProtocol) }()
         case 11: try { try decoder.decodeSingularMessageField(value: &_storage._upstreamTls) }()
+        case 12: try { try decoder.decodeSingularMessageField(value: &_storage._defaultBackend) }()
         default: break
         }
       }
@@ -1584,6 +1619,9 @@ nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProto
       try { if let v = _storage._upstreamTls {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
       } }()
+      try { if let v = _storage._defaultBackend {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1604,10 +1642,56 @@ nonisolated extension Portico_V1_RouteOptions: SwiftProtobuf.Message, SwiftProto
         if _storage._responseHeaders != rhs_storage._responseHeaders {return false}
         if _storage._upstreamProtocol != rhs_storage._upstreamProtocol {return false}
         if _storage._upstreamTls != rhs_storage._upstreamTls {return false}
+        if _storage._defaultBackend != rhs_storage._defaultBackend {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Portico_V1_DefaultBackendRule: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DefaultBackendRule"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cluster\0\u{3}intercepted_statuses\0\u{3}keeps_pod_answers\0\u{3}only_error_pages\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.cluster) }()
+      case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.interceptedStatuses) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.keepsPodAnswers) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.onlyErrorPages) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.cluster.isEmpty {
+      try visitor.visitSingularStringField(value: self.cluster, fieldNumber: 1)
+    }
+    if !self.interceptedStatuses.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.interceptedStatuses, fieldNumber: 2)
+    }
+    if self.keepsPodAnswers != false {
+      try visitor.visitSingularBoolField(value: self.keepsPodAnswers, fieldNumber: 3)
+    }
+    if self.onlyErrorPages != false {
+      try visitor.visitSingularBoolField(value: self.onlyErrorPages, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Portico_V1_DefaultBackendRule, rhs: Portico_V1_DefaultBackendRule) -> Bool {
+    if lhs.cluster != rhs.cluster {return false}
+    if lhs.interceptedStatuses != rhs.interceptedStatuses {return false}
+    if lhs.keepsPodAnswers != rhs.keepsPodAnswers {return false}
+    if lhs.onlyErrorPages != rhs.onlyErrorPages {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
