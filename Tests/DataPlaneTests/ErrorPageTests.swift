@@ -50,12 +50,16 @@ import Translator
             #expect(fine.echoed["backend"] == "app")
             #expect(fine.echoed["x-code"] == nil)
 
-            // default-backend serves a route whose Service has no endpoints, as an ordinary request.
+            // default-backend serves a route whose Service has no endpoints: the request as it is,
+            // with ingress-nginx's fields saying so (X-Code 503, no X-Original-URI).
             let served = try await client.request(.GET, "/some/page", host: "fallback.test")
             #expect(served.status == .ok)
             #expect(served.echoed["backend"] == "errors")
             #expect(served.echoed["target"] == "/some/page")
-            #expect(served.echoed["x-code"] == nil)
+            #expect(served.echoed["x-code"] == "503")
+            #expect(served.echoed["x-service-name"] == "empty")
+            #expect(served.echoed["x-ingress-name"] == "fallback")
+            #expect(served.echoed["x-original-uri"] == nil)
             // custom-http-errors alone: the worker's 503 becomes the catch-all default backend's answer.
             let unavailable = try await client.request(.GET, "/x", host: "global.test")
             #expect(unavailable.echoed["backend"] == "errors", "\(unavailable.status) \(unavailable.text)")

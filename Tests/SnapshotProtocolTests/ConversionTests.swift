@@ -62,6 +62,25 @@ import TestSupport
             $0.virtualHosts[0].routes[0].backend.options.redirect.status = 200
             $0.virtualHosts[0].routes[0].backend.options.redirect.location = "https://x.test"
         },
+        BrokenCase(name: "TLS protocol without TLS settings", message: "needs its TLS settings") {
+            $0.virtualHosts[0].routes[0].backend.options.upstreamProtocol = .https
+        },
+        BrokenCase(name: "upstream TLS name with a line break", message: "upstreamTls.serverName") {
+            $0.virtualHosts[0].routes[0].backend.options.upstreamProtocol = .https
+            $0.virtualHosts[0].routes[0].backend.options.upstreamTls.serverName = "a\r\nb"
+        },
+        BrokenCase(name: "client certificate without its key", message: "needs its key") {
+            $0.virtualHosts[0].routes[0].backend.options.upstreamProtocol = .grpcs
+            $0.virtualHosts[0].routes[0].backend.options.upstreamTls.serverName = "svc.ns.svc"
+            $0.virtualHosts[0].routes[0].backend.options.upstreamTls.clientCertificatePem = "-----BEGIN CERTIFICATE-----"
+        },
+        BrokenCase(name: "default backend to an unknown cluster", message: "defaultBackend: no cluster named nope") {
+            $0.virtualHosts[0].routes[0].backend.options.defaultBackend.cluster = "nope"
+        },
+        BrokenCase(name: "intercepted status that is not an error", message: "interceptedStatuses") {
+            $0.virtualHosts[0].routes[0].backend.options.defaultBackend.cluster = "ns/svc:80"
+            $0.virtualHosts[0].routes[0].backend.options.defaultBackend.interceptedStatuses = [200]
+        },
     ]
 
     @Test(arguments: broken)

@@ -177,9 +177,18 @@ final class ExchangeRunner {
         // HTTP/2 says whether a body follows by the HEADERS frame's END_STREAM; without a
         // Content-Length it goes upstream chunked.
         let body = bodyFollows == true && facts.body == .none ? .chunked : facts.body
+        var edits = backend.options.requestHeaders
+        if backend.options.defaultBackend != nil, routed.name != backend.cluster,
+            let original = services.store.current.table.cluster(named: backend.cluster)
+        {
+            // default-backend serves a route whose Service has no endpoints; as ingress-nginx, it is told so.
+            edits = Self.errorFields(
+                adding: edits, status: 503, accept: head.headers.first(name: "accept"), originalURI: nil, namespace: backend.source.namespace,
+                ingress: backend.source.ingress, service: original.service, servicePort: original.servicePort.description)
+        }
         let generated = ForwardedHeaders.writeUpstreamRequest(
             head, authority: facts.authority, upstreamHost: backend.options.upstreamHost, forwardedPrefix: backend.options.forwardedPrefix,
-            edits: backend.options.requestHeaders, target: target, body: body, clientAddress: downstream.clientAddress, scheme: settings.scheme,
+            edits: edits, target: target, body: body, clientAddress: downstream.clientAddress, scheme: settings.scheme,
             serverPort: settings.serverPortText, upgrade: upgrade, requestID: services.connector.balancer.nextRequestID, into: &bytes)
         upstreamHead = bytes
         upstreamChunked = body == .chunked
@@ -397,15 +406,9 @@ final class ExchangeRunner {
         }
         if let current = cluster { fallback.timeouts = current.timeouts }
         cluster = fallback
-        let edits = HeaderEdits(set: [
-            HeaderField(name: "X-Code", value: String(status)),
-            HeaderField(name: "X-Format", value: context.head.headers.first(name: "accept") ?? ""),
-            HeaderField(name: "X-Original-URI", value: context.head.uri),
-            HeaderField(name: "X-Namespace", value: context.namespace),
-            HeaderField(name: "X-Ingress-Name", value: context.ingress),
-            HeaderField(name: "X-Service-Name", value: context.service),
-            HeaderField(name: "X-Service-Port", value: context.servicePort),
-        ])
+        let edits = Self.errorFields(
+            adding: nil, status: status, accept: context.head.headers.first(name: "accept"), originalURI: context.head.uri,
+            namespace: context.namespace, ingress: context.ingress, service: context.service, servicePort: context.servicePort)
         var bytes = upstreamHead.take() ?? HeadBuffers.make(reusing: &upstreamHead, capacity: 512)
         bytes.clear()
         _ = ForwardedHeaders.writeUpstreamRequest(
@@ -526,6 +529,24 @@ final class ExchangeRunner {
         holdReads()
         if next == .nextRequest { exchange.awaitNextRequest(now: .now()) }
         downstream.exchangeFinished(next)
+    }
+
+    /// ingress-nginx's fields for a default backend: X-Code, X-Format, X-Original-URI (error
+    /// requests), X-Namespace, X-Ingress-Name, X-Service-Name and X-Service-Port, set after `edits`'
+    /// own. X-Request-ID is the request's own, which every upstream request carries.
+    static func errorFields(
+        adding edits: HeaderEdits?, status: Int, accept: String?, originalURI: String?, namespace: String, ingress: String, service: String,
+        servicePort: String
+    ) -> HeaderEdits {
+        var result = edits ?? HeaderEdits()
+        result.set.append(HeaderField(name: "X-Code", value: String(status)))
+        result.set.append(HeaderField(name: "X-Format", value: accept ?? ""))
+        if let originalURI { result.set.append(HeaderField(name: "X-Original-URI", value: originalURI)) }
+        result.set.append(HeaderField(name: "X-Namespace", value: namespace))
+        result.set.append(HeaderField(name: "X-Ingress-Name", value: ingress))
+        result.set.append(HeaderField(name: "X-Service-Name", value: service))
+        result.set.append(HeaderField(name: "X-Service-Port", value: servicePort))
+        return result
     }
 
     /// `application/grpc` and its `+proto`/`;…` forms; not gRPC-Web, whose status travels in the body.
