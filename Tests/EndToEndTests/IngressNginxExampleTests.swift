@@ -59,6 +59,12 @@ import TestSupport
             #expect(secure.status == .ok)
             #expect(secure.text.hasPrefix("Hello from shop/secure-app"), "\(secure.text)")
             #expect(secure.text.contains(", HTTPS)"))
+            // default-backend: the checkout Service has no ready endpoint; error-pages answers, told why.
+            let checkout = try await get("/cart", "checkout.example.com")
+            #expect(checkout.status == .ok)
+            #expect(checkout.text.hasPrefix("Hello from shop/error-pages"), "\(checkout.text)")
+            #expect(checkout.text.contains("x-code: 503"))
+            #expect(checkout.text.contains("x-service-name: checkout"))
             // backend-protocol GRPC: a gRPC client with h2c prior knowledge on the plain port.
             var config = HTTP2ClientTransport.Posix.Config.defaults
             config.http2.authority = "grpc.example.com"
