@@ -257,11 +257,22 @@ public struct UpstreamOptions: Sendable, Hashable {
     /// `proxy-request-buffering: on`: up to this many bytes of the request body are read before the
     /// Pod is connected to (a slow client then costs the Pod nothing); past them the body streams.
     public var requestBufferBytes: Int?
+    /// `proxy-next-upstream` given: a request already sent is sent again to another endpoint when
+    /// its connection fails (`error`) or its answer is late (`timeout`) before the response head, or
+    /// the answer has one of `retryStatuses` (`http_502`…); only a request without a body (nothing is
+    /// kept to replay) and, unless `retryNonIdempotent`, not POST, LOCK or PATCH.
+    public var retryAfterSending: Bool
+    public var retryStatuses: [Int]
+    public var retryNonIdempotent: Bool
 
     public init(
         connectTimeoutMilliseconds: Int? = nil, readTimeoutMilliseconds: Int? = nil, sendTimeoutMilliseconds: Int? = nil,
-        maxAttempts: Int? = nil, retryOnConnectError: Bool = true, retryOnConnectTimeout: Bool = true, requestBufferBytes: Int? = nil
+        maxAttempts: Int? = nil, retryOnConnectError: Bool = true, retryOnConnectTimeout: Bool = true, requestBufferBytes: Int? = nil,
+        retryAfterSending: Bool = false, retryStatuses: [Int] = [], retryNonIdempotent: Bool = false
     ) {
+        self.retryAfterSending = retryAfterSending
+        self.retryStatuses = retryStatuses
+        self.retryNonIdempotent = retryNonIdempotent
         self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
         self.readTimeoutMilliseconds = readTimeoutMilliseconds
         self.sendTimeoutMilliseconds = sendTimeoutMilliseconds

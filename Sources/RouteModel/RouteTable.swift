@@ -85,6 +85,10 @@ public struct RouteTable: Sendable {
                 hasher.combine(upstream.retryOnConnectError)
                 hasher.combine(upstream.retryOnConnectTimeout)
                 hasher.combine(upstream.requestBufferBytes ?? -1)
+                hasher.combine(upstream.retryAfterSending)
+                hasher.combine(upstream.retryNonIdempotent)
+                hasher.combine(upstream.retryStatuses.count)
+                for status in upstream.retryStatuses { hasher.combine(status) }
             }
             if options.upstreamProtocol != .http || options.upstreamTLS != nil {
                 hasher.combine(options.upstreamProtocol.rawValue)

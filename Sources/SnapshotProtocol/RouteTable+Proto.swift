@@ -150,6 +150,10 @@ extension Backend {
             message.noRetryOnConnectError = !upstream.retryOnConnectError
             message.noRetryOnConnectTimeout = !upstream.retryOnConnectTimeout
             message.requestBufferBytes = UInt32(clamping: upstream.requestBufferBytes ?? 0)
+            message.everyEndpoint = upstream.maxAttempts == 0
+            message.retryAfterSending = upstream.retryAfterSending
+            message.retryStatuses = upstream.retryStatuses.map { UInt32(clamping: $0) }
+            message.retryNonIdempotent = upstream.retryNonIdempotent
             proto.options.upstream = message
         }
         if let edits = options.requestHeaders { proto.options.requestHeaders = edits.proto }
@@ -307,9 +311,10 @@ extension UpstreamOptions {
         func value(_ number: UInt32) -> Int? { number == 0 ? nil : Int(number) }
         self.init(
             connectTimeoutMilliseconds: value(proto.connectTimeoutMs), readTimeoutMilliseconds: value(proto.readTimeoutMs),
-            sendTimeoutMilliseconds: value(proto.sendTimeoutMs), maxAttempts: value(proto.maxAttempts),
+            sendTimeoutMilliseconds: value(proto.sendTimeoutMs), maxAttempts: proto.everyEndpoint ? 0 : value(proto.maxAttempts),
             retryOnConnectError: !proto.noRetryOnConnectError, retryOnConnectTimeout: !proto.noRetryOnConnectTimeout,
-            requestBufferBytes: value(proto.requestBufferBytes))
+            requestBufferBytes: value(proto.requestBufferBytes), retryAfterSending: proto.retryAfterSending,
+            retryStatuses: proto.retryStatuses.map { Int($0) }.filter { (400...599).contains($0) }, retryNonIdempotent: proto.retryNonIdempotent)
     }
 }
 

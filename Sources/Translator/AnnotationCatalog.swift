@@ -104,7 +104,9 @@ public enum AnnotationCatalog {
             "seconds or nginx's units; the wait for the response head and each gap between reads of its body; default 60 s")
         add(
             .differs, ["proxy-next-upstream"],
-            "`error` and `timeout` retry a failed connect on another endpoint, `off` retries nothing; the http_*, invalid_header and non_idempotent conditions are accepted but Portico does not retry after a request was sent")
+            "`error`, `timeout`, `invalid_header` and `http_5xx`/`http_403`/`http_404`/`http_429` try the next endpoint, after a failed connect or after the request was sent, "
+                + "POST, LOCK and PATCH only with `non_idempotent`, `off` tries none; a request with a body is not sent twice (Portico keeps no copy to replay), "
+                + "and without the annotation only failed connects are retried")
         add(.supported, ["proxy-next-upstream-tries"], "attempts in all, 0 for as many as there are endpoints; default 3")
         add(
             .differs, ["proxy-request-buffering"],

@@ -177,8 +177,13 @@ extension IngressAnnotations {
             if tokens.isEmpty || tokens.contains(where: { !known.contains($0) }) {
                 annotations.invalid(key, "\"\(value)\" is not a list of error, timeout, invalid_header, http_5xx…, non_idempotent or off; error timeout applies")
             } else {
-                options.retryOnConnectError = tokens.contains("error") && !tokens.contains("off")
-                options.retryOnConnectTimeout = tokens.contains("timeout") && !tokens.contains("off")
+                let off = tokens.contains("off")
+                // invalid_header (an unreadable answer) is an error of the connection here.
+                options.retryOnConnectError = (tokens.contains("error") || tokens.contains("invalid_header")) && !off
+                options.retryOnConnectTimeout = tokens.contains("timeout") && !off
+                options.retryAfterSending = !off
+                options.retryStatuses = off ? [] : tokens.compactMap { $0.hasPrefix("http_") ? Int($0.dropFirst(5)) : nil }.sorted()
+                options.retryNonIdempotent = tokens.contains("non_idempotent") && !off
                 set = true
             }
         }

@@ -124,6 +124,45 @@ import Translator
         await slow.stop()
     }
 
+    /// proxy-next-upstream http_502 and error: a GET the first Pod answers 502 (or drops) goes to the
+    /// next one; a POST is not sent twice.
+    @Test func aSentRequestGoesToTheNextPodWhereTheIngressAsks() async throws {
+        let good = try await TestBackend.start(name: "good")
+        let bad = try await ScriptedBackend.start { head in
+            head.hasPrefix("GET /drop") ? .init("", close: true) : .init("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 3\r\n\r\nbad")
+        }
+        let objects = KubeObjects(
+            ingresses: [
+                Fixture.ingress(
+                    "retry", annotations: [Self.n + "proxy-next-upstream": "error timeout http_502"],
+                    rules: [Fixture.rule("retry.test", Fixture.path("/", "Prefix", Fixture.backend("pair", 80)))]),
+            ],
+            ingressClasses: [],
+            services: [Fixture.service("pair", ports: [ServicePort(name: "http", port: 80, targetPort: .int(Int32(good.port)))])],
+            endpointSlices: [
+                Fixture.slice("pair-1", service: "pair", port: Int32(good.port), endpoints: [("127.0.0.1", true)]),
+                Fixture.slice("pair-2", service: "pair", port: Int32(bad.port), endpoints: [("127.0.0.1", true)]),
+            ], secrets: [])
+        let table = Translator.translate(objects).table
+        #expect(table.clusters.first?.endpoints.count == 2)
+        let proxy = try await LiveProxy.start(table)
+        try await TestHTTPConnection.with(port: proxy.port) { client in
+            for path in ["/a", "/b", "/drop/c", "/drop/d"] {
+                let answer = try await client.request(.GET, path, host: "retry.test")
+                #expect(answer.status == .ok, "\(path)")
+                #expect(answer.echoed["backend"] == "good")
+            }
+            var statuses: [HTTPResponseStatus] = []
+            for _ in 0..<2 { statuses.append(try await client.request(.POST, "/form", host: "retry.test").status) }
+            #expect(statuses.contains(.badGateway), "POST is not idempotent: \(statuses)")
+        }
+        #expect(bad.acceptedConnections >= 2, "the bad Pod had its turns")
+        #expect(await proxy.worker.counters().retries >= 2)
+        await proxy.stop()
+        await good.stop()
+        await bad.stop()
+    }
+
     /// Header lines of a configuration-snippet and Portico's header annotations, as the Pod and the
     /// client see them. (The native engine does not apply header edits yet.)
     @Test func headerEditsReachThePodAndTheClient() async throws {

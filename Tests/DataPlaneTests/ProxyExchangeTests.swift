@@ -75,6 +75,38 @@ import Testing
         #expect(exchange.connectFailed(.refused, endpoints: 1) == .respond(ProxyExchange.Answer(.badGateway, "upstream connect error"), dropUpstream: false, then: .finish(.nextRequest)), "the error request's own failure is answered")
     }
 
+    /// proxy-next-upstream after sending: a listed status, a lost connection or a late head sends
+    /// the bodiless request to the next endpoint, within the tries; then the last answer is relayed.
+    @Test mutating func aSentRequestIsSentAgainWhereTheRouteAsks() {
+        let route = UpstreamOptions(retryAfterSending: true, retryStatuses: [502])
+        let decision = RouteDecision.forward(
+            cluster: Self.cluster, backend: Backend(cluster: Self.cluster.name, source: RouteSource(namespace: "default", ingress: "web"),
+            options: RouteOptions(upstream: route)), target: "/")
+        func start(idempotent: Bool) -> ProxyExchange.Action {
+            exchange.requestHead(keepAlive: true, isHTTP10: false, isHead: false, upgrade: false, now: now)
+            let action = exchange.route(.routed(decision, body: .none, bodyLimit: nil), bodyFollows: nil, now: now)
+            exchange.allowResending(idempotent: idempotent, endpoints: 3)
+            return action
+        }
+        #expect(start(idempotent: true) == .prepareUpstream(connectNow: true))
+        #expect(exchange.requestEnd() == .holdEnd)
+        #expect(exchange.connected(now: now) == .attach(armResponseTimer: true))
+        #expect(exchange.responseHead(status: 502, framing: .contentLength(1), reusable: true, now: now) == .resend(dropUpstream: true))
+        #expect(exchange.connected(now: now) == .attach(armResponseTimer: true))
+        #expect(exchange.upstreamLost("upstream closed the connection") == .resend(dropUpstream: false), "error: the connection failed after sending")
+        #expect(exchange.connected(now: now) == .attach(armResponseTimer: true))
+        #expect(
+            exchange.responseHead(status: 502, framing: .contentLength(1), reusable: true, now: now) == .relayHead(.init()),
+            "three tries in all: the third answer is relayed")
+        #expect(exchange.responseEnd() == .relayEnd(reuseUpstream: true, next: .nextRequest))
+
+        // A POST is not sent twice.
+        #expect(start(idempotent: false) == .prepareUpstream(connectNow: true))
+        #expect(exchange.requestEnd() == .holdEnd)
+        #expect(exchange.connected(now: now) == .attach(armResponseTimer: true))
+        #expect(exchange.responseHead(status: 502, framing: .contentLength(1), reusable: true, now: now) == .relayHead(.init()))
+    }
+
     /// A request whose body is still coming cannot be sent again: its error answer is relayed.
     @Test mutating func anIncompleteRequestIsNotSentToTheDefaultBackend() {
         #expect(routeGET(body: .length(10)) == .prepareUpstream(connectNow: true))

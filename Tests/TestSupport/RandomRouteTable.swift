@@ -52,6 +52,12 @@ public enum RandomRouteTable {
                         trustedCertificatesPEM: chance(50) ? "-----BEGIN CERTIFICATE-----\n\(asciiWord())\n-----END CERTIFICATE-----\n" : nil)
                 }
                 if chance(20) {
+                    options.upstream = UpstreamOptions(
+                        connectTimeoutMilliseconds: chance(50) ? 1000 : nil, maxAttempts: chance(50) ? Int(random.next() % 4) : nil,
+                        retryOnConnectError: chance(80), retryOnConnectTimeout: chance(80), requestBufferBytes: chance(30) ? 65536 : nil,
+                        retryAfterSending: chance(50), retryStatuses: chance(50) ? [502, 503] : [], retryNonIdempotent: chance(20))
+                }
+                if chance(20) {
                     options.defaultBackend = DefaultBackendRule(
                         cluster: pick(clusters).name, interceptedStatuses: chance(50) ? [404, 503] : [], interceptsPodAnswers: chance(70),
                         servesWithoutEndpoints: chance(70))

@@ -161,8 +161,16 @@ import TestSupport
             httpsRedirect: false, reasons: []),
         OptionCase(
             annotations: [n + "proxy-next-upstream": "error http_502"],
-            expect: RouteOptions(upstream: UpstreamOptions(retryOnConnectError: true, retryOnConnectTimeout: false)), httpsRedirect: false,
-            reasons: []),
+            expect: RouteOptions(
+                upstream: UpstreamOptions(retryOnConnectError: true, retryOnConnectTimeout: false, retryAfterSending: true, retryStatuses: [502])),
+            httpsRedirect: false, reasons: []),
+        OptionCase(
+            annotations: [n + "proxy-next-upstream": "timeout http_503 http_429 non_idempotent"],
+            expect: RouteOptions(
+                upstream: UpstreamOptions(
+                    retryOnConnectError: false, retryOnConnectTimeout: true, retryAfterSending: true, retryStatuses: [429, 503],
+                    retryNonIdempotent: true)),
+            httpsRedirect: false, reasons: []),
         OptionCase(
             annotations: [n + "proxy-next-upstream": "error sometimes"], expect: RouteOptions(), httpsRedirect: false, reasons: [.invalidAnnotation]),
         OptionCase(

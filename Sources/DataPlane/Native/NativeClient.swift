@@ -385,9 +385,10 @@ final class NativeClient: NativeSocketOwner {
 
     private func perform(_ action: ProxyExchange.Action) {
         switch action {
-        // No error pages here: this engine never asks the exchange to intercept (custom-http-errors is the NIO engine's).
+        // No error pages and no resending here: this engine never asks the exchange for them
+        // (custom-http-errors and proxy-next-upstream after sending are the NIO engine's).
         case .wait, .prepareUpstream, .relayHead, .relayBody, .relayInterim, .switchProtocols, .upgradeCutShort, .holdUpstreamReads,
-            .holdBody, .holdEnd, .dropBody, .flushUpstream, .errorPage:
+            .holdBody, .holdEnd, .dropBody, .flushUpstream, .errorPage, .resend:
             break
         case .respond(let answer, let drop, let then):
             if drop { dropUpstream() }

@@ -193,6 +193,9 @@ final class ExchangeRunner {
         upstreamHead = bytes
         upstreamChunked = body == .chunked
         if let generated, services.observability.accessLog != nil { record?.requestID = generated.text }
+        if backend.options.upstream?.retryAfterSending == true {
+            exchange.allowResending(idempotent: !Self.nonIdempotent(head.method), endpoints: cluster.endpoints.count)
+        }
         if let rule = backend.options.defaultBackend, !rule.interceptedStatuses.isEmpty {
             exchange.interceptErrors(rule.interceptedStatuses, podAnswers: rule.interceptsPodAnswers)
             // The error request carries the X-Request-ID the Pod got.
@@ -387,6 +390,16 @@ final class ExchangeRunner {
             upstream?.handler.setHoldReads(hold)
         case .errorPage(let status, let drop):
             sendErrorRequest(status: status, dropUpstream: drop)
+        case .resend(let drop):
+            // The same head again, to an endpoint not tried yet.
+            upstream?.handler.responseTimer.disarm()
+            if let endpoint { tried.append(endpoint) }
+            if drop { dropUpstream() }
+            upstream = nil
+            endBusy()
+            services.connector.retrying()
+            pending = exchange.requestComplete ? [.end(nil)] : []
+            connect()
         }
     }
 
@@ -529,6 +542,14 @@ final class ExchangeRunner {
         holdReads()
         if next == .nextRequest { exchange.awaitNextRequest(now: .now()) }
         downstream.exchangeFinished(next)
+    }
+
+    /// nginx's non-idempotent methods, which proxy-next-upstream repeats only with non_idempotent.
+    static func nonIdempotent(_ method: HTTPMethod) -> Bool {
+        switch method {
+        case .POST, .PATCH, .LOCK: true
+        default: false
+        }
     }
 
     /// ingress-nginx's fields for a default backend: X-Code, X-Format, X-Original-URI (error

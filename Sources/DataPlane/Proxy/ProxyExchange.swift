@@ -29,6 +29,10 @@ struct ProxyExchange {
         var retryOnTimeout = true
         /// Request body bytes read before connecting; nil: connect at once.
         var bufferBytes: Int?
+        /// proxy-next-upstream: a sent request is sent again (see `UpstreamOptions.retryAfterSending`).
+        var retryAfterSending = false
+        var retryStatuses: [Int] = []
+        var retryNonIdempotent = false
 
         init(_ limits: Limits, route: UpstreamOptions? = nil) {
             readTimeout = limits.upstreamReadTimeout
@@ -41,6 +45,9 @@ struct ProxyExchange {
             retryOnRefused = route.retryOnConnectError
             retryOnTimeout = route.retryOnConnectTimeout
             bufferBytes = route.requestBufferBytes
+            retryAfterSending = route.retryAfterSending
+            retryStatuses = route.retryStatuses
+            retryNonIdempotent = route.retryNonIdempotent
         }
     }
 
@@ -188,6 +195,9 @@ struct ProxyExchange {
         case upgradeCutShort
         /// The client's backpressure on the upstream's reads.
         case holdUpstreamReads(Bool)
+        /// proxy-next-upstream: the sent request goes again to another endpoint (after closing the
+        /// upstream connection if `dropUpstream`); counted, then as `.connect`.
+        case resend(dropUpstream: Bool)
         /// `custom-http-errors`: the answer with `status` is replaced by the default backend's to
         /// an error request (the upstream connection, if any, is closed first); the exchange is
         /// connecting again, to the default backend.
@@ -265,6 +275,7 @@ struct ProxyExchange {
         guard phase == .idle else { return }
         interceptedStatuses = []
         errorPageSent = false
+        resendEndpoints = 0
         headerDeadline = nil
         requestComplete = false
         responseStarted = false
@@ -446,6 +457,7 @@ struct ProxyExchange {
     /// The response-header timer ran out.
     mutating func responseTimedOut() -> Action {
         guard !responseStarted, phase == .forwarding else { return .wait }
+        if let again = resend(policy.retryOnTimeout, dropUpstream: true) { return again }
         return upstreamAnswer(Answer(.gatewayTimeout, "upstream timeout"), dropUpstream: true)
     }
 
@@ -463,6 +475,7 @@ struct ProxyExchange {
         }
         // Interim (100 Continue, 103 Early Hints): the final response follows on the same exchange.
         if status < 200 { return .relayInterim }
+        if !policy.retryStatuses.isEmpty, let again = resend(policy.retryStatuses.contains(status), dropUpstream: true) { return again }
         if interceptsPodAnswers, let replaced = errorPage(status, dropUpstream: true) { return replaced }
         responseStarted = true
         responseReusable = reusable
@@ -505,6 +518,7 @@ struct ProxyExchange {
         }
         guard phase == .forwarding else { return .wait }
         if responseStarted { return cut(dropUpstream: false) }
+        if let again = resend(policy.retryOnRefused, dropUpstream: false) { return again }
         return upstreamAnswer(Answer(.badGateway, reason))
     }
 
@@ -592,6 +606,34 @@ struct ProxyExchange {
 
     private var interceptedStatuses: [Int] = []
     private var requestHasBody = false
+    /// Set by `allowResending`: the cluster's endpoints (0: a sent request is never sent again), and
+    /// whether the method may be repeated (not POST, LOCK, PATCH).
+    private var resendEndpoints = 0
+    private var methodIsIdempotent = true
+
+    /// The runner can send the request again (it keeps its head): the route's proxy-next-upstream
+    /// decides whether it does, among `endpoints`.
+    mutating func allowResending(idempotent: Bool, endpoints: Int) {
+        methodIsIdempotent = idempotent
+        resendEndpoints = endpoints
+    }
+
+    /// The request again, to another endpoint, when proxy-next-upstream asks for it: the request has
+    /// no body (none is kept to replay), the method may be repeated, nothing was relayed, no error
+    /// request went out, and attempts are left (each try counts, connects included).
+    private mutating func resend(_ condition: Bool, dropUpstream: Bool) -> Action? {
+        guard condition, resendEndpoints > 0, policy.retryAfterSending, !requestHasBody, !wantsUpgrade, !responseStarted, !errorPageSent,
+            methodIsIdempotent || policy.retryNonIdempotent
+        else { return nil }
+        failedAttempts += 1
+        let attempts = policy.maxAttempts == 0 ? resendEndpoints : min(policy.maxAttempts, resendEndpoints)
+        guard failedAttempts < attempts else { return nil }
+        phase = .connecting
+        upstreamReadDeadline = nil
+        upstreamSendDeadline = nil
+        upstreamReadsHeld = false
+        return .resend(dropUpstream: dropUpstream)
+    }
     private var interceptsPodAnswers = true
     /// One error request per exchange: the default backend's own answer is never replaced.
     private(set) var errorPageSent = false

@@ -596,6 +596,17 @@ public nonisolated struct Portico_V1_UpstreamOptions: Sendable {
 
   public var requestBufferBytes: UInt32 = 0
 
+  /// proxy-next-upstream-tries 0: as many attempts as there are endpoints (max_attempts is then 0).
+  public var everyEndpoint: Bool = false
+
+  /// proxy-next-upstream given: a sent request without a body is sent again on error, timeout or
+  /// one of retry_statuses, and a non-idempotent one only with retry_non_idempotent.
+  public var retryAfterSending: Bool = false
+
+  public var retryStatuses: [UInt32] = []
+
+  public var retryNonIdempotent: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1834,7 +1845,7 @@ nonisolated extension Portico_V1_HeaderField: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Portico_V1_UpstreamOptions: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UpstreamOptions"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}connect_timeout_ms\0\u{3}read_timeout_ms\0\u{3}send_timeout_ms\0\u{3}max_attempts\0\u{3}no_retry_on_connect_error\0\u{3}no_retry_on_connect_timeout\0\u{3}request_buffer_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}connect_timeout_ms\0\u{3}read_timeout_ms\0\u{3}send_timeout_ms\0\u{3}max_attempts\0\u{3}no_retry_on_connect_error\0\u{3}no_retry_on_connect_timeout\0\u{3}request_buffer_bytes\0\u{3}every_endpoint\0\u{3}retry_after_sending\0\u{3}retry_statuses\0\u{3}retry_non_idempotent\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1849,6 +1860,10 @@ nonisolated extension Portico_V1_UpstreamOptions: SwiftProtobuf.Message, SwiftPr
       case 5: try { try decoder.decodeSingularBoolField(value: &self.noRetryOnConnectError) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.noRetryOnConnectTimeout) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.requestBufferBytes) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.everyEndpoint) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.retryAfterSending) }()
+      case 10: try { try decoder.decodeRepeatedUInt32Field(value: &self.retryStatuses) }()
+      case 11: try { try decoder.decodeSingularBoolField(value: &self.retryNonIdempotent) }()
       default: break
       }
     }
@@ -1876,6 +1891,18 @@ nonisolated extension Portico_V1_UpstreamOptions: SwiftProtobuf.Message, SwiftPr
     if self.requestBufferBytes != 0 {
       try visitor.visitSingularUInt32Field(value: self.requestBufferBytes, fieldNumber: 7)
     }
+    if self.everyEndpoint != false {
+      try visitor.visitSingularBoolField(value: self.everyEndpoint, fieldNumber: 8)
+    }
+    if self.retryAfterSending != false {
+      try visitor.visitSingularBoolField(value: self.retryAfterSending, fieldNumber: 9)
+    }
+    if !self.retryStatuses.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.retryStatuses, fieldNumber: 10)
+    }
+    if self.retryNonIdempotent != false {
+      try visitor.visitSingularBoolField(value: self.retryNonIdempotent, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1887,6 +1914,10 @@ nonisolated extension Portico_V1_UpstreamOptions: SwiftProtobuf.Message, SwiftPr
     if lhs.noRetryOnConnectError != rhs.noRetryOnConnectError {return false}
     if lhs.noRetryOnConnectTimeout != rhs.noRetryOnConnectTimeout {return false}
     if lhs.requestBufferBytes != rhs.requestBufferBytes {return false}
+    if lhs.everyEndpoint != rhs.everyEndpoint {return false}
+    if lhs.retryAfterSending != rhs.retryAfterSending {return false}
+    if lhs.retryStatuses != rhs.retryStatuses {return false}
+    if lhs.retryNonIdempotent != rhs.retryNonIdempotent {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
