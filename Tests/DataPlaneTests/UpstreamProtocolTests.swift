@@ -258,6 +258,7 @@ import Translator
                 body: [0, 0, 0, 0, 0])
             #expect(grpc.status == .ok)
             #expect(grpc.headers["grpc-status"] == ["14"])
+            #expect(grpc.headers["grpc-message"] == ["503 no ready endpoints"])
             #expect(grpc.headers["content-type"] == ["application/grpc"])
             #expect(grpc.body.isEmpty)
             let plainClient = try await connection.request(.GET, "/", authority: "down.test")

@@ -168,7 +168,9 @@ final class HTTP2Stream: Downstream {
 
     /// The answer's text, percent-encoded as grpc-message must be (only printable ASCII but `%` as is).
     static func grpcMessage(_ answer: ProxyExchange.Answer) -> String {
-        var text = Substring(answer.text).trimmingWhitespace()
+        var text = Substring(answer.text)
+        while text.last == "\n" || text.last == "\r" { text.removeLast() }
+        text = text.trimmingWhitespace()
         if text.isEmpty { text = Substring(answer.status.reasonPhrase) }
         var message = ""
         for byte in text.utf8 {
