@@ -96,10 +96,18 @@ public final class KubeSource: Sendable {
         ingressClasses = Informer(client: client, watchTimeoutSeconds: timeout, logger: logger)
         services = Informer(client: client, namespace: namespace, watchTimeoutSeconds: timeout, logger: logger)
         endpointSlices = Informer(client: client, namespace: namespace, watchTimeoutSeconds: timeout, logger: logger)
-        secrets = Informer(client: client, namespace: namespace, fieldSelector: "type=kubernetes.io/tls", watchTimeoutSeconds: timeout, logger: logger)
+        // Only the Secrets Portico can use are kept: kubernetes.io/tls ones (spec.tls) and those
+        // holding a CA or a client certificate (proxy-ssl-secret, often of type Opaque).
+        secrets = Informer(client: client, namespace: namespace, keep: { Self.isUsable($0) }, watchTimeoutSeconds: timeout, logger: logger)
     }
 
     public var status: Status { state.withLock { $0 } }
+
+    /// A Secret the translator can read: a TLS certificate, a CA bundle, or a certificate and key.
+    static func isUsable(_ secret: Secret) -> Bool {
+        func has(_ key: String) -> Bool { secret.data?[key] != nil || secret.stringData?[key] != nil }
+        return secret.type == Secret.tlsType || has("ca.crt") || (has(Secret.certificateKey) && has(Secret.privateKeyKey))
+    }
 
     /// Watches opened and relists forced by 410, summed over the informers.
     public var watchStatistics: (watches: Int, relists: Int, errors: Int) {

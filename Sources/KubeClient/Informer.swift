@@ -11,7 +11,8 @@ import Synchronization
 ///   the list, so objects deleted while away disappear.
 /// - Errors back off exponentially (200 ms doubling to 30 s, with jitter); an attempt that
 ///   listed or received events resets the delay.
-/// Every change calls `onChange`; consumers read `objects` when they rebuild.
+/// Every change calls `onChange`; consumers read `objects` when they rebuild. With `keep`, only the
+/// objects it accepts are cached (one that stops being accepted is dropped, as if deleted).
 public final class Informer<Object: KubeObject>: Sendable {
     public typealias Statistics = InformerStatistics
 
@@ -26,17 +27,19 @@ public final class Informer<Object: KubeObject>: Sendable {
     private let client: KubeClient
     private let namespace: String?
     private let fieldSelector: String?
+    private let keep: (@Sendable (Object) -> Bool)?
     private let watchTimeoutSeconds: Int
     private let logger: Logger
     private let state = Mutex(State())
 
     public init(
-        client: KubeClient, namespace: String? = nil, fieldSelector: String? = nil, watchTimeoutSeconds: Int = 300,
-        logger: Logger = Logger(label: "portico.kube")
+        client: KubeClient, namespace: String? = nil, fieldSelector: String? = nil, keep: (@Sendable (Object) -> Bool)? = nil,
+        watchTimeoutSeconds: Int = 300, logger: Logger = Logger(label: "portico.kube")
     ) {
         self.client = client
         self.namespace = namespace
         self.fieldSelector = fieldSelector
+        self.keep = keep
         self.watchTimeoutSeconds = watchTimeoutSeconds
         var logger = logger
         logger[metadataKey: "resource"] = "\(Object.resource)"
@@ -80,7 +83,8 @@ public final class Informer<Object: KubeObject>: Sendable {
             do {
                 if resourceVersion == nil {
                     let list = try await client.list(Object.self, namespace: namespace, fieldSelector: fieldSelector)
-                    let fresh = Dictionary(list.items.map { (Self.key($0), $0) }, uniquingKeysWith: { $1 })
+                    let kept = keep.map { keep in list.items.filter(keep) } ?? list.items
+                    let fresh = Dictionary(kept.map { (Self.key($0), $0) }, uniquingKeysWith: { $1 })
                     state.withLock {
                         $0.objects = fresh
                         $0.changed = nil
@@ -103,23 +107,29 @@ public final class Informer<Object: KubeObject>: Sendable {
                     progressed = true
                     switch event {
                     case .added(let object), .modified(let object):
-                        state.withLock {
+                        let kept = keep?(object) ?? true
+                        let changed = state.withLock {
                             let key = Self.key(object)
-                            $0.objects[key] = object
-                            $0.changed?.insert(key)
                             $0.statistics.events += 1
+                            // Not kept: dropped if it was cached, else nothing changed.
+                            guard kept || $0.objects[key] != nil else { return false }
+                            $0.objects[key] = kept ? object : nil
+                            $0.changed?.insert(key)
+                            return true
                         }
                         resourceVersion = object.metadata.resourceVersion ?? resourceVersion
-                        onChange()
+                        if changed { onChange() }
                     case .deleted(let object):
-                        state.withLock {
+                        let changed = state.withLock {
                             let key = Self.key(object)
+                            $0.statistics.events += 1
+                            guard $0.objects[key] != nil else { return false }
                             $0.objects[key] = nil
                             $0.changed?.insert(key)
-                            $0.statistics.events += 1
+                            return true
                         }
                         resourceVersion = object.metadata.resourceVersion ?? resourceVersion
-                        onChange()
+                        if changed { onChange() }
                     case .bookmark(let version):
                         state.withLock { $0.statistics.bookmarks += 1 }
                         if !version.isEmpty { resourceVersion = version }

@@ -147,6 +147,35 @@ private final class Replica: Sendable {
 }
 
 @Suite struct KubeSourceTests {
+    /// proxy-ssl-secret is usually an Opaque Secret with ca.crt: it is watched and read; Secrets
+    /// Portico cannot use (a token, a Helm release) are not kept.
+    @Test func anOpaqueProxySSLSecretReachesTheTable() async throws {
+        let server = try await KubeAPIEmulator.start()
+        try await server.apply(Fixture.ingressClass("portico"))
+        try await server.apply(Fixture.service("web"))
+        let ca = "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n"
+        try await server.apply(Secret(metadata: Fixture.meta("pod-ca"), type: "Opaque", data: ["ca.crt": Base64Data(Array(ca.utf8))]))
+        try await server.apply(Secret(metadata: Fixture.meta("token"), type: "Opaque", data: ["token": Base64Data(Array("x".utf8))]))
+        var ingress = KubeStatusTests.ingress("secure")
+        ingress.metadata.annotations = [
+            "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS", "nginx.ingress.kubernetes.io/proxy-ssl-verify": "on",
+            "nginx.ingress.kubernetes.io/proxy-ssl-secret": "default/pod-ca",
+        ]
+        try await server.apply(ingress)
+        let client = try KubeClient(config: KubeConfig(server: server.url, certificateAuthorityPEM: server.certificateAuthorityPEM, credentials: .token(server.token!)))
+        let latest = LatestSnapshot()
+        let source = KubeSource(client: client, latest: latest)
+        let run = Task { await source.run() }
+        try await eventually("the CA is in the table") {
+            latest.current?.table.virtualHosts.first?.routes.first?.backend.options.upstreamTLS?.trustedCertificatesPEM == ca
+        }
+        #expect(source.secrets.objects.map(\.name) == ["pod-ca"])
+        run.cancel()
+        await run.value
+        await client.shutdown()
+        await server.stop()
+    }
+
     /// A burst of changes is batched into few rebuilds, and the last table holds all of them; a
     /// rebuild that changes nothing publishes no version.
     @Test func aBurstIsBatchedAndOnlyNewContentIsPublished() async throws {

@@ -221,6 +221,34 @@ private func eventually(_ what: String, _ condition: () async throws -> Bool) as
         await server.stop()
     }
 
+    /// With `keep`, only the accepted objects are cached: one that stops being accepted is dropped,
+    /// and changes to ones never cached wake nobody.
+    @Test func onlyKeptObjectsAreCached() async throws {
+        let server = try await KubeAPIEmulator.start()
+        try await server.apply(KubeClientTests.service("wanted", port: 443))
+        try await server.apply(KubeClientTests.service("ignored", port: 80))
+        let client = try KubeClient(config: KubeConfig(server: server.url, certificateAuthorityPEM: server.certificateAuthorityPEM, credentials: .token(server.token!)))
+        let informer = Informer<Service>(client: client, keep: { $0.spec?.ports?.first?.port == 443 })
+        let changes = Atomic<Int>(0)
+        let run = Task { await informer.run { changes.add(1, ordering: .relaxed) } }
+        try await eventually("the informer watches") {
+            let watches = await server.openWatches
+            return informer.hasSynced && watches == 1
+        }
+        #expect(informer.objects.map(\.name) == ["wanted"])
+        let afterList = changes.load(ordering: .relaxed)
+        try await server.apply(KubeClientTests.service("ignored", port: 81))
+        try await server.apply(KubeClientTests.service("added", port: 443))
+        try await eventually("the new wanted one is cached") { informer.objects.map(\.name).sorted() == ["added", "wanted"] }
+        #expect(changes.load(ordering: .relaxed) == afterList + 1, "the ignored one's change woke nobody")
+        try await server.apply(KubeClientTests.service("wanted", port: 80))
+        try await eventually("the one no longer wanted is dropped") { informer.objects.map(\.name) == ["added"] }
+        run.cancel()
+        await run.value
+        await client.shutdown()
+        await server.stop()
+    }
+
     /// 410 Gone: the informer relists, and an object deleted meanwhile disappears from its cache.
     @Test func expiredVersionsRelistAndDropDeletedObjects() async throws {
         let server = try await KubeAPIEmulator.start()
