@@ -48,6 +48,34 @@ print("snapshot size: \(bytes.count) bytes (\(Measure.format(Double(bytes.count)
 print("encode (table → proto → bytes), ms: median \(Measure.format(Measure.median(encode), 1))  min \(Measure.format(encode.min()!, 1))")
 print("decode (bytes → proto → checked RouteTable with index and hash), ms: median \(Measure.format(Measure.median(decode), 1))  min \(Measure.format(decode.min()!, 1))")
 
+// What one small change (a Pod more in one cluster) costs at each stage of its way, for this table
+// size: the work that is proportional to the table shows here, not in the fan-out below.
+do {
+    var clusters = large.clusters
+    clusters[clusters.count / 2].endpoints.append(Endpoint(address: "10.254.0.1", port: 8080))
+    let newer = RouteTable(virtualHosts: large.virtualHosts, clusters: clusters, certificates: large.certificates)
+    let build = Measure.milliseconds(runs: 11) {
+        _ = RouteTable(virtualHosts: large.virtualHosts, clusters: clusters, certificates: large.certificates)
+    }
+    var changes = RouteTableDelta()
+    let diff = Measure.milliseconds(runs: 11) { changes = large.delta(to: newer) }
+    var deltaBytes: [UInt8] = []
+    let encodeDelta = try Measure.milliseconds(runs: 11) {
+        var response = Portico_V1_WatchResponse()
+        response.delta = Portico_V1_SnapshotDelta(base: 1, contentHash: newer.contentHash, changes: changes)
+        deltaBytes = try response.serializedBytes()
+    }
+    var applied = RouteTable.empty
+    let applyDelta = try Measure.milliseconds(runs: 11) {
+        applied = try Portico_V1_WatchResponse(serializedBytes: deltaBytes).delta.apply(to: large)
+    }
+    precondition(applied == newer)
+    print(
+        "one endpoint added, per stage, ms (median): table build (index + hash) \(Measure.format(Measure.median(build), 1)), "
+            + "diff \(Measure.format(Measure.median(diff), 1)), delta encode \(Measure.format(Measure.median(encodeDelta), 2)) "
+            + "(\(deltaBytes.count) bytes), delta decode + apply + hash check \(Measure.format(Measure.median(applyDelta), 1))")
+}
+
 /// Starts a server and `count` subscribers, then measures publish → all ACKed for each table after
 /// the first. `decode: false` subscribers ACK on receipt, which isolates the server and transport.
 func fanOut(tables: [RouteTable], subscribers count: Int, decode: Bool = true) async throws -> [Double] {

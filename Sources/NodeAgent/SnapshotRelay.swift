@@ -67,24 +67,32 @@ public final class SnapshotRelay: Sendable {
     /// 100 ms). A failure to save is logged, not thrown: serving the new table matters more.
     public func accept(_ received: ReceivedSnapshot) {
         let table = received.table
-        let decision = state.withLock { state -> (local: UInt64, isNew: Bool) in
+        let decision = state.withLock { state -> (local: UInt64, isNew: Bool, relaysDelta: Bool) in
             let current = latest.current?.version ?? 0
             if state.contentHash == table.contentHash {
                 state.upstreamByLocal[current] = received.version
-                return (current, false)
+                return (current, false, false)
             }
+            // The delta came from the upstream version the current local one carries: it turns the
+            // current table into this one, and is passed on as it is.
+            let relaysDelta = received.delta.map { current > 0 && state.upstreamByLocal[current] == $0.base } ?? false
             let local = received.version > current ? received.version : current + 1
             state.contentHash = table.contentHash
             state.upstreamByLocal[local] = received.version
             if state.upstreamByLocal.count > 64, let oldest = state.upstreamByLocal.keys.min() {
                 state.upstreamByLocal[oldest] = nil
             }
-            return (local, true)
+            return (local, true, relaysDelta)
         }
         guard decision.isNew else { return }
-        // A delta arrives without a message: the workers get a delta too, and the whole message is
-        // made only for the disk (in the background) and for a worker that needs the whole table.
-        latest.publish(version: decision.local, table: table, message: received.message)
+        // A delta arrives without a message: the workers get a delta too (the one received, when it
+        // starts from the table they have), and the whole message is made only for the disk (in the
+        // background) and for a worker that needs the whole table.
+        if decision.relaysDelta, let delta = received.delta {
+            latest.publish(version: decision.local, table: table, changes: delta.changes)
+        } else {
+            latest.publish(version: decision.local, table: table, message: received.message)
+        }
         save(version: decision.local, table: table, message: received.message)
         logger.info(
             "relaying snapshot",

@@ -493,6 +493,11 @@ extension Portico_V1_SnapshotDelta {
     /// Decodes the changes, applies them to `base` and checks the result against the content hash
     /// the sender computed.
     public func apply(to base: RouteTable) throws(SnapshotDecodingError) -> RouteTable {
+        try applyReturningChanges(to: base).table
+    }
+
+    /// `apply`, with the decoded changes too.
+    public func applyReturningChanges(to base: RouteTable) throws(SnapshotDecodingError) -> (table: RouteTable, changes: RouteTableDelta) {
         var changes = RouteTableDelta(defaultCertificate: defaultCertificate.isEmpty ? nil : defaultCertificate)
         changes.upsertedClusters.reserveCapacity(upsertedClusters.count)
         for (index, cluster) in upsertedClusters.enumerated() {
@@ -522,6 +527,6 @@ extension Portico_V1_SnapshotDelta {
             throw SnapshotDecodingError(
                 "content hash mismatch after the delta from version \(baseVersion): the delta says \(String(contentHash, radix: 16)), the table hashes to \(table.contentHashHex)")
         }
-        return table
+        return (table, changes)
     }
 }

@@ -23,11 +23,15 @@ public struct ReceivedSnapshot: Sendable {
     public var table: RouteTable
     /// The message it was decoded from, for relays: re-sending it skips converting the table back.
     public var message: Portico_V1_Snapshot?
+    /// When it came as a delta: the changes from the sender's version `base`, for relays to pass on
+    /// instead of comparing the whole tables again.
+    public var delta: (base: UInt64, changes: RouteTableDelta)?
 
-    public init(version: UInt64, table: RouteTable, message: Portico_V1_Snapshot? = nil) {
+    public init(version: UInt64, table: RouteTable, message: Portico_V1_Snapshot? = nil, delta: (base: UInt64, changes: RouteTableDelta)? = nil) {
         self.version = version
         self.table = table
         self.message = message
+        self.delta = delta
     }
 }
 
@@ -185,7 +189,8 @@ public final class SnapshotSubscriber: Sendable {
                     throw SnapshotDecodingError(
                         "delta from version \(message.delta.baseVersion), but the table applied last is version \(held?.version ?? 0)")
                 }
-                received = ReceivedSnapshot(version: message.version, table: try message.delta.apply(to: held.table))
+                let (table, changes) = try message.delta.applyReturningChanges(to: held.table)
+                received = ReceivedSnapshot(version: message.version, table: table, delta: (message.delta.baseVersion, changes))
                 deltaRefused = false
             } else {
                 received = ReceivedSnapshot(version: message.version, table: try message.snapshot.decodeTable(), message: message.snapshot)

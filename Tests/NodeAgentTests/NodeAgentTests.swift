@@ -80,6 +80,37 @@ private func temporaryDirectory() -> String {
         #expect(restarted.upstreamVersion(forLocal: 6) == 0)
     }
 
+    /// A delta from the upstream version the agent serves is passed on as it came (the agent does
+    /// not compare the whole tables again); one from another base is worked out afresh.
+    @Test func aDeltaFromTheServedVersionIsPassedOn() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let relay = SnapshotRelay(stateFile: SnapshotStateFile(directory: directory))
+        let first = RandomRouteTable.make(seed: 1)
+        var clusters = first.clusters
+        clusters[0].endpoints.append(Endpoint(address: "10.254.0.1", port: 80))
+        let second = RouteTable(virtualHosts: first.virtualHosts, clusters: clusters, certificates: first.certificates)
+        relay.accept(ReceivedSnapshot(version: 7, table: first))
+        // The upstream's delta, as a subscriber decodes it, with an unchanged cluster upserted too
+        // (valid, and never what a comparison yields): that it arrives so shows it was passed on.
+        try #require(first.clusters.count > 1)
+        var changes = first.delta(to: second)
+        changes.upsertedClusters = (changes.upsertedClusters + [first.clusters[1]]).sorted { $0.name < $1.name }
+        #expect(changes != first.delta(to: second))
+        relay.accept(ReceivedSnapshot(version: 8, table: second, delta: (base: 7, changes: changes)))
+        let passed = try #require(relay.latest.current?.delta)
+        #expect(passed.base == 7)
+        #expect(passed.changes == changes)
+        #expect(try first.applying(passed.changes) == second)
+
+        // A delta whose base is not what the agent serves: the agent's own comparison.
+        let third = RouteTable(virtualHosts: Array(second.virtualHosts.dropLast()), clusters: second.clusters, certificates: second.certificates)
+        relay.accept(ReceivedSnapshot(version: 9, table: third, delta: (base: 3, changes: RouteTableDelta())))
+        let worked = try #require(relay.latest.current?.delta)
+        #expect(worked.base == 8)
+        #expect(try second.applying(worked.changes) == third)
+    }
+
     @Test func aCorruptStateFileIsIgnored() async throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

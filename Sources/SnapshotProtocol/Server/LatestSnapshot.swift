@@ -104,6 +104,13 @@ public final class LatestSnapshot: Sendable {
         publish(PublishedSnapshot(version: version, table: table, message: message, delta: deltaFromCurrent(to: table)))
     }
 
+    /// Publishes `table` as `version` with `changes`, which the caller knows turn the current
+    /// version's table into it (a relay passing on the delta it received): no comparison of the
+    /// whole tables. Without a current version it is published whole.
+    public func publish(version: UInt64, table: RouteTable, changes: RouteTableDelta) {
+        publish(PublishedSnapshot(version: version, table: table, message: nil, delta: current.map { (base: $0.version, changes: changes) }))
+    }
+
     /// For tests of subscribers' checks: a snapshot whose content hash does not match its table,
     /// in both forms.
     package func publishCorrupted(version: UInt64, table: RouteTable) {
