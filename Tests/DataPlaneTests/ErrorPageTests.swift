@@ -81,4 +81,26 @@ import Translator
         await app.stop()
         await errors.stop()
     }
+
+    /// The same over HTTP/2: the stream's answer is the default backend's.
+    @Test func http2StreamsGetTheDefaultBackendsAnswer() async throws {
+        let app = try await TestBackend.start(name: "app")
+        let errors = try await TestBackend.start(name: "errors")
+        let certificate = try TestCertificate(commonName: "pages.test", dnsNames: ["pages.test"])
+        let table = UpstreamProtocolTests.table(
+            services: [("app", app.port), ("errors", errors.port)],
+            secrets: [Fixture.tlsSecret("pages", certificatePEM: certificate.certificatePEM, keyPEM: certificate.privateKeyPEM)],
+            [UpstreamProtocolTests.ingress("pages", tls: "pages", ["custom-http-errors": "404", "default-backend": "errors"])])
+        let proxy = try await LiveProxy.start(table) { $0.httpsListenPort = 0 }
+        try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "pages.test") { connection in
+            let replaced = try await connection.request(.GET, "/status/404", authority: "pages.test")
+            #expect(replaced.status == .ok)
+            #expect(replaced.echoed["backend"] == "errors")
+            #expect(replaced.echoed["x-code"] == "404")
+            #expect(try await connection.request(.GET, "/fine", authority: "pages.test").echoed["backend"] == "app")
+        }
+        await proxy.stop()
+        await app.stop()
+        await errors.stop()
+    }
 }
