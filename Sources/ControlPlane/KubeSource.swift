@@ -1,3 +1,4 @@
+import CPorticoSystem
 import Foundation
 import KubeClient
 import KubeTypes
@@ -18,10 +19,13 @@ import Translator
 /// When only Ingresses and EndpointSlices changed, and the Ingresses' old and new versions touch
 /// nothing beyond their own hosts, just those hosts are translated again and just the changed
 /// Services' endpoints resolved again (`IncrementalTranslator`): at 10k Ingresses that is a few
-/// milliseconds instead of about 100. A full translation follows `verifyAfter` later, on a thread
-/// that only gets an otherwise idle CPU: it provides the rejections, Events and status (which
-/// therefore lag by that much), and any difference from the incremental table is logged as an
-/// error, counted and published.
+/// milliseconds instead of about 100. A full translation follows `verifyAfter` later, off the rebuild
+/// loop so that it never delays a change: on a thread that only gets an otherwise idle CPU, or, once
+/// the table has been unverified for `maxUnverified`, at nice 19 beside it. It provides the
+/// rejections, Events and status (which therefore lag by that much), and any difference from the
+/// incremental table is logged as an error, counted and published. Its result is dropped when a
+/// change came meanwhile (the next one verifies that), one runs at a time, and the next starts no
+/// sooner than the last one took, so verification takes at most half a core.
 public final class KubeSource: Sendable {
     public struct Options: Sendable {
         public var holdOff: Duration = .milliseconds(100)
@@ -30,8 +34,8 @@ public final class KubeSource: Sendable {
         public var namespace: String?
         public var watchTimeoutSeconds = 300
         /// How long after an incremental rebuild the full translation follows. It runs in the
-        /// background and starts over when a rebuild happens meanwhile, unless the table has been
-        /// unverified for `maxUnverified`: then it runs at once, in line.
+        /// background and starts over when a rebuild happens meanwhile; once the table has been
+        /// unverified for `maxUnverified` one also runs at nice 19 (a small share of a busy CPU).
         public var verifyAfter: Duration = .milliseconds(500)
         public var maxUnverified: Duration = .seconds(5)
         public init() {}
@@ -48,6 +52,12 @@ public final class KubeSource: Sendable {
         /// Full translations, with no change in between, whose table differed from the incremental
         /// one before it. Always 0 unless the incremental translation has a bug.
         public var incrementalMismatches = 0
+        /// Full translations in the rebuild loop (the first table, and changes the incremental
+        /// translator cannot take); verifications never run there.
+        public var fullRebuilds = 0
+        /// Background full translations that finished (adopted or dropped), and their time.
+        public var verifications = 0
+        public var verificationSeconds: Double = 0
     }
 
     public let configuration: TranslatorConfiguration
@@ -78,6 +88,11 @@ public final class KubeSource: Sendable {
         var unverifiedSince: ContinuousClock.Instant?
         /// Counts rebuilds that published, so that a background verification can tell it is stale.
         var generation = 0
+        /// Background verifications running (an idle one, and a nice-19 one when the idle one
+        /// starves past `maxUnverified`); how long the last one took.
+        var runningVerifications = 0
+        var urgentVerificationRunning = false
+        var lastVerification: Duration = .zero
     }
 
     public init(
@@ -184,23 +199,30 @@ public final class KubeSource: Sendable {
         let nothingChanged = othersQuiet && ingressChanges?.isEmpty == true && sliceChanges?.isEmpty == true
 
         if nothingChanged {
-            enum Next { case nothing, verifyInBackground(generation: Int), verifyNow }
+            enum Next { case nothing, verifyInBackground(generation: Int, urgent: Bool, objects: KubeObjects), translateNow }
             let next = incremental.withLock { state -> Next in
-                guard state.translator != nil else { return .verifyNow }
+                // No incremental translator yet (it is built after a full translation): in full.
+                guard state.translator != nil else { return .translateNow }
                 guard state.unverified, state.verificationDue else { return .nothing }
+                let overdue = state.unverifiedSince.map { ContinuousClock.now - $0 > options.maxUnverified } ?? false
+                // One at a time, but an overdue table gets a nice-19 one beside a starved idle one.
+                guard state.runningVerifications == 0 || (overdue && !state.urgentVerificationRunning) else { return .nothing }
                 state.verificationDue = false
-                if let since = state.unverifiedSince, ContinuousClock.now - since > options.maxUnverified { return .verifyNow }
-                return .verifyInBackground(generation: state.generation)
+                state.runningVerifications += 1
+                if overdue { state.urgentVerificationRunning = true }
+                // The incremental translator's own inputs: a change an informer holds but the loop
+                // has not taken yet is not in the table, and must not be in its check either.
+                return .verifyInBackground(generation: state.generation, urgent: overdue, objects: state.translator!.objects)
             }
             switch next {
             case .nothing: return status
-            case .verifyInBackground(let generation):
-                verifyInBackground(gather(), generation: generation)
-                // An idle-priority thread may wait long on a busy machine: past `maxUnverified`,
-                // the next wake-up translates in line.
-                scheduleVerification(after: options.maxUnverified)
+            case .verifyInBackground(let generation, let urgent, let objects):
+                verifyInBackground(objects, generation: generation, urgent: urgent)
+                // An idle-priority thread may wait long on a busy machine: past `maxUnverified`
+                // a nice-19 one joins it.
+                if !urgent { scheduleVerification(after: options.maxUnverified) }
                 return status
-            case .verifyNow: break
+            case .translateNow: break
             }
         } else if othersQuiet, let changes = ingressChanges, let sliceChanges, changes.count <= 64, sliceChanges.count <= 1024 {
             let outcome = incremental.withLock { state -> (RouteTable, Status)? in
@@ -231,6 +253,7 @@ public final class KubeSource: Sendable {
 
         let objects = gather()
         let gathered = ContinuousClock.now
+        state.withLock { $0.fullRebuilds += 1 }
         let translation = Translator.translate(objects, configuration: configuration)
         let translated = ContinuousClock.now
         // The translator for the next incremental rebuilds is built after publishing (15 ms at 10k).
@@ -285,25 +308,39 @@ public final class KubeSource: Sendable {
         return publish(table, since: started) { if mismatch { $0.incrementalMismatches += 1 } }
     }
 
-    /// The full translation after incremental rebuilds, on a thread that runs only when a CPU is
-    /// otherwise idle, so that it delays no rebuild, relay or worker. Its result counts only if no
-    /// rebuild happened meanwhile (`generation`); otherwise another verification is scheduled.
-    private func verifyInBackground(_ objects: KubeObjects, generation: Int) {
+    /// The full translation after incremental rebuilds, off the rebuild loop: on a thread that runs
+    /// only when a CPU is otherwise idle, or (`urgent`, unverified for too long) at nice 19,
+    /// so that it delays no rebuild. Its result counts only if no rebuild happened meanwhile
+    /// (`generation`); otherwise another verification is scheduled, no sooner than this one took.
+    private func verifyInBackground(_ objects: KubeObjects, generation: Int, urgent: Bool) {
         let configuration = configuration
         Task { [self] in
-            let (translation, translator) = await IdleThread.run {
+            let started = ContinuousClock.now
+            let work: @Sendable () -> (Translation, IncrementalTranslator) = {
                 let translation = Translator.translate(objects, configuration: configuration)
                 return (translation, IncrementalTranslator(objects: objects, translation: translation, configuration: configuration))
             }
+            let (translation, translator) = await IdleThread.run(idle: !urgent, work)
+            let took = ContinuousClock.now - started
             let adopted = incremental.withLock { state -> Bool in
+                state.runningVerifications -= 1
+                if urgent { state.urgentVerificationRunning = false }
+                state.lastVerification = took
                 guard state.generation == generation, state.unverified else { return false }
                 _ = adoptFull(translation.table, translator: translator, verifying: true, since: .now, state: &state)
                 return true
             }
+            state.withLock {
+                $0.verifications += 1
+                $0.verificationSeconds += Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
+            }
             if adopted {
                 report(translation)
-                logger.debug("incremental rebuilds verified by a full translation", metadata: ["hash": "\(translation.table.contentHashHex)"])
+                logger.info(
+                    "incremental rebuilds verified by a full translation",
+                    metadata: ["elapsed": "\(took)", "urgent": "\(urgent)", "hash": "\(translation.table.contentHashHex)"])
             } else {
+                logger.debug("a change came during the verification; it runs again", metadata: ["elapsed": "\(took)"])
                 scheduleVerification()
             }
         }
@@ -333,7 +370,8 @@ public final class KubeSource: Sendable {
             return !state.verificationScheduled
         }
         guard schedule else { return }
-        let delay = delay ?? options.verifyAfter
+        // No sooner than the last verification took: at most half a core goes to verifying.
+        let delay = max(delay ?? options.verifyAfter, incremental.withLock { $0.lastVerification })
         Task { [self] in
             try? await Task.sleep(for: delay)
             incremental.withLock {
@@ -345,16 +383,21 @@ public final class KubeSource: Sendable {
     }
 }
 
-/// Runs work on a thread of its own under Linux's SCHED_IDLE policy: it gets a CPU only when
-/// nothing else wants one.
+/// Runs work on a thread of its own, under Linux's SCHED_IDLE policy (`idle`: it gets a CPU only
+/// when nothing else wants one) or at nice 19 (it gets a small share of a busy CPU, so it finishes,
+/// and still yields to everything else).
 enum IdleThread {
-    static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    static func run<T: Sendable>(idle: Bool = true, _ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
             let thread = Thread {
                 #if os(Linux)
-                var parameters = sched_param()
-                // SCHED_IDLE (5); Glibc's module does not export the constant.
-                _ = pthread_setschedparam(pthread_self(), 5, &parameters)
+                if idle {
+                    var parameters = sched_param()
+                    // SCHED_IDLE (5); Glibc's module does not export the constant.
+                    _ = pthread_setschedparam(pthread_self(), 5, &parameters)
+                } else {
+                    _ = cportico_set_thread_nice(19)
+                }
                 #endif
                 continuation.resume(returning: body())
             }

@@ -32,6 +32,14 @@ public struct IncrementalTranslator: Sendable {
     private var slicesByService: [NamespacedName: [String: EndpointSlice]] = [:]
     private let secrets: [NamespacedName: Secret]
 
+    /// The objects the table was translated from: a full translation of them gives the same table
+    /// (what verifying an incremental rebuild checks, whatever the informers received since).
+    public var objects: KubeObjects {
+        KubeObjects(
+            ingresses: Array(ingresses.values), ingressClasses: ingressClasses, services: Array(services.values),
+            endpointSlices: Array(slices.values), secrets: Array(secrets.values))
+    }
+
     /// The key of an Ingress in `apply`'s changes: `namespace/name`, the namespace empty when unset
     /// (as informers key their caches).
     public static func key(_ object: some KubeObject) -> String { "\(object.metadata.namespace ?? "")/\(object.metadata.name)" }

@@ -176,6 +176,40 @@ private final class Replica: Sendable {
         await server.stop()
     }
 
+    /// Under steady churn the table stays unverified past `maxUnverified`, and still no full
+    /// translation runs in the rebuild loop: verifications run beside it, and one is adopted once
+    /// the changes pause.
+    @Test func verificationNeverRunsInTheRebuildLoop() async throws {
+        let server = try await KubeAPIEmulator.start()
+        try await server.apply(Fixture.ingressClass("portico"))
+        try await server.apply(Fixture.service("web"))
+        for index in 0..<20 { try await server.apply(KubeStatusTests.ingress("app-\(index)")) }
+        let client = try KubeClient(config: KubeConfig(server: server.url, certificateAuthorityPEM: server.certificateAuthorityPEM, credentials: .token(server.token!)))
+        let latest = LatestSnapshot()
+        var options = KubeSource.Options()
+        options.holdOff = .milliseconds(1)
+        options.verifyAfter = .milliseconds(5)
+        options.maxUnverified = .milliseconds(20)
+        let source = KubeSource(client: client, latest: latest, options: options)
+        let run = Task { await source.run() }
+        try await eventually("the first table is published") { latest.current?.table.virtualHosts.count == 20 }
+        for edit in 0..<30 {
+            try await server.apply(KubeStatusTests.ingress("app-\(edit % 20)", path: "/edit-\(edit)"))
+            try await eventually("edit \(edit) is published") {
+                latest.current?.table.virtualHosts.first { $0.hostname == .exact("app-\(edit % 20).test") }?.routes.map(\.match.path) == ["/edit-\(edit)"]
+            }
+        }
+        try await eventually("a verification is adopted") { source.status.verifications > 0 && source.status.rebuilds > source.status.incrementalRebuilds + 1 }
+        #expect(source.status.fullRebuilds == 1, "only the first table was translated in full in the loop")
+        #expect(source.status.incrementalRebuilds == 30)
+        #expect(source.status.incrementalMismatches == 0)
+        #expect(source.status.verificationSeconds > 0)
+        run.cancel()
+        await run.value
+        await client.shutdown()
+        await server.stop()
+    }
+
     /// A burst of changes is batched into few rebuilds, and the last table holds all of them; a
     /// rebuild that changes nothing publishes no version.
     @Test func aBurstIsBatchedAndOnlyNewContentIsPublished() async throws {

@@ -5,4 +5,8 @@
 /// expose. Returns 0 where that is not available.
 int cportico_malloc_keep_freed(int trim_threshold, int top_pad);
 
+/// Sets the calling thread's own nice value (Linux: setpriority on its thread id, which Swift's
+/// Glibc module cannot name). Returns 0 on success.
+int cportico_set_thread_nice(int nice);
+
 #endif
