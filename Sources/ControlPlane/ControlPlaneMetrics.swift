@@ -20,6 +20,10 @@ public struct ControlPlaneMetrics: Sendable {
         public var leader: Bool?
         public var incrementalRebuilds: Int?
         public var incrementalMismatches: Int?
+        /// Background full translations that verified incremental rebuilds (or were dropped for a
+        /// newer change), and their time.
+        public var verifications: Int?
+        public var verificationSeconds: Double?
         /// The latest full translation's rejections, by reason (annotation warnings included).
         public var rejections: [String: Int] = [:]
         /// Our Ingresses' catalogued annotations, by status (supported, unsupported, invalid…).
@@ -72,6 +76,17 @@ public struct ControlPlaneMetrics: Sendable {
                 "portico_control_plane_incremental_mismatches_total", "counter",
                 "Incremental tables a full translation found different (a bug; the full table was published).",
                 ["portico_control_plane_incremental_mismatches_total \(mismatches)"])
+        }
+        if let verifications = sample.verifications {
+            family(
+                "portico_control_plane_verifications_total", "counter",
+                "Full translations run beside the rebuild loop to verify incremental rebuilds.",
+                ["portico_control_plane_verifications_total \(verifications)"])
+        }
+        if let seconds = sample.verificationSeconds {
+            family(
+                "portico_control_plane_verification_seconds_total", "counter", "Time those verifications took.",
+                ["portico_control_plane_verification_seconds_total \(seconds)"])
         }
         if let leader = sample.leader {
             family("portico_control_plane_leader", "gauge", "1 while this replica holds the Lease.", ["portico_control_plane_leader \(leader ? 1 : 0)"])

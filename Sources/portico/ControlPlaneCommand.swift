@@ -171,6 +171,8 @@ struct ControlPlaneCommand: AsyncParsableCommand {
                 sample.leader = elector.isLeader
                 sample.incrementalRebuilds = status.incrementalRebuilds
                 sample.incrementalMismatches = status.incrementalMismatches
+                sample.verifications = status.verifications
+                sample.verificationSeconds = status.verificationSeconds
             }
             source = {
                 await withTaskGroup(of: Void.self) { group in

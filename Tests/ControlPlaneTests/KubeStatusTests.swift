@@ -204,6 +204,10 @@ private final class Replica: Sendable {
         #expect(source.status.incrementalRebuilds == 30)
         #expect(source.status.incrementalMismatches == 0)
         #expect(source.status.verificationSeconds > 0)
+        var sample = ControlPlaneMetrics.Sample()
+        sample.verifications = source.status.verifications
+        sample.verificationSeconds = source.status.verificationSeconds
+        #expect(ControlPlaneMetrics.render(sample).contains("portico_control_plane_verifications_total \(source.status.verifications)\n"))
         run.cancel()
         await run.value
         await client.shutdown()
