@@ -122,7 +122,47 @@ for size in sizes {
         print("\(size) Ingresses, \(kind): API change → every worker applied it: \(summary(measured.total))")
         print("  of which: control plane published: \(summary(measured.published)); node agent applied: \(summary(measured.agent))")
     }
+    print("  memory (RSS now / peak): " + ProcessMemory.describe(descendantsOf: run.process.processIdentifier))
     run.stop()
     await server.stop()
     try? FileManager.default.removeItem(atPath: work)
+}
+
+/// The resident memory of `portico run`'s processes, from /proc: each descendant's VmRSS and VmHWM,
+/// named by its subcommand (control-plane, data-plane for the node agent, worker).
+enum ProcessMemory {
+    static func describe(descendantsOf root: Int32) -> String {
+        var parents: [Int32: Int32] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            // After "pid (comm) ": state, then the parent's pid.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, let parent = Int32(fields[1]) { parents[pid] = parent }
+        }
+        func isDescendant(_ pid: Int32) -> Bool {
+            var current = pid
+            while let parent = parents[current], parent > 1 {
+                if parent == root { return true }
+                current = parent
+            }
+            return false
+        }
+        var parts: [String] = []
+        for pid in parents.keys.sorted() where isDescendant(pid) {
+            guard let command = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8),
+                let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+            else { continue }
+            let arguments = command.split(separator: "\0").map(String.init)
+            guard let role = arguments.dropFirst().first(where: { ["control-plane", "data-plane", "worker", "demo-backend"].contains($0) }) else { continue }
+            func kilobytes(_ field: String) -> Int {
+                status.split(separator: "\n").first { $0.hasPrefix(field + ":") }
+                    .flatMap { Int($0.split(whereSeparator: { $0 == " " || $0 == "\t" })[1]) } ?? 0
+            }
+            let name = role == "data-plane" ? "node agent" : role
+            parts.append("\(name) \(kilobytes("VmRSS") / 1024) / \(kilobytes("VmHWM") / 1024) MB")
+        }
+        return parts.isEmpty ? "not found" : parts.joined(separator: ", ")
+    }
 }
