@@ -55,6 +55,7 @@ for size in sizes {
     let work = FileManager.default.temporaryDirectory.appendingPathComponent("portico-kube-bench-\(getpid())-\(size)").path
     try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
     try server.kubeconfig().write(toFile: work + "/kubeconfig", atomically: true, encoding: .utf8)
+    let started = ContinuousClock.now
     let run = try PorticoRun.start(
         executable: portico,
         arguments: [
@@ -79,6 +80,7 @@ for size in sizes {
     guard await waitUntil({ let state = await fleet(); return state.workers.count == workers && state.workers.allSatisfy { $0.ackedVersion == state.version } }) else {
         fatalError("the workers never applied the first table")
     }
+    let firstTable = ContinuousClock.now - started
 
     /// Applies one change and waits until every worker ACKed the version it produced.
     func measure(_ change: () async throws -> Void) async throws -> (total: Duration, published: Duration?, agent: Duration?) {
@@ -122,6 +124,7 @@ for size in sizes {
         print("\(size) Ingresses, \(kind): API change → every worker applied it: \(summary(measured.total))")
         print("  of which: control plane published: \(summary(measured.published)); node agent applied: \(summary(measured.agent))")
     }
+    print(String(format: "  start → every worker applied the first table: %.0f ms", milliseconds(firstTable)))
     print("  memory (RSS now / peak): " + ProcessMemory.describe(descendantsOf: run.process.processIdentifier))
     run.stop()
     await server.stop()
