@@ -228,16 +228,21 @@ public final class KubeSource: Sendable {
             let outcome = incremental.withLock { state -> (RouteTable, Status)? in
                 // In place: a copy of the translator would copy its caches.
                 guard state.translator != nil else { return nil }
-                var table = state.translator!.table
+                let before = state.translator!.table
+                _ = state.translator!.takeTouched()
+                var table = before
                 if !sliceChanges.isEmpty { table = state.translator!.apply(endpointSlices: sliceChanges) }
                 if !changes.isEmpty {
                     guard let updated = state.translator!.apply(changes) else { return nil }
                     table = updated
                 }
+                let touched = state.translator!.takeTouched()
                 state.generation += 1
                 if !state.unverified { state.unverifiedSince = ContinuousClock.now }
                 state.unverified = true
-                return (table, publish(table, since: started) { $0.incrementalRebuilds += 1 })
+                // The delta comes from what the rebuild touched, not from comparing the whole tables.
+                let delta = { before.delta(to: table, hosts: touched.hosts, clusters: touched.clusters, certificates: touched.certificates) }
+                return (table, publish(table, since: started, base: before.contentHash, delta: delta) { $0.incrementalRebuilds += 1 })
             }
             if let (table, status) = outcome {
                 scheduleVerification()
@@ -347,14 +352,23 @@ public final class KubeSource: Sendable {
     }
 
     /// Publishes `table` as the next version when its hash is new; `account` updates the status.
-    private func publish(_ table: RouteTable, since started: ContinuousClock.Instant, account: (inout Status) -> Void) -> Status {
+    /// `delta`, when given, is the change from a table hashing to `base`: used when that is what
+    /// is published now, instead of comparing the whole tables.
+    private func publish(
+        _ table: RouteTable, since started: ContinuousClock.Instant, base: UInt64? = nil, delta: (() -> RouteTableDelta)? = nil,
+        account: (inout Status) -> Void
+    ) -> Status {
         state.withLock { state -> Status in
             state.rebuilds += 1
             account(&state)
             if table.contentHash != state.contentHash {
                 state.version += 1
                 state.contentHash = table.contentHash
-                latest.publish(version: state.version, table: table)
+                if let delta, let base, latest.current?.table.contentHash == base {
+                    latest.publish(version: state.version, table: table, changes: delta())
+                } else {
+                    latest.publish(version: state.version, table: table)
+                }
             }
             let elapsed = ContinuousClock.now - started
             state.rebuildSeconds += Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18

@@ -54,6 +54,35 @@ extension RouteTable {
             defaultCertificate: newer.defaultCertificate)
     }
 
+    /// What changed from this table to `newer`, looking only at the named entries: the caller knows
+    /// every other one is the same in both (an incremental rebuild knows what it touched). Names may
+    /// include unchanged entries; they cost a comparison each.
+    public func delta(to newer: RouteTable, hosts: Set<HostPattern>, clusters: Set<String>, certificates: Set<String>) -> RouteTableDelta {
+        func changes<T: Equatable, Key: Comparable>(_ keys: Set<Key>, _ old: [T], _ new: [T], key: (T) -> Key) -> (upserted: [T], removed: [Key]) {
+            var upserted: [T] = []
+            var removed: [Key] = []
+            for name in keys.sorted() {
+                let oldPosition = old.lowerBound(of: name, key: key)
+                let before = oldPosition < old.count && key(old[oldPosition]) == name ? old[oldPosition] : nil
+                let newPosition = new.lowerBound(of: name, key: key)
+                let after = newPosition < new.count && key(new[newPosition]) == name ? new[newPosition] : nil
+                if let after {
+                    if before != after { upserted.append(after) }
+                } else if before != nil {
+                    removed.append(name)
+                }
+            }
+            return (upserted, removed)
+        }
+        let hostChanges = changes(hosts, virtualHosts, newer.virtualHosts, key: \.hostname)
+        let clusterChanges = changes(clusters, self.clusters, newer.clusters, key: \.name)
+        let certificateChanges = changes(certificates, self.certificates, newer.certificates, key: \.name)
+        return RouteTableDelta(
+            upsertedHosts: hostChanges.upserted, removedHosts: hostChanges.removed, upsertedClusters: clusterChanges.upserted,
+            removedClusters: clusterChanges.removed, upsertedCertificates: certificateChanges.upserted,
+            removedCertificates: certificateChanges.removed, defaultCertificate: newer.defaultCertificate)
+    }
+
     /// This table with `delta` applied. Throws when the delta removes an entry this table does not
     /// hold, names a key twice, or leaves a route, host or the default certificate naming an entry
     /// that is not there. The caller compares the result's content hash with the sender's.

@@ -31,6 +31,22 @@ public struct IncrementalTranslator: Sendable {
     private var slices: [String: EndpointSlice] = [:]
     private var slicesByService: [NamespacedName: [String: EndpointSlice]] = [:]
     private let secrets: [NamespacedName: Secret]
+    /// What the `apply` calls since `takeTouched()` may have changed.
+    private var touched = Touched()
+
+    /// Hosts, clusters and certificates an incremental change may have altered (a superset): the
+    /// delta from the table before to the one after looks at these only.
+    public struct Touched: Sendable, Equatable {
+        public var hosts = Set<HostPattern>()
+        public var clusters = Set<String>()
+        public var certificates = Set<String>()
+    }
+
+    /// What the `apply` calls since the last call touched, and starts counting afresh.
+    public mutating func takeTouched() -> Touched {
+        defer { touched = Touched() }
+        return touched
+    }
 
     /// The objects the table was translated from: a full translation of them gives the same table
     /// (what verifying an incremental rebuild checks, whatever the informers received since).
@@ -97,6 +113,7 @@ public struct IncrementalTranslator: Sendable {
 
         let partial = Translator.translate(objects(for: subset), configuration: configuration).table
         table = splice(partial, hosts: affected)
+        touched.hosts.formUnion(affected)
         for (key, new) in changes {
             if let old = ingresses[key] {
                 for host in Self.hosts(of: old) {
@@ -140,6 +157,7 @@ public struct IncrementalTranslator: Sendable {
             let endpoints = resolver.cluster(handle).endpoints
             if endpoints != clusters[index].endpoints {
                 clusters[index].endpoints = endpoints
+                touched.clusters.insert(clusters[index].name)
                 changed = true
             }
         }
@@ -269,8 +287,8 @@ public struct IncrementalTranslator: Sendable {
         }
         var clusters = table.clusters
         var certificates = table.certificates
-        Self.reconcile(&clusters, uses: &clusterUses, from: partial.clusters, key: \.name)
-        Self.reconcile(&certificates, uses: &certificateUses, from: partial.certificates, key: \.name)
+        touched.clusters.formUnion(Self.reconcile(&clusters, uses: &clusterUses, from: partial.clusters, key: \.name))
+        touched.certificates.formUnion(Self.reconcile(&certificates, uses: &certificateUses, from: partial.certificates, key: \.name))
         return RouteTable(
             virtualHosts: virtualHosts, clusters: clusters, certificates: certificates, defaultCertificate: table.defaultCertificate)
     }
@@ -288,15 +306,25 @@ public struct IncrementalTranslator: Sendable {
     }
 
     /// Drops the entries no longer used (count 0) and inserts the used ones missing, from `partial`.
-    private static func reconcile<T>(_ entries: inout [T], uses: inout [String: Int], from partial: [T], key: (T) -> String) {
+    /// Returns the names of those dropped and inserted.
+    @discardableResult
+    private static func reconcile<T>(_ entries: inout [T], uses: inout [String: Int], from partial: [T], key: (T) -> String) -> Set<String> {
+        var changed = Set<String>()
         for name in uses.filter({ $0.value <= 0 }).keys {
             uses[name] = nil
             let position = entries.lowerBound(of: name, key: key)
-            if position < entries.count, key(entries[position]) == name { entries.remove(at: position) }
+            if position < entries.count, key(entries[position]) == name {
+                entries.remove(at: position)
+                changed.insert(name)
+            }
         }
         for entry in partial where uses[key(entry)] != nil {
             let position = entries.lowerBound(of: key(entry), key: key)
-            if position == entries.count || key(entries[position]) != key(entry) { entries.insert(entry, at: position) }
+            if position == entries.count || key(entries[position]) != key(entry) {
+                entries.insert(entry, at: position)
+                changed.insert(key(entry))
+            }
         }
+        return changed
     }
 }

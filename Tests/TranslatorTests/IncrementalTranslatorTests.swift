@@ -112,6 +112,8 @@ import TestSupport
                 }
             }
             let full = Translator.translate(objects)
+            let before = translator.table
+            _ = translator.takeTouched()
             if !sliceChanges.isEmpty {
                 let table = translator.apply(endpointSlices: sliceChanges)
                 if changes.isEmpty { #expect(table == full.table) }
@@ -120,6 +122,11 @@ import TestSupport
                 incremental += 1
                 #expect(table == full.table, "after changing \(changes.keys.sorted())")
                 #expect(table.contentHash == full.table.contentHash)
+                // The delta over what the changes touched turns the table before into this one.
+                let touched = translator.takeTouched()
+                let delta = before.delta(to: table, hosts: touched.hosts, clusters: touched.clusters, certificates: touched.certificates)
+                #expect(try before.applying(delta) == table, "the touched entries' delta after \(changes.keys.sorted())")
+                #expect(delta == before.delta(to: table), "the same as comparing the whole tables")
             } else {
                 declined += 1
                 translator = IncrementalTranslator(objects: objects, translation: full)
