@@ -11,7 +11,10 @@ import TestSupport
 
     /// A TCP connection to the TLS port that never finishes its handshake is closed.
     @Test func aStalledTLSHandshakeIsClosed() async throws {
-        try await withTLSProxy({ $0.tlsHandshakeTimeout = Self.short }) { a, proxy in
+        // Longer than the other timeouts here: a real handshake below must finish within it on a
+        // loaded 2-core CI machine (at 300 ms one did not, once).
+        let timeout: Duration = .seconds(1)
+        try await withTLSProxy({ $0.tlsHandshakeTimeout = timeout }) { a, proxy in
             // Half a ClientHello's record header, then nothing.
             let answer = try await RawConnection.exchange(port: proxy.worker.httpsPort, sendBytes: [[0x16, 0x03, 0x01]])
             #expect(answer.isEmpty)
@@ -19,7 +22,7 @@ import TestSupport
             // A handshake that completes is not cut by the timer afterwards.
             try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
                 _ = try await connection.request(.GET, "/", authority: "a.test")
-                try await Task.sleep(for: Self.short * 2)  // pacing: past the handshake timeout, on purpose
+                try await Task.sleep(for: timeout * 2)  // pacing: past the handshake timeout, on purpose
                 #expect(try await connection.request(.GET, "/", authority: "a.test").status == .ok)
             }
             #expect(await proxy.worker.counters().timeouts == [.tlsHandshake: 1])
