@@ -42,12 +42,19 @@ final class UpstreamConnector {
     }
 
     private var profiles: [UpstreamProfile.Key: Result<UpstreamProfile, UpstreamProfile.Failure>] = [:]
+    /// The profile asked for last: hashing a key hashes its PEMs (kilobytes) on every request,
+    /// while comparing it with the same route's key is a storage-identity check.
+    private var last: (key: UpstreamProfile.Key, profile: Result<UpstreamProfile, UpstreamProfile.Failure>)?
 
     /// The pool for routes with these options (`backend-protocol` other than HTTP), made once per
     /// loop; a TLS setting that cannot be used (a CA or client key OpenSSL refuses) is a failure.
     func profile(for options: RouteOptions) -> Result<UpstreamProfile, UpstreamProfile.Failure> {
         let key = UpstreamProfile.Key(upstreamProtocol: options.upstreamProtocol, tls: options.upstreamTLS)
-        if let known = profiles[key] { return known }
+        if let last, last.key == key { return last.profile }
+        if let known = profiles[key] {
+            last = (key, known)
+            return known
+        }
         if profiles.count >= 256 {
             // Settings of tables long gone: their pools close, the current ones are made again.
             for case .success(let profile) in profiles.values { profile.pool.closeAll() }
@@ -58,6 +65,7 @@ final class UpstreamConnector {
             logger.warning("upstream TLS settings unusable", metadata: ["error": "\(failure.message)"])
         }
         profiles[key] = made
+        last = (key, made)
         return made
     }
 
