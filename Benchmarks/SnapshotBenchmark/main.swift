@@ -48,32 +48,56 @@ print("snapshot size: \(bytes.count) bytes (\(Measure.format(Double(bytes.count)
 print("encode (table → proto → bytes), ms: median \(Measure.format(Measure.median(encode), 1))  min \(Measure.format(encode.min()!, 1))")
 print("decode (bytes → proto → checked RouteTable with index and hash), ms: median \(Measure.format(Measure.median(decode), 1))  min \(Measure.format(decode.min()!, 1))")
 
-// What one small change (a Pod more in one cluster) costs at each stage of its way, for this table
-// size: the work that is proportional to the table shows here, not in the fan-out below.
+// What one small change costs at each stage of its way, for this table size: building the new
+// table afresh (what every hop did before tables were patched), finding the delta by comparing the
+// whole tables or only the named entries (as an incremental rebuild does), encoding it, and
+// decoding + patching + checking it (what the agent and each worker do). Work proportional to the
+// table shows here, not in the fan-out below.
 do {
-    var clusters = large.clusters
-    clusters[clusters.count / 2].endpoints.append(Endpoint(address: "10.254.0.1", port: 8080))
-    let newer = RouteTable(virtualHosts: large.virtualHosts, clusters: clusters, certificates: large.certificates)
-    let build = Measure.milliseconds(runs: 11) {
-        _ = RouteTable(virtualHosts: large.virtualHosts, clusters: clusters, certificates: large.certificates)
+    let middle = large.virtualHosts.count / 2
+    var withEndpoint = large.clusters
+    withEndpoint[withEndpoint.count / 2].endpoints.append(Endpoint(address: "10.254.0.1", port: 8080))
+    var editedHosts = large.virtualHosts
+    editedHosts[middle].routes[0].match.path += "-edited"
+    editedHosts[middle].routes.sort()
+    let addedCluster = Cluster(namespace: "zz-new", service: "svc", servicePort: .number(80), endpoints: [Endpoint(address: "10.254.0.2", port: 8080)])
+    let addedHost = VirtualHost(
+        hostname: .exact("zz-new.example.com"),
+        routes: [Route(match: PathMatch(kind: .prefix, path: "/"), backend: Backend(cluster: addedCluster.name, source: RouteSource(namespace: "zz-new", ingress: "new")))])
+    var removedHosts = large.virtualHosts
+    let removed = removedHosts.remove(at: middle)
+    let cases: [(String, [VirtualHost], [Cluster], Set<HostPattern>, Set<String>)] = [
+        ("endpoint added", large.virtualHosts, withEndpoint, [], [withEndpoint[withEndpoint.count / 2].name]),
+        ("host edited", editedHosts, large.clusters, [editedHosts[middle].hostname], []),
+        ("host added", large.virtualHosts + [addedHost], large.clusters + [addedCluster], [addedHost.hostname], [addedCluster.name]),
+        ("host removed", removedHosts, large.clusters, [removed.hostname], []),
+    ]
+    print("one change, per stage, ms (median of 11): build afresh | whole diff | named diff | delta encode | decode + patch + hash check")
+    for (name, hosts, clusters, touchedHosts, touchedClusters) in cases {
+        var newer = RouteTable.empty
+        let build = Measure.milliseconds(runs: 11) {
+            newer = RouteTable(virtualHosts: hosts, clusters: clusters, certificates: large.certificates, defaultCertificate: large.defaultCertificate)
+        }
+        var changes = RouteTableDelta()
+        let diff = Measure.milliseconds(runs: 11) { changes = large.delta(to: newer) }
+        let namedDiff = Measure.milliseconds(runs: 11) {
+            changes = large.delta(to: newer, hosts: touchedHosts, clusters: touchedClusters, certificates: [])
+        }
+        precondition(changes == large.delta(to: newer))
+        var deltaBytes: [UInt8] = []
+        let encodeDelta = try Measure.milliseconds(runs: 11) {
+            var response = Portico_V1_WatchResponse()
+            response.delta = Portico_V1_SnapshotDelta(base: 1, contentHash: newer.contentHash, changes: changes)
+            deltaBytes = try response.serializedBytes()
+        }
+        var applied = RouteTable.empty
+        let applyDelta = try Measure.milliseconds(runs: 11) {
+            applied = try Portico_V1_WatchResponse(serializedBytes: deltaBytes).delta.apply(to: large)
+        }
+        precondition(applied == newer)
+        let columns = [build, diff, namedDiff, encodeDelta, applyDelta].map { Measure.format(Measure.median($0), 2) }
+        print("  \(name): " + columns.joined(separator: " | ") + "  (\(deltaBytes.count) bytes)")
     }
-    var changes = RouteTableDelta()
-    let diff = Measure.milliseconds(runs: 11) { changes = large.delta(to: newer) }
-    var deltaBytes: [UInt8] = []
-    let encodeDelta = try Measure.milliseconds(runs: 11) {
-        var response = Portico_V1_WatchResponse()
-        response.delta = Portico_V1_SnapshotDelta(base: 1, contentHash: newer.contentHash, changes: changes)
-        deltaBytes = try response.serializedBytes()
-    }
-    var applied = RouteTable.empty
-    let applyDelta = try Measure.milliseconds(runs: 11) {
-        applied = try Portico_V1_WatchResponse(serializedBytes: deltaBytes).delta.apply(to: large)
-    }
-    precondition(applied == newer)
-    print(
-        "one endpoint added, per stage, ms (median): table build (index + hash) \(Measure.format(Measure.median(build), 1)), "
-            + "diff \(Measure.format(Measure.median(diff), 1)), delta encode \(Measure.format(Measure.median(encodeDelta), 2)) "
-            + "(\(deltaBytes.count) bytes), delta decode + apply + hash check \(Measure.format(Measure.median(applyDelta), 1))")
 }
 
 /// Starts a server and `count` subscribers, then measures publish → all ACKed for each table after

@@ -14,29 +14,36 @@ public struct CertificateSet: Sendable {
         let source: TLSCertificate
     }
 
-    private let exact: [String: Entry]
-    private let wildcard: [String: Entry]
-    private let tableDefault: Entry?
-    private let parsed: [String: Entry]
+    /// Certificate names by exact host and by wildcard suffix; `parsed` holds the entries.
+    private var exact: [String: String]
+    private var wildcard: [String: String]
+    private var defaultName: String?
+    private var parsed: [String: Entry]
+    /// The snapshot version this set was built for, which a delta from that version updates.
+    private var version: UInt64?
 
-    public static let empty = CertificateSet(exact: [:], wildcard: [:], tableDefault: nil, parsed: [:])
+    public static let empty = CertificateSet(exact: [:], wildcard: [:], defaultName: nil, parsed: [:], version: nil)
 
-    private init(exact: [String: Entry], wildcard: [String: Entry], tableDefault: Entry?, parsed: [String: Entry]) {
+    private init(exact: [String: String], wildcard: [String: String], defaultName: String?, parsed: [String: Entry], version: UInt64?) {
         self.exact = exact
         self.wildcard = wildcard
-        self.tableDefault = tableDefault
+        self.defaultName = defaultName
         self.parsed = parsed
+        self.version = version
     }
 
-    /// Builds the set for `table`, reusing what `previous` already parsed. A certificate that does
-    /// not load is left out, and its hosts get the default certificate; `problems` says which.
-    public static func build(from table: RouteTable, previous: CertificateSet = .empty) -> (set: CertificateSet, problems: [String]) {
-        var parsed: [String: Entry] = [:]
+    /// Builds the set for `table` (of snapshot `version`), reusing what `previous` already parsed.
+    /// When `delta` holds the changes from the version `previous` was built for, only the hosts and
+    /// certificates they name are looked at. A certificate that does not load is left out, and its
+    /// hosts get the default certificate; `problems` says which.
+    public static func build(
+        from table: RouteTable, version: UInt64? = nil, delta: (base: UInt64, changes: RouteTableDelta)? = nil, previous: CertificateSet = .empty
+    ) -> (set: CertificateSet, problems: [String]) {
         var problems: [String] = []
-        for certificate in table.certificates {
-            if let old = previous.parsed[certificate.name], old.source == certificate {
+        func load(_ certificate: TLSCertificate, into parsed: inout [String: Entry], reusing old: Entry?) {
+            if let old, old.source == certificate {
                 parsed[certificate.name] = old
-                continue
+                return
             }
             do {
                 let chain = try NIOSSLCertificate.fromPEMBytes(Array(certificate.certificateChainPEM.utf8))
@@ -44,30 +51,43 @@ public struct CertificateSet: Sendable {
                 let key = try NIOSSLPrivateKey(bytes: Array(certificate.privateKeyPEM.utf8), format: .pem)
                 parsed[certificate.name] = Entry(chain: chain, key: key, source: certificate)
             } catch {
+                parsed[certificate.name] = nil
                 problems.append("certificate \(certificate.name) does not load (\(error)); its hosts get the default certificate")
             }
         }
-        var exact: [String: Entry] = [:]
-        var wildcard: [String: Entry] = [:]
-        for host in table.virtualHosts {
-            guard let name = host.tls?.certificate, let entry = parsed[name] else { continue }
-            switch host.hostname {
-            case .exact(let hostname): exact[hostname] = entry
-            case .wildcard(let suffix): wildcard[suffix] = entry
+        func bind(_ hostname: HostPattern, to name: String?, in set: inout CertificateSet) {
+            switch hostname {
+            case .exact(let host): set.exact[host] = name
+            case .wildcard(let suffix): set.wildcard[suffix] = name
             case .any: break
             }
         }
-        let tableDefault = table.defaultCertificate.flatMap { parsed[$0] }
-        return (CertificateSet(exact: exact, wildcard: wildcard, tableDefault: tableDefault, parsed: parsed), problems)
+        if let delta, let built = previous.version, built == delta.base {
+            var set = previous
+            set.version = version
+            set.defaultName = table.defaultCertificate
+            for name in delta.changes.removedCertificates { set.parsed[name] = nil }
+            for certificate in delta.changes.upsertedCertificates { load(certificate, into: &set.parsed, reusing: previous.parsed[certificate.name]) }
+            for hostname in delta.changes.removedHosts { bind(hostname, to: nil, in: &set) }
+            for host in delta.changes.upsertedHosts { bind(host.hostname, to: host.tls?.certificate, in: &set) }
+            return (set, problems)
+        }
+        var set = CertificateSet(exact: [:], wildcard: [:], defaultName: table.defaultCertificate, parsed: [:], version: version)
+        for certificate in table.certificates { load(certificate, into: &set.parsed, reusing: previous.parsed[certificate.name]) }
+        for host in table.virtualHosts where host.tls?.certificate != nil { bind(host.hostname, to: host.tls?.certificate, in: &set) }
+        return (set, problems)
     }
 
     /// The certificate for a ClientHello's server name, or nil for the worker's own default.
     func lookup(serverName: String?) -> Entry? {
+        let tableDefault = defaultName.flatMap { parsed[$0] }
         guard var name = serverName, !name.isEmpty else { return tableDefault }
         if name.utf8.contains(where: { $0 &- UInt8(ascii: "A") < 26 }) { name = name.lowercased() }
         if name.hasSuffix(".") { name.removeLast() }
-        if let entry = exact[name] { return entry }
-        if let dot = name.firstIndex(of: "."), let entry = wildcard[String(name[name.index(after: dot)...])] { return entry }
+        if let certificate = exact[name], let entry = parsed[certificate] { return entry }
+        if let dot = name.firstIndex(of: "."), let certificate = wildcard[String(name[name.index(after: dot)...])], let entry = parsed[certificate] {
+            return entry
+        }
         return tableDefault
     }
 

@@ -167,7 +167,8 @@ public final class Worker: Sendable {
                     let started = ContinuousClock.now
                     // Certificates are parsed here, off the event loop, and swapped in before the
                     // table that names them.
-                    let (set, problems) = CertificateSet.build(from: snapshot.table, previous: certificates.current)
+                    let (set, problems) = CertificateSet.build(
+                        from: snapshot.table, version: snapshot.version, delta: snapshot.delta, previous: certificates.current)
                     for problem in problems { logger.warning("\(problem)") }
                     certificates.replace(with: set)
                     try await store.apply(snapshot.table, version: snapshot.version)

@@ -55,4 +55,13 @@ struct ContentHasher {
     }
 
     var value: UInt64 { state }
+
+    /// The state run through a 64-bit finaliser (SplitMix64's): an entry's hash, well spread so
+    /// that sums of entries' hashes stay distinct.
+    var finished: UInt64 {
+        var z = state &+ 0x9e37_79b9_7f4a_7c15
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
 }

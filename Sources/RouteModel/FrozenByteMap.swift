@@ -1,4 +1,5 @@
-/// An immutable open-addressing hash table from (scope, byte string) to a small integer.
+/// An open-addressing hash table from (scope, byte string) to a small integer, read without locks
+/// once built (a patched table is a patched copy).
 ///
 /// Keys live in a shared byte arena owned by the caller (`RouteIndex`), so a lookup takes a byte
 /// buffer straight from the request and allocates nothing, and the bytes that follow a key in the
@@ -56,6 +57,48 @@ struct FrozenByteMap: Sendable {
             place(Slot(keyStart: UInt32(keyStart), keyLength: UInt32(keyLength), scope: UInt32(bitPattern: scope), value: value), arena: arena)
             count += 1
             return value
+        }
+    }
+
+    /// Removes the key equal to `key`; returns whether there was one. Linear probing's backward shift
+    /// keeps every other key reachable without tombstones.
+    @discardableResult
+    mutating func remove(scope: Int32, key: UnsafeBufferPointer<UInt8>, arena: UnsafeBufferPointer<UInt8>) -> Bool {
+        var index = Int(truncatingIfNeeded: FrozenByteMap.hash(scope: scope, key: key, caseInsensitive: caseInsensitive)) & mask
+        let scopeBits = UInt32(bitPattern: scope)
+        while true {
+            let slot = slots[index]
+            if slot.value < 0 { return false }
+            if slot.scope == scopeBits, Int(slot.keyLength) == key.count, FrozenByteMap.equal(arena, Int(slot.keyStart), key, caseInsensitive) {
+                break
+            }
+            index = (index + 1) & mask
+        }
+        // Moves later slots of the probe run back into the hole when their home is not after it.
+        var hole = index
+        var next = (hole + 1) & mask
+        while slots[next].value >= 0 {
+            let slot = slots[next]
+            let slotKey = UnsafeBufferPointer(rebasing: arena[Int(slot.keyStart)..<Int(slot.keyStart + slot.keyLength)])
+            let home = Int(truncatingIfNeeded: FrozenByteMap.hash(scope: Int32(bitPattern: slot.scope), key: slotKey, caseInsensitive: caseInsensitive)) & mask
+            // The slot may move to the hole unless its home lies cyclically in (hole, next].
+            let homeAfterHole = (home &- hole) & mask
+            let nextAfterHole = (next &- hole) & mask
+            if homeAfterHole == 0 || homeAfterHole > nextAfterHole {
+                slots[hole] = slot
+                hole = next
+            }
+            next = (next + 1) & mask
+        }
+        slots[hole] = .empty
+        count -= 1
+        return true
+    }
+
+    /// Replaces every stored value with `transform(value)` (values stay >= 0).
+    mutating func mapValues(_ transform: (Int32) -> Int32) {
+        slots.withUnsafeMutableBufferPointer { slots in
+            for index in slots.indices where slots[index].value >= 0 { slots[index].value = transform(slots[index].value) }
         }
     }
 

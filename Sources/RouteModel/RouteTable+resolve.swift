@@ -44,7 +44,7 @@ extension RouteTable {
                 return .notFound
             }
             let route = routes.trieRoot < 0
-                ? scan(routes, path: path, arena: arena) : walkTrie(hostID: hostID, root: routes.trieRoot, path: path, arena: arena)
+                ? scan(routes, path: path, arena: arena) : walkTrie(scope: routes.pathScope, root: routes.trieRoot, path: path, arena: arena)
             if route >= 0 { return .route(virtualHost: Int(hostID), route: Int(route)) }
             if virtualHosts[Int(hostID)].defaultBackend != nil { return .defaultBackend(virtualHost: Int(hostID)) }
             return .notFound
@@ -88,8 +88,8 @@ extension RouteTable {
         return true
     }
 
-    private func walkTrie(hostID: Int32, root: Int32, path: UnsafeBufferPointer<UInt8>, arena: UnsafeBufferPointer<UInt8>) -> Int32 {
-        if let route = index.exactPaths.lookup(scope: hostID, key: path, arena: arena) { return route }
+    private func walkTrie(scope: Int32, root: Int32, path: UnsafeBufferPointer<UInt8>, arena: UnsafeBufferPointer<UInt8>) -> Int32 {
+        if let route = index.exactPaths.lookup(scope: scope, key: path, arena: arena) { return route }
         var node = root
         var best = index.nodeRoute[Int(node)]
         var start = 0

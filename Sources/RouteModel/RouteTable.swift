@@ -1,7 +1,8 @@
 /// One compiled, immutable route table: what a snapshot carries and what a worker routes with.
 ///
 /// Construction sorts every list (so equal content gives equal tables whatever the input order),
-/// computes the content hash and builds the lookup index once. After that the table is only read,
+/// computes the content hash and builds the lookup index once; `applying(_:)` builds a table from
+/// another by patching these for the entries a delta names. After that the table is only read,
 /// from any thread, without locks.
 public struct RouteTable: Sendable {
     public let virtualHosts: [VirtualHost]
@@ -13,22 +14,96 @@ public struct RouteTable: Sendable {
     public let contentHash: UInt64
 
     let index: RouteIndex
-    private let clustersByName: [String: Int]
-    private let certificatesByName: [String: Int]
+    private let clustersByName: [String: Cluster]
+    private let certificatesByName: [String: TLSCertificate]
+    /// The sums of the entries' own hashes, which `contentHash` combines: a delta changes them by the
+    /// hashes of the entries it replaces, adds and removes.
+    private let sums: EntryHashSums
+
+    struct EntryHashSums: Sendable {
+        var hosts: UInt64 = 0
+        var clusters: UInt64 = 0
+        var certificates: UInt64 = 0
+    }
 
     public init(virtualHosts: [VirtualHost], clusters: [Cluster], certificates: [TLSCertificate], defaultCertificate: String? = nil) {
-        self.defaultCertificate = defaultCertificate
         var hosts = RouteTable.sorted(virtualHosts, keys: virtualHosts.map(\.hostname))
         for index in hosts.indices where !RouteTable.isSorted(hosts[index].routes) { hosts[index].routes.sort() }
-        self.virtualHosts = hosts
-        self.clusters = RouteTable.sorted(clusters, keys: clusters.map(\.name))
-        self.certificates = RouteTable.sorted(certificates, keys: certificates.map(\.name))
-        self.clustersByName = Dictionary(self.clusters.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
-        self.certificatesByName = Dictionary(
-            self.certificates.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
-        self.index = RouteIndex(virtualHosts: hosts)
-        self.contentHash = RouteTable.hash(
-            virtualHosts: hosts, clusters: self.clusters, certificates: self.certificates, defaultCertificate: defaultCertificate)
+        let clusters = RouteTable.sorted(clusters, keys: clusters.map(\.name))
+        let certificates = RouteTable.sorted(certificates, keys: certificates.map(\.name))
+        var sums = EntryHashSums()
+        hosts.withUnsafeBufferPointer { for index in $0.indices { sums.hosts &+= Self.hash($0[index]) } }
+        clusters.withUnsafeBufferPointer { for index in $0.indices { sums.clusters &+= Self.hash($0[index]) } }
+        for certificate in certificates { sums.certificates &+= Self.hash(certificate) }
+        self.init(
+            virtualHosts: hosts, clusters: clusters, certificates: certificates, defaultCertificate: defaultCertificate,
+            index: RouteIndex(virtualHosts: hosts),
+            clustersByName: Dictionary(clusters.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first }),
+            certificatesByName: Dictionary(certificates.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first }), sums: sums)
+    }
+
+    /// Everything already sorted, indexed and hashed.
+    private init(
+        virtualHosts: [VirtualHost], clusters: [Cluster], certificates: [TLSCertificate], defaultCertificate: String?, index: RouteIndex,
+        clustersByName: [String: Cluster], certificatesByName: [String: TLSCertificate], sums: EntryHashSums
+    ) {
+        self.virtualHosts = virtualHosts
+        self.clusters = clusters
+        self.certificates = certificates
+        self.defaultCertificate = defaultCertificate
+        self.index = index
+        self.clustersByName = clustersByName
+        self.certificatesByName = certificatesByName
+        self.sums = sums
+        var hasher = ContentHasher()
+        hasher.combine(virtualHosts.count)
+        hasher.combine(Int64(bitPattern: sums.hosts))
+        hasher.combine(clusters.count)
+        hasher.combine(Int64(bitPattern: sums.clusters))
+        hasher.combine(certificates.count)
+        hasher.combine(Int64(bitPattern: sums.certificates))
+        hasher.combine(defaultCertificate)
+        self.contentHash = hasher.value
+    }
+
+    /// `base` with the delta's entries (already checked: sorted, no key twice) merged into
+    /// `virtualHosts`, `clusters` and `certificates`; everything else is patched from `base`.
+    init(
+        patching base: RouteTable, delta: RouteTableDelta, virtualHosts: [VirtualHost], clusters: [Cluster], certificates: [TLSCertificate]
+    ) {
+        var sums = base.sums
+        func replace<T, Key: Comparable>(_ sum: inout UInt64, old: [T], removed: [Key], upserted: [T], key: (T) -> Key, hash: (T) -> UInt64) {
+            for name in removed {
+                let position = old.lowerBound(of: name, key: key)
+                if position < old.count, key(old[position]) == name { sum &-= hash(old[position]) }
+            }
+            for entry in upserted {
+                let position = old.lowerBound(of: key(entry), key: key)
+                if position < old.count, key(old[position]) == key(entry) { sum &-= hash(old[position]) }
+                sum &+= hash(entry)
+            }
+        }
+        replace(&sums.hosts, old: base.virtualHosts, removed: delta.removedHosts, upserted: delta.upsertedHosts, key: \.hostname, hash: Self.hash)
+        replace(&sums.clusters, old: base.clusters, removed: delta.removedClusters, upserted: delta.upsertedClusters, key: \.name, hash: Self.hash)
+        replace(
+            &sums.certificates, old: base.certificates, removed: delta.removedCertificates, upserted: delta.upsertedCertificates, key: \.name,
+            hash: Self.hash)
+        var clustersByName = base.clustersByName
+        for name in delta.removedClusters { clustersByName[name] = nil }
+        for cluster in delta.upsertedClusters { clustersByName[cluster.name] = cluster }
+        var certificatesByName = base.certificatesByName
+        for name in delta.removedCertificates { certificatesByName[name] = nil }
+        for certificate in delta.upsertedCertificates { certificatesByName[certificate.name] = certificate }
+        let index: RouteIndex
+        if delta.removedHosts.isEmpty, delta.upsertedHosts.isEmpty {
+            index = base.index
+        } else {
+            index = base.index.patched(oldHosts: base.virtualHosts, newHosts: virtualHosts, removed: delta.removedHosts, upserted: delta.upsertedHosts)
+                ?? RouteIndex(virtualHosts: virtualHosts)
+        }
+        self.init(
+            virtualHosts: virtualHosts, clusters: clusters, certificates: certificates, defaultCertificate: delta.defaultCertificate, index: index,
+            clustersByName: clustersByName, certificatesByName: certificatesByName, sums: sums)
     }
 
     /// Orders elements by their keys, moving each element once (sorting large structs in place
@@ -40,7 +115,7 @@ public struct RouteTable: Sendable {
         }
     }
 
-    private static func isSorted<Key: Comparable>(_ keys: [Key]) -> Bool {
+    static func isSorted<Key: Comparable>(_ keys: [Key]) -> Bool {
         keys.withUnsafeBufferPointer { keys in
             keys.count < 2 || (1..<keys.count).allSatisfy { !(keys[$0] < keys[$0 - 1]) }
         }
@@ -55,152 +130,148 @@ public struct RouteTable: Sendable {
     }
 
     public func cluster(named name: String) -> Cluster? {
-        clustersByName[name].map { clusters[$0] }
+        clustersByName[name]
     }
 
     public func certificate(named name: String) -> TLSCertificate? {
-        certificatesByName[name].map { certificates[$0] }
+        certificatesByName[name]
     }
 
     public var routeCount: Int { virtualHosts.reduce(0) { $0 + $1.routes.count } }
 
-    /// Walks everything by index through buffers: iterating the arrays directly copies each element,
-    /// and those copies' reference counting showed up in the compile profile.
-    private static func hash(
-        virtualHosts: [VirtualHost], clusters: [Cluster], certificates: [TLSCertificate], defaultCertificate: String?
-    ) -> UInt64 {
+    /// One virtual host's hash: everything a worker routes with (routes by index through buffers, as
+    /// iterating the arrays copies each element, and those copies' reference counting showed up in
+    /// the compile profile).
+    static func hash(_ host: borrowing VirtualHost) -> UInt64 {
         var hasher = ContentHasher()
-        func combine(_ backend: borrowing Backend) {
-            hasher.combine(backend.cluster)
-            hasher.combine(backend.source.namespace)
-            hasher.combine(backend.source.ingress)
-            hasher.combine(backend.httpsRedirect)
-            hasher.combine(backend.options.maxRequestBodyBytes.map(Int.init) ?? -1)
-            let options = backend.options
-            if let upstream = options.upstream {
-                hasher.combine(upstream.connectTimeoutMilliseconds ?? -1)
-                hasher.combine(upstream.readTimeoutMilliseconds ?? -1)
-                hasher.combine(upstream.sendTimeoutMilliseconds ?? -1)
-                hasher.combine(upstream.maxAttempts ?? -1)
-                hasher.combine(upstream.retryOnConnectError)
-                hasher.combine(upstream.retryOnConnectTimeout)
-                hasher.combine(upstream.requestBufferBytes ?? -1)
-                hasher.combine(upstream.retryAfterSending)
-                hasher.combine(upstream.retryNonIdempotent)
-                hasher.combine(upstream.retryStatuses.count)
-                for status in upstream.retryStatuses { hasher.combine(status) }
+        switch host.hostname {
+        case .exact(let name):
+            hasher.combine(0)
+            hasher.combine(name)
+        case .wildcard(let suffix):
+            hasher.combine(1)
+            hasher.combine(suffix)
+        case .any:
+            hasher.combine(2)
+        }
+        if let tls = host.tls {
+            hasher.combine(true)
+            hasher.combine(tls.certificate)
+            if let hsts = tls.hsts {
+                hasher.combine(hsts.maxAgeSeconds)
+                hasher.combine(hsts.includeSubdomains)
+                hasher.combine(hsts.preload)
+            } else {
+                hasher.combine(-1)
             }
-            if options.upstreamProtocol != .http || options.upstreamTLS != nil {
-                hasher.combine(options.upstreamProtocol.rawValue)
-                if let tls = options.upstreamTLS {
-                    hasher.combine(tls.serverName)
-                    hasher.combine(tls.sendsServerName)
-                    hasher.combine(tls.verify)
-                    hasher.combine(tls.trustedCertificatesPEM ?? "-")
-                    hasher.combine(tls.clientCertificatePEM ?? "-")
-                    hasher.combine(tls.clientKeyPEM ?? "-")
+        } else {
+            hasher.combine(false)
+        }
+        if host.regexPaths || host.redirectToHost != nil {
+            hasher.combine(host.regexPaths)
+            hasher.combine(host.redirectToHost)
+        }
+        if let backend = host.defaultBackend {
+            hasher.combine(true)
+            combine(backend, into: &hasher)
+        } else {
+            hasher.combine(false)
+        }
+        host.routes.withUnsafeBufferPointer { routes in
+            hasher.combine(routes.count)
+            for r in routes.indices {
+                switch routes[r].match.kind {
+                case .exact: hasher.combine(0)
+                case .prefix: hasher.combine(1)
+                case .implementationSpecific: hasher.combine(2)
                 }
-            }
-            if let rule = options.defaultBackend {
-                hasher.combine(rule.cluster)
-                hasher.combine(rule.interceptedStatuses.count)
-                for status in rule.interceptedStatuses { hasher.combine(status) }
-                hasher.combine(rule.interceptsPodAnswers)
-                hasher.combine(rule.servesWithoutEndpoints)
-            }
-            for edits in [options.requestHeaders, options.responseHeaders] {
-                guard let edits else { continue }
-                hasher.combine(edits.remove.joined(separator: "\n"))
-                for field in edits.set + [HeaderField(name: "", value: "")] + edits.add {
-                    hasher.combine(field.name)
-                    hasher.combine(field.value)
-                    hasher.combine(field.onlySuccess)
-                }
-            }
-            if options.rewriteTarget != nil || options.redirect != nil || options.appRoot != nil || options.forwardedPrefix != nil
-                || options.upstreamHost != nil {
-                hasher.combine(options.rewriteTarget)
-                hasher.combine(options.redirect.map { "\($0.status) \($0.location)" })
-                hasher.combine(options.appRoot)
-                hasher.combine(options.forwardedPrefix)
-                hasher.combine(options.upstreamHost)
+                hasher.combine(routes[r].match.path)
+                combine(routes[r].backend, into: &hasher)
             }
         }
-        hasher.combine(virtualHosts.count)
-        virtualHosts.withUnsafeBufferPointer { hosts in
-            for h in hosts.indices {
-                switch hosts[h].hostname {
-                case .exact(let name):
-                    hasher.combine(0)
-                    hasher.combine(name)
-                case .wildcard(let suffix):
-                    hasher.combine(1)
-                    hasher.combine(suffix)
-                case .any:
-                    hasher.combine(2)
-                }
-                if let tls = hosts[h].tls {
-                    hasher.combine(true)
-                    hasher.combine(tls.certificate)
-                    if let hsts = tls.hsts {
-                        hasher.combine(hsts.maxAgeSeconds)
-                        hasher.combine(hsts.includeSubdomains)
-                        hasher.combine(hsts.preload)
-                    } else {
-                        hasher.combine(-1)
-                    }
-                } else {
-                    hasher.combine(false)
-                }
-                if hosts[h].regexPaths || hosts[h].redirectToHost != nil {
-                    hasher.combine(hosts[h].regexPaths)
-                    hasher.combine(hosts[h].redirectToHost)
-                }
-                if let backend = hosts[h].defaultBackend {
-                    hasher.combine(true)
-                    combine(backend)
-                } else {
-                    hasher.combine(false)
-                }
-                hosts[h].routes.withUnsafeBufferPointer { routes in
-                    hasher.combine(routes.count)
-                    for r in routes.indices {
-                        switch routes[r].match.kind {
-                        case .exact: hasher.combine(0)
-                        case .prefix: hasher.combine(1)
-                        case .implementationSpecific: hasher.combine(2)
-                        }
-                        hasher.combine(routes[r].match.path)
-                        combine(routes[r].backend)
-                    }
-                }
+        return hasher.finished
+    }
+
+    private static func combine(_ backend: borrowing Backend, into hasher: inout ContentHasher) {
+        hasher.combine(backend.cluster)
+        hasher.combine(backend.source.namespace)
+        hasher.combine(backend.source.ingress)
+        hasher.combine(backend.httpsRedirect)
+        hasher.combine(backend.options.maxRequestBodyBytes.map(Int.init) ?? -1)
+        let options = backend.options
+        if let upstream = options.upstream {
+            hasher.combine(upstream.connectTimeoutMilliseconds ?? -1)
+            hasher.combine(upstream.readTimeoutMilliseconds ?? -1)
+            hasher.combine(upstream.sendTimeoutMilliseconds ?? -1)
+            hasher.combine(upstream.maxAttempts ?? -1)
+            hasher.combine(upstream.retryOnConnectError)
+            hasher.combine(upstream.retryOnConnectTimeout)
+            hasher.combine(upstream.requestBufferBytes ?? -1)
+            hasher.combine(upstream.retryAfterSending)
+            hasher.combine(upstream.retryNonIdempotent)
+            hasher.combine(upstream.retryStatuses.count)
+            for status in upstream.retryStatuses { hasher.combine(status) }
+        }
+        if options.upstreamProtocol != .http || options.upstreamTLS != nil {
+            hasher.combine(options.upstreamProtocol.rawValue)
+            if let tls = options.upstreamTLS {
+                hasher.combine(tls.serverName)
+                hasher.combine(tls.sendsServerName)
+                hasher.combine(tls.verify)
+                hasher.combine(tls.trustedCertificatesPEM ?? "-")
+                hasher.combine(tls.clientCertificatePEM ?? "-")
+                hasher.combine(tls.clientKeyPEM ?? "-")
             }
         }
-        hasher.combine(clusters.count)
-        clusters.withUnsafeBufferPointer { clusters in
-            for c in clusters.indices {
-                hasher.combine(clusters[c].name)
-                hasher.combine(clusters[c].loadBalancing == .roundRobin ? 0 : 1)
-                hasher.combine(clusters[c].timeouts.connectMilliseconds)
-                hasher.combine(clusters[c].timeouts.responseHeaderMilliseconds)
-                hasher.combine(clusters[c].timeouts.idleMilliseconds)
-                clusters[c].endpoints.withUnsafeBufferPointer { endpoints in
-                    hasher.combine(endpoints.count)
-                    for e in endpoints.indices {
-                        hasher.combine(endpoints[e].address)
-                        hasher.combine(endpoints[e].port)
-                    }
-                }
+        if let rule = options.defaultBackend {
+            hasher.combine(rule.cluster)
+            hasher.combine(rule.interceptedStatuses.count)
+            for status in rule.interceptedStatuses { hasher.combine(status) }
+            hasher.combine(rule.interceptsPodAnswers)
+            hasher.combine(rule.servesWithoutEndpoints)
+        }
+        for edits in [options.requestHeaders, options.responseHeaders] {
+            guard let edits else { continue }
+            hasher.combine(edits.remove.joined(separator: "\n"))
+            for field in edits.set + [HeaderField(name: "", value: "")] + edits.add {
+                hasher.combine(field.name)
+                hasher.combine(field.value)
+                hasher.combine(field.onlySuccess)
             }
         }
-        hasher.combine(defaultCertificate)
-        hasher.combine(certificates.count)
-        for certificate in certificates {
-            hasher.combine(certificate.name)
-            hasher.combine(certificate.certificateChainPEM)
-            hasher.combine(certificate.privateKeyPEM)
+        if options.rewriteTarget != nil || options.redirect != nil || options.appRoot != nil || options.forwardedPrefix != nil
+            || options.upstreamHost != nil {
+            hasher.combine(options.rewriteTarget)
+            hasher.combine(options.redirect.map { "\($0.status) \($0.location)" })
+            hasher.combine(options.appRoot)
+            hasher.combine(options.forwardedPrefix)
+            hasher.combine(options.upstreamHost)
         }
-        return hasher.value
+    }
+
+    static func hash(_ cluster: borrowing Cluster) -> UInt64 {
+        var hasher = ContentHasher()
+        hasher.combine(cluster.name)
+        hasher.combine(cluster.loadBalancing == .roundRobin ? 0 : 1)
+        hasher.combine(cluster.timeouts.connectMilliseconds)
+        hasher.combine(cluster.timeouts.responseHeaderMilliseconds)
+        hasher.combine(cluster.timeouts.idleMilliseconds)
+        cluster.endpoints.withUnsafeBufferPointer { endpoints in
+            hasher.combine(endpoints.count)
+            for e in endpoints.indices {
+                hasher.combine(endpoints[e].address)
+                hasher.combine(endpoints[e].port)
+            }
+        }
+        return hasher.finished
+    }
+
+    static func hash(_ certificate: borrowing TLSCertificate) -> UInt64 {
+        var hasher = ContentHasher()
+        hasher.combine(certificate.name)
+        hasher.combine(certificate.certificateChainPEM)
+        hasher.combine(certificate.privateKeyPEM)
+        return hasher.finished
     }
 }
 

@@ -87,12 +87,20 @@ extension RouteTable {
     /// hold, names a key twice, or leaves a route, host or the default certificate naming an entry
     /// that is not there. The caller compares the result's content hash with the sender's.
     public func applying(_ delta: RouteTableDelta) throws(RouteTableDeltaError) -> RouteTable {
+        var delta = delta
+        for index in delta.upsertedHosts.indices where !Self.isSorted(delta.upsertedHosts[index].routes) { delta.upsertedHosts[index].routes.sort() }
+        delta.upsertedHosts = try Self.sortedUnique(delta.upsertedHosts, key: \.hostname, kind: "virtual host", verb: "upserted")
+        delta.removedHosts = try Self.sortedUnique(delta.removedHosts, key: { $0 }, kind: "virtual host", verb: "removed")
+        delta.upsertedClusters = try Self.sortedUnique(delta.upsertedClusters, key: \.name, kind: "cluster", verb: "upserted")
+        delta.removedClusters = try Self.sortedUnique(delta.removedClusters, key: { $0 }, kind: "cluster", verb: "removed")
+        delta.upsertedCertificates = try Self.sortedUnique(delta.upsertedCertificates, key: \.name, kind: "certificate", verb: "upserted")
+        delta.removedCertificates = try Self.sortedUnique(delta.removedCertificates, key: { $0 }, kind: "certificate", verb: "removed")
         let table = RouteTable(
+            patching: self, delta: delta,
             virtualHosts: try Self.merge(virtualHosts, upserted: delta.upsertedHosts, removed: delta.removedHosts, key: \.hostname, kind: "virtual host"),
             clusters: try Self.merge(clusters, upserted: delta.upsertedClusters, removed: delta.removedClusters, key: \.name, kind: "cluster"),
             certificates: try Self.merge(
-                certificates, upserted: delta.upsertedCertificates, removed: delta.removedCertificates, key: \.name, kind: "certificate"),
-            defaultCertificate: delta.defaultCertificate)
+                certificates, upserted: delta.upsertedCertificates, removed: delta.removedCertificates, key: \.name, kind: "certificate"))
         // Hosts kept from this table name only entries it held; unless the delta removed some, only
         // the upserted hosts need checking.
         let removesNames = !delta.removedClusters.isEmpty || !delta.removedCertificates.isEmpty
@@ -160,19 +168,22 @@ extension RouteTable {
         return (upserted, removed)
     }
 
-    /// `base` (sorted by key) without `removed` and with `upserted` in place or inserted, sorted.
-    private static func merge<T, Key: Comparable>(
-        _ base: [T], upserted unsortedUpserts: [T], removed unsortedRemovals: [Key], key: (T) -> Key, kind: String
+    /// `elements` sorted by key; throws when a key comes twice.
+    private static func sortedUnique<T, Key: Comparable>(
+        _ elements: [T], key: (T) -> Key, kind: String, verb: String
     ) throws(RouteTableDeltaError) -> [T] {
-        if unsortedUpserts.isEmpty, unsortedRemovals.isEmpty { return base }
-        let upserted = unsortedUpserts.sorted { key($0) < key($1) }
-        let removed = unsortedRemovals.sorted()
-        for index in upserted.indices.dropFirst() where !(key(upserted[index - 1]) < key(upserted[index])) {
-            throw RouteTableDeltaError("\(kind) \(key(upserted[index])) is upserted twice")
+        let sorted = elements.sorted { key($0) < key($1) }
+        for index in sorted.indices.dropFirst() where !(key(sorted[index - 1]) < key(sorted[index])) {
+            throw RouteTableDeltaError("\(kind) \(key(sorted[index])) is \(verb) twice")
         }
-        for index in removed.indices.dropFirst() where !(removed[index - 1] < removed[index]) {
-            throw RouteTableDeltaError("\(kind) \(removed[index]) is removed twice")
-        }
+        return sorted
+    }
+
+    /// `base` without `removed` and with `upserted` in place or inserted; all sorted by key.
+    private static func merge<T, Key: Comparable>(
+        _ base: [T], upserted: [T], removed: [Key], key: (T) -> Key, kind: String
+    ) throws(RouteTableDeltaError) -> [T] {
+        if upserted.isEmpty, removed.isEmpty { return base }
         if upserted.count + removed.count > 64 {
             return try linearMerge(base, upserted: upserted, removed: removed, key: key, kind: kind)
         }

@@ -112,7 +112,8 @@ public struct IncrementalTranslator: Sendable {
         guard !subset.contains(where: Self.annotationCrossesHosts) else { return nil }
 
         let partial = Translator.translate(objects(for: subset), configuration: configuration).table
-        table = splice(partial, hosts: affected)
+        guard let spliced = splice(partial, hosts: affected) else { return nil }
+        table = spliced
         touched.hosts.formUnion(affected)
         for (key, new) in changes {
             if let old = ingresses[key] {
@@ -142,28 +143,27 @@ public struct IncrementalTranslator: Sendable {
                 add(new, key: key)
             }
         }
-        var clusters = table.clusters
-        var changed = false
-        for index in clusters.indices where services.contains(NamespacedName(clusters[index].namespace, clusters[index].service)) {
+        var changed: [Cluster] = []
+        for var cluster in table.clusters where services.contains(NamespacedName(cluster.namespace, cluster.service)) {
             // Only clusters resolved to a port number have endpoints; the others name a missing
             // Service or port, which no slice changes.
-            guard case .number = clusters[index].servicePort else { continue }
-            let name = NamespacedName(clusters[index].namespace, clusters[index].service)
+            guard case .number = cluster.servicePort else { continue }
+            let name = NamespacedName(cluster.namespace, cluster.service)
             var resolver = BackendResolver(
                 services: self.services[name].map { [$0] } ?? [], endpointSlices: slicesByService[name].map { Array($0.values) } ?? [])
             let handle = resolver.resolve(
-                BackendReference(
-                    namespace: name.namespace, service: name.name, port: clusters[index].servicePort, field: IngressField(.defaultBackend)))
+                BackendReference(namespace: name.namespace, service: name.name, port: cluster.servicePort, field: IngressField(.defaultBackend)))
             let endpoints = resolver.cluster(handle).endpoints
-            if endpoints != clusters[index].endpoints {
-                clusters[index].endpoints = endpoints
-                touched.clusters.insert(clusters[index].name)
-                changed = true
+            if endpoints != cluster.endpoints {
+                cluster.endpoints = endpoints
+                touched.clusters.insert(cluster.name)
+                changed.append(cluster)
             }
         }
-        guard changed else { return table }
-        table = RouteTable(
-            virtualHosts: table.virtualHosts, clusters: clusters, certificates: table.certificates, defaultCertificate: table.defaultCertificate)
+        guard !changed.isEmpty else { return table }
+        // Replacing clusters the table holds with others of the same names cannot fail (were it to,
+        // the table would stay as it was until the next verification replaced it).
+        table = (try? table.applying(RouteTableDelta(upsertedClusters: changed, defaultCertificate: table.defaultCertificate))) ?? table
         return table
     }
 
@@ -272,25 +272,32 @@ public struct IncrementalTranslator: Sendable {
     /// The table with the `hosts` replaced by their versions in `partial` (or removed where `partial`
     /// has none), and the clusters and certificates the result names: the previous table's values
     /// where it has them (a partial translation does not see every Ingress naming a cluster), else
-    /// the partial table's. Everything stays sorted, so the new table sorts nothing.
-    private mutating func splice(_ partial: RouteTable, hosts: Set<HostPattern>) -> RouteTable {
-        var virtualHosts = table.virtualHosts
+    /// the partial table's. Nil, with nothing changed, when the result would not be a valid table.
+    private mutating func splice(_ partial: RouteTable, hosts: Set<HostPattern>) -> RouteTable? {
+        var clusterUses = self.clusterUses
+        var certificateUses = self.certificateUses
+        var delta = RouteTableDelta(defaultCertificate: table.defaultCertificate)
         for host in hosts {
-            let position = virtualHosts.lowerBound(of: host, key: \.hostname)
-            guard position < virtualHosts.count, virtualHosts[position].hostname == host else { continue }
-            Self.count(virtualHosts[position], into: &clusterUses, &certificateUses, by: -1)
-            virtualHosts.remove(at: position)
+            let position = table.virtualHosts.lowerBound(of: host, key: \.hostname)
+            let present = position < table.virtualHosts.count && table.virtualHosts[position].hostname == host
+            if present { Self.count(table.virtualHosts[position], into: &clusterUses, &certificateUses, by: -1) }
+            let newPosition = partial.virtualHosts.lowerBound(of: host, key: \.hostname)
+            if newPosition < partial.virtualHosts.count, partial.virtualHosts[newPosition].hostname == host {
+                Self.count(partial.virtualHosts[newPosition], into: &clusterUses, &certificateUses, by: 1)
+                delta.upsertedHosts.append(partial.virtualHosts[newPosition])
+            } else if present {
+                delta.removedHosts.append(host)
+            }
         }
-        for host in partial.virtualHosts where hosts.contains(host.hostname) {
-            Self.count(host, into: &clusterUses, &certificateUses, by: 1)
-            virtualHosts.insert(host, at: virtualHosts.lowerBound(of: host.hostname, key: \.hostname))
-        }
-        var clusters = table.clusters
-        var certificates = table.certificates
-        touched.clusters.formUnion(Self.reconcile(&clusters, uses: &clusterUses, from: partial.clusters, key: \.name))
-        touched.certificates.formUnion(Self.reconcile(&certificates, uses: &certificateUses, from: partial.certificates, key: \.name))
-        return RouteTable(
-            virtualHosts: virtualHosts, clusters: clusters, certificates: certificates, defaultCertificate: table.defaultCertificate)
+        (delta.upsertedClusters, delta.removedClusters) = Self.reconcile(table.clusters, uses: &clusterUses, from: partial.clusters, key: \.name)
+        (delta.upsertedCertificates, delta.removedCertificates) = Self.reconcile(
+            table.certificates, uses: &certificateUses, from: partial.certificates, key: \.name)
+        guard let spliced = try? table.applying(delta) else { return nil }
+        self.clusterUses = clusterUses
+        self.certificateUses = certificateUses
+        touched.clusters.formUnion(delta.upsertedClusters.map(\.name) + delta.removedClusters)
+        touched.certificates.formUnion(delta.upsertedCertificates.map(\.name) + delta.removedCertificates)
+        return spliced
     }
 
     private static func count(_ host: VirtualHost, into clusters: inout [String: Int], _ certificates: inout [String: Int], by step: Int) {
@@ -305,26 +312,21 @@ public struct IncrementalTranslator: Sendable {
         if let certificate = host.tls?.certificate { certificates[certificate, default: 0] += step }
     }
 
-    /// Drops the entries no longer used (count 0) and inserts the used ones missing, from `partial`.
-    /// Returns the names of those dropped and inserted.
-    @discardableResult
-    private static func reconcile<T>(_ entries: inout [T], uses: inout [String: Int], from partial: [T], key: (T) -> String) -> Set<String> {
-        var changed = Set<String>()
+    /// The entries no longer used (count 0), to drop, and the used ones missing, from `partial`, to add.
+    private static func reconcile<T>(
+        _ entries: [T], uses: inout [String: Int], from partial: [T], key: (T) -> String
+    ) -> (added: [T], dropped: [String]) {
+        var dropped: [String] = []
         for name in uses.filter({ $0.value <= 0 }).keys {
             uses[name] = nil
             let position = entries.lowerBound(of: name, key: key)
-            if position < entries.count, key(entries[position]) == name {
-                entries.remove(at: position)
-                changed.insert(name)
-            }
+            if position < entries.count, key(entries[position]) == name { dropped.append(name) }
         }
+        var added: [T] = []
         for entry in partial where uses[key(entry)] != nil {
             let position = entries.lowerBound(of: key(entry), key: key)
-            if position == entries.count || key(entries[position]) != key(entry) {
-                entries.insert(entry, at: position)
-                changed.insert(key(entry))
-            }
+            if position == entries.count || key(entries[position]) != key(entry) { added.append(entry) }
         }
-        return changed
+        return (added, dropped)
     }
 }

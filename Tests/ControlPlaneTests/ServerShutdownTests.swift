@@ -18,14 +18,18 @@ import TestSupport
             latest.publish(version: 1, table: RandomRouteTable.make(seed: UInt64(round)))
             let server = SnapshotServer(service: SnapshotService(latest: latest), addresses: [.tcp(host: "127.0.0.1", port: 0)])
             let port = Mutex<Int?>(nil)
+            let ended = Mutex(false)
             let serving = Task {
+                defer { ended.withLock { $0 = true } }
                 try await server.run { addresses in
                     if case .tcp(_, let bound) = addresses[0] { port.withLock { $0 = bound } }
                 }
             }
             let deadline = ContinuousClock.now + .seconds(10)
-            while port.withLock({ $0 }) == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
-            let bound = try #require(port.withLock { $0 })
+            while port.withLock({ $0 }) == nil, !ended.withLock({ $0 }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
+            // A server that ended before it listened says why.
+            if port.withLock({ $0 }) == nil, ended.withLock({ $0 }) { try await serving.value }
+            let bound = try #require(port.withLock { $0 }, "round \(round): not listening after 10 s")
             // Connections opened and left open as fast as they go, while the server stops.
             let hammer = Task {
                 var channels: [any Channel] = []

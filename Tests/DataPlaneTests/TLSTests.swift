@@ -177,6 +177,40 @@ extension TLSCertificate {
         #expect(next.lookup(serverName: "good.test")?.chain.first === set.lookup(serverName: "good.test")?.chain.first)
     }
 
+    @Test func aDeltaUpdatesTheSetItWasBuiltForAndOnlyThatOne() throws {
+        let a = try TestCertificate(commonName: "a", dnsNames: ["a.test"])
+        let b = try TestCertificate(commonName: "b", dnsNames: ["b.test"])
+        let wild = try TestCertificate(commonName: "wild", dnsNames: ["*.w.test"])
+        let table = tlsTable(
+            backend: 1, hosts: [(.exact("a.test"), "default/a"), (.exact("gone.test"), "default/a"), (.wildcard(suffix: "w.test"), "default/wild")],
+            certificates: [TLSCertificate(name: "default/a", a), TLSCertificate(name: "default/wild", wild)])
+        let (set, _) = CertificateSet.build(from: table, version: 4)
+        let route = table.virtualHosts[0].routes
+        // A new host with a new certificate, one host gone, the wildcard's certificate removed.
+        let changes = RouteTableDelta(
+            upsertedHosts: [VirtualHost(hostname: .exact("b.test"), routes: route, tls: TLSBinding(certificate: "default/b"))],
+            removedHosts: [.exact("gone.test"), .wildcard(suffix: "w.test")], upsertedCertificates: [TLSCertificate(name: "default/b", b)],
+            removedCertificates: ["default/wild"], defaultCertificate: "default/b")
+        let newer = try table.applying(changes)
+        let (next, problems) = CertificateSet.build(from: newer, version: 5, delta: (4, changes), previous: set)
+        #expect(problems.isEmpty)
+        #expect(next.lookup(serverName: "B.test.")?.source.name == "default/b")
+        #expect(next.lookup(serverName: "a.test")?.chain.first === set.lookup(serverName: "a.test")?.chain.first, "kept, not parsed again")
+        #expect(next.lookup(serverName: "gone.test")?.source.name == "default/b", "removed: the table's default now")
+        #expect(next.lookup(serverName: "x.w.test")?.source.name == "default/b")
+        #expect(next.lookup(serverName: nil)?.source.name == "default/b")
+        // The same lookups as a set built from the whole table.
+        let (whole, _) = CertificateSet.build(from: newer)
+        for name in ["a.test", "b.test", "gone.test", "x.w.test", "other.test"] {
+            #expect(next.lookup(serverName: name)?.source.name == whole.lookup(serverName: name)?.source.name)
+        }
+        // A delta from a version this set was not built for is not trusted: the whole table is read.
+        let stale = RouteTableDelta(defaultCertificate: "default/b")
+        let (rebuilt, _) = CertificateSet.build(from: newer, version: 6, delta: (99, stale), previous: set)
+        #expect(rebuilt.lookup(serverName: "b.test")?.source.name == "default/b")
+        #expect(rebuilt.lookup(serverName: "gone.test")?.source.name == "default/b")
+    }
+
     @Test func httpsResponsesOfAnHSTSHostCarryStrictTransportSecurity() async throws {
         let a = try await TestBackend.start(name: "a")
         var table = tlsTable(backend: a.port, hosts: [(.exact("a.test"), nil), (.exact("plain.test"), nil)], certificates: [])
