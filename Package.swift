@@ -67,7 +67,7 @@ let package = Package(
         ]),
         // The control plane: manifest source with file watching, debounced rebuilds, the snapshot service.
         .target(name: "ControlPlane", dependencies: [
-            "RouteModel", "KubeTypes", "Manifests", "Translator", "SnapshotProtocol", "KubeClient", "CPorticoSystem",
+            "RouteModel", "KubeTypes", "Manifests", "Translator", "SnapshotProtocol", "KubeClient", "CPorticoSystem", "AdminHTTP",
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -12,9 +12,10 @@ import Translator
 /// EndpointSlice and `kubernetes.io/tls` Secrets feed the translator, and a new version is
 /// published when the compiled table's hash changes.
 ///
-/// Rebuilds are debounced with a hold-off: the first change after a quiet spell is applied at
-/// once; changes that follow within `holdOff` are batched until the source has been quiet for
-/// `holdOff`, or `maxHoldOff` after the batch began, whichever comes first.
+/// The informers feed a `RebuildLoop`, which holds changes off (the first change after a quiet
+/// spell is applied at once; changes that follow within `holdOff` are batched until the source has
+/// been quiet for `holdOff`, or `maxHoldOff` after the batch began, whichever comes first),
+/// numbers and publishes the versions, and tells observers of every translation.
 ///
 /// When only Ingresses and EndpointSlices changed, and the Ingresses' old and new versions touch
 /// nothing beyond their own hosts, just those hosts are translated again and just the changed
@@ -42,10 +43,10 @@ public final class KubeSource: Sendable {
     }
 
     public struct Status: Sendable, Equatable {
+        /// From the rebuild loop: the version published, its hash, rebuilds and their time.
         public var version: UInt64 = 0
         public var contentHash: UInt64?
         public var rebuilds = 0
-        /// Time spent translating and publishing, summed over all rebuilds.
         public var rebuildSeconds: Double = 0
         /// Rebuilds that translated only the hosts of changed Ingresses.
         public var incrementalRebuilds = 0
@@ -61,7 +62,8 @@ public final class KubeSource: Sendable {
     }
 
     public let configuration: TranslatorConfiguration
-    public let latest: LatestSnapshot
+    public let loop: RebuildLoop
+    public var latest: LatestSnapshot { loop.latest }
     public let diagnostics: DiagnosticsBoard
     public let ingresses: Informer<Ingress>
     public let ingressClasses: Informer<IngressClass>
@@ -70,11 +72,8 @@ public final class KubeSource: Sendable {
     public let secrets: Informer<Secret>
     private let options: Options
     private let logger: Logger
+    /// This source's own counts (the loop keeps the rest of `Status`).
     private let state = Mutex(Status())
-    private let changes = Atomic<Int>(0)
-    private let observers = Mutex<[@Sendable (Translation) -> Void]>([])
-    /// Rebuild wake-ups: informer changes and scheduled verifications.
-    private let wakeups = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     /// State for incremental rebuilds: from the last full translation, with the incremental ones since.
     private let incremental = Mutex(IncrementalState())
 
@@ -100,7 +99,10 @@ public final class KubeSource: Sendable {
         diagnostics: DiagnosticsBoard = DiagnosticsBoard(), options: Options = .init(), logger: Logger = Logger(label: "portico.kube")
     ) {
         self.configuration = configuration
-        self.latest = latest
+        var loopOptions = RebuildLoop.Options()
+        loopOptions.holdOff = options.holdOff
+        loopOptions.maxHoldOff = options.maxHoldOff
+        loop = RebuildLoop(latest: latest, options: loopOptions)
         self.diagnostics = diagnostics
         self.options = options
         self.logger = logger
@@ -116,7 +118,15 @@ public final class KubeSource: Sendable {
         secrets = Informer(client: client, namespace: namespace, keep: { Self.isUsable($0) }, watchTimeoutSeconds: timeout, logger: logger)
     }
 
-    public var status: Status { state.withLock { $0 } }
+    public var status: Status {
+        var status = state.withLock { $0 }
+        let loop = loop.status
+        status.version = loop.version
+        status.contentHash = loop.contentHash
+        status.rebuilds = loop.rebuilds
+        status.rebuildSeconds = loop.rebuildSeconds
+        return status
+    }
 
     /// A Secret the translator can read: a TLS certificate, a CA bundle, or a certificate and key.
     static func isUsable(_ secret: Secret) -> Bool {
@@ -132,10 +142,8 @@ public final class KubeSource: Sendable {
         return (all.map(\.watches).reduce(0, +), all.map(\.expired).reduce(0, +), all.map(\.errors).reduce(0, +))
     }
 
-    /// Called after every rebuild with its translation (the status writer reconciles against it).
-    public func observe(_ observer: @escaping @Sendable (Translation) -> Void) {
-        observers.withLock { $0.append(observer) }
-    }
+    /// Called after every full translation (the status writer reconciles against it).
+    public func observe(_ observer: @escaping @Sendable (Translation) -> Void) { loop.observe(observer) }
 
     private var synced: Bool {
         ingresses.hasSynced && ingressClasses.hasSynced && services.hasSynced && endpointSlices.hasSynced && secrets.hasSynced
@@ -144,45 +152,16 @@ public final class KubeSource: Sendable {
     /// Runs the informers and rebuilds on their changes until cancelled. The first table is
     /// published once every informer has listed, so no subscriber sees a half-loaded cluster.
     public func run() async {
-        let wake = wakeups.continuation
-        let onChange: @Sendable () -> Void = { [self] in
-            changes.add(1, ordering: .relaxed)
-            wake.yield()
-        }
+        let loop = loop
+        let onChange: @Sendable () -> Void = { loop.changed() }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.ingresses.run(onChange: onChange) }
             group.addTask { await self.ingressClasses.run(onChange: onChange) }
             group.addTask { await self.services.run(onChange: onChange) }
             group.addTask { await self.endpointSlices.run(onChange: onChange) }
             group.addTask { await self.secrets.run(onChange: onChange) }
-            group.addTask { await self.debounce(self.wakeups.stream) }
+            group.addTask { await loop.run(ready: { self.synced }, rebuild: { self.rebuild() }) }
             await group.waitForAll()
-        }
-        wake.finish()
-    }
-
-    private func debounce(_ wakeups: AsyncStream<Void>) async {
-        var lastRebuild = ContinuousClock.now - .seconds(3600)
-        var handled = changes.load(ordering: .relaxed)
-        for await _ in wakeups {
-            guard synced else { continue }
-            let start = ContinuousClock.now
-            var seen = changes.load(ordering: .relaxed)
-            // A wake-up without a change (a verification due) neither waits nor starts a burst.
-            let changed = seen != handled
-            if changed, start - lastRebuild < options.holdOff {
-                // Part of a burst: wait for a quiet spell, at most maxHoldOff.
-                while ContinuousClock.now - start < options.maxHoldOff {
-                    let remaining = options.maxHoldOff - (ContinuousClock.now - start)
-                    do { try await Task.sleep(for: min(options.holdOff, remaining)) } catch { return }
-                    let now = changes.load(ordering: .relaxed)
-                    if now == seen { break }
-                    seen = now
-                }
-            }
-            handled = seen
-            rebuild()
-            if changed { lastRebuild = ContinuousClock.now }
         }
     }
 
@@ -190,6 +169,11 @@ public final class KubeSource: Sendable {
     /// comment) and publishes on a hash change.
     @discardableResult
     public func rebuild() -> Status {
+        loop.rebuilding { rebuildNow() }
+        return status
+    }
+
+    private func rebuildNow() {
         let started = ContinuousClock.now
         // Every informer's changes are taken, whichever path follows.
         let ingressChanges = ingresses.takeChanges()
@@ -215,17 +199,17 @@ public final class KubeSource: Sendable {
                 return .verifyInBackground(generation: state.generation, urgent: overdue, objects: state.translator!.objects)
             }
             switch next {
-            case .nothing: return status
+            case .nothing: return
             case .verifyInBackground(let generation, let urgent, let objects):
                 verifyInBackground(objects, generation: generation, urgent: urgent)
                 // An idle-priority thread may wait long on a busy machine: past `maxUnverified`
                 // a nice-19 one joins it.
                 if !urgent { scheduleVerification(after: options.maxUnverified) }
-                return status
+                return
             case .translateNow: break
             }
         } else if othersQuiet, let changes = ingressChanges, let sliceChanges, changes.count <= 64, sliceChanges.count <= 1024 {
-            let outcome = incremental.withLock { state -> (RouteTable, Status)? in
+            let outcome = incremental.withLock { state -> (RouteTable, RebuildLoop.Status)? in
                 // In place: a copy of the translator would copy its caches.
                 guard state.translator != nil else { return nil }
                 let before = state.translator!.table
@@ -242,7 +226,8 @@ public final class KubeSource: Sendable {
                 state.unverified = true
                 // The delta comes from what the rebuild touched, not from comparing the whole tables.
                 let delta = { before.delta(to: table, hosts: touched.hosts, clusters: touched.clusters, certificates: touched.certificates) }
-                return (table, publish(table, since: started, base: before.contentHash, delta: delta) { $0.incrementalRebuilds += 1 })
+                self.state.withLock { $0.incrementalRebuilds += 1 }
+                return (table, loop.publish(table, base: before.contentHash, changes: delta))
             }
             if let (table, status) = outcome {
                 scheduleVerification()
@@ -252,7 +237,7 @@ public final class KubeSource: Sendable {
                         "ingresses": "\(changes.count)", "endpointSlices": "\(sliceChanges.count)",
                         "elapsed": "\(ContinuousClock.now - started)", "version": "\(status.version)", "hash": "\(table.contentHashHex)",
                     ])
-                return status
+                return
             }
         }
 
@@ -262,8 +247,8 @@ public final class KubeSource: Sendable {
         let translation = Translator.translate(objects, configuration: configuration)
         let translated = ContinuousClock.now
         // The translator for the next incremental rebuilds is built after publishing (15 ms at 10k).
-        let (status, generation) = incremental.withLock { state -> (Status, Int) in
-            let status = adoptFull(translation.table, translator: nil, verifying: nothingChanged, since: started, state: &state)
+        let (status, generation) = incremental.withLock { state -> (RebuildLoop.Status, Int) in
+            let status = adoptFull(translation.table, translator: nil, verifying: nothingChanged, state: &state)
             return (status, state.generation)
         }
         report(translation)
@@ -277,7 +262,6 @@ public final class KubeSource: Sendable {
                 "index": "\(ContinuousClock.now - published)", "version": "\(status.version)", "hash": "\(translation.table.contentHashHex)",
                 "objects": "\(objects.count)", "rejections": "\(translation.rejections.count)",
             ])
-        return status
     }
 
     private func gather() -> KubeObjects {
@@ -289,17 +273,16 @@ public final class KubeSource: Sendable {
     /// Hands a full translation to the diagnostics and the observers (the status writer).
     private func report(_ translation: Translation) {
         diagnostics.update(translation: translation, errors: [], locations: [:])
-        for observer in observers.withLock({ $0 }) { observer(translation) }
+        loop.report(translation)
     }
 
     /// Publishes a full translation's table, under the `incremental` lock: incremental rebuilds start
     /// over from it. When it `verifies` incremental rebuilds (no change came in between), a table
     /// different from theirs is logged as an error and counted.
     private func adoptFull(
-        _ table: RouteTable, translator: IncrementalTranslator?, verifying: Bool, since started: ContinuousClock.Instant,
-        state: inout IncrementalState
-    ) -> Status {
-        let incrementalHash = status.contentHash
+        _ table: RouteTable, translator: IncrementalTranslator?, verifying: Bool, state: inout IncrementalState
+    ) -> RebuildLoop.Status {
+        let incrementalHash = loop.status.contentHash
         let mismatch = verifying && state.unverified && table.contentHash != incrementalHash
         if mismatch {
             logger.error(
@@ -310,7 +293,8 @@ public final class KubeSource: Sendable {
         state.unverified = false
         state.unverifiedSince = nil
         state.translator = translator
-        return publish(table, since: started) { if mismatch { $0.incrementalMismatches += 1 } }
+        if mismatch { self.state.withLock { $0.incrementalMismatches += 1 } }
+        return loop.publish(table)
     }
 
     /// The full translation after incremental rebuilds, off the rebuild loop: on a thread that runs
@@ -332,7 +316,7 @@ public final class KubeSource: Sendable {
                 if urgent { state.urgentVerificationRunning = false }
                 state.lastVerification = took
                 guard state.generation == generation, state.unverified else { return false }
-                _ = adoptFull(translation.table, translator: translator, verifying: true, since: .now, state: &state)
+                _ = adoptFull(translation.table, translator: translator, verifying: true, state: &state)
                 return true
             }
             state.withLock {
@@ -348,31 +332,6 @@ public final class KubeSource: Sendable {
                 logger.debug("a change came during the verification; it runs again", metadata: ["elapsed": "\(took)"])
                 scheduleVerification()
             }
-        }
-    }
-
-    /// Publishes `table` as the next version when its hash is new; `account` updates the status.
-    /// `delta`, when given, is the change from a table hashing to `base`: used when that is what
-    /// is published now, instead of comparing the whole tables.
-    private func publish(
-        _ table: RouteTable, since started: ContinuousClock.Instant, base: UInt64? = nil, delta: (() -> RouteTableDelta)? = nil,
-        account: (inout Status) -> Void
-    ) -> Status {
-        state.withLock { state -> Status in
-            state.rebuilds += 1
-            account(&state)
-            if table.contentHash != state.contentHash {
-                state.version += 1
-                state.contentHash = table.contentHash
-                if let delta, let base, latest.current?.table.contentHash == base {
-                    latest.publish(version: state.version, table: table, changes: delta())
-                } else {
-                    latest.publish(version: state.version, table: table)
-                }
-            }
-            let elapsed = ContinuousClock.now - started
-            state.rebuildSeconds += Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            return state
         }
     }
 
@@ -392,7 +351,7 @@ public final class KubeSource: Sendable {
                 $0.verificationScheduled = false
                 $0.verificationDue = true
             }
-            wakeups.continuation.yield()
+            loop.request()
         }
     }
 }

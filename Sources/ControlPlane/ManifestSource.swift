@@ -7,9 +7,10 @@ import SnapshotProtocol
 import Synchronization
 import Translator
 
-/// The control plane's file source: loads a manifest file or directory, watches it by polling file
-/// stamps (cheap next to a rebuild, and portable), debounces bursts of edits, and publishes a new
-/// version only when the compiled table's hash changes.
+/// The control plane's file source: loads a manifest file or directory and watches it by polling file
+/// stamps (cheap next to a rebuild, and portable). Changes feed a `RebuildLoop`, which waits for a
+/// burst of edits to end (an editor may write a file in pieces: no rebuild at the first change) and
+/// publishes a new version only when the compiled table's hash changes.
 ///
 /// A file that stops parsing keeps its last good objects (objects of that file the new text no longer
 /// yields are carried over) and its errors are reported; nothing else is lost.
@@ -25,6 +26,7 @@ public final class ManifestSource: Sendable {
 
     /// What the last load produced.
     public struct Status: Sendable {
+        /// From the rebuild loop: the version published, its hash, rebuilds and their time.
         public var version: UInt64 = 0
         public var contentHash: UInt64?
         public var rebuilds = 0
@@ -36,7 +38,8 @@ public final class ManifestSource: Sendable {
 
     public let path: String
     public let configuration: TranslatorConfiguration
-    public let latest: LatestSnapshot
+    public let loop: RebuildLoop
+    public var latest: LatestSnapshot { loop.latest }
     public let diagnostics: DiagnosticsBoard
     private let options: Options
     private let logger: Logger
@@ -71,17 +74,34 @@ public final class ManifestSource: Sendable {
     ) {
         self.path = path
         self.configuration = configuration
-        self.latest = latest
+        var loopOptions = RebuildLoop.Options()
+        loopOptions.holdOff = options.holdOff
+        loopOptions.maxHoldOff = options.maxHoldOff
+        loopOptions.leadingEdge = false
+        loop = RebuildLoop(latest: latest, options: loopOptions)
         self.diagnostics = diagnostics
         self.options = options
         self.logger = logger
     }
 
-    public var status: Status { state.withLock { $0.status } }
+    public var status: Status {
+        var status = state.withLock { $0.status }
+        let loop = loop.status
+        status.version = loop.version
+        status.contentHash = loop.contentHash
+        status.rebuilds = loop.rebuilds
+        status.rebuildSeconds = loop.rebuildSeconds
+        return status
+    }
 
     /// Loads once and publishes. Throws only when the path itself cannot be read.
     @discardableResult
     public func reload() throws(ManifestLoadError) -> Status {
+        try loop.rebuilding { () throws(ManifestLoadError) in try load() }
+        return status
+    }
+
+    private func load() throws(ManifestLoadError) {
         let files = try ManifestLoader.manifestFiles(at: path)
         var set = ManifestSet()
         var newErrors: [ManifestError] = []
@@ -99,24 +119,16 @@ public final class ManifestSource: Sendable {
             state.files = kept
         }
         set.errors.sort()
-        let started = ContinuousClock.now
         let translation = Translator.translate(set.objects, configuration: configuration)
         diagnostics.update(translation: translation, errors: set.errors, locations: set.locations)
-        let status = state.withLock { state -> Status in
+        state.withLock { state in
             let previousErrors = Set(state.status.errors)
             newErrors = set.errors.filter { !previousErrors.contains($0) }
-            state.status.rebuilds += 1
             state.status.errors = set.errors
-            let elapsed = ContinuousClock.now - started
-            state.status.rebuildSeconds += Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             state.status.rejections = translation.rejections
-            if translation.table.contentHash != state.status.contentHash {
-                state.status.version += 1
-                state.status.contentHash = translation.table.contentHash
-                latest.publish(version: state.status.version, table: translation.table)
-            }
-            return state.status
         }
+        let status = loop.publish(translation.table)
+        loop.report(translation)
         for error in newErrors { logger.error("manifest error", metadata: ["error": "\(error)"]) }
         logger.info(
             "manifests loaded",
@@ -124,29 +136,33 @@ public final class ManifestSource: Sendable {
                 "version": "\(status.version)", "hash": "\(translation.table.contentHashHex)", "files": "\(files.count)",
                 "errors": "\(set.errors.count)", "rejections": "\(translation.rejections.count)",
             ])
-        return status
     }
 
-    /// Polls for changes until cancelled, applying each burst after the hold-off.
+    /// Polls for changes until cancelled, reloading each burst through the rebuild loop.
     public func watch() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.poll() }
+            group.addTask {
+                await self.loop.run {
+                    do {
+                        try self.load()
+                    } catch {
+                        self.logger.error("cannot read manifests", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+            await group.waitForAll()
+        }
+    }
+
+    private func poll() async {
         var stamps = fingerprint()
-        var firstChange: ContinuousClock.Instant?
-        var lastChange = ContinuousClock.now
         while !Task.isCancelled {
             do { try await Task.sleep(for: options.pollInterval) } catch { return }
-            let now = ContinuousClock.now
             let current = fingerprint()
             if current != stamps {
                 stamps = current
-                lastChange = now
-                if firstChange == nil { firstChange = now }
-            }
-            guard let first = firstChange, now - lastChange >= options.holdOff || now - first >= options.maxHoldOff else { continue }
-            firstChange = nil
-            do {
-                try reload()
-            } catch {
-                logger.error("cannot read manifests", metadata: ["error": "\(error)"])
+                loop.changed()
             }
         }
     }

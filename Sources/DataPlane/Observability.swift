@@ -145,9 +145,12 @@ public final class WorkerObservability: @unchecked Sendable {
 final class AccessLog {
     private var buffer: [UInt8] = []
     private var flushScheduled = false
+    /// Where the lines go: stdout, unless told otherwise.
+    private let descriptor: Int32
 
-    /// Lines not written yet (tests).
-    var pendingText: String { String(decoding: buffer, as: UTF8.self) }
+    init(descriptor: Int32 = 1) {
+        self.descriptor = descriptor
+    }
 
     func append(_ exchange: ExchangeRecord, elapsedNanoseconds: Int64) {
         var line = "{\"time\":\""
@@ -191,10 +194,10 @@ final class AccessLog {
             buffer.withUnsafeBytes { bytes in
                 var offset = start
                 while offset < end {
-                    let written = write(1, bytes.baseAddress! + offset, end - offset)
+                    let written = write(descriptor, bytes.baseAddress! + offset, end - offset)
                     if written < 0 {
                         if errno == EINTR { continue }
-                        return  // stdout is gone: the log is lost, the proxy goes on
+                        return  // the output is gone: the log is lost, the proxy goes on
                     }
                     offset += written
                 }

@@ -114,16 +114,25 @@ public final class SnapshotRelay: Sendable {
             while true {
                 // Taken after the wait, so that the newest table is the one saved.
                 if let lastStart { try? await Task.sleep(until: lastStart + minimumSaveInterval, clock: .continuous) }
-                guard let next = takePendingSave(finishingWhenNone: true) else { return }
                 lastStart = ContinuousClock.now
-                write(next)
+                // Taken under the write lock, so that `finishSaving` never finds nothing pending
+                // while this write has yet to happen.
+                let wrote = writeLock.withLock { _ -> Bool in
+                    guard let next = takePendingSave(finishingWhenNone: true) else { return false }
+                    write(next)
+                    return true
+                }
+                guard wrote else { return }
             }
         }
     }
 
-    /// Writes the snapshot still waiting for its turn, if any, at once (when the agent stops).
+    /// Writes the snapshot still waiting for its turn, if any, at once, and returns once every
+    /// snapshot accepted so far is on disk (a write in progress is waited for): when the agent stops.
     public func finishSaving() {
-        if let pending = takePendingSave(finishingWhenNone: false) { write(pending) }
+        writeLock.withLock { _ in
+            if let pending = takePendingSave(finishingWhenNone: false) { write(pending) }
+        }
     }
 
     /// The snapshot waiting to be saved, taken; with none waiting, the background saver may be
@@ -136,24 +145,20 @@ public final class SnapshotRelay: Sendable {
         }
     }
 
-    /// One writer at a time: the background saver and `finishSaving` share the temporary file.
+    /// Called under `writeLock`: one writer at a time, as the background saver and `finishSaving`
+    /// share the temporary file.
     private func write(_ next: PendingSave) {
-        writeLock.withLock { _ in
-            do {
-                if var message = next.message {
-                    message.version = next.version
-                    try stateFile.save(message)
-                } else {
-                    try stateFile.save(version: next.version, table: next.table)
-                }
-            } catch {
-                logger.error("cannot save the snapshot; a restart without the control plane would serve an older one", metadata: ["error": "\(error)"])
+        do {
+            if var message = next.message {
+                message.version = next.version
+                try stateFile.save(message)
+            } else {
+                try stateFile.save(version: next.version, table: next.table)
             }
+        } catch {
+            logger.error("cannot save the snapshot; a restart without the control plane would serve an older one", metadata: ["error": "\(error)"])
         }
     }
-
-    /// Whether every accepted snapshot is on disk (for tests).
-    public var isSaved: Bool { pendingSave.withLock { !$0.writing } }
 
     /// The upstream version that local `version` carries; 0 when unknown (a table from disk, before
     /// the control plane sent the same content).

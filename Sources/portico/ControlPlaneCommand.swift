@@ -1,5 +1,4 @@
 import ArgumentParser
-import AdminHTTP
 import ControlPlane
 import KubeTypes
 import KubeClient
@@ -96,137 +95,64 @@ struct ControlPlaneCommand: AsyncParsableCommand {
     func run() async throws {
         bootstrapLogging(level: logLevel)
         let logger = Logger(label: "portico.control-plane")
-        let addresses = try listen.map { try ServerAddress(parsing: $0) }
-        let latest = LatestSnapshot()
-        let diagnostics = DiagnosticsBoard()
-        let configuration = TranslatorConfiguration(controllerName: ingresses.controllerName, ingressClassName: ingresses.ingressClass)
-        let source: @Sendable () async -> Void
-        var sampleSource: @Sendable (inout ControlPlaneMetrics.Sample) -> Void = { _ in }
-        var tls: SnapshotTLS?
-        if let tlsCertificate, let tlsKey, let tlsClientCa {
-            do {
-                tls = try SnapshotTLS.load(certificate: tlsCertificate, key: tlsKey, certificateAuthority: tlsClientCa)
-            } catch {
-                throw ValidationError("\(error)")
-            }
-        }
+        var configuration: ControlPlane.Configuration
         if let manifests {
-            let manifestSource = ManifestSource(path: manifests, configuration: configuration, latest: latest, diagnostics: diagnostics)
-            do {
-                try manifestSource.reload()
-            } catch {
-                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-                throw ExitCode(1)
-            }
-            source = { await manifestSource.watch() }
-            sampleSource = { sample in
-                let status = manifestSource.status
-                sample.rebuilds = status.rebuilds
-                sample.rebuildSeconds = status.rebuildSeconds
-            }
+            configuration = ControlPlane.Configuration(source: .manifests(path: manifests))
         } else {
             let client: KubeClient
             do {
                 let config = try kubeconfig.map { path throws(KubeConfigError) in try KubeConfig.load(kubeconfig: path, context: context) }
                     ?? KubeConfig.inCluster()
                 client = try KubeClient(config: config)
-                logger.info("watching the Kubernetes API", metadata: ["server": "\(config.server)", "namespace": "\(ingresses.watchNamespace ?? "all")"])
             } catch {
                 FileHandle.standardError.write(Data("error: \(error)\n".utf8))
                 throw ExitCode(1)
             }
-            var options = KubeSource.Options()
-            options.namespace = ingresses.watchNamespace
-            let kubeSource = KubeSource(client: client, configuration: configuration, latest: latest, diagnostics: diagnostics, options: options)
-            let elector = LeaderElector(
-                client: client, namespace: leaderElectionNamespace ?? client.config.namespace ?? "default", name: leaderElectionId,
+            var cluster = ControlPlane.Kubernetes(
+                namespace: ingresses.watchNamespace, leaseNamespace: leaderElectionNamespace ?? client.config.namespace ?? "default",
                 identity: identity)
-            let addresses: StatusWriter.Addresses
+            cluster.leaseName = leaderElectionId
+            cluster.tlsBootstrap = tlsBootstrap
             if let publishService = ingresses.publishService {
                 let parts = publishService.split(separator: "/").map(String.init)
-                addresses = .service(Informer<Service>(client: client, namespace: parts[0], fieldSelector: "metadata.name=\(parts[1])"))
+                cluster.addresses = .service(namespace: parts[0], name: parts[1])
             } else if let publishAddress = ingresses.publishAddress {
-                addresses = .fixed(publishAddress.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
-            } else {
-                addresses = .none
+                cluster.addresses = .fixed(publishAddress.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
             }
-            if tlsBootstrap {
+            configuration = ControlPlane.Configuration(source: .kubernetes(client, cluster))
+        }
+        configuration.translator = TranslatorConfiguration(controllerName: ingresses.controllerName, ingressClassName: ingresses.ingressClass)
+        configuration.listen = try listen.map { try ServerAddress(parsing: $0) }
+        if let tlsCertificate, let tlsKey, let tlsClientCa {
+            do {
+                configuration.tls = try SnapshotTLS.load(certificate: tlsCertificate, key: tlsKey, certificateAuthority: tlsClientCa)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        }
+        configuration.adminHost = adminBind
+        configuration.adminPort = adminPort
+        configuration.maxMessageBytes = maxMessageBytes
+        let controlPlane = ControlPlane(configuration, logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
                 do {
-                    tls = try await MTLSBootstrap.run(client: client, namespace: leaderElectionNamespace ?? client.config.namespace ?? "default")
-                } catch {
-                    FileHandle.standardError.write(Data("error: mutual TLS bootstrap failed: \(error)\n".utf8))
+                    try await controlPlane.run()
+                } catch let error as ControlPlane.StartError {
+                    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
                     throw ExitCode(1)
                 }
             }
-            let writer = StatusWriter(client: client, ingresses: kubeSource.ingresses, addresses: addresses, elector: elector, instance: identity)
-            kubeSource.observe { writer.translated($0) }
-            sampleSource = { sample in
-                let status = kubeSource.status
-                sample.rebuilds = status.rebuilds
-                sample.rebuildSeconds = status.rebuildSeconds
-                let watching = kubeSource.watchStatistics
-                sample.watches = watching.watches
-                sample.relists = watching.relists
-                sample.watchErrors = watching.errors
-                sample.leader = elector.isLeader
-                sample.incrementalRebuilds = status.incrementalRebuilds
-                sample.incrementalMismatches = status.incrementalMismatches
-                sample.verifications = status.verifications
-                sample.verificationSeconds = status.verificationSeconds
-            }
-            source = {
-                await withTaskGroup(of: Void.self) { group in
-                    group.addTask { await kubeSource.run() }
-                    group.addTask { await elector.run { _ in writer.poke() } }
-                    group.addTask { await writer.run() }
-                }
-                await client.shutdown()
-            }
-        }
-        let registry = SubscriberRegistry()
-        let server = SnapshotServer(
-            service: SnapshotService(latest: latest, registry: registry, diagnostics: diagnostics, maxMessageBytes: maxMessageBytes),
-            addresses: addresses, tls: tls, owner: "control plane")
-        if tls == nil, addresses.contains(where: { if case .tcp = $0 { true } else { false } }) {
-            logger.warning("snapshots on TCP are served in plaintext, private keys included; use --tls-bootstrap or the --tls-* files")
-        }
-        let admin = AdminServer(
-            host: adminBind, port: adminPort, owner: "control plane admin server",
-            routes: [
-                "/healthz": { .init(.ok, "ok\n") },
-                "/readyz": {
-                    guard let current = latest.current else { return .init(.serviceUnavailable, "not ready: no table published yet\n") }
-                    return .init(.ok, "ready: serving version \(current.version)\n")
-                },
-                "/metrics": { [sampleSource] in
-                    var sample = ControlPlaneMetrics.Sample()
-                    sample.version = latest.current?.version ?? 0
-                    for record in registry.all { sample.subscribers[record.identity.kind, default: 0] += 1 }
-                    sample.nacks = registry.nacksTotal
-                    let current = diagnostics.diagnostics
-                    for rejection in current.rejections { sample.rejections[rejection.reason, default: 0] += 1 }
-                    for use in current.annotations { sample.annotations[use.status, default: 0] += 1 }
-                    sampleSource(&sample)
-                    return .init(.ok, ControlPlaneMetrics.render(sample), contentType: "text/plain; version=0.0.4; charset=utf-8")
-                },
-            ])
-        let adminBind = self.adminBind
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.run() }
-            group.addTask { await source() }
             group.addTask {
-                try await admin.run { port in logger.info("admin listening", metadata: ["address": "\(adminBind):\(port)"]) }
-            }
-            group.addTask {
-                let signal = await waitForSignal([SIGINT, SIGTERM])
-                logger.info("stopping", metadata: ["signal": "\(signal ?? 0)"])
+                // nil: cancelled, because the control plane ended first.
+                if let signal = await waitForSignal([SIGINT, SIGTERM]) { logger.info("stopping", metadata: ["signal": "\(signal)"]) }
             }
             if let parentPid {
                 group.addTask {
                     if await waitForParentExit(parentPid) { logger.warning("the parent process is gone; stopping") }
                 }
             }
-            // The first task to finish (a signal, or the server failing) stops the others.
+            // The first task to finish (a signal, the parent gone, or the control plane failing) stops the others.
             defer { group.cancelAll() }
             try await group.next()
         }

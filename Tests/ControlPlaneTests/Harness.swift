@@ -163,3 +163,16 @@ func clientTransport(_ address: ServerAddress, windowSize: Int? = nil) throws ->
     if let windowSize { config.http2.targetWindowSize = windowSize }
     return try HTTP2ClientTransport.Posix(target: address.target, transportSecurity: .plaintext, config: config)
 }
+
+extension LatestSnapshot {
+    /// A version that is corrupt in both forms, for tests of subscribers' checks: the whole
+    /// snapshot claims another content hash, and the delta's changes turn the current table into
+    /// one without `table`'s last host, so its result does not hash to `table`'s hash either.
+    func publishCorrupted(version: UInt64, table: RouteTable) {
+        var snapshot = Portico_V1_Snapshot(version: version, table: table)
+        snapshot.contentHash &+= 1
+        let short = RouteTable(virtualHosts: Array(table.virtualHosts.dropLast()), clusters: table.clusters, certificates: table.certificates)
+        let delta = current.map { (base: $0.version, changes: $0.table.delta(to: short)) }
+        publish(PublishedSnapshot(version: version, table: table, message: snapshot, delta: delta))
+    }
+}

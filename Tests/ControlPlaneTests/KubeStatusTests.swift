@@ -138,8 +138,9 @@ private final class Replica: Sendable {
         #expect(event.reason == "InvalidPath")
         #expect(await Self.status(server, "broken").isEmpty)
         // Rebuilds that change nothing post nothing more.
+        let sequence = replica.source.loop.sequence
         try await server.apply(Fixture.service("other"))
-        try await eventually("the next rebuild ran") { replica.source.status.rebuilds >= 4 }
+        _ = try await rebuilt(replica.source.loop, after: sequence)
         #expect(await server.list(group: "", resource: "events").count == 1)
         await replica.stop()
         await server.stop()
@@ -238,9 +239,9 @@ private final class Replica: Sendable {
         let version = latest.current!.version
         var service = Fixture.service("web")
         service.metadata.labels = ["team": "a"]
+        let rebuildsNow = source.loop.sequence
         try await server.apply(service)
-        let rebuildsNow = source.status.rebuilds
-        try await eventually("the change was rebuilt") { source.status.rebuilds > rebuildsNow }
+        _ = try await rebuilt(source.loop, after: rebuildsNow)
         #expect(latest.current?.version == version)
         run.cancel()
         await run.value
@@ -271,8 +272,8 @@ private final class Replica: Sendable {
         }
         #expect(source.status.incrementalRebuilds == 1)
         let versionAfterEdit = latest.current!.version
-        let fullBefore = source.status.rebuilds - source.status.incrementalRebuilds
-        try await eventually("a full translation follows") { source.status.rebuilds - source.status.incrementalRebuilds > fullBefore }
+        let verificationsBefore = source.status.verifications
+        try await eventually("a full translation follows") { source.status.verifications > verificationsBefore }
         #expect(source.status.incrementalMismatches == 0)
         #expect(latest.current?.version == versionAfterEdit, "the full translation found the same table")
 

@@ -31,7 +31,10 @@ import TestSupport
     }
 
     @Test func accessLogLinesAreJSONWithTheRequestsFacts() throws {
-        let log = AccessLog()
+        var ends: [Int32] = [0, 0]
+        #expect(pipe(&ends) == 0)
+        defer { close(ends[0]) }
+        let log = AccessLog(descriptor: ends[1])
         var exchange = ExchangeRecord(started: .now(), method: "GET", host: "app.test", path: "/a \"quoted\"\n", requestID: "abc123")
         exchange.status = 200
         exchange.bytesOut = 42
@@ -40,7 +43,12 @@ import TestSupport
         exchange.ingress = "web"
         exchange.service = "api"
         log.append(exchange, elapsedNanoseconds: 1_234_567)
-        let lines = log.pendingText.split(separator: "\n")
+        log.flush()
+        close(ends[1])
+        var written: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while case let count = read(ends[0], &chunk, chunk.count), count > 0 { written += chunk[0..<count] }
+        let lines = String(decoding: written, as: UTF8.self).split(separator: "\n")
         #expect(lines.count == 1)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
         #expect(object["host"] as? String == "app.test")

@@ -10,14 +10,11 @@ public struct PublishedSnapshot: Sendable {
     public let delta: (base: UInt64, changes: RouteTableDelta)?
     private let wire: WireForms
 
-    init(
-        version: UInt64, table: RouteTable, message: Portico_V1_Snapshot?, delta: (base: UInt64, changes: RouteTableDelta)?,
-        corruptDeltaHash: Bool = false
-    ) {
+    init(version: UInt64, table: RouteTable, message: Portico_V1_Snapshot?, delta: (base: UInt64, changes: RouteTableDelta)?) {
         self.version = version
         self.table = table
         self.delta = delta
-        self.wire = WireForms(version: version, table: table, message: message, delta: delta, corruptDeltaHash: corruptDeltaHash)
+        self.wire = WireForms(version: version, table: table, message: message, delta: delta)
     }
 
     /// A serialised `WatchResponse` with `version` and `snapshot` (private keys included) but no
@@ -41,15 +38,12 @@ private final class WireForms: Sendable {
     private let source: Mutex<(version: UInt64, table: RouteTable, message: Portico_V1_Snapshot?)?>
     private let encoded = Mutex<[UInt8]?>(nil)
 
-    init(
-        version: UInt64, table: RouteTable, message: Portico_V1_Snapshot?, delta: (base: UInt64, changes: RouteTableDelta)?,
-        corruptDeltaHash: Bool
-    ) {
+    init(version: UInt64, table: RouteTable, message: Portico_V1_Snapshot?, delta: (base: UInt64, changes: RouteTableDelta)?) {
         source = Mutex((version, table, message))
         if let delta {
             var response = Portico_V1_WatchResponse()
             response.version = version
-            response.delta = Portico_V1_SnapshotDelta(base: delta.base, contentHash: table.contentHash &+ (corruptDeltaHash ? 1 : 0), changes: delta.changes)
+            response.delta = Portico_V1_SnapshotDelta(base: delta.base, contentHash: table.contentHash, changes: delta.changes)
             // Serialising a message that holds only set, valid fields cannot fail.
             self.delta = (try? response.serializedBytes()) ?? nil
         } else {
@@ -111,20 +105,13 @@ public final class LatestSnapshot: Sendable {
         publish(PublishedSnapshot(version: version, table: table, message: nil, delta: current.map { (base: $0.version, changes: changes) }))
     }
 
-    /// For tests of subscribers' checks: a snapshot whose content hash does not match its table,
-    /// in both forms.
-    package func publishCorrupted(version: UInt64, table: RouteTable) {
-        var snapshot = Portico_V1_Snapshot(version: version, table: table)
-        snapshot.contentHash &+= 1
-        publish(PublishedSnapshot(version: version, table: table, message: snapshot, delta: deltaFromCurrent(to: table), corruptDeltaHash: true))
-    }
-
     /// The change from the current version to `table`; nil before the first version.
     private func deltaFromCurrent(to table: RouteTable) -> (base: UInt64, changes: RouteTableDelta)? {
         current.map { (base: $0.version, changes: $0.table.delta(to: table)) }
     }
 
-    private func publish(_ published: PublishedSnapshot) {
+    /// Publishes `published` as it is: its forms are the caller's to make consistent.
+    func publish(_ published: PublishedSnapshot) {
         let version = published.version
         let woken = state.withLock { state -> [CheckedContinuation<PublishedSnapshot, any Error>] in
             precondition(version > (state.current?.version ?? 0), "versions only grow")
