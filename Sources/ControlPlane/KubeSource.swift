@@ -42,12 +42,9 @@ public final class KubeSource: Sendable {
         public init() {}
     }
 
-    public struct Status: Sendable, Equatable {
+    public struct Status: Sendable, Equatable, RebuildLoopStatusReporting {
         /// From the rebuild loop: the version published, its hash, rebuilds and their time.
-        public var version: UInt64 = 0
-        public var contentHash: UInt64?
-        public var rebuilds = 0
-        public var rebuildSeconds: Double = 0
+        public var loop = RebuildLoop.Status()
         /// Rebuilds that translated only the hosts of changed Ingresses.
         public var incrementalRebuilds = 0
         /// Full translations, with no change in between, whose table differed from the incremental
@@ -120,11 +117,7 @@ public final class KubeSource: Sendable {
 
     public var status: Status {
         var status = state.withLock { $0 }
-        let loop = loop.status
-        status.version = loop.version
-        status.contentHash = loop.contentHash
-        status.rebuilds = loop.rebuilds
-        status.rebuildSeconds = loop.rebuildSeconds
+        status.loop = loop.status
         return status
     }
 

@@ -25,13 +25,9 @@ public final class ManifestSource: Sendable {
     }
 
     /// What the last load produced.
-    public struct Status: Sendable {
+    public struct Status: Sendable, RebuildLoopStatusReporting {
         /// From the rebuild loop: the version published, its hash, rebuilds and their time.
-        public var version: UInt64 = 0
-        public var contentHash: UInt64?
-        public var rebuilds = 0
-        /// Time spent translating and publishing, summed over all rebuilds.
-        public var rebuildSeconds: Double = 0
+        public var loop = RebuildLoop.Status()
         public var errors: [ManifestError] = []
         public var rejections: [Rejection] = []
     }
@@ -86,11 +82,7 @@ public final class ManifestSource: Sendable {
 
     public var status: Status {
         var status = state.withLock { $0.status }
-        let loop = loop.status
-        status.version = loop.version
-        status.contentHash = loop.contentHash
-        status.rebuilds = loop.rebuilds
-        status.rebuildSeconds = loop.rebuildSeconds
+        status.loop = loop.status
         return status
     }
 

@@ -235,3 +235,15 @@ public final class RebuildLoop: Sendable {
         for observer in state.withLock({ $0.observers }) { observer(translation) }
     }
 }
+
+/// A source's status that carries its rebuild loop's: the loop's figures read as the source's own.
+public protocol RebuildLoopStatusReporting {
+    var loop: RebuildLoop.Status { get }
+}
+
+extension RebuildLoopStatusReporting {
+    public var version: UInt64 { loop.version }
+    public var contentHash: UInt64? { loop.contentHash }
+    public var rebuilds: Int { loop.rebuilds }
+    public var rebuildSeconds: Double { loop.rebuildSeconds }
+}
