@@ -103,7 +103,7 @@ let package = Package(
         // The node agent: upstream subscription, last-good snapshot on disk, worker supervision,
         // the snapshot relay on a Unix socket, the admin port. Never imports Translator or ControlPlane.
         .target(name: "NodeAgent", dependencies: [
-            "RouteModel", "SnapshotProtocol", "AdminHTTP",
+            "RouteModel", "SnapshotProtocol", "AdminHTTP", "CPorticoSystem",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,8 +1,9 @@
 // Propagation from a Kubernetes API change to every worker serving it: a real `portico run
 // --kubeconfig` against the in-process API server emulator holding N Ingresses (with their Services
-// and EndpointSlices). Each sample changes one Ingress (a path) or one EndpointSlice (a Pod more)
-// through the API and waits until every worker has ACKed the new version (as the control plane's
-// Dump reports, polled without the table).
+// and EndpointSlices). Each round makes five changes through the API, each waiting until every
+// worker has ACKed the version it produced (as the control plane's Dump reports, polled without the
+// table): an Ingress's path edited, a Pod added to an EndpointSlice, a new Ingress (with TLS whose
+// Secret is missing), its TLS Secret created, and that Ingress deleted. Prints one table per size.
 // Usage: KubePropagationBenchmark PATH/TO/portico [--ingresses N,N] [--changes N] [--workers N]
 
 import Foundation
@@ -36,11 +37,12 @@ func milliseconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
 }
 
-func summary(_ samples: [Duration]) -> String {
+/// Median, p99 (nearest rank) and maximum in milliseconds; NaN without samples.
+func percentiles(_ samples: [Duration]) -> (p50: Double, p99: Double, max: Double) {
     let sorted = samples.map(milliseconds).sorted()
-    guard !sorted.isEmpty else { return "no samples" }
+    guard !sorted.isEmpty else { return (.nan, .nan, .nan) }
     let p99 = sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.99).rounded(.up)) - 1)]
-    return String(format: "median %.0f ms, p99 %.0f ms, max %.0f ms (n=%d)", sorted[sorted.count / 2], p99, sorted.last!, sorted.count)
+    return (sorted[sorted.count / 2], p99, sorted.last!)
 }
 
 print("commit \(ProcessInfo.processInfo.environment["PORTICO_COMMIT"] ?? "?"), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(workers) workers")
@@ -110,6 +112,7 @@ for size in sizes {
     }
     // Past the hold-off of the first table's rebuild too (the first sample would wait it out).
     try await Task.sleep(for: .milliseconds(300))
+    let kinds = ["Ingress path edited", "Pod added to an EndpointSlice", "new Ingress", "new TLS Secret", "Ingress deleted"]
     for change in 1...changes {
         var ingress = objects.ingresses[change * 37 % size]
         ingress.spec?.rules?[0].http?.paths[1].path = "/changed-\(change)"
@@ -119,10 +122,32 @@ for size in sizes {
         slice.endpoints?.append(
             EndpointSliceEndpoint(addresses: ["10.250.\(change / 250).\(change % 250)"], conditions: EndpointConditions(ready: true)))
         record("Pod added to an EndpointSlice", try await measure { try await server.apply(slice) })
+
+        // A new app on an existing Service (team-0's app-0), whose TLS Secret comes next.
+        let name = "new-\(change)"
+        let host = "\(name).example.com"
+        let backend = IngressBackend(service: IngressServiceBackend(name: "app-0", port: ServiceBackendPort(number: 80)))
+        let added = Ingress(
+            metadata: ObjectMeta(name: name, namespace: "team-0"),
+            spec: IngressSpec(
+                ingressClassName: "portico", tls: [IngressTLS(hosts: [host], secretName: name + "-tls")],
+                rules: [IngressRule(host: host, http: HTTPIngressRuleValue(paths: [HTTPIngressPath(path: "/", pathType: "Prefix", backend: backend)]))]))
+        record("new Ingress", try await measure { try await server.apply(added) })
+        let certificate = try TestCertificate(commonName: host, dnsNames: [host])
+        let secret = Fixture.tlsSecret(name + "-tls", namespace: "team-0", certificatePEM: certificate.certificatePEM, keyPEM: certificate.privateKeyPEM)
+        record("new TLS Secret", try await measure { try await server.apply(secret) })
+        record("Ingress deleted", try await measure { try await server.delete(Ingress.self, namespace: "team-0", name: name) })
     }
-    for (kind, measured) in samples.sorted(by: { $0.key > $1.key }) {
-        print("\(size) Ingresses, \(kind): API change → every worker applied it: \(summary(measured.total))")
-        print("  of which: control plane published: \(summary(measured.published)); node agent applied: \(summary(measured.agent))")
+    print("\(size) Ingresses: API change → control plane published / node agent applied / every worker applied, ms")
+    print("  change                          n   published p50/p99   agent p50/p99   workers p50/p99/max")
+    for kind in kinds {
+        guard let measured = samples[kind] else { continue }
+        let published = percentiles(measured.published)
+        let agent = percentiles(measured.agent)
+        let total = percentiles(measured.total)
+        print(
+            "  " + kind.padding(toLength: 30, withPad: " ", startingAt: 0)
+                + String(format: "%3d   %6.0f %6.0f     %6.0f %6.0f   %6.0f %6.0f %6.0f", measured.total.count, published.p50, published.p99, agent.p50, agent.p99, total.p50, total.p99, total.max))
     }
     print(String(format: "  start → every worker applied the first table: %.0f ms", milliseconds(firstTable)))
     print("  memory (RSS now / peak): " + ProcessMemory.describe(descendantsOf: run.process.processIdentifier))

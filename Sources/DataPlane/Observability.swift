@@ -68,23 +68,12 @@ public final class WorkerObservability: @unchecked Sendable {
     private var routes: [RouteKey: RouteInstruments] = [:]
     private var lastRoute: (key: RouteKey, instruments: RouteInstruments)?
 
-    let connectErrors: Counter
-    let retries: Counter
-    let ejections: Counter
     let activeConnections: Gauge
     let snapshotVersion: Gauge
     let snapshotApply: DurationHistogram
-    /// `portico_timeouts_total`, by kind.
-    let timeouts: [TimeoutKind: Counter]
 
     public init(accessLog: Bool) {
         self.accessLog = accessLog ? AccessLog() : nil
-        connectErrors = registry.makeCounter(
-            descriptor: .init(namespace: "portico", metricName: "upstream_connect_errors", unitName: "total", helpText: "Failed connection attempts to endpoints."))
-        retries = registry.makeCounter(
-            descriptor: .init(namespace: "portico", metricName: "upstream_retries", unitName: "total", helpText: "Requests retried on another endpoint after a failed connect."))
-        ejections = registry.makeCounter(
-            descriptor: .init(namespace: "portico", metricName: "upstream_ejections", unitName: "total", helpText: "Endpoints ejected after consecutive connect failures."))
         activeConnections = registry.makeGauge(
             descriptor: .init(namespace: "portico", metricName: "active_connections", unitName: "", helpText: "Open client connections."))
         snapshotVersion = registry.makeGauge(
@@ -92,13 +81,6 @@ public final class WorkerObservability: @unchecked Sendable {
         snapshotApply = registry.makeDurationHistogram(
             descriptor: .init(namespace: "portico", metricName: "snapshot_apply", unitName: "seconds", helpText: "Time to check, decode and swap in a snapshot."),
             labels: [], buckets: Self.durationBuckets)
-        var timeouts: [TimeoutKind: Counter] = [:]
-        for kind in TimeoutKind.allCases {
-            timeouts[kind] = registry.makeCounter(
-                descriptor: .init(namespace: "portico", metricName: "timeouts", unitName: "total", helpText: "Connections and exchanges cut by a timeout, by kind."),
-                labels: [("kind", kind.rawValue)])
-        }
-        self.timeouts = timeouts
     }
 
     /// Counts a finished exchange and logs it. On the worker's event loop.
@@ -135,7 +117,8 @@ public final class WorkerObservability: @unchecked Sendable {
         accessLog?.append(exchange, elapsedNanoseconds: elapsed.nanoseconds)
     }
 
-    /// The Prometheus text exposition of everything above.
+    /// The Prometheus text exposition of everything above (the loop's counters are
+    /// `Worker.exposition()`'s).
     public func exposition() -> String { registry.emitToString() }
 }
 

@@ -1,7 +1,5 @@
-import Prometheus
-
-/// What a worker answered and what went wrong upstream, counted on its event loop. The metrics
-/// endpoint exports these; tests read them through `Worker.counters()`.
+/// What a worker answered and what went wrong upstream, counted once, on its event loop: the
+/// metrics endpoint renders them (`Worker.exposition()`), and `Worker.counters()` reads them.
 public struct ProxyCounters: Sendable, Equatable {
     /// Answers the worker made itself (404, 502, 431, ...), by status code.
     public var localAnswers: [Int: Int] = [:]
@@ -36,17 +34,29 @@ public enum TimeoutKind: String, CaseIterable, Sendable {
 /// The loop's counters, shared by reference between the handlers of one worker loop.
 final class CounterBox {
     var value = ProxyCounters()
-    private let timeoutMetrics: [TimeoutKind: Counter]
 
-    init(timeoutMetrics: [TimeoutKind: Counter] = [:]) {
-        self.timeoutMetrics = timeoutMetrics
-    }
+    init() {}
 
     func local(_ status: Int) { value.localAnswers[status, default: 0] += 1 }
     func upstream(_ status: Int) { value.upstreamAnswers[status, default: 0] += 1 }
+    func timedOut(_ kind: TimeoutKind) { value.timeouts[kind, default: 0] += 1 }
+}
 
-    func timedOut(_ kind: TimeoutKind) {
-        value.timeouts[kind, default: 0] += 1
-        timeoutMetrics[kind]?.increment()
+extension ProxyCounters {
+    /// The counters that are not per route, in the Prometheus text format: connect errors,
+    /// retries, ejections, and timeouts by kind (every kind, zeros included).
+    var exposition: String {
+        var text = ""
+        func counter(_ name: String, _ help: String, _ samples: [(labels: String, value: Int)]) {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) counter\n"
+            for sample in samples { text += "\(name)\(sample.labels) \(sample.value)\n" }
+        }
+        counter("portico_upstream_connect_errors_total", "Failed connection attempts to endpoints.", [("", connectFailures)])
+        counter("portico_upstream_retries_total", "Requests retried on another endpoint after a failed connect.", [("", retries)])
+        counter("portico_upstream_ejections_total", "Endpoints ejected after consecutive connect failures.", [("", ejections)])
+        counter(
+            "portico_timeouts_total", "Connections and exchanges cut by a timeout, by kind.",
+            TimeoutKind.allCases.map { ("{kind=\"\($0.rawValue)\"}", timeouts[$0, default: 0]) })
+        return text
     }
 }

@@ -121,6 +121,12 @@ public final class Worker: Sendable {
         (try? await store.eventLoop.submit { self.loop.counters.value }.get()) ?? ProxyCounters()
     }
 
+    /// The worker's metrics in the Prometheus text format: the per-route instruments and gauges,
+    /// and the loop's counters.
+    public func exposition() async -> String {
+        observability.exposition() + (await counters()).exposition
+    }
+
     /// Subscribes; once the first table is applied, binds the listeners and calls `onListening` with
     /// the bound plain-HTTP port (`httpsPort` has the TLS one); serves and follows snapshots until
     /// cancelled, then drains.
@@ -417,7 +423,7 @@ final class LoopState {
 
     init(store: TableStore, observability: WorkerObservability, logger: Logger) {
         pool = UpstreamPool(eventLoop: store.eventLoop)
-        counters = CounterBox(timeoutMetrics: observability.timeouts)
+        counters = CounterBox()
         connections = OpenConnections(gauge: observability.activeConnections)
         let connector = UpstreamConnector(pool: pool, balancer: LoadBalancer(), counters: counters, observability: observability, logger: logger)
         services = ExchangeServices(store: store, connector: connector, counters: counters, observability: observability, logger: logger)

@@ -79,9 +79,8 @@ struct WorkerCommand: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await worker.run() }
             if let metricsSocket {
-                let observability = worker.observability
                 let server = AdminServer(unixSocket: metricsSocket, owner: "worker \(id) metrics", routes: [
-                    "/metrics": { .init(.ok, observability.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8") },
+                    "/metrics": { .init(.ok, await worker.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8") },
                 ])
                 group.addTask { try await server.run() }
             }

@@ -25,6 +25,10 @@ import TestSupport
         #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"))
         #expect(answer.components(separatedBy: "HTTP/1.1").count == 2)
         #expect(await proxy.worker.counters().timeouts == [.idle: 1])
+        // The metrics endpoint renders the same count (counted once, on the loop).
+        let metrics = await proxy.worker.exposition()
+        #expect(metrics.contains("portico_timeouts_total{kind=\"idle\"} 1\n"))
+        #expect(metrics.contains("portico_timeouts_total{kind=\"request_header\"} 0\n"))
         await proxy.stop()
         await a.stop()
     }

@@ -19,7 +19,7 @@ import TestSupport
         for _ in 0..<2 {
             _ = try await TestHTTPConnection.with(port: proxy.port) { try await $0.request(.GET, "/", host: "unknown.test") }
         }
-        let text = proxy.worker.observability.exposition()
+        let text = await proxy.worker.exposition()
         #expect(text.contains(#"portico_requests_total{namespace="default",ingress="ing0",service="svc0",code="200"} 4"#), "\(text)")
         #expect(text.contains(#"portico_requests_total{namespace="",ingress="",service="",code="404"} 2"#))
         #expect(text.contains(#"portico_request_duration_seconds_count{namespace="default",ingress="ing0",service="svc0"} 4"#))

@@ -91,10 +91,8 @@ final class UpstreamConnector {
     /// Books a failed connect: counted, logged, and the endpoint ejected after enough in a row.
     func failed(_ endpoint: Endpoint, in cluster: Cluster, error: any Error) -> ProxyExchange.ConnectFailure {
         counters.value.connectFailures += 1
-        observability.connectErrors.increment()
         if balancer.connectFailed(endpoint) {
             counters.value.ejections += 1
-            observability.ejections.increment()
             logger.warning("endpoint ejected after consecutive connect failures", metadata: ["endpoint": "\(endpoint)", "cluster": "\(cluster.name)"])
         }
         logger.info("upstream connect failed", metadata: ["endpoint": "\(endpoint)", "cluster": "\(cluster.name)", "error": "\(error)"])
@@ -105,7 +103,6 @@ final class UpstreamConnector {
     /// Books a retry on another endpoint.
     func retrying() {
         counters.value.retries += 1
-        observability.retries.increment()
     }
 
     /// A connection whose exchange ended cleanly goes back to the pool.
