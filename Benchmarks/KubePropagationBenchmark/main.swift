@@ -66,10 +66,14 @@ for size in sizes {
         ])
     let controlPlane = ServerAddress.unix(path: run.controlPlaneSocket)
 
-    func fleet() async -> (version: UInt64, agentAcked: UInt64, workers: [Portico_V1_SubscriberStatus]) {
-        guard let dump = try? await SourceOptions.fetchDump(from: controlPlane, timeout: 5, subscribersOnly: true) else { return (0, 0, []) }
-        let agent = dump.subscribers.first { $0.kind == .nodeAgent }?.ackedVersion ?? 0
-        return (dump.snapshot.version, agent, dump.subscribers.filter { !$0.relayedBy.isEmpty })
+    struct Fleet {
+        var dump = Portico_V1_DumpResponse()
+        var version: UInt64 { dump.snapshot.version }
+        var agent: Portico_V1_SubscriberStatus? { dump.subscribers.first { $0.kind == .nodeAgent } }
+        var workers: [Portico_V1_SubscriberStatus] { dump.subscribers.filter { !$0.relayedBy.isEmpty } }
+    }
+    func fleet() async -> Fleet {
+        Fleet(dump: (try? await SourceOptions.fetchDump(from: controlPlane, timeout: 5, subscribersOnly: true)) ?? .init())
     }
     func waitUntil(_ condition: () async -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + .seconds(60)
@@ -84,32 +88,60 @@ for size in sizes {
     }
     let firstTable = ContinuousClock.now - started
 
+    /// One change: when the control plane published it, the agent and every worker ACKed it (as
+    /// polled), and each stage as the processes timed it themselves (from the last poll's Dump).
+    struct Sample {
+        var total: Duration
+        var published: Duration?
+        var agent: Duration?
+        var stages: [String: Duration] = [:]
+    }
+    func micros(_ value: UInt64) -> Duration { .microseconds(Int64(value)) }
+    func stages(of state: Fleet) -> [String: Duration] {
+        var stages: [String: Duration] = [:]
+        let publish = state.dump.publishTiming
+        stages["CP hold-off wait"] = micros(publish.waitedMicros)
+        stages["CP translate"] = micros(publish.translatedMicros)
+        stages["CP publish (hash, delta)"] = micros(publish.publishedMicros)
+        if let agent = state.agent, agent.ackedVersion == state.version {
+            stages["CP → agent ACK round trip"] = micros(agent.ackRoundTripMicros)
+            stages["  agent decode + patch"] = micros(agent.ackedTiming.decodeMicros)
+            stages["  agent relay"] = micros(agent.ackedTiming.applyMicros)
+        }
+        // The slowest worker of each stage.
+        let relayed = state.workers
+        if !relayed.isEmpty {
+            stages["agent → worker ACK round trip"] = micros(relayed.map(\.ackRoundTripMicros).max()!)
+            stages["  worker decode + patch"] = micros(relayed.map(\.ackedTiming.decodeMicros).max()!)
+            stages["  worker apply (certs, index)"] = micros(relayed.map(\.ackedTiming.applyMicros).max()!)
+        }
+        return stages
+    }
+
     /// Applies one change and waits until every worker ACKed the version it produced.
-    func measure(_ change: () async throws -> Void) async throws -> (total: Duration, published: Duration?, agent: Duration?) {
+    func measure(_ change: () async throws -> Void) async throws -> Sample {
         let before = (await fleet()).version
         let start = ContinuousClock.now
         try await change()
         var publishedAt: Duration?
         var agentAt: Duration?
+        var last = Fleet()
         let done = await waitUntil {
             let state = await fleet()
+            last = state
             if publishedAt == nil, state.version > before { publishedAt = ContinuousClock.now - start }
-            if agentAt == nil, state.version > before, state.agentAcked == state.version { agentAt = ContinuousClock.now - start }
+            if agentAt == nil, state.version > before, state.agent?.ackedVersion == state.version { agentAt = ContinuousClock.now - start }
             return state.version > before && state.workers.count == workers && state.workers.allSatisfy { $0.ackedVersion == state.version }
         }
         guard done else { fatalError("a change did not reach every worker within 60 s") }
         let total = ContinuousClock.now - start
         // Past the hold-off, so that each change is a first change after a quiet spell.
         try await Task.sleep(for: .milliseconds(300))
-        return (total, publishedAt, agentAt)
+        return Sample(total: total, published: publishedAt, agent: agentAt, stages: stages(of: last))
     }
 
-    var samples: [String: (total: [Duration], published: [Duration], agent: [Duration])] = [:]
-    func record(_ kind: String, _ result: (total: Duration, published: Duration?, agent: Duration?)) {
-        samples[kind, default: ([], [], [])].total.append(result.total)
-        if let published = result.published { samples[kind]!.published.append(published) }
-        if let agent = result.agent { samples[kind]!.agent.append(agent) }
-    }
+    var samples: [String: [Sample]] = [:]
+    func record(_ kind: String, _ sample: Sample) { samples[kind, default: []].append(sample) }
     // Past the hold-off of the first table's rebuild too (the first sample would wait it out).
     try await Task.sleep(for: .milliseconds(300))
     let kinds = ["Ingress path edited", "Pod added to an EndpointSlice", "new Ingress", "new TLS Secret", "Ingress deleted"]
@@ -142,12 +174,27 @@ for size in sizes {
     print("  change                          n   published p50/p99   agent p50/p99   workers p50/p99/max")
     for kind in kinds {
         guard let measured = samples[kind] else { continue }
-        let published = percentiles(measured.published)
-        let agent = percentiles(measured.agent)
-        let total = percentiles(measured.total)
+        let published = percentiles(measured.compactMap(\.published))
+        let agent = percentiles(measured.compactMap(\.agent))
+        let total = percentiles(measured.map(\.total))
         print(
             "  " + kind.padding(toLength: 30, withPad: " ", startingAt: 0)
-                + String(format: "%3d   %6.0f %6.0f     %6.0f %6.0f   %6.0f %6.0f %6.0f", measured.total.count, published.p50, published.p99, agent.p50, agent.p99, total.p50, total.p99, total.max))
+                + String(format: "%3d   %6.0f %6.0f     %6.0f %6.0f   %6.0f %6.0f %6.0f", measured.count, published.p50, published.p99, agent.p50, agent.p99, total.p50, total.p99, total.max))
+    }
+    // Each process's own timing of the version it ACKed; round trips include the next hop's
+    // decode and apply (the rest of a round trip is transport and scheduling).
+    print("  per stage, p50/p99 ms          " + ["edit", "endpoint", "new Ingress", "new Secret", "deleted"].map { $0.padding(toLength: 13, withPad: " ", startingAt: 0) }.joined())
+    let stageNames = [
+        "CP hold-off wait", "CP translate", "CP publish (hash, delta)", "CP → agent ACK round trip", "  agent decode + patch", "  agent relay",
+        "agent → worker ACK round trip", "  worker decode + patch", "  worker apply (certs, index)",
+    ]
+    for stage in stageNames {
+        var line = "  " + stage.padding(toLength: 30, withPad: " ", startingAt: 0)
+        for kind in kinds {
+            let values = percentiles((samples[kind] ?? []).compactMap { $0.stages[stage] })
+            line += String(format: "%5.1f/%5.1f  ", values.p50, values.p99)
+        }
+        print(line)
     }
     print(String(format: "  start → every worker applied the first table: %.0f ms", milliseconds(firstTable)))
     print("  memory (RSS now / peak): " + ProcessMemory.describe(descendantsOf: run.process.processIdentifier))

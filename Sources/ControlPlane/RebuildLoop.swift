@@ -40,6 +40,9 @@ public struct HoldOffSchedule: Sendable, Equatable {
     /// Whether changes wait for a rebuild.
     public var hasChanges: Bool { burstStart != nil }
 
+    /// The first change waiting for a rebuild, if any.
+    public var firstPendingChange: ContinuousClock.Instant? { burstStart }
+
     public mutating func changed(at now: ContinuousClock.Instant) {
         if burstStart == nil { burstStart = now }
         lastChange = now
@@ -113,6 +116,10 @@ public final class RebuildLoop: Sendable {
         var waiters: [Int: (after: Int, continuation: CheckedContinuation<Status, Never>)] = [:]
         var nextWaiter = 0
         var observers: [@Sendable (Translation) -> Void] = []
+        /// The rebuild in progress: when it started, and the first change it takes (for the
+        /// published version's timing).
+        var rebuildStarted: ContinuousClock.Instant?
+        var firstChange: ContinuousClock.Instant?
     }
 
     public init(latest: LatestSnapshot = LatestSnapshot(), options: Options = .init()) {
@@ -154,7 +161,11 @@ public final class RebuildLoop: Sendable {
                     guard await pending.next() != nil else { return }
                     continue
                 }
-                let changed = schedule.withLock { $0.start() }
+                let (changed, firstChange) = schedule.withLock { schedule in
+                    let first = schedule.firstPendingChange
+                    return (schedule.start(), first)
+                }
+                state.withLock { $0.firstChange = firstChange }
                 rebuilding { rebuild() }
                 schedule.withLock { $0.finish(at: .now, changed: changed) }
             }
@@ -164,9 +175,12 @@ public final class RebuildLoop: Sendable {
     /// Counts `body` as one rebuild: its time, and the sequence number waiters see advance.
     public func rebuilding<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         let started = ContinuousClock.now
+        state.withLock { $0.rebuildStarted = started }
         defer {
             let elapsed = ContinuousClock.now - started
             let (status, woken) = state.withLock { state in
+                state.rebuildStarted = nil
+                state.firstChange = nil
                 state.status.rebuilds += 1
                 state.status.rebuildSeconds += Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
                 let sequence = state.status.rebuilds
@@ -182,10 +196,12 @@ public final class RebuildLoop: Sendable {
     /// Publishes `table` as the next version when its content hash differs from the last one
     /// published; returns the status after it. `changes`, when given, turn the table hashing to
     /// `base` into `table`: passed on as the delta when that is the current table, instead of
-    /// comparing the whole tables.
+    /// comparing the whole tables. Inside a rebuild, the version's `PublishTiming` says how long
+    /// its changes waited, the translation took (the rebuild so far) and publishing took.
     @discardableResult
     public func publish(_ table: RouteTable, base: UInt64? = nil, changes: (() -> RouteTableDelta)? = nil) -> Status {
-        state.withLock { state -> Status in
+        let publishing = ContinuousClock.now
+        return state.withLock { state -> Status in
             guard table.contentHash != state.status.contentHash else {
                 state.status.unchanged += 1
                 return state.status
@@ -196,6 +212,13 @@ public final class RebuildLoop: Sendable {
                 latest.publish(version: state.status.version, table: table, changes: changes())
             } else {
                 latest.publish(version: state.status.version, table: table)
+            }
+            if let started = state.rebuildStarted {
+                var timing = Portico_V1_PublishTiming()
+                timing.waitedMicros = state.firstChange.map { (started - $0).microseconds } ?? 0
+                timing.translatedMicros = (publishing - started).microseconds
+                timing.publishedMicros = (ContinuousClock.now - publishing).microseconds
+                latest.record(timing, for: state.status.version)
             }
             return state.status
         }

@@ -187,6 +187,8 @@ public final class NodeAgent: Sendable {
                 status.sentVersion = relay.upstreamVersion(forLocal: record.sentVersion)
                 status.ackedVersion = relay.upstreamVersion(forLocal: record.ackedVersion)
                 status.deltasSent = record.deltasSent
+                if let timing = record.ackedTiming { status.ackedTiming = timing }
+                if let roundTrip = record.ackRoundTrip { status.ackRoundTripMicros = roundTrip.microseconds }
                 local = record.ackedVersion
                 if let nack = record.lastNack {
                     status.lastNack.nonce = nack.nonce

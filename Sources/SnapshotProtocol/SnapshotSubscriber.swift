@@ -183,6 +183,7 @@ public final class SnapshotSubscriber: Sendable {
         var reply = Portico_V1_WatchRequest()
         var deltaRefused = message.hasDelta
         do {
+            let decoding = ContinuousClock.now
             let received: ReceivedSnapshot
             if message.hasDelta {
                 guard let held, held.version == message.delta.baseVersion else {
@@ -195,9 +196,12 @@ public final class SnapshotSubscriber: Sendable {
             } else {
                 received = ReceivedSnapshot(version: message.version, table: try message.snapshot.decodeTable(), message: message.snapshot)
             }
+            let applying = ContinuousClock.now
             try await apply(received)
             reply.ack.nonce = message.nonce
             reply.ack.version = message.version
+            reply.ack.timing.decodeMicros = (applying - decoding).microseconds
+            reply.ack.timing.applyMicros = (ContinuousClock.now - applying).microseconds
             status.withLock { $0.appliedVersion = message.version }
             logger.debug("applied snapshot", metadata: ["version": "\(message.version)", "delta": "\(message.hasDelta)"])
             return (reply, (message.version, received.table), false)

@@ -128,6 +128,33 @@ import Testing
         #expect(loop.latest.current?.version == 4 && loop.latest.current?.table == fourth)
     }
 
+    @Test func aVersionSaysHowLongItsChangesWaitedAndItsTranslationTook() async throws {
+        var options = RebuildLoop.Options()
+        options.holdOff = .milliseconds(30)
+        options.leadingEdge = false
+        let loop = RebuildLoop(options: options)
+        // The translation is 10 ms of work (not a wait).
+        let run = Task {
+            await loop.run {
+                let until = ContinuousClock.now + .milliseconds(10)
+                while ContinuousClock.now < until {}
+                loop.publish(table(version: 1))
+            }
+        }
+        defer { run.cancel() }
+        loop.changed()
+        _ = try await rebuilt(loop, after: 0)
+        let timing = try #require(loop.latest.current?.timing)
+        #expect(timing.waitedMicros >= 30_000, "the change waited out the hold-off")
+        #expect(timing.translatedMicros >= 10_000)
+        #expect(timing.publishedMicros < 1_000_000)
+        // Published outside a rebuild (a test, a tool): no timing to speak of.
+        loop.publish(table(version: 2))
+        #expect(loop.latest.current?.timing == nil)
+        run.cancel()
+        await run.value
+    }
+
     @Test func changesAreRebuiltByTheRunningLoopAndAwaitedBySequence() async throws {
         var options = RebuildLoop.Options()
         options.holdOff = .milliseconds(1)

@@ -86,6 +86,28 @@ import Testing
         await server.stop()
     }
 
+    @Test func anAckCarriesTheSubscribersTimingAndTheServerItsRoundTrip() async throws {
+        let server = try await startServer(at: Transport.unix.freshAddress())
+        server.latest.publish(version: 1, table: table(version: 1))
+        // Applying takes 20 ms of work (not a wait): the ACK says so, and the round trip holds it.
+        let slow = RecordingSubscriber(address: server.address, id: "slow") { _ in
+            let until = ContinuousClock.now + .milliseconds(20)
+            while ContinuousClock.now < until {}
+            return nil
+        }
+        try await eventually("version 1 is ACKed") { server.subscriber("slow")?.ackedVersion == 1 }
+        let record = try #require(server.subscriber("slow"))
+        let timing = try #require(record.ackedTiming)
+        #expect(timing.applyMicros >= 20_000)
+        let roundTrip = try #require(record.ackRoundTrip)
+        #expect(roundTrip >= .microseconds(Int64(timing.applyMicros + timing.decodeMicros)))
+        let status = try #require(server.registry.statuses.first { $0.workerID == "slow" })
+        #expect(status.ackedTiming == timing, "Dump shows the subscriber's timing of the version it ACKed")
+        #expect(status.ackRoundTripMicros == roundTrip.microseconds)
+        await slow.stop()
+        await server.stop()
+    }
+
     @Test(arguments: Transport.allCases)
     func aNackIsRecordedAndThePreviousTableKept(_ transport: Transport) async throws {
         let server = try await startServer(at: transport.freshAddress())

@@ -8,13 +8,32 @@ public struct PublishedSnapshot: Sendable {
     public let table: RouteTable
     /// What changed since `base`, the version published just before this one; nil for the first.
     public let delta: (base: UInt64, changes: RouteTableDelta)?
+    /// How the publisher made this version (`Dump` shows it); nil when it did not say.
+    public let timing: Portico_V1_PublishTiming?
     private let wire: WireForms
 
-    init(version: UInt64, table: RouteTable, message: Portico_V1_Snapshot?, delta: (base: UInt64, changes: RouteTableDelta)?) {
+    init(
+        version: UInt64, table: RouteTable, message: Portico_V1_Snapshot?, delta: (base: UInt64, changes: RouteTableDelta)?,
+        timing: Portico_V1_PublishTiming? = nil
+    ) {
         self.version = version
         self.table = table
         self.delta = delta
+        self.timing = timing
         self.wire = WireForms(version: version, table: table, message: message, delta: delta)
+    }
+
+    /// The same version with `timing`.
+    func with(timing: Portico_V1_PublishTiming) -> PublishedSnapshot {
+        PublishedSnapshot(copying: self, timing: timing)
+    }
+
+    private init(copying other: PublishedSnapshot, timing: Portico_V1_PublishTiming) {
+        version = other.version
+        table = other.table
+        delta = other.delta
+        wire = other.wire
+        self.timing = timing
     }
 
     /// A serialised `WatchResponse` with `version` and `snapshot` (private keys included) but no
@@ -108,6 +127,15 @@ public final class LatestSnapshot: Sendable {
     /// The change from the current version to `table`; nil before the first version.
     private func deltaFromCurrent(to table: RouteTable) -> (base: UInt64, changes: RouteTableDelta)? {
         current.map { (base: $0.version, changes: $0.table.delta(to: table)) }
+    }
+
+    /// Records how the current version was made, once it is published (the time publishing took
+    /// is part of it); ignored when `version` is no longer the current one.
+    public func record(_ timing: Portico_V1_PublishTiming, for version: UInt64) {
+        state.withLock { state in
+            guard let current = state.current, current.version == version else { return }
+            state.current = current.with(timing: timing)
+        }
     }
 
     /// Publishes `published` as it is: its forms are the caller's to make consistent.

@@ -89,8 +89,9 @@ public struct SnapshotService: RegistrableRPCService {
                     // the whole snapshot.
                     let deltaBase = subscribe.acceptsDeltas && sent > 0 && registry.ackedVersion(id) == sent ? sent : nil
                     let shared = snapshot.encodedResponse(orDeltaFrom: deltaBase)
+                    let encoded = EncodedResponse(shared: shared.bytes, suffix: try nonce.serializedBytes())
                     registry.sent(id, version: snapshot.version, asDelta: shared.isDelta)
-                    try await response.write(EncodedResponse(shared: shared.bytes, suffix: try nonce.serializedBytes()))
+                    try await response.write(encoded)
                     sent = snapshot.version
                 }
             }
@@ -98,7 +99,7 @@ public struct SnapshotService: RegistrableRPCService {
                 try checkSize(message)
                 switch message.request {
                 case .ack(let ack)?:
-                    registry.acked(id, version: ack.version)
+                    registry.acked(id, version: ack.version, timing: ack.hasTiming ? ack.timing : nil)
                 case .nack(let nack)?:
                     registry.nacked(id, nonce: nack.nonce, version: nack.version, errorDetail: nack.errorDetail)
                     logger.warning(
@@ -137,6 +138,7 @@ public struct SnapshotService: RegistrableRPCService {
             }
             if let diagnostics { dump.diagnostics = diagnostics.diagnostics }
         }
+        if let timing = latest.current?.timing { dump.publishTiming = timing }
         dump.subscribers = registry.statuses
         return dump
     }

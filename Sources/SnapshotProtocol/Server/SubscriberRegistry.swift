@@ -15,6 +15,12 @@ public final class SubscriberRegistry: Sendable {
         /// Versions sent as deltas rather than whole snapshots.
         public var deltasSent: UInt64 = 0
         public var lastNack: Nack?
+        /// For `ackedVersion`: the subscriber's own timing, and the time from handing the response to
+        /// the transport to the ACK arriving.
+        public var ackedTiming: Portico_V1_ApplyTiming?
+        public var ackRoundTrip: Duration?
+        /// When `sentVersion` was handed to the transport (for the round trip of its ACK).
+        var sentAt: ContinuousClock.Instant?
         /// For a node agent: its workers, as it last reported them.
         public var relayedWorkers: [Portico_V1_SubscriberStatus] = []
 
@@ -53,11 +59,12 @@ public final class SubscriberRegistry: Sendable {
         changes.continuation.yield()
     }
 
-    func sent(_ id: String, version: UInt64, asDelta: Bool = false) {
+    func sent(_ id: String, version: UInt64, asDelta: Bool = false, at instant: ContinuousClock.Instant = .now) {
         records.withLock { records in
             guard var record = records[id] else { return }
             if record.sentVersion > 0, version > record.sentVersion + 1 { record.skippedVersions += version - record.sentVersion - 1 }
             record.sentVersion = version
+            record.sentAt = instant
             if asDelta { record.deltasSent += 1 }
             records[id] = record
         }
@@ -68,10 +75,13 @@ public final class SubscriberRegistry: Sendable {
         records.withLock { $0[id]?.ackedVersion ?? 0 }
     }
 
-    func acked(_ id: String, version: UInt64) {
+    func acked(_ id: String, version: UInt64, timing: Portico_V1_ApplyTiming? = nil, at instant: ContinuousClock.Instant = .now) {
         records.withLock { records in
-            guard let current = records[id]?.ackedVersion, version > current else { return }
-            records[id]?.ackedVersion = version
+            guard var record = records[id], version > record.ackedVersion else { return }
+            record.ackedVersion = version
+            record.ackedTiming = timing
+            record.ackRoundTrip = version == record.sentVersion ? record.sentAt.map { instant - $0 } : nil
+            records[id] = record
         }
         changes.continuation.yield()
     }
@@ -101,6 +111,8 @@ public final class SubscriberRegistry: Sendable {
             status.sentVersion = record.sentVersion
             status.ackedVersion = record.ackedVersion
             status.deltasSent = record.deltasSent
+            if let timing = record.ackedTiming { status.ackedTiming = timing }
+            if let roundTrip = record.ackRoundTrip { status.ackRoundTripMicros = roundTrip.microseconds }
             if let nack = record.lastNack {
                 status.lastNack.nonce = nack.nonce
                 status.lastNack.version = nack.version
@@ -129,6 +141,15 @@ public final class SubscriberRegistry: Sendable {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+    }
+}
+
+extension Duration {
+    /// Whole microseconds, 0 for a negative duration: for the protocol's timing fields.
+    public var microseconds: UInt64 {
+        let (seconds, attoseconds) = components
+        guard seconds >= 0, attoseconds >= 0 else { return 0 }
+        return UInt64(seconds) * 1_000_000 + UInt64(attoseconds / 1_000_000_000_000)
     }
 }
 

@@ -893,6 +893,55 @@ public nonisolated struct Portico_V1_Ack: Sendable {
 
   public var version: UInt64 = 0
 
+  /// How long the subscriber took with it.
+  public var timing: Portico_V1_ApplyTiming {
+    get {_timing ?? Portico_V1_ApplyTiming()}
+    set {_timing = newValue}
+  }
+  /// Returns true if `timing` has been explicitly set.
+  public var hasTiming: Bool {self._timing != nil}
+  /// Clears the value of `timing`. Subsequent reads from it will return its default value.
+  public mutating func clearTiming() {self._timing = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _timing: Portico_V1_ApplyTiming? = nil
+}
+
+/// How long a subscriber took with one response, in microseconds: turning the message into a table
+/// (decoding a snapshot, or patching the table held with a delta, content hash checked), and
+/// applying that table (a worker: certificates and route index; a node agent: publishing it to its
+/// own workers).
+public nonisolated struct Portico_V1_ApplyTiming: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var decodeMicros: UInt64 = 0
+
+  public var applyMicros: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// How the control plane made its current version, in microseconds: from the first change of the
+/// rebuild's burst to the rebuild's start (the hold-off, a rebuild in progress), translating, and
+/// publishing (comparing hashes, building and encoding the delta). All 0 for a relayed table.
+public nonisolated struct Portico_V1_PublishTiming: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var waitedMicros: UInt64 = 0
+
+  public var translatedMicros: UInt64 = 0
+
+  public var publishedMicros: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1033,12 +1082,23 @@ public nonisolated struct Portico_V1_DumpResponse: Sendable {
   /// Clears the value of `diagnostics`. Subsequent reads from it will return its default value.
   public mutating func clearDiagnostics() {self._diagnostics = nil}
 
+  /// How the current version was made (control plane only; also when subscribers_only).
+  public var publishTiming: Portico_V1_PublishTiming {
+    get {_publishTiming ?? Portico_V1_PublishTiming()}
+    set {_publishTiming = newValue}
+  }
+  /// Returns true if `publishTiming` has been explicitly set.
+  public var hasPublishTiming: Bool {self._publishTiming != nil}
+  /// Clears the value of `publishTiming`. Subsequent reads from it will return its default value.
+  public mutating func clearPublishTiming() {self._publishTiming = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _snapshot: Portico_V1_Snapshot? = nil
   fileprivate var _diagnostics: Portico_V1_Diagnostics? = nil
+  fileprivate var _publishTiming: Portico_V1_PublishTiming? = nil
 }
 
 public nonisolated struct Portico_V1_Diagnostics: Sendable {
@@ -1110,56 +1170,108 @@ public nonisolated struct Portico_V1_RejectionStatus: Sendable {
   public init() {}
 }
 
-public nonisolated struct Portico_V1_SubscriberStatus: Sendable {
+public nonisolated struct Portico_V1_SubscriberStatus: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var id: String = String()
+  public var id: String {
+    get {_storage._id}
+    set {_uniqueStorage()._id = newValue}
+  }
 
-  public var node: String = String()
+  public var node: String {
+    get {_storage._node}
+    set {_uniqueStorage()._node = newValue}
+  }
 
-  public var workerID: String = String()
+  public var workerID: String {
+    get {_storage._workerID}
+    set {_uniqueStorage()._workerID = newValue}
+  }
 
-  public var kind: Portico_V1_SubscriberKind = .unspecified
+  public var kind: Portico_V1_SubscriberKind {
+    get {_storage._kind}
+    set {_uniqueStorage()._kind = newValue}
+  }
 
   /// The peer address as the transport reports it.
-  public var peer: String = String()
+  public var peer: String {
+    get {_storage._peer}
+    set {_uniqueStorage()._peer = newValue}
+  }
 
-  public var connectedSinceUnixMs: Int64 = 0
+  public var connectedSinceUnixMs: Int64 {
+    get {_storage._connectedSinceUnixMs}
+    set {_uniqueStorage()._connectedSinceUnixMs = newValue}
+  }
 
   /// Newest version written to the subscriber.
-  public var sentVersion: UInt64 = 0
+  public var sentVersion: UInt64 {
+    get {_storage._sentVersion}
+    set {_uniqueStorage()._sentVersion = newValue}
+  }
 
   /// Newest version the subscriber ACKed; 0 before the first ACK.
-  public var ackedVersion: UInt64 = 0
+  public var ackedVersion: UInt64 {
+    get {_storage._ackedVersion}
+    set {_uniqueStorage()._ackedVersion = newValue}
+  }
 
   /// Absent when the subscriber never NACKed.
   public var lastNack: Portico_V1_NackStatus {
-    get {_lastNack ?? Portico_V1_NackStatus()}
-    set {_lastNack = newValue}
+    get {_storage._lastNack ?? Portico_V1_NackStatus()}
+    set {_uniqueStorage()._lastNack = newValue}
   }
   /// Returns true if `lastNack` has been explicitly set.
-  public var hasLastNack: Bool {self._lastNack != nil}
+  public var hasLastNack: Bool {_storage._lastNack != nil}
   /// Clears the value of `lastNack`. Subsequent reads from it will return its default value.
-  public mutating func clearLastNack() {self._lastNack = nil}
+  public mutating func clearLastNack() {_uniqueStorage()._lastNack = nil}
 
   /// For a worker reported by a node agent: the agent subscriber's `id`. Empty for direct subscribers.
-  public var relayedBy: String = String()
+  public var relayedBy: String {
+    get {_storage._relayedBy}
+    set {_uniqueStorage()._relayedBy = newValue}
+  }
 
   /// For a worker reported by a node agent: its process id and how often the agent restarted it.
-  public var pid: UInt32 = 0
+  public var pid: UInt32 {
+    get {_storage._pid}
+    set {_uniqueStorage()._pid = newValue}
+  }
 
-  public var restarts: UInt32 = 0
+  public var restarts: UInt32 {
+    get {_storage._restarts}
+    set {_uniqueStorage()._restarts = newValue}
+  }
 
   /// How many of the versions sent were sent as deltas.
-  public var deltasSent: UInt64 = 0
+  public var deltasSent: UInt64 {
+    get {_storage._deltasSent}
+    set {_uniqueStorage()._deltasSent = newValue}
+  }
+
+  /// For `acked_version`: the subscriber's own timing, and the time from the server handing the
+  /// response to its transport to the ACK arriving (transport both ways, decoding and applying).
+  public var ackedTiming: Portico_V1_ApplyTiming {
+    get {_storage._ackedTiming ?? Portico_V1_ApplyTiming()}
+    set {_uniqueStorage()._ackedTiming = newValue}
+  }
+  /// Returns true if `ackedTiming` has been explicitly set.
+  public var hasAckedTiming: Bool {_storage._ackedTiming != nil}
+  /// Clears the value of `ackedTiming`. Subsequent reads from it will return its default value.
+  public mutating func clearAckedTiming() {_uniqueStorage()._ackedTiming = nil}
+
+  public var ackRoundTripMicros: UInt64 {
+    get {_storage._ackRoundTripMicros}
+    set {_uniqueStorage()._ackRoundTripMicros = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _lastNack: Portico_V1_NackStatus? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Portico_V1_NackStatus: Sendable {
@@ -2446,7 +2558,7 @@ nonisolated extension Portico_V1_Subscribe: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Portico_V1_Ack: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Ack"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nonce\0\u{1}version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nonce\0\u{1}version\0\u{1}timing\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2456,24 +2568,108 @@ nonisolated extension Portico_V1_Ack: SwiftProtobuf.Message, SwiftProtobuf._Mess
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.nonce) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._timing) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.nonce.isEmpty {
       try visitor.visitSingularStringField(value: self.nonce, fieldNumber: 1)
     }
     if self.version != 0 {
       try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 2)
     }
+    try { if let v = self._timing {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Portico_V1_Ack, rhs: Portico_V1_Ack) -> Bool {
     if lhs.nonce != rhs.nonce {return false}
     if lhs.version != rhs.version {return false}
+    if lhs._timing != rhs._timing {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Portico_V1_ApplyTiming: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ApplyTiming"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}decode_micros\0\u{3}apply_micros\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.decodeMicros) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.applyMicros) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.decodeMicros != 0 {
+      try visitor.visitSingularUInt64Field(value: self.decodeMicros, fieldNumber: 1)
+    }
+    if self.applyMicros != 0 {
+      try visitor.visitSingularUInt64Field(value: self.applyMicros, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Portico_V1_ApplyTiming, rhs: Portico_V1_ApplyTiming) -> Bool {
+    if lhs.decodeMicros != rhs.decodeMicros {return false}
+    if lhs.applyMicros != rhs.applyMicros {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Portico_V1_PublishTiming: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PublishTiming"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}waited_micros\0\u{3}translated_micros\0\u{3}published_micros\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.waitedMicros) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.translatedMicros) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.publishedMicros) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.waitedMicros != 0 {
+      try visitor.visitSingularUInt64Field(value: self.waitedMicros, fieldNumber: 1)
+    }
+    if self.translatedMicros != 0 {
+      try visitor.visitSingularUInt64Field(value: self.translatedMicros, fieldNumber: 2)
+    }
+    if self.publishedMicros != 0 {
+      try visitor.visitSingularUInt64Field(value: self.publishedMicros, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Portico_V1_PublishTiming, rhs: Portico_V1_PublishTiming) -> Bool {
+    if lhs.waitedMicros != rhs.waitedMicros {return false}
+    if lhs.translatedMicros != rhs.translatedMicros {return false}
+    if lhs.publishedMicros != rhs.publishedMicros {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2712,7 +2908,7 @@ nonisolated extension Portico_V1_DumpRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Portico_V1_DumpResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DumpResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshot\0\u{1}subscribers\0\u{1}diagnostics\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshot\0\u{1}subscribers\0\u{1}diagnostics\0\u{3}publish_timing\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2723,6 +2919,7 @@ nonisolated extension Portico_V1_DumpResponse: SwiftProtobuf.Message, SwiftProto
       case 1: try { try decoder.decodeSingularMessageField(value: &self._snapshot) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.subscribers) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._diagnostics) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._publishTiming) }()
       default: break
       }
     }
@@ -2742,6 +2939,9 @@ nonisolated extension Portico_V1_DumpResponse: SwiftProtobuf.Message, SwiftProto
     try { if let v = self._diagnostics {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     } }()
+    try { if let v = self._publishTiming {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2749,6 +2949,7 @@ nonisolated extension Portico_V1_DumpResponse: SwiftProtobuf.Message, SwiftProto
     if lhs._snapshot != rhs._snapshot {return false}
     if lhs.subscribers != rhs.subscribers {return false}
     if lhs._diagnostics != rhs._diagnostics {return false}
+    if lhs._publishTiming != rhs._publishTiming {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2911,93 +3112,167 @@ nonisolated extension Portico_V1_RejectionStatus: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Portico_V1_SubscriberStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubscriberStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}node\0\u{3}worker_id\0\u{1}kind\0\u{1}peer\0\u{3}connected_since_unix_ms\0\u{3}sent_version\0\u{3}acked_version\0\u{3}last_nack\0\u{3}relayed_by\0\u{1}pid\0\u{1}restarts\0\u{3}deltas_sent\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}node\0\u{3}worker_id\0\u{1}kind\0\u{1}peer\0\u{3}connected_since_unix_ms\0\u{3}sent_version\0\u{3}acked_version\0\u{3}last_nack\0\u{3}relayed_by\0\u{1}pid\0\u{1}restarts\0\u{3}deltas_sent\0\u{3}acked_timing\0\u{3}ack_round_trip_micros\0")
+
+  fileprivate class _StorageClass {
+    var _id: String = String()
+    var _node: String = String()
+    var _workerID: String = String()
+    var _kind: Portico_V1_SubscriberKind = .unspecified
+    var _peer: String = String()
+    var _connectedSinceUnixMs: Int64 = 0
+    var _sentVersion: UInt64 = 0
+    var _ackedVersion: UInt64 = 0
+    var _lastNack: Portico_V1_NackStatus? = nil
+    var _relayedBy: String = String()
+    var _pid: UInt32 = 0
+    var _restarts: UInt32 = 0
+    var _deltasSent: UInt64 = 0
+    var _ackedTiming: Portico_V1_ApplyTiming? = nil
+    var _ackRoundTripMicros: UInt64 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _id = source._id
+      _node = source._node
+      _workerID = source._workerID
+      _kind = source._kind
+      _peer = source._peer
+      _connectedSinceUnixMs = source._connectedSinceUnixMs
+      _sentVersion = source._sentVersion
+      _ackedVersion = source._ackedVersion
+      _lastNack = source._lastNack
+      _relayedBy = source._relayedBy
+      _pid = source._pid
+      _restarts = source._restarts
+      _deltasSent = source._deltasSent
+      _ackedTiming = source._ackedTiming
+      _ackRoundTripMicros = source._ackRoundTripMicros
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.node) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.workerID) }()
-      case 4: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self.peer) }()
-      case 6: try { try decoder.decodeSingularInt64Field(value: &self.connectedSinceUnixMs) }()
-      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.sentVersion) }()
-      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.ackedVersion) }()
-      case 9: try { try decoder.decodeSingularMessageField(value: &self._lastNack) }()
-      case 10: try { try decoder.decodeSingularStringField(value: &self.relayedBy) }()
-      case 11: try { try decoder.decodeSingularUInt32Field(value: &self.pid) }()
-      case 12: try { try decoder.decodeSingularUInt32Field(value: &self.restarts) }()
-      case 13: try { try decoder.decodeSingularUInt64Field(value: &self.deltasSent) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._id) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._node) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._workerID) }()
+        case 4: try { try decoder.decodeSingularEnumField(value: &_storage._kind) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._peer) }()
+        case 6: try { try decoder.decodeSingularInt64Field(value: &_storage._connectedSinceUnixMs) }()
+        case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._sentVersion) }()
+        case 8: try { try decoder.decodeSingularUInt64Field(value: &_storage._ackedVersion) }()
+        case 9: try { try decoder.decodeSingularMessageField(value: &_storage._lastNack) }()
+        case 10: try { try decoder.decodeSingularStringField(value: &_storage._relayedBy) }()
+        case 11: try { try decoder.decodeSingularUInt32Field(value: &_storage._pid) }()
+        case 12: try { try decoder.decodeSingularUInt32Field(value: &_storage._restarts) }()
+        case 13: try { try decoder.decodeSingularUInt64Field(value: &_storage._deltasSent) }()
+        case 14: try { try decoder.decodeSingularMessageField(value: &_storage._ackedTiming) }()
+        case 15: try { try decoder.decodeSingularUInt64Field(value: &_storage._ackRoundTripMicros) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.id.isEmpty {
-      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
-    }
-    if !self.node.isEmpty {
-      try visitor.visitSingularStringField(value: self.node, fieldNumber: 2)
-    }
-    if !self.workerID.isEmpty {
-      try visitor.visitSingularStringField(value: self.workerID, fieldNumber: 3)
-    }
-    if self.kind != .unspecified {
-      try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 4)
-    }
-    if !self.peer.isEmpty {
-      try visitor.visitSingularStringField(value: self.peer, fieldNumber: 5)
-    }
-    if self.connectedSinceUnixMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.connectedSinceUnixMs, fieldNumber: 6)
-    }
-    if self.sentVersion != 0 {
-      try visitor.visitSingularUInt64Field(value: self.sentVersion, fieldNumber: 7)
-    }
-    if self.ackedVersion != 0 {
-      try visitor.visitSingularUInt64Field(value: self.ackedVersion, fieldNumber: 8)
-    }
-    try { if let v = self._lastNack {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
-    } }()
-    if !self.relayedBy.isEmpty {
-      try visitor.visitSingularStringField(value: self.relayedBy, fieldNumber: 10)
-    }
-    if self.pid != 0 {
-      try visitor.visitSingularUInt32Field(value: self.pid, fieldNumber: 11)
-    }
-    if self.restarts != 0 {
-      try visitor.visitSingularUInt32Field(value: self.restarts, fieldNumber: 12)
-    }
-    if self.deltasSent != 0 {
-      try visitor.visitSingularUInt64Field(value: self.deltasSent, fieldNumber: 13)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._id.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._id, fieldNumber: 1)
+      }
+      if !_storage._node.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._node, fieldNumber: 2)
+      }
+      if !_storage._workerID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._workerID, fieldNumber: 3)
+      }
+      if _storage._kind != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._kind, fieldNumber: 4)
+      }
+      if !_storage._peer.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._peer, fieldNumber: 5)
+      }
+      if _storage._connectedSinceUnixMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._connectedSinceUnixMs, fieldNumber: 6)
+      }
+      if _storage._sentVersion != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._sentVersion, fieldNumber: 7)
+      }
+      if _storage._ackedVersion != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._ackedVersion, fieldNumber: 8)
+      }
+      try { if let v = _storage._lastNack {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+      } }()
+      if !_storage._relayedBy.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._relayedBy, fieldNumber: 10)
+      }
+      if _storage._pid != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._pid, fieldNumber: 11)
+      }
+      if _storage._restarts != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._restarts, fieldNumber: 12)
+      }
+      if _storage._deltasSent != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._deltasSent, fieldNumber: 13)
+      }
+      try { if let v = _storage._ackedTiming {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+      } }()
+      if _storage._ackRoundTripMicros != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._ackRoundTripMicros, fieldNumber: 15)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Portico_V1_SubscriberStatus, rhs: Portico_V1_SubscriberStatus) -> Bool {
-    if lhs.id != rhs.id {return false}
-    if lhs.node != rhs.node {return false}
-    if lhs.workerID != rhs.workerID {return false}
-    if lhs.kind != rhs.kind {return false}
-    if lhs.peer != rhs.peer {return false}
-    if lhs.connectedSinceUnixMs != rhs.connectedSinceUnixMs {return false}
-    if lhs.sentVersion != rhs.sentVersion {return false}
-    if lhs.ackedVersion != rhs.ackedVersion {return false}
-    if lhs._lastNack != rhs._lastNack {return false}
-    if lhs.relayedBy != rhs.relayedBy {return false}
-    if lhs.pid != rhs.pid {return false}
-    if lhs.restarts != rhs.restarts {return false}
-    if lhs.deltasSent != rhs.deltasSent {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._id != rhs_storage._id {return false}
+        if _storage._node != rhs_storage._node {return false}
+        if _storage._workerID != rhs_storage._workerID {return false}
+        if _storage._kind != rhs_storage._kind {return false}
+        if _storage._peer != rhs_storage._peer {return false}
+        if _storage._connectedSinceUnixMs != rhs_storage._connectedSinceUnixMs {return false}
+        if _storage._sentVersion != rhs_storage._sentVersion {return false}
+        if _storage._ackedVersion != rhs_storage._ackedVersion {return false}
+        if _storage._lastNack != rhs_storage._lastNack {return false}
+        if _storage._relayedBy != rhs_storage._relayedBy {return false}
+        if _storage._pid != rhs_storage._pid {return false}
+        if _storage._restarts != rhs_storage._restarts {return false}
+        if _storage._deltasSent != rhs_storage._deltasSent {return false}
+        if _storage._ackedTiming != rhs_storage._ackedTiming {return false}
+        if _storage._ackRoundTripMicros != rhs_storage._ackRoundTripMicros {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
