@@ -13,8 +13,10 @@ import RouteModel
 /// What crosses hosts is left to a full translation: `apply` returns nil when X0 or X1 has a
 /// `defaultBackend` (it may own the catch-all), a wildcard TLS host (exact hosts inherit it), or a
 /// load-balancing, server-alias or from-to-www-redirect annotation (decided across hosts), when an
-/// Ingress re-read has one of those annotations, and when anything but Ingresses and EndpointSlices changed (the
-/// caller knows that). EndpointSlice changes re-resolve only the endpoints of their Services' clusters.
+/// Ingress re-read has one of those annotations, and when anything but Ingresses, EndpointSlices
+/// and Secrets changed (the caller knows that). EndpointSlice changes re-resolve only the endpoints
+/// of their Services' clusters. A Secret change re-translates the hosts of the Ingresses naming it
+/// in `spec.tls` (and declines when one names it in `proxy-ssl-secret`, which reaches clusters).
 /// The result equals the full translation's table; rejections and Ingress lists come only from full
 /// translations, which the caller runs after a while (and compares).
 public struct IncrementalTranslator: Sendable {
@@ -30,7 +32,10 @@ public struct IncrementalTranslator: Sendable {
     private let services: [NamespacedName: Service]
     private var slices: [String: EndpointSlice] = [:]
     private var slicesByService: [NamespacedName: [String: EndpointSlice]] = [:]
-    private let secrets: [NamespacedName: Secret]
+    private var secrets: [NamespacedName: Secret]
+    /// The Ingresses naming each Secret in `spec.tls`, and in a `proxy-ssl-secret` annotation.
+    private var keysByTLSSecret: [NamespacedName: Set<String>] = [:]
+    private var keysByUpstreamSecret: [NamespacedName: Set<String>] = [:]
     /// What the `apply` calls since `takeTouched()` may have changed.
     private var touched = Touched()
 
@@ -80,6 +85,7 @@ public struct IncrementalTranslator: Sendable {
         for slice in objects.endpointSlices { add(slice, key: Self.key(slice)) }
         for (key, ingress) in ingresses {
             for host in Self.hosts(of: ingress) { keysByHost[host, default: []].insert(key) }
+            index(secretsOf: ingress, key: key, adding: true)
         }
         for host in table.virtualHosts { Self.count(host, into: &clusterUses, &certificateUses, by: 1) }
     }
@@ -87,6 +93,37 @@ public struct IncrementalTranslator: Sendable {
     /// The table after the Ingresses of `changes` became their values (nil: deleted), or nil (and
     /// nothing changed here) when the change needs a full translation.
     public mutating func apply(_ changes: [String: Ingress?]) -> RouteTable? {
+        apply(changes, refreshingCertificates: [])
+    }
+
+    /// The table after the Secrets of `changes` (keyed `namespace/name`) became their values (nil:
+    /// deleted), or nil (and nothing changed here) when the change needs a full translation.
+    public mutating func apply(secrets changes: [String: Secret?]) -> RouteTable? {
+        guard !changes.isEmpty else { return table }
+        var names = Set<NamespacedName>()
+        for key in changes.keys {
+            guard let slash = key.firstIndex(of: "/") else { return nil }
+            names.insert(NamespacedName(String(key[..<slash]), String(key[key.index(after: slash)...])))
+        }
+        guard !names.contains(where: { keysByUpstreamSecret[$0] != nil }) else { return nil }
+        let saved = secrets
+        for (key, new) in changes {
+            let slash = key.firstIndex(of: "/")!
+            secrets[NamespacedName(String(key[..<slash]), String(key[key.index(after: slash)...]))] = new
+        }
+        let users = names.reduce(into: Set<String>()) { $0.formUnion(keysByTLSSecret[$1] ?? []) }
+        guard !users.isEmpty else { return table }
+        // The users re-translated as they are, their certificates taken anew even where the table
+        // has one of that name (a renewed certificate keeps its Secret's name).
+        let unchanged = Dictionary(uniqueKeysWithValues: users.map { ($0, ingresses[$0]) })
+        guard let updated = apply(unchanged, refreshingCertificates: Set(names.map { "\($0.namespace)/\($0.name)" })) else {
+            secrets = saved
+            return nil
+        }
+        return updated
+    }
+
+    private mutating func apply(_ changes: [String: Ingress?], refreshingCertificates refresh: Set<String>) -> RouteTable? {
         guard !changes.isEmpty else { return table }
         var affected = Set<HostPattern>()
         for (key, new) in changes {
@@ -112,7 +149,7 @@ public struct IncrementalTranslator: Sendable {
         guard !subset.contains(where: Self.annotationCrossesHosts) else { return nil }
 
         let partial = Translator.translate(objects(for: subset), configuration: configuration).table
-        guard let spliced = splice(partial, hosts: affected) else { return nil }
+        guard let spliced = splice(partial, hosts: affected, refreshing: refresh) else { return nil }
         table = spliced
         touched.hosts.formUnion(affected)
         for (key, new) in changes {
@@ -121,8 +158,12 @@ public struct IncrementalTranslator: Sendable {
                     keysByHost[host]?.remove(key)
                     if keysByHost[host]?.isEmpty == true { keysByHost[host] = nil }
                 }
+                index(secretsOf: old, key: key, adding: false)
             }
-            if let new { for host in Self.hosts(of: new) { keysByHost[host, default: []].insert(key) } }
+            if let new {
+                for host in Self.hosts(of: new) { keysByHost[host, default: []].insert(key) }
+                index(secretsOf: new, key: key, adding: true)
+            }
         }
         for (key, new) in changes { ingresses[key] = new }
         return table
@@ -181,6 +222,37 @@ public struct IncrementalTranslator: Sendable {
         }
     }
 
+    /// Adds `key` to (or removes it from) the users of the Secrets `ingress` names.
+    private mutating func index(secretsOf ingress: Ingress, key: String, adding: Bool) {
+        let (tls, upstream) = Self.secretNames(of: ingress)
+        for name in tls {
+            if adding { keysByTLSSecret[name, default: []].insert(key) } else { Self.remove(key, from: &keysByTLSSecret, at: name) }
+        }
+        for name in upstream {
+            if adding { keysByUpstreamSecret[name, default: []].insert(key) } else { Self.remove(key, from: &keysByUpstreamSecret, at: name) }
+        }
+    }
+
+    private static func remove(_ key: String, from index: inout [NamespacedName: Set<String>], at name: NamespacedName) {
+        index[name]?.remove(key)
+        if index[name]?.isEmpty == true { index[name] = nil }
+    }
+
+    /// The Secrets an Ingress names: in `spec.tls`, and in `proxy-ssl-secret` (`namespace/name`).
+    private static func secretNames(of ingress: Ingress) -> (tls: Set<NamespacedName>, upstream: Set<NamespacedName>) {
+        var tls = Set<NamespacedName>()
+        var upstream = Set<NamespacedName>()
+        for entry in ingress.spec?.tls ?? [] {
+            if let secret = entry.secretName { tls.insert(NamespacedName(ingress.namespace, secret)) }
+        }
+        for prefix in [AnnotationCatalog.porticoPrefix, AnnotationCatalog.nginxPrefix] {
+            guard let value = ingress.metadata.annotations?[prefix + "proxy-ssl-secret"] else { continue }
+            let parts = value.split(separator: "/")
+            if parts.count == 2 { upstream.insert(NamespacedName(String(parts[0]), String(parts[1]))) }
+        }
+        return (tls, upstream)
+    }
+
     /// Whether an Ingress affects hosts other than its own (see the type's comment).
     private func crossesHosts(_ ingress: Ingress) -> Bool {
         guard let spec = ingress.spec else { return false }
@@ -215,15 +287,9 @@ public struct IncrementalTranslator: Sendable {
             for backend in backends {
                 if let service = backend.service { serviceNames.insert(NamespacedName(ingress.namespace, service.name)) }
             }
-            for entry in spec.tls ?? [] {
-                if let secret = entry.secretName { secretNames.insert(NamespacedName(ingress.namespace, secret)) }
-            }
-            // proxy-ssl-secret: `namespace/name`, of the Ingress's own namespace.
-            for prefix in [AnnotationCatalog.porticoPrefix, AnnotationCatalog.nginxPrefix] {
-                guard let value = ingress.metadata.annotations?[prefix + "proxy-ssl-secret"] else { continue }
-                let parts = value.split(separator: "/")
-                if parts.count == 2 { secretNames.insert(NamespacedName(String(parts[0]), String(parts[1]))) }
-            }
+            let named = Self.secretNames(of: ingress)
+            secretNames.formUnion(named.tls)
+            secretNames.formUnion(named.upstream)
             // default-backend: a Service of the Ingress's namespace.
             for prefix in [AnnotationCatalog.porticoPrefix, AnnotationCatalog.nginxPrefix] {
                 guard let value = ingress.metadata.annotations?[prefix + "default-backend"] else { continue }
@@ -273,31 +339,41 @@ public struct IncrementalTranslator: Sendable {
     /// has none), and the clusters and certificates the result names: the previous table's values
     /// where it has them (a partial translation does not see every Ingress naming a cluster), else
     /// the partial table's. Nil, with nothing changed, when the result would not be a valid table.
-    private mutating func splice(_ partial: RouteTable, hosts: Set<HostPattern>) -> RouteTable? {
-        var clusterUses = self.clusterUses
-        var certificateUses = self.certificateUses
+    private mutating func splice(_ partial: RouteTable, hosts: Set<HostPattern>, refreshing refresh: Set<String>) -> RouteTable? {
+        // Use counts change by these steps once the splice succeeds (only the names touched: the
+        // whole maps are neither copied nor scanned).
+        var clusterSteps: [String: Int] = [:]
+        var certificateSteps: [String: Int] = [:]
         var delta = RouteTableDelta(defaultCertificate: table.defaultCertificate)
         for host in hosts {
             let position = table.virtualHosts.lowerBound(of: host, key: \.hostname)
             let present = position < table.virtualHosts.count && table.virtualHosts[position].hostname == host
-            if present { Self.count(table.virtualHosts[position], into: &clusterUses, &certificateUses, by: -1) }
+            if present { Self.count(table.virtualHosts[position], into: &clusterSteps, &certificateSteps, by: -1) }
             let newPosition = partial.virtualHosts.lowerBound(of: host, key: \.hostname)
             if newPosition < partial.virtualHosts.count, partial.virtualHosts[newPosition].hostname == host {
-                Self.count(partial.virtualHosts[newPosition], into: &clusterUses, &certificateUses, by: 1)
+                Self.count(partial.virtualHosts[newPosition], into: &clusterSteps, &certificateSteps, by: 1)
                 delta.upsertedHosts.append(partial.virtualHosts[newPosition])
             } else if present {
                 delta.removedHosts.append(host)
             }
         }
-        (delta.upsertedClusters, delta.removedClusters) = Self.reconcile(table.clusters, uses: &clusterUses, from: partial.clusters, key: \.name)
+        (delta.upsertedClusters, delta.removedClusters) = Self.reconcile(
+            table.clusters, uses: clusterUses, steps: clusterSteps, from: partial.clusters, key: \.name)
         (delta.upsertedCertificates, delta.removedCertificates) = Self.reconcile(
-            table.certificates, uses: &certificateUses, from: partial.certificates, key: \.name)
+            table.certificates, uses: certificateUses, steps: certificateSteps, from: partial.certificates, key: \.name, refreshing: refresh)
         guard let spliced = try? table.applying(delta) else { return nil }
-        self.clusterUses = clusterUses
-        self.certificateUses = certificateUses
+        Self.merge(clusterSteps, into: &clusterUses)
+        Self.merge(certificateSteps, into: &certificateUses)
         touched.clusters.formUnion(delta.upsertedClusters.map(\.name) + delta.removedClusters)
         touched.certificates.formUnion(delta.upsertedCertificates.map(\.name) + delta.removedCertificates)
         return spliced
+    }
+
+    private static func merge(_ steps: [String: Int], into uses: inout [String: Int]) {
+        for (name, step) in steps where step != 0 {
+            let count = (uses[name] ?? 0) + step
+            uses[name] = count > 0 ? count : nil
+        }
     }
 
     private static func count(_ host: VirtualHost, into clusters: inout [String: Int], _ certificates: inout [String: Int], by step: Int) {
@@ -312,20 +388,22 @@ public struct IncrementalTranslator: Sendable {
         if let certificate = host.tls?.certificate { certificates[certificate, default: 0] += step }
     }
 
-    /// The entries no longer used (count 0), to drop, and the used ones missing, from `partial`, to add.
+    /// The entries no longer used once `steps` are counted (count 0), to drop, and the used ones
+    /// missing, from `partial`, to add; those named in `refresh` are taken from `partial` even when present.
     private static func reconcile<T>(
-        _ entries: [T], uses: inout [String: Int], from partial: [T], key: (T) -> String
+        _ entries: [T], uses: [String: Int], steps: [String: Int], from partial: [T], key: (T) -> String, refreshing refresh: Set<String> = []
     ) -> (added: [T], dropped: [String]) {
-        var dropped: [String] = []
-        for name in uses.filter({ $0.value <= 0 }).keys {
-            uses[name] = nil
+        func isPresent(_ name: String) -> Bool {
             let position = entries.lowerBound(of: name, key: key)
-            if position < entries.count, key(entries[position]) == name { dropped.append(name) }
+            return position < entries.count && key(entries[position]) == name
         }
+        var dropped: [String] = []
+        for (name, step) in steps where step < 0 && (uses[name] ?? 0) + step <= 0 && isPresent(name) { dropped.append(name) }
         var added: [T] = []
-        for entry in partial where uses[key(entry)] != nil {
-            let position = entries.lowerBound(of: key(entry), key: key)
-            if position == entries.count || key(entries[position]) != key(entry) { added.append(entry) }
+        for entry in partial {
+            let name = key(entry)
+            guard (uses[name] ?? 0) + (steps[name] ?? 0) > 0 else { continue }
+            if refresh.contains(name) || !isPresent(name) { added.append(entry) }
         }
         return (added, dropped)
     }

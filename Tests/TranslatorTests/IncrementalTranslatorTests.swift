@@ -38,8 +38,14 @@ import TestSupport
             defaultBackend: chance(3) ? backend() : nil, tls: tls, rules: rules)
     }
 
+    /// Two certificates a Secret may hold (a renewal swaps one for the other); made once, as making
+    /// one takes a while.
+    static let certificates = (
+        try! TestCertificate(commonName: "a", dnsNames: ["a.example.com"]), try! TestCertificate(commonName: "b", dnsNames: ["b.example.com"])
+    )
+
     static func cluster(_ random: inout SplitMix64) throws -> KubeObjects {
-        let certificate = try TestCertificate(commonName: "a", dnsNames: ["a.example.com"])
+        let certificate = Self.certificates.0
         var objects = KubeObjects()
         objects.ingresses = (0..<24).map { randomIngress("ing-\($0)", created: Int64($0), &random) }
         objects.ingressClasses = [F.ingressClass("portico", isDefault: true), F.ingressClass("other", controller: "example.com/other")]
@@ -62,6 +68,7 @@ import TestSupport
         var translator = IncrementalTranslator(objects: objects, translation: Translator.translate(objects))
         var incremental = 0
         var declined = 0
+        var secretRounds = 0
         var nextName = 100
         for _ in 0..<150 {
             // Up to three Ingresses change: edited, replaced, deleted or added.
@@ -111,16 +118,46 @@ import TestSupport
                     sliceChanges[IncrementalTranslator.key(added)] = .some(added)
                 }
             }
+            // Sometimes a TLS Secret changes: renewed (another certificate), broken, deleted or created.
+            var secretChanges: [String: Secret?] = [:]
+            if random.next() % 4 == 0 {
+                let namespace = random.next() % 2 == 0 ? "default" : "team"
+                let name = ["tls-a", "tls-b", "no-such-secret"][Int(random.next() % 3)]
+                let key = "\(namespace)/\(name)"
+                objects.secrets.removeAll { $0.namespace == namespace && $0.metadata.name == name }
+                switch random.next() % 4 {
+                case 0:
+                    secretChanges[key] = .some(nil)
+                case 1:
+                    let broken = F.tlsSecret(name, namespace: namespace, certificatePEM: "not a certificate", keyPEM: "nor a key")
+                    objects.secrets.append(broken)
+                    secretChanges[key] = .some(broken)
+                default:
+                    let certificate = random.next() % 2 == 0 ? Self.certificates.0 : Self.certificates.1
+                    let renewed = F.tlsSecret(name, namespace: namespace, certificatePEM: certificate.certificatePEM, keyPEM: certificate.privateKeyPEM)
+                    objects.secrets.append(renewed)
+                    secretChanges[key] = .some(renewed)
+                }
+            }
             let full = Translator.translate(objects)
             let before = translator.table
             _ = translator.takeTouched()
             if !sliceChanges.isEmpty {
                 let table = translator.apply(endpointSlices: sliceChanges)
-                if changes.isEmpty { #expect(table == full.table) }
+                if changes.isEmpty && secretChanges.isEmpty { #expect(table == full.table) }
             }
-            if let table = translator.apply(changes) {
+            var secretsApplied = true
+            if !secretChanges.isEmpty {
+                if let table = translator.apply(secrets: secretChanges) {
+                    secretRounds += 1
+                    if changes.isEmpty { #expect(table == full.table, "after changing Secrets \(secretChanges.keys.sorted())") }
+                } else {
+                    secretsApplied = false
+                }
+            }
+            if secretsApplied, let table = translator.apply(changes) {
                 incremental += 1
-                #expect(table == full.table, "after changing \(changes.keys.sorted())")
+                #expect(table == full.table, "after changing \(changes.keys.sorted()) and Secrets \(secretChanges.keys.sorted())")
                 #expect(table.contentHash == full.table.contentHash)
                 // The delta over what the changes touched turns the table before into this one.
                 let touched = translator.takeTouched()
@@ -133,6 +170,40 @@ import TestSupport
             }
         }
         #expect(incremental > 30, "incremental \(incremental), declined \(declined)")
+        #expect(secretRounds > 10, "Secret changes taken incrementally: \(secretRounds)")
+    }
+
+    @Test func aSecretCreatedRenewedOrDeletedChangesOnlyItsHostsCertificate() throws {
+        let (first, second) = Self.certificates
+        func secret(_ certificate: TestCertificate) -> Secret {
+            F.tlsSecret("site-tls", certificatePEM: certificate.certificatePEM, keyPEM: certificate.privateKeyPEM)
+        }
+        var objects = KubeObjects()
+        objects.ingresses = [
+            F.ingress("site", tls: [IngressTLS(hosts: ["a.example.com"], secretName: "site-tls")], rules: [F.rule("a.example.com", F.path("/", "Prefix", F.backend("svc-0", 80)))]),
+            F.ingress("other", rules: [F.rule("b.example.com", F.path("/", "Prefix", F.backend("svc-0", 80)))]),
+        ]
+        objects.services = [F.service("svc-0")]
+        var translator = IncrementalTranslator(objects: objects, translation: Translator.translate(objects))
+        #expect(translator.table.certificates.isEmpty, "the Secret does not exist yet")
+        for (step, change) in [("created", Optional(secret(first))), ("renewed", secret(second)), ("deleted", nil)] {
+            objects.secrets = change.map { [$0] } ?? []
+            _ = translator.takeTouched()
+            let applied = translator.apply(secrets: ["default/site-tls": change])
+            let table = try #require(applied, "\(step)")
+            #expect(table == Translator.translate(objects).table, "\(step)")
+            #expect(translator.takeTouched().hosts == [.exact("a.example.com")], "\(step): only the host naming it")
+        }
+        #expect(translator.table.certificates.isEmpty)
+        // A Secret no Ingress names changes nothing; one named in proxy-ssl-secret is left to a full translation.
+        let unused = F.tlsSecret("unused", certificatePEM: first.certificatePEM, keyPEM: first.privateKeyPEM)
+        #expect(translator.apply(secrets: ["default/unused": unused]) == translator.table)
+        var upstream = objects
+        upstream.ingresses.append(
+            F.ingress("tls-upstream", annotations: ["portico.io/backend-protocol": "HTTPS", "portico.io/proxy-ssl-secret": "default/pod-ca"],
+                rules: [F.rule("c.example.com", F.path("/", "Prefix", F.backend("svc-0", 80)))]))
+        var declining = IncrementalTranslator(objects: upstream, translation: Translator.translate(upstream))
+        #expect(declining.apply(secrets: ["default/pod-ca": unused]) == nil)
     }
 
     @Test func changesThatReachOtherHostsAreDeclined() throws {
