@@ -156,7 +156,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "KubePropagationBenchmark",
-            dependencies: ["PorticoCtl", "SnapshotProtocol", "KubeAPIEmulator", "KubeTypes", "TestSupport"],
+            dependencies: [
+                "PorticoCtl", "SnapshotProtocol", "KubeAPIEmulator", "KubeTypes", "TestSupport",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ],
             path: "Benchmarks/KubePropagationBenchmark"
         ),
         .target(

@@ -7,6 +7,8 @@
 // Usage: KubePropagationBenchmark PATH/TO/portico [--ingresses N,N] [--changes N] [--workers N]
 
 import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
 import KubeAPIEmulator
 import KubeTypes
 import PorticoCtl
@@ -66,6 +68,11 @@ for size in sizes {
         ])
     let controlPlane = ServerAddress.unix(path: run.controlPlaneSocket)
 
+    // One connection for all the polling (every 2 ms): a connection per poll cost the machine
+    // more than the changes being measured.
+    let client = GRPCClient(transport: try HTTP2ClientTransport.Posix(target: controlPlane.target, transportSecurity: .plaintext))
+    let connections = Task { try await client.runConnections() }
+    let snapshots = Portico_V1_Snapshots.Client(wrapping: client)
     struct Fleet {
         var dump = Portico_V1_DumpResponse()
         var version: UInt64 { dump.snapshot.version }
@@ -73,7 +80,11 @@ for size in sizes {
         var workers: [Portico_V1_SubscriberStatus] { dump.subscribers.filter { !$0.relayedBy.isEmpty } }
     }
     func fleet() async -> Fleet {
-        Fleet(dump: (try? await SourceOptions.fetchDump(from: controlPlane, timeout: 5, subscribersOnly: true)) ?? .init())
+        var request = Portico_V1_DumpRequest()
+        request.subscribersOnly = true
+        var options = CallOptions.defaults
+        options.timeout = .seconds(5)
+        return Fleet(dump: (try? await snapshots.dump(request, options: options)) ?? .init())
     }
     func waitUntil(_ condition: () async -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + .seconds(60)
@@ -198,6 +209,8 @@ for size in sizes {
     }
     print(String(format: "  start → every worker applied the first table: %.0f ms", milliseconds(firstTable)))
     print("  memory (RSS now / peak): " + ProcessMemory.describe(descendantsOf: run.process.processIdentifier))
+    client.beginGracefulShutdown()
+    _ = try? await connections.value
     run.stop()
     await server.stop()
     try? FileManager.default.removeItem(atPath: work)

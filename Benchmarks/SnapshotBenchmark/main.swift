@@ -66,11 +66,17 @@ do {
         routes: [Route(match: PathMatch(kind: .prefix, path: "/"), backend: Backend(cluster: addedCluster.name, source: RouteSource(namespace: "zz-new", ingress: "new")))])
     var removedHosts = large.virtualHosts
     let removed = removedHosts.remove(at: middle)
+    // The removed host's clusters too, where no other host names them (an Ingress deleted with its
+    // Service's cluster): a delta that removes names.
+    let stillNamed = Set(removedHosts.flatMap { $0.routes.map(\.backend.cluster) })
+    let withoutItsClusters = large.clusters.filter { stillNamed.contains($0.name) }
+    precondition(withoutItsClusters.count < large.clusters.count, "the removed host's cluster is named elsewhere")
     let cases: [(String, [VirtualHost], [Cluster], Set<HostPattern>, Set<String>)] = [
         ("endpoint added", large.virtualHosts, withEndpoint, [], [withEndpoint[withEndpoint.count / 2].name]),
         ("host edited", editedHosts, large.clusters, [editedHosts[middle].hostname], []),
         ("host added", large.virtualHosts + [addedHost], large.clusters + [addedCluster], [addedHost.hostname], [addedCluster.name]),
         ("host removed", removedHosts, large.clusters, [removed.hostname], []),
+        ("host + cluster removed", removedHosts, withoutItsClusters, [removed.hostname], Set(large.clusters.map(\.name)).subtracting(withoutItsClusters.map(\.name))),
     ]
     print("one change, per stage, ms (median of 11): build afresh | whole diff | named diff | delta encode | decode + patch + hash check")
     for (name, hosts, clusters, touchedHosts, touchedClusters) in cases {

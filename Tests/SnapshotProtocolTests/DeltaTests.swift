@@ -117,6 +117,24 @@ import TestSupport
         let dangling = RouteTableDelta(removedClusters: [used], defaultCertificate: table.defaultCertificate)
         let error = #expect(throws: RouteTableDeltaError.self) { try table.applying(dangling) }
         #expect(error?.description.contains("no cluster named \(used)") == true)
+        // A certificate a kept host still serves (from a random table that has such a host).
+        func servesOwnCertificate(_ host: VirtualHost, in table: RouteTable) -> Bool {
+            host.tls?.certificate != nil && host.tls?.certificate != table.defaultCertificate
+        }
+        let served = try #require(
+            (UInt64(1)...50).lazy.map { RandomRouteTable.make(seed: $0, hosts: 40) }.first { table in
+                table.virtualHosts.contains { servesOwnCertificate($0, in: table) }
+            })
+        let certificate = try #require(served.virtualHosts.first { servesOwnCertificate($0, in: served) }?.tls?.certificate)
+        let unserved = RouteTableDelta(removedCertificates: [certificate], defaultCertificate: served.defaultCertificate)
+        let refused = #expect(throws: RouteTableDeltaError.self) { try served.applying(unserved) }
+        #expect(refused?.description.contains("no certificate named \(certificate)") == true)
+        // A cluster that only an upserted host names.
+        var renamed = host
+        renamed.routes[0].backend.cluster = "nowhere/missing:80"
+        let upsertedDangling = RouteTableDelta(upsertedHosts: [renamed], defaultCertificate: table.defaultCertificate)
+        let upsertError = #expect(throws: RouteTableDeltaError.self) { try table.applying(upsertedDangling) }
+        #expect(upsertError?.description.contains("no cluster named nowhere/missing:80") == true)
 
         // Through the wire, a hash that does not match is refused too.
         var wrongHash = Portico_V1_SnapshotDelta(base: 1, contentHash: table.contentHash &+ 1, changes: RouteTableDelta(defaultCertificate: table.defaultCertificate))
