@@ -341,16 +341,26 @@ private final class APIHandler: ChannelInboundHandler {
     }
 
     private func list(_ target: Target, query: [String: String]) -> [String: Any] {
-        let all = store.list(
-            target.type, namespace: target.namespace, fieldSelector: Selector(query["fieldSelector"]), labelSelector: Selector(query["labelSelector"]))
+        func fresh() -> [ObjectStore.Object] {
+            store.list(
+                target.type, namespace: target.namespace, fieldSelector: Selector(query["fieldSelector"]),
+                labelSelector: Selector(query["labelSelector"]))
+        }
+        let cacheKey = "\(target.type.resource)|\(target.namespace ?? "")|\(query["fieldSelector"] ?? "")|\(query["labelSelector"] ?? "")"
         var offset = 0
         var revision = store.revision
-        if let token = query["continue"], let decoded = Data(base64Encoded: token).map({ String(decoding: $0, as: UTF8.self) }) {
-            let parts = decoded.split(separator: "/")
-            if parts.count == 2, let listed = Int(parts[0]), let start = Int(parts[1]) {
-                revision = listed
-                offset = start
-            }
+        var all: [ObjectStore.Object]
+        if let token = query["continue"], let decoded = Data(base64Encoded: token).map({ String(decoding: $0, as: UTF8.self) }),
+            case let parts = decoded.split(separator: "/"), parts.count == 2, let listed = Int(parts[0]), let start = Int(parts[1])
+        {
+            revision = listed
+            offset = start
+            // Later pages come from the list the first page was cut from, as the real server serves
+            // them from one revision (sorting the whole store for each page made a 100k LIST quadratic).
+            if let cached = store.listSnapshots[cacheKey], cached.revision == listed { all = cached.objects } else { all = fresh() }
+        } else {
+            all = fresh()
+            if let limit = query["limit"].flatMap(Int.init), limit > 0, all.count > limit { store.listSnapshots[cacheKey] = (revision, all) }
         }
         var items = Array(all.dropFirst(offset))
         var metadata: [String: Any] = ["resourceVersion": String(revision)]

@@ -39,6 +39,10 @@ final class ObjectStore {
 
     var watcherCount: Int { watchers.count }
 
+    /// The newest paged LIST of each query (resource, namespace, selectors) and the revision it was
+    /// made at, for the pages its `continue` tokens ask for.
+    var listSnapshots: [String: (revision: Int, objects: [Object])] = [:]
+
     static func key(namespace: String?, name: String) -> String { "\(namespace ?? "")/\(name)" }
 
     // MARK: Reads
