@@ -86,22 +86,6 @@ final class OneShot<Value: Sendable>: Sendable {
     }
 }
 
-/// Polls `condition` every 10 ms until it holds, failing the test after `timeout`.
-func eventually(
-    _ what: String, timeout: Duration = .seconds(60), sourceLocation: SourceLocation = #_sourceLocation,
-    _ condition: () async throws -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    Issue.record("timed out waiting until \(what)", sourceLocation: sourceLocation)
-    throw TimedOut()
-}
-
-struct TimedOut: Error {}
-
 /// A subscriber task recording what it applied.
 final class RecordingSubscriber: Sendable {
     let subscriber: SnapshotSubscriber

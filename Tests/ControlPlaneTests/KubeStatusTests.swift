@@ -7,16 +7,6 @@ import Testing
 import TestSupport
 @testable import ControlPlane
 
-private func eventually(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    Issue.record("timed out waiting until \(what)")
-    throw CancellationError()
-}
-
 /// A control plane's Kubernetes side, in-process: source, elector and status writer.
 private final class Replica: Sendable {
     let client: KubeClient

@@ -9,16 +9,6 @@ import TestSupport
 @testable import SnapshotProtocol
 
 @Suite(.serialized) struct MTLSTests {
-    static func waitUntil(_ what: String, _ condition: () async -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
-            if await condition() { return }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        Issue.record("timed out waiting until \(what)")
-        throw CancellationError()
-    }
-
     /// The bootstrap makes the CA and the agents' certificate once; an agent holding that
     /// certificate gets snapshots over TCP, and a certificate from another CA, or none, gets nothing.
     @Test func bootstrappedCertificatesAloneConnect() async throws {
@@ -45,7 +35,7 @@ import TestSupport
             tls: SnapshotTLS(certificateChainPEM: serving.certificatePEM, privateKeyPEM: serving.keyPEM, certificateAuthorityPEM: authority.certificatePEM))
         let bound = BoundAddresses()
         let serverTask = Task { try await snapshots.run { bound.set($0) } }
-        try await Self.waitUntil("the snapshot server listens") { bound.get != nil }
+        try await eventually("the snapshot server listens") { bound.get != nil }
         let address = try #require(bound.get?.first)
 
         func subscriber(_ tls: SnapshotTLS?, _ name: String) -> (SnapshotSubscriber, Task<Void, Never>) {
@@ -59,7 +49,7 @@ import TestSupport
             privateKeyPEM: String(decoding: agentSecret.value(Secret.privateKeyKey)!, as: UTF8.self),
             certificateAuthorityPEM: String(decoding: agentSecret.value("ca.crt")!, as: UTF8.self))
         let (agent, agentTask) = subscriber(agentTLS, "agent")
-        try await Self.waitUntil("the agent with the bootstrapped certificate gets version 1") { agent.currentStatus.appliedVersion == 1 }
+        try await eventually("the agent with the bootstrapped certificate gets version 1") { agent.currentStatus.appliedVersion == 1 }
 
         let rogueAuthority = try CertificateAuthority.generate(commonName: "someone else")
         let rogueLeaf = try rogueAuthority.issue(commonName: "portico-data-plane", server: false, client: true)
@@ -67,7 +57,7 @@ import TestSupport
         let (rogue, rogueTask) = subscriber(
             SnapshotTLS(certificateChainPEM: rogueLeaf.certificatePEM, privateKeyPEM: rogueLeaf.keyPEM, certificateAuthorityPEM: authority.certificatePEM), "rogue")
         let (plain, plainTask) = subscriber(nil, "plain")
-        try await Self.waitUntil("both failed to connect a few times") { rogue.currentStatus.lastError != nil && plain.currentStatus.lastError != nil }
+        try await eventually("both failed to connect a few times") { rogue.currentStatus.lastError != nil && plain.currentStatus.lastError != nil }
         #expect(rogue.currentStatus.appliedVersion == nil)
         #expect(plain.currentStatus.appliedVersion == nil)
         #expect(snapshots.service.registry.all.map(\.identity.node) == ["agent"])

@@ -3,6 +3,7 @@ import PorticoCtl
 import RouteModel
 import SnapshotProtocol
 import Testing
+import TestSupport
 @testable import ControlPlane
 
 /// The control plane's file source end to end: files → versions → subscribers and porticoctl.

@@ -2,6 +2,7 @@ import RouteModel
 import SnapshotProtocol
 import Synchronization
 import Testing
+import TestSupport
 @testable import ControlPlane
 
 /// The rebuild loop's rules: when it rebuilds (a pure schedule, driven by made-up instants), and
@@ -205,7 +206,7 @@ func rebuilt(
         defer { group.cancelAll() }
         guard let status = try await group.next() ?? nil, status.rebuilds > sequence else {
             Issue.record("timed out waiting for rebuild \(sequence + 1)", sourceLocation: sourceLocation)
-            throw TimedOut()
+            throw TimedOut(what: "rebuild \(sequence + 1)", timeout: timeout)
         }
         return status
     }

@@ -6,6 +6,7 @@ import RouteModel
 @testable import SnapshotProtocol
 import Synchronization
 import Testing
+import TestSupport
 @testable import ControlPlane
 
 @Suite(.serialized) struct SnapshotStreamTests {

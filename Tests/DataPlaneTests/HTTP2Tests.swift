@@ -93,7 +93,7 @@ func withTLSProxy(
                     try? await attacker.openAndReset(path: "/sleep/1000", authority: "a.test")
                     sent += 1
                 }
-                try await waitUntil("the flooding connection is closed") { !attacker.channel.isActive }
+                try await eventually("the flooding connection is closed") { !attacker.channel.isActive }
                 #expect(sent < 1000, "closed after \(sent) resets")
             }
             try await HTTP2TestConnection.with(port: port, serverName: "a.test") { other in
@@ -135,7 +135,7 @@ func withTLSProxy(
                 func settled(_ uploads: [HTTP2TestConnection.Upload]) async throws -> Int {
                     var last = -1
                     var unchanged = 0
-                    try await waitUntil("the uploads stop") {
+                    try await eventually("the uploads stop") {
                         let sent = uploads.reduce(0) { $0 + $1.sent }
                         unchanged = sent == last && sent > 0 ? unchanged + 1 : 0
                         last = sent
@@ -178,7 +178,7 @@ func withTLSProxy(
                 // stalls (no progress over 40 polls) well short of the body.
                 var last = -1
                 var unchanged = 0
-                try await waitUntil("the backend stalls") {
+                try await eventually("the backend stalls") {
                     let sent = a.streamedBytes
                     unchanged = sent == last && sent > 0 ? unchanged + 1 : 0
                     last = sent
@@ -266,9 +266,9 @@ func withTLSProxy(
         try await withTLSProxy { a, proxy in
             try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
                 try await connection.openAndReset(path: "/sleep/5000", authority: "a.test") {
-                    try await waitUntil("the request reached the backend") { a.receivedRequests == 1 }
+                    try await eventually("the request reached the backend") { a.receivedRequests == 1 }
                 }
-                try await waitUntil("the upstream exchange is counted as 499") {
+                try await eventually("the upstream exchange is counted as 499") {
                     proxy.worker.observability.exposition().contains(#"code="499""#)
                 }
                 #expect(try await connection.request(.GET, "/next", authority: "a.test").status == .ok)
@@ -349,12 +349,12 @@ func withTLSProxy(
         try await withTLSProxy({ $0.drainTimeout = .seconds(20) }) { a, proxy in
             try await HTTP2TestConnection.with(port: proxy.worker.httpsPort, serverName: "a.test") { connection in
                 async let slow = connection.request(.GET, "/sleep/1000", authority: "a.test")
-                try await waitUntil("the request reached the backend") { a.acceptedConnections == 1 }
+                try await eventually("the request reached the backend") { a.acceptedConnections == 1 }
                 let workerTask = proxy.tasks[1]
                 workerTask.cancel()
                 let response = try await slow
                 #expect(response.status == .ok && response.text == "slept\n")
-                try await waitUntil("the drained connection is closed") { !connection.channel.isActive }
+                try await eventually("the drained connection is closed") { !connection.channel.isActive }
                 _ = await workerTask.result
             }
         }

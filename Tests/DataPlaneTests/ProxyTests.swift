@@ -36,7 +36,7 @@ final class LiveProxy: Sendable {
         let server = SnapshotServer(service: SnapshotService(latest: latest), addresses: [socket])
         let listening = Atomic<Bool>(false)
         let serverTask = Task { try await server.run { _ in listening.store(true, ordering: .relaxed) } }
-        try await waitUntil("the snapshot server listens") { listening.load(ordering: .relaxed) }
+        try await eventually("the snapshot server listens") { listening.load(ordering: .relaxed) }
         var configuration = Worker.Configuration(controlPlane: socket)
         configuration.bindHost = "127.0.0.1"
         configuration.httpPort = port
@@ -44,8 +44,8 @@ final class LiveProxy: Sendable {
         let worker = Worker(configuration: configuration)
         let bound = Atomic<Int>(0)
         let workerTask = Task { try await worker.run { bound.store($0, ordering: .relaxed) } }
-        try await waitUntil("the worker listens") { bound.load(ordering: .relaxed) != 0 }
-        try await waitUntil("the worker applies version 1") { await worker.store.appliedVersion == 1 }
+        try await eventually("the worker listens") { bound.load(ordering: .relaxed) != 0 }
+        try await eventually("the worker applies version 1") { await worker.store.appliedVersion == 1 }
         let proxy = LiveProxy(
             worker: worker, port: bound.load(ordering: .relaxed), latest: latest, tasks: [serverTask, workerTask], socketDirectory: directory)
         proxy.version.store(1, ordering: .relaxed)
@@ -56,7 +56,7 @@ final class LiveProxy: Sendable {
     func publish(_ table: RouteTable) async throws {
         let next = version.add(1, ordering: .relaxed).newValue
         latest.publish(version: next, table: table)
-        try await waitUntil("the worker applies version \(next)") { await worker.store.appliedVersion == next }
+        try await eventually("the worker applies version \(next)") { await worker.store.appliedVersion == next }
     }
 
     func stop() async {
@@ -66,16 +66,6 @@ final class LiveProxy: Sendable {
         }
         try? FileManager.default.removeItem(atPath: socketDirectory)
     }
-}
-
-func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(5))
-    }
-    Issue.record("timed out waiting until \(what)")
-    throw CancellationError()
 }
 
 /// Routes `host` + prefix `path` to the given endpoint ports on 127.0.0.1.
@@ -316,8 +306,8 @@ final class StopFlag: Sendable {
         let idleClosed = Task {
             try await RawConnection.exchange(port: proxy.port, send: ["GET / HTTP/1.1\r\nHost: b.test\r\n\r\n"])
         }
-        try await waitUntil("both connections are open") { proxy.worker.acceptedConnections == 2 }
-        try await waitUntil("both requests reached their backends") { a.acceptedConnections == 1 && b.acceptedConnections == 1 }
+        try await eventually("both connections are open") { proxy.worker.acceptedConnections == 2 }
+        try await eventually("both requests reached their backends") { a.acceptedConnections == 1 && b.acceptedConnections == 1 }
         let workerTask = proxy.tasks[1]
         workerTask.cancel()
         let slow = try await inFlight.value

@@ -217,7 +217,7 @@ import Translator
                 } catch let error as RPCError {
                     #expect(error.code == .deadlineExceeded, "\(how): \(error)")
                 }
-                try await waitUntil("\(how): the Pod's call ends at its deadline") { plain.state.cancelled.load(ordering: .relaxed) > cancelled }
+                try await eventually("\(how): the Pod's call ends at its deadline") { plain.state.cancelled.load(ordering: .relaxed) > cancelled }
                 // A call the client cancels (no deadline): the reset reaches the Pod's stream.
                 cancelled = plain.state.cancelled.load(ordering: .relaxed)
                 let started = plain.state.started.load(ordering: .relaxed)
@@ -226,10 +226,10 @@ import Translator
                         request: ClientRequest(message: []), descriptor: EchoService.hang,
                         serializer: RawBytes(), deserializer: RawBytes(), options: .test()) { try $0.message }
                 }
-                try await waitUntil("\(how): the Pod has the call") { plain.state.started.load(ordering: .relaxed) > started }
+                try await eventually("\(how): the Pod has the call") { plain.state.started.load(ordering: .relaxed) > started }
                 call.cancel()
                 _ = await call.result
-                try await waitUntil("\(how): the Pod's call is cancelled") { plain.state.cancelled.load(ordering: .relaxed) > cancelled }
+                try await eventually("\(how): the Pod's call is cancelled") { plain.state.cancelled.load(ordering: .relaxed) > cancelled }
             }
             // GRPCS: TLS to the Pod, verified.
             try await withProxyGRPCClient(port: port, authority: "grpcs.test", tls: tls) { client in
@@ -288,7 +288,7 @@ import Translator
                 // stalls (no progress over 40 polls) well short of the stream.
                 var last = -1
                 var unchanged = 0
-                try await waitUntil("the Pod stalls") {
+                try await eventually("the Pod stalls") {
                     let written = plain.state.written.load(ordering: .relaxed)
                     unchanged = written == last ? unchanged + 1 : 0
                     last = written

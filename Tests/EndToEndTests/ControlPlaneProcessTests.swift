@@ -55,16 +55,6 @@ final class ChildProcess: @unchecked Sendable {
     }
 }
 
-func poll(_ what: String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    Issue.record("timed out waiting until \(what)")
-    throw CancellationError()
-}
-
 @Suite(.serialized) struct ControlPlaneProcessTests {
     static let quickstart = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("examples/quickstart").path
@@ -81,9 +71,9 @@ func poll(_ what: String, timeout: Duration = .seconds(60), _ condition: () asyn
             guard result.exitCode == 0 else { return nil }
             return try JSONDecoder().decode(DumpDocument.self, from: Data(result.stdout.utf8))
         }
-        try await poll("the control plane answers") { try await dumpJSON()?.version == 1 }
+        try await eventually("the control plane answers") { try await dumpJSON()?.version == 1 }
         var adminPort = 0
-        try await poll("the control plane logs its admin port") {
+        try await eventually("the control plane logs its admin port") {
             guard let match = controlPlane.text.firstMatch(of: /address=127\.0\.0\.1:(\d+) .*admin listening/) else { return false }
             adminPort = Int(match.1)!
             return true
@@ -98,7 +88,7 @@ func poll(_ what: String, timeout: Duration = .seconds(60), _ condition: () asyn
                 of: "  name: blog\n  namespace: default\nspec:\n  rules:",
                 with: "  name: blog\n  namespace: default\n  annotations: {nginx.ingress.kubernetes.io/enable-cors: \"true\"}\nspec:\n  rules:")
             .write(toFile: blog, atomically: true, encoding: .utf8)
-        try await poll("the edit is published as version 2") {
+        try await eventually("the edit is published as version 2") {
             guard let document = try await dumpJSON(), document.version == 2 else { return false }
             return document.virtualHosts.first { $0.host == "blog.example.com" }?.routes.contains { $0.path == "/rss.xml" } == true
         }

@@ -108,7 +108,7 @@ final class Fleet: @unchecked Sendable {
     /// The agent's admin port, from its log.
     func adminPort() async throws -> Int {
         var port = 0
-        try await poll("the agent logs its admin port") {
+        try await eventually("the agent logs its admin port") {
             guard let match = agent?.text.firstMatch(of: /address=127\.0\.0\.1:(\d+) .*admin listening/) else { return false }
             port = Int(match.1)!
             return true
@@ -127,7 +127,7 @@ final class Fleet: @unchecked Sendable {
 
     /// Waits until the control plane sees every worker ACK `version`.
     func waitForWorkers(acking version: UInt64, timeout: Duration = .seconds(60)) async throws {
-        try await poll("all \(workers) workers report version \(version) to the control plane", timeout: timeout) {
+        try await eventually("all \(workers) workers report version \(version) to the control plane", timeout: timeout) {
             guard let relayed = await relayedWorkers(), relayed.count == workers else { return false }
             return relayed.allSatisfy { $0.ackedVersion == version && $0.pid > 0 }
         }

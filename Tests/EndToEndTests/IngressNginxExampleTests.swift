@@ -18,7 +18,7 @@ import TestSupport
             Binaries.portico,
             ["run", "--manifests", Self.examples, "--demo-backends", "--http-port", String(httpPort), "--https-port", String(try freePort()), "--workers", "1"])
         do {
-            try await poll("portico run says it is running") { run.text.contains("Portico is running") }
+            try await eventually("portico run says it is running") { run.text.contains("Portico is running") }
             func get(_ path: String, _ host: String) async throws -> TestResponse {
                 try await TestHTTPConnection.with(port: httpPort) { try await $0.request(.GET, path, host: host) }
             }

@@ -65,7 +65,7 @@ import TestSupport
             (try? await TestHTTPConnection.with(port: httpPort) { try await $0.request(.GET, "/", host: host) })?.status
         }
         do {
-            try await poll("portico run is up") { run.text.contains("Portico is running") }
+            try await eventually("portico run is up") { run.text.contains("Portico is running") }
             _ = try await cluster.client.create(Fixture.ingressClass("harness", controller: "example.com/harness-controller"))
             _ = try await cluster.client.create(Fixture.ingressClass("portico"))
             let (service, slice) = Self.service("web", backend: backend)
@@ -77,9 +77,9 @@ import TestSupport
             var theirs = Self.app("theirs.test", service: "web").renamed("theirs")
             theirs.spec?.ingressClassName = "portico"
             _ = try await cluster.client.create(theirs)
-            try await poll("the harness class's Ingress is served") { await status("ours.test") == .ok }
+            try await eventually("the harness class's Ingress is served") { await status("ours.test") == .ok }
             #expect(await status("theirs.test") == .notFound, "an Ingress of another class is not Portico's here")
-            try await poll("its status names the published address") {
+            try await eventually("its status names the published address") {
                 let ingress = try? await cluster.client.get(Ingress.self, namespace: "default", name: "app")
                 return ingress?.status?.loadBalancer?.ingress?.compactMap(\.ip) == ["127.0.0.9"]
             }
@@ -109,7 +109,7 @@ import TestSupport
             try? await TestHTTPConnection.with(port: httpPort) { try await $0.request(.GET, path, host: "app.test") }
         }
         do {
-            try await poll("portico run is up") { run.text.contains("Portico is running") }
+            try await eventually("portico run is up") { run.text.contains("Portico is running") }
             #expect(await get()?.status == .notFound)
 
             // Create, through the API as kubectl would.
@@ -118,7 +118,7 @@ import TestSupport
             _ = try await cluster.client.create(service)
             _ = try await cluster.client.create(slice)
             _ = try await cluster.client.create(Self.app("app.test", service: "web"))
-            try await poll("the Ingress routes to the first backend") { await get()?.echoed["backend"] == "first" }
+            try await eventually("the Ingress routes to the first backend") { await get()?.echoed["backend"] == "first" }
 
             // Update: the EndpointSlice moves to the second backend.
             var moved = try await cluster.client.get(EndpointSlice.self, namespace: "default", name: "web-1")
@@ -127,7 +127,7 @@ import TestSupport
             var movedService = try await cluster.client.get(Service.self, namespace: "default", name: "web")
             movedService.spec?.ports = [ServicePort(name: "http", port: 80, targetPort: .int(Int32(second.port)))]
             _ = try await cluster.client.replace(movedService)
-            try await poll("the update reaches the worker") { await get()?.echoed["backend"] == "second" }
+            try await eventually("the update reaches the worker") { await get()?.echoed["backend"] == "second" }
 
             // A TLS Secret and the Ingress naming it: HTTPS with SNI gets its certificate.
             let certificate = try TestCertificate(commonName: "app.test", dnsNames: ["app.test"])
@@ -136,13 +136,13 @@ import TestSupport
             var ingress = try await cluster.client.get(Ingress.self, namespace: "default", name: "app")
             ingress.spec = Self.app("app.test", service: "web", tlsSecret: "app-tls").spec
             _ = try await cluster.client.replace(ingress)
-            try await poll("the Secret's certificate is served") {
+            try await eventually("the Secret's certificate is served") {
                 (try? await TLSTestClient.handshake(port: httpsPort, serverName: "app.test"))?.certificate.commonName.contains("app.test") == true
             }
 
             // Delete: the route goes.
             try await cluster.client.delete(Ingress.self, namespace: "default", name: "app")
-            try await poll("the deletion reaches the worker") { await get()?.status == .notFound }
+            try await eventually("the deletion reaches the worker") { await get()?.status == .notFound }
         } catch {
             Issue.record("output:\n\(run.text)")
             throw error
@@ -173,22 +173,22 @@ import TestSupport
             (try? await TestHTTPConnection.with(port: httpPort) { try await $0.request(.GET, "/", host: host) })?.status
         }
         do {
-            try await poll("the route is served") { await status("app.test") == .ok }
+            try await eventually("the route is served") { await status("app.test") == .ok }
             // Five Ingresses, each created right after every watch was cut.
             for index in 0..<5 {
-                try await poll("the control plane watches again") { await cluster.server.openWatches >= 5 }
+                try await eventually("the control plane watches again") { await cluster.server.openWatches >= 5 }
                 await cluster.server.cutWatches()
                 try await cluster.server.apply(Self.app("host\(index).test", service: "web").renamed("app-\(index)"))
             }
             for index in 0..<5 {
-                try await poll("host\(index).test is served") { await status("host\(index).test") == .ok }
+                try await eventually("host\(index).test is served") { await status("host\(index).test") == .ok }
             }
 
             // Cut, delete, compact: resuming gets 410, and the relist drops the deleted Ingress.
             await cluster.server.cutWatches()
             try await cluster.server.delete(Ingress.self, name: "app")
             await cluster.server.compact()
-            try await poll("the deleted Ingress's route is gone after the relist") { await status("app.test") == .notFound }
+            try await eventually("the deleted Ingress's route is gone after the relist") { await status("app.test") == .notFound }
             #expect(await status("host0.test") == .ok)
         } catch {
             Issue.record("output:\n\(run.text)")
@@ -210,7 +210,7 @@ import TestSupport
         let controlPlane = try ChildProcess(
             Binaries.portico,
             ["control-plane", "--kubeconfig", cluster.kubeconfig, "--listen", "unix:\(cluster.work)/cp.sock", "--admin-port", "0", "--admin-bind", "127.0.0.1"])
-        try await poll("the control plane retried ingresses several times") {
+        try await eventually("the control plane retried ingresses several times") {
             controlPlane.text.components(separatedBy: "GET /apis/networking.k8s.io/v1/ingresses: 401 Unauthorized").count > 4
         }
         #expect(controlPlane.process.isRunning)

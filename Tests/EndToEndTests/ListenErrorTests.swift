@@ -48,7 +48,7 @@ import TestSupport
         // The worker and the node agent need a control plane to get as far as listening.
         let controlPlane = try ChildProcess(
             Binaries.portico, ["control-plane", "--manifests", manifests, "--listen", "unix:\(work)/cp.sock", "--admin-port", "0"])
-        try await poll("the control plane listens") { FileManager.default.fileExists(atPath: "\(work)/cp.sock") }
+        try await eventually("the control plane listens") { FileManager.default.fileExists(atPath: "\(work)/cp.sock") }
         let worker = try await Self.failure([
             "worker", "--control-plane", "unix:\(work)/cp.sock", "--http-port", String(port), "--bind", "127.0.0.1", "--id", "3", "--no-access-log",
         ], printing: "worker 3: \(inUse)")

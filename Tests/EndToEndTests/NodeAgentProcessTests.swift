@@ -79,12 +79,12 @@ import TestSupport
             let before = try #require(await fleet.relayedWorkers())
             let victim = try #require(before.first { $0.workerID == "0" })
             let load = LoadLoop(port: fleet.httpPort, host: "app.test")
-            try await poll("the load runs") { load.current.ok >= 20 }
+            try await eventually("the load runs") { load.current.ok >= 20 }
 
             let killedAt = ContinuousClock.now
             kill(Int32(victim.pid), SIGKILL)
             var restartedAfter: Duration = .zero
-            try await poll("worker 0 is back with a new process that applied the snapshot", timeout: .seconds(60)) {
+            try await eventually("worker 0 is back with a new process that applied the snapshot", timeout: .seconds(60)) {
                 guard let slot = await fleet.relayedWorkers()?.first(where: { $0.workerID == "0" }) else { return false }
                 guard slot.pid != victim.pid, slot.pid > 0, slot.ackedVersion == 1 else { return false }
                 restartedAfter = ContinuousClock.now - killedAt
@@ -92,7 +92,7 @@ import TestSupport
             }
             print("worker restart: \(restartedAfter) from kill -9 to the new worker having applied the snapshot")
             let okBeforeEnd = load.current.ok
-            try await poll("the load goes on after the restart") { load.current.ok >= okBeforeEnd + 50 }
+            try await eventually("the load goes on after the restart") { load.current.ok >= okBeforeEnd + 50 }
             let outcome = await load.stop()
             #expect(outcome.badStatus.isEmpty, "HTTP errors: \(outcome.badStatus)")
             // Only connections on the killed worker may fail: the one in flight and its accept queue.
@@ -110,13 +110,13 @@ import TestSupport
             try await fleet.waitForWorkers(acking: 1)
             let fresh = LoadLoop(port: fleet.httpPort, host: "app.test")
             let kept = LoadLoop(port: fleet.httpPort, host: "app.test")
-            try await poll("the load runs") { fresh.current.ok >= 20 }
+            try await eventually("the load runs") { fresh.current.ok >= 20 }
             kill(fleet.controlPlane!.process.processIdentifier, SIGKILL)
             _ = try await fleet.controlPlane?.waitForExit()
             let atKill = fresh.current.ok + kept.current.ok
-            try await poll("300 more requests are answered without the control plane") { fresh.current.ok + kept.current.ok >= atKill + 300 }
+            try await eventually("300 more requests are answered without the control plane") { fresh.current.ok + kept.current.ok >= atKill + 300 }
             try fleet.startControlPlane()
-            try await poll("the agent resubscribes to the new control plane") {
+            try await eventually("the agent resubscribes to the new control plane") {
                 await Fleet.dump(fleet.controlPlaneSocket)?.subscribers.contains { $0.kind == .nodeAgent && $0.ackedVersion == 1 } == true
             }
             try await fleet.waitForWorkers(acking: 1)
@@ -138,12 +138,12 @@ import TestSupport
             _ = try await fleet.controlPlane?.waitForExit()
 
             try fleet.startAgent()
-            try await poll("the restarted agent's workers serve the saved table") {
+            try await eventually("the restarted agent's workers serve the saved table") {
                 (try? await fleet.request(host: "app.test"))?.echoed["backend"] == "a"
             }
             #expect(fleet.agent?.text.contains("serving the saved snapshot") == true)
             let admin = try await fleet.adminPort()
-            try await poll("the agent is ready without a control plane") {
+            try await eventually("the agent is ready without a control plane") {
                 (try? await TestHTTPConnection.with(port: admin) { try await $0.request(.GET, "/readyz", host: "x") })?.status == .ok
             }
             let local = try #require(await Fleet.dump(fleet.agentSocket))
@@ -161,7 +161,7 @@ import TestSupport
         try Data("not a snapshot at all".utf8).write(to: URL(fileURLWithPath: fleet.stateDirectory + "/snapshot.pb"))
         try fleet.startAgent()
         do {
-            try await poll("the agent reports the corrupt file") {
+            try await eventually("the agent reports the corrupt file") {
                 fleet.agent?.text.contains("state file \(fleet.stateDirectory)/snapshot.pb is corrupt") == true
             }
             let admin = try await fleet.adminPort()
@@ -195,7 +195,7 @@ import TestSupport
             let pids = try #require(await fleet.relayedWorkers()).map { Int32($0.pid) }
             let load = LoadLoop(port: fleet.httpPort, host: "app.test")
             let inFlight = Task { try await fleet.request(host: "slow.test", path: "/sleep/1500") }
-            try await poll("the load runs and the slow request reached its backend") {
+            try await eventually("the load runs and the slow request reached its backend") {
                 load.current.ok >= 20 && slowBackend.acceptedConnections == 1
             }
             fleet.agent?.signal(SIGTERM)
@@ -227,7 +227,7 @@ import TestSupport
             }
             let admin = try await fleet.adminPort()
             var text = ""
-            try await poll("the workers' counts add up to the 20 requests") {
+            try await eventually("the workers' counts add up to the 20 requests") {
                 text = (try? await TestHTTPConnection.with(port: admin) { try await $0.request(.GET, "/metrics", host: "x") })?.text ?? ""
                 let samples = text.split(separator: "\n").filter {
                     $0.hasPrefix("portico_requests_total{worker=") && $0.contains(#"ingress="r0",service="s0",code="200"}"#)
@@ -239,7 +239,7 @@ import TestSupport
             #expect(text.contains("portico_snapshot_version{worker=\"0\"} 1"))
 
             var lines: [[String: Any]] = []
-            try await poll("20 access-log lines") {
+            try await eventually("20 access-log lines") {
                 lines = fleet.agent!.text.split(separator: "\n").filter { $0.hasPrefix("{") }.compactMap {
                     try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
                 }.filter { $0["host"] as? String == "app.test" }
@@ -263,7 +263,7 @@ import TestSupport
         let refusing = Task { await refuser.run { _ in throw RefusedForTheTest() } }
         do {
             try await fleet.waitForWorkers(acking: 1)
-            try await poll("the refusal is recorded") { refuser.currentStatus.nacks >= 1 }
+            try await eventually("the refusal is recorded") { refuser.currentStatus.nacks >= 1 }
             let server = "unix:\(fleet.controlPlaneSocket)"
 
             let json = await (try StatusCommand.parse(["--server", server, "-o", "json"])).execute()

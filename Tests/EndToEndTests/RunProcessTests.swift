@@ -33,12 +33,12 @@ import TestSupport
             try? await TestHTTPConnection.with(port: httpPort) { try await $0.request(.GET, path, host: "app.test") }
         }
         do {
-            try await poll("portico run says it is running") { run.text.contains("Portico is running") }
+            try await eventually("portico run says it is running") { run.text.contains("Portico is running") }
             #expect(run.text.contains("curl -H 'Host: app.test' http://127.0.0.1:\(httpPort)/"))
             #expect(await get("/")?.echoed["backend"] == "first")
 
             try routeManifests([("app.test", second.port)], path: "/v2").write(toFile: work + "/routes.yaml", atomically: true, encoding: .utf8)
-            try await poll("the edit is live", timeout: .seconds(30)) { await get("/v2")?.echoed["backend"] == "second" }
+            try await eventually("the edit is live", timeout: .seconds(30)) { await get("/v2")?.echoed["backend"] == "second" }
             #expect(await get("/")?.status == .notFound)
         } catch {
             Issue.record("output:\n\(run.text)")
@@ -86,7 +86,7 @@ import TestSupport
         let run = try ChildProcess(
             Binaries.portico, ["run", "--manifests", work, "--http-port", String(httpPort), "--https-port", String(try freePort()), "--workers", "2"])
         do {
-            try await poll("portico run says it is running") { run.text.contains("Portico is running") }
+            try await eventually("portico run says it is running") { run.text.contains("Portico is running") }
             let runDirectory = try #require(Self.runDirectory(in: run.text))
             let controlPlane = ServerAddress.unix(path: runDirectory + "/control-plane.sock")
             let agent = ServerAddress.unix(path: runDirectory + "/sockets/data-plane.sock")
@@ -114,20 +114,20 @@ import TestSupport
             for (role, pattern) in [("control plane", "control-plane --manifests \(work)"), ("node agent", "data-plane --control-plane unix:\(runDirectory)")] {
                 let pid = try #require(processes(mentioning: pattern).first, "\(role)")
                 let before = stop.completed.load(ordering: .relaxed)
-                try await poll("requests flow") { stop.completed.load(ordering: .relaxed) > before + 100 }
+                try await eventually("requests flow") { stop.completed.load(ordering: .relaxed) > before + 100 }
                 kill(pid, SIGKILL)
                 let killed = ContinuousClock.now
-                try await poll("the \(role) is replaced") { processes(mentioning: pattern).contains { $0 != pid } }
-                try await poll("the control plane answers") { (try? await SourceOptions.fetchDump(from: controlPlane, timeout: 1)) != nil }
+                try await eventually("the \(role) is replaced") { processes(mentioning: pattern).contains { $0 != pid } }
+                try await eventually("the control plane answers") { (try? await SourceOptions.fetchDump(from: controlPlane, timeout: 1)) != nil }
                 let back = ContinuousClock.now - killed
                 print("\(role) killed: the control plane answered again after \(back)")
                 if role == "control plane" { #expect(back < .seconds(2), "the control plane is back within 2 s: \(back)") }
-                try await poll("both workers are subscribed to the agent") {
+                try await eventually("both workers are subscribed to the agent") {
                     let dump = try? await SourceOptions.fetchDump(from: agent, timeout: 1)
                     return dump?.subscribers.filter { $0.kind == .worker && $0.ackedVersion > 0 }.count == 2
                 }
                 let after = stop.completed.load(ordering: .relaxed)
-                try await poll("requests flow after the \(role) came back") { stop.completed.load(ordering: .relaxed) > after + 100 }
+                try await eventually("requests flow after the \(role) came back") { stop.completed.load(ordering: .relaxed) > after + 100 }
             }
             stop.value.store(true, ordering: .relaxed)
             var ok = 0
@@ -162,7 +162,7 @@ import TestSupport
                 "--workers", "1",
             ])
         do {
-            try await poll("portico run says it is running") { run.text.contains("Portico is running") }
+            try await eventually("portico run says it is running") { run.text.contains("Portico is running") }
             #expect(run.text.contains("curl -k --resolve shop.example.com:\(httpsPort):127.0.0.1 https://shop.example.com:\(httpsPort)/"))
             let blog = try await TestHTTPConnection.with(port: httpPort) { try await $0.request(.GET, "/feed.xml", host: "blog.example.com") }
             #expect(blog.status == .ok)

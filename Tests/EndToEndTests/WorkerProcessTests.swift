@@ -68,13 +68,13 @@ import TestSupport
         let worker = try ChildProcess(
             Binaries.portico, ["worker", "--control-plane", socket, "--http-port", "0", "--bind", "127.0.0.1", "--drain-timeout", "20"])
         var port = 0
-        try await poll("the worker logs its port") {
+        try await eventually("the worker logs its port") {
             guard let match = worker.text.firstMatch(of: /address=127\.0\.0\.1:(\d+)/) else { return false }
             port = Int(match.1)!
             return true
         }
         do {
-            try await poll("the worker serves the routes") {
+            try await eventually("the worker serves the routes") {
                 let response = try? await TestHTTPConnection.with(port: port) { try await $0.request(.GET, "/", host: "big.test") }
                 return response?.status == .ok
             }
@@ -100,7 +100,7 @@ import TestSupport
 
         // A request in flight when SIGTERM arrives completes; then the worker exits by itself.
         let inFlight = Task { try await TestHTTPConnection.with(port: port) { try await $0.request(.GET, "/sleep/1500", host: "slow.test") } }
-        try await poll("the slow request reached its backend") { slow.acceptedConnections == 1 }
+        try await eventually("the slow request reached its backend") { slow.acceptedConnections == 1 }
         worker.signal(SIGTERM)
         let response = try await inFlight.value
         #expect(response.status == .ok)

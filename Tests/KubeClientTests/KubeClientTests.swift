@@ -12,17 +12,6 @@ private func temporaryDirectory() throws -> String {
     return path
 }
 
-/// Polls `condition` every 10 ms for up to 30 s.
-private func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(30)
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    Issue.record("timed out waiting until \(what)")
-    throw CancellationError()
-}
-
 @Suite struct KubeConfigTests {
     @Test func readsTheCurrentContextWithDataAndFiles() throws {
         let directory = try temporaryDirectory()

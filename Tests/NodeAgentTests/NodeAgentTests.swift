@@ -137,9 +137,8 @@ private func temporaryDirectory() -> String {
         configuration.maximumDelay = .milliseconds(20)
         let supervisor = WorkerSupervisor(configuration: configuration)
         let run = Task { await supervisor.run() }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while supervisor.workers[0].restarts < 3 || supervisor.workers[1].pid == 0, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(10))
+        try await eventually("slot 0 restarted three times and slot 1 runs", timeout: .seconds(30)) {
+            supervisor.workers[0].restarts >= 3 && supervisor.workers[1].pid != 0
         }
         #expect(supervisor.workers[0].restarts >= 3)
         #expect(supervisor.workers[0].lastExit == "exit status 3")
