@@ -143,7 +143,7 @@ let package = Package(
         .executableTarget(
             name: "SnapshotBenchmark",
             dependencies: [
-                "RouteModel", "KubeTypes", "Translator", "SnapshotProtocol", "ControlPlane", "TestSupport",
+                "RouteModel", "KubeTypes", "Translator", "SnapshotProtocol", "ControlPlane", "TestSupport", "CPorticoSystem",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],

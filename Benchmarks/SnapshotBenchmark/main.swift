@@ -8,6 +8,7 @@
 //   --ingresses N     size of the large table (default 10000)
 //   --subscribers N   (default 100)
 
+import CPorticoSystem
 import ControlPlane
 import Foundation
 import GRPCCore
@@ -44,6 +45,15 @@ let decode = try Measure.milliseconds(runs: 11) {
     decoded = try Portico_V1_Snapshot(serializedBytes: bytes).decodeTable()
 }
 precondition(decoded == large)
+// What a worker keeps of it: the heap a decoded table holds once its message and bytes are gone.
+do {
+    decoded = .empty
+    let before = cportico_malloc_in_use()
+    decoded = try Portico_V1_Snapshot(serializedBytes: bytes).decodeTable()
+    let after = cportico_malloc_in_use()
+    let held = Double(after &- before)
+    print("decoded table holds \(Measure.format(held / 1_048_576, 1)) MiB of heap (\(Measure.format(held / Double(max(ingressCount, 1)), 0)) bytes per Ingress)")
+}
 print("snapshot size: \(bytes.count) bytes (\(Measure.format(Double(bytes.count) / 1_048_576, 2)) MiB)")
 print("encode (table → proto → bytes), ms: median \(Measure.format(Measure.median(encode), 1))  min \(Measure.format(encode.min()!, 1))")
 print("decode (bytes → proto → checked RouteTable with index and hash), ms: median \(Measure.format(Measure.median(decode), 1))  min \(Measure.format(decode.min()!, 1))")

@@ -55,6 +55,9 @@ public final class ControlPlane: Sendable {
         /// 0: any free port (logged).
         public var adminPort = 10252
         public var maxMessageBytes = 64 << 20
+        /// Called after each full translation of a cluster's objects (see
+        /// `KubeSource.Options.afterFullTranslation`).
+        public var afterFullTranslation: (@Sendable () -> Void)?
 
         public init(source: Source) { self.source = source }
     }
@@ -101,6 +104,7 @@ public final class ControlPlane: Sendable {
             logger.info("watching the Kubernetes API", metadata: ["server": "\(client.config.server)", "namespace": "\(cluster.namespace ?? "all")"])
             var options = KubeSource.Options()
             options.namespace = cluster.namespace
+            options.afterFullTranslation = configuration.afterFullTranslation
             let kube = KubeSource(client: client, configuration: configuration.translator, latest: latest, diagnostics: diagnostics, options: options)
             let elector = LeaderElector(client: client, namespace: cluster.leaseNamespace, name: cluster.leaseName, identity: cluster.identity)
             let addresses: StatusWriter.Addresses

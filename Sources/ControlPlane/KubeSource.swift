@@ -40,6 +40,10 @@ public final class KubeSource: Sendable {
         /// unverified for `maxUnverified` one also runs at nice 19 (a small share of a busy CPU).
         public var verifyAfter: Duration = .milliseconds(500)
         public var maxUnverified: Duration = .seconds(5)
+        /// Called once a full translation is done with (the first table, a change the incremental
+        /// translator cannot take, a verification): each leaves several times the table's size
+        /// free in malloc's arenas, which `portico control-plane` hands back to the kernel here.
+        public var afterFullTranslation: (@Sendable () -> Void)?
         public init() {}
     }
 
@@ -263,6 +267,7 @@ public final class KubeSource: Sendable {
                 "index": "\(ContinuousClock.now - published)", "version": "\(status.version)", "hash": "\(translation.table.contentHashHex)",
                 "objects": "\(objects.count)", "rejections": "\(translation.rejections.count)",
             ])
+        options.afterFullTranslation?()
     }
 
     private func gather() -> KubeObjects {
@@ -333,6 +338,7 @@ public final class KubeSource: Sendable {
                 logger.debug("a change came during the verification; it runs again", metadata: ["elapsed": "\(took)"])
                 scheduleVerification()
             }
+            options.afterFullTranslation?()
         }
     }
 

@@ -61,6 +61,10 @@ public final class Worker: Sendable {
         /// Which engine serves plain HTTP: SwiftNIO's, or the native epoll spike (HTTP/1.1 only;
         /// no TLS listener then). See `NativeEngine` for what it leaves out.
         public var engine = Engine.nio
+        /// Called (off the event loop) once a whole table, not a delta, is in use: the decode of a
+        /// full snapshot leaves several times the table's size free in malloc's arenas, which
+        /// `portico worker` hands back to the kernel here.
+        public var afterFullTable: (@Sendable () -> Void)?
 
         public enum Engine: String, Sendable, CaseIterable {
             case nio
@@ -162,6 +166,7 @@ public final class Worker: Sendable {
         let logger = self.logger
         let (applied, appliedSink) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let observability = self.observability
+        let afterFullTable = configuration.afterFullTable
         var servers: [any Channel] = []
         // The native engine, once listening, gets every table too.
         let native = nativeEngine
@@ -181,6 +186,7 @@ public final class Worker: Sendable {
                     observability.snapshotApply.record(ContinuousClock.now - started)
                     observability.snapshotVersion.set(Int64(snapshot.version))
                     appliedSink.yield()
+                    if snapshot.delta == nil { afterFullTable?() }
                 }
             }
             // Listen only once there is a table: a worker started (or restarted) by the node agent

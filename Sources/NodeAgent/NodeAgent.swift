@@ -24,6 +24,9 @@ public final class NodeAgent: Sendable {
         public var upstreamBackoff = Backoff()
         /// Mutual TLS to a TCP control plane.
         public var tls: SnapshotTLS?
+        /// Called once a whole snapshot (not a delta) is relayed: its decode leaves several times
+        /// the table's size free in malloc's arenas, which `portico data-plane` hands back here.
+        public var afterFullSnapshot: (@Sendable () -> Void)?
 
         public init(
             controlPlane: ServerAddress, node: String, stateDirectory: String, socketDirectory: String,
@@ -127,7 +130,13 @@ public final class NodeAgent: Sendable {
                     onAdminListening(port)
                 }
             }
-            service("upstream subscription") { await self.upstream.run { self.relay.accept($0) } }
+            let afterFullSnapshot = configuration.afterFullSnapshot
+            service("upstream subscription") {
+                await self.upstream.run { received in
+                    self.relay.accept(received)
+                    if received.delta == nil { afterFullSnapshot?() }
+                }
+            }
             service("worker reports") { try await self.reportWorkers() }
             await supervisor.run()
             services.cancelAll()

@@ -133,6 +133,7 @@ struct ControlPlaneCommand: AsyncParsableCommand {
         configuration.adminHost = adminBind
         configuration.adminPort = adminPort
         configuration.maxMessageBytes = maxMessageBytes
+        configuration.afterFullTranslation = releaseFreedMemory
         let controlPlane = ControlPlane(configuration, logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {

@@ -43,6 +43,12 @@ func keepFreedMemoryForReuse() {
     _ = cportico_malloc_keep_freed(128 << 20, 8 << 20)
 }
 
+/// Hands malloc's free pages back to the kernel, after a rare burst (a whole snapshot decoded)
+/// whose garbage `keepFreedMemoryForReuse` would otherwise keep resident for good.
+@Sendable func releaseFreedMemory() {
+    _ = cportico_malloc_release_free()
+}
+
 /// `path` made absolute against the current directory: children may run elsewhere.
 func absolutePath(_ path: String) -> String {
     path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
