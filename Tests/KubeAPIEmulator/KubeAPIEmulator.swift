@@ -280,7 +280,7 @@ private final class APIHandler: ChannelInboundHandler {
                 if query["watch"] == "1" || query["watch"] == "true" {
                     return startWatch(context, head: head, target: target, query: query)
                 }
-                return respond(context, head: head, code: 200, json: list(target, query: query))
+                return respond(context, head: head, code: 200, body: list(target, query: query))
             case (.GET, let name?):
                 guard let found = store.get(target.type, namespace: target.namespace, name: name) else {
                     throw ObjectStore.Failure.status(code: 404, reason: "NotFound", message: "\(target.type.resource) \"\(name)\" not found")
@@ -340,7 +340,8 @@ private final class APIHandler: ChannelInboundHandler {
         }
     }
 
-    private func list(_ target: Target, query: [String: String]) -> [String: Any] {
+    /// A LIST response's body: its items' cached JSON joined into the list's.
+    private func list(_ target: Target, query: [String: String]) -> [UInt8] {
         func fresh() -> [ObjectStore.Object] {
             store.list(
                 target.type, namespace: target.namespace, fieldSelector: Selector(query["fieldSelector"]),
@@ -369,7 +370,16 @@ private final class APIHandler: ChannelInboundHandler {
             metadata["continue"] = Data("\(revision)/\(offset + limit)".utf8).base64EncodedString()
             metadata["remainingItemCount"] = all.count - offset - limit
         }
-        return ["kind": "\(target.type.kind)List", "apiVersion": target.type.groupVersion, "metadata": metadata, "items": items]
+        let envelope: [String: Any] = ["kind": "\(target.type.kind)List", "apiVersion": target.type.groupVersion, "metadata": metadata]
+        var body = [UInt8]((try? JSONSerialization.data(withJSONObject: envelope, options: [.sortedKeys])) ?? Data("{}".utf8))
+        body.removeLast()  // its closing brace: the items go in before it
+        body += #","items":["#.utf8
+        for (index, item) in items.enumerated() {
+            if index > 0 { body.append(UInt8(ascii: ",")) }
+            body += store.encoded(item, as: target.type)
+        }
+        body += "]}".utf8
+        return body
     }
 
     // MARK: Watch
@@ -432,7 +442,10 @@ private final class APIHandler: ChannelInboundHandler {
     // MARK: Responses
 
     private func respond(_ context: ChannelHandlerContext, head: HTTPRequestHead, code: Int, json: [String: Any]) {
-        let data = (try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])) ?? Data("{}".utf8)
+        respond(context, head: head, code: code, body: [UInt8]((try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])) ?? Data("{}".utf8)))
+    }
+
+    private func respond(_ context: ChannelHandlerContext, head: HTTPRequestHead, code: Int, body data: [UInt8]) {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Content-Length", value: String(data.count))
