@@ -98,6 +98,9 @@ for size in sizes {
         fatalError("the workers never applied the first table")
     }
     let firstTable = ContinuousClock.now - started
+    // From the control plane's own start, which the kernel dates: spawning `portico run` from this
+    // process (several GB of emulated objects at 100k) took seconds before any portico code ran.
+    let controlPlaneAge = ProcessMemory.secondsSinceStart(ofRole: "control-plane", descendantsOf: run.process.processIdentifier)
 
     /// One change: when the control plane published it, the agent and every worker ACKed it (as
     /// polled), and each stage as the processes timed it themselves (from the last poll's Dump).
@@ -207,7 +210,10 @@ for size in sizes {
         }
         print(line)
     }
-    print(String(format: "  start → every worker applied the first table: %.0f ms", milliseconds(firstTable)))
+    print(
+        String(
+            format: "  start → every worker applied the first table: %.0f ms from `portico run`, %.0f ms from the control plane's start",
+            milliseconds(firstTable), (controlPlaneAge ?? .nan) * 1000))
     print("  memory (RSS now / peak (own now)): " + ProcessMemory.describe(descendantsOf: run.process.processIdentifier))
     client.beginGracefulShutdown()
     _ = try? await connections.value
@@ -219,7 +225,26 @@ for size in sizes {
 /// The resident memory of `portico run`'s processes, from /proc: each descendant's VmRSS, VmHWM and
 /// RssAnon, named by its subcommand (control-plane, data-plane for the node agent, worker).
 enum ProcessMemory {
-    static func describe(descendantsOf root: Int32) -> String {
+    /// How long ago the descendant running `role` started (from /proc: its start time in clock
+    /// ticks since boot, against the uptime now); nil when there is none.
+    static func secondsSinceStart(ofRole role: String, descendantsOf root: Int32) -> Double? {
+        guard let pid = descendants(of: root).first(where: { self.role(of: $0) == role }),
+            let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")"),
+            let uptime = (try? String(contentsOfFile: "/proc/uptime", encoding: .utf8))?.split(separator: " ").first.flatMap({ Double($0) })
+        else { return nil }
+        // After "pid (comm) ", field 22 (starttime) is the 20th.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 19, let ticks = Double(fields[19]) else { return nil }
+        return uptime - ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// The subcommand a portico process runs (control-plane, data-plane, worker, demo-backend).
+    static func role(of pid: Int32) -> String? {
+        guard let command = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8) else { return nil }
+        return command.split(separator: "\0").map(String.init).dropFirst().first { ["control-plane", "data-plane", "worker", "demo-backend"].contains($0) }
+    }
+
+    static func descendants(of root: Int32) -> [Int32] {
         var parents: [Int32: Int32] = [:]
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
             guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
@@ -237,13 +262,13 @@ enum ProcessMemory {
             }
             return false
         }
+        return parents.keys.sorted().filter(isDescendant)
+    }
+
+    static func describe(descendantsOf root: Int32) -> String {
         var parts: [String] = []
-        for pid in parents.keys.sorted() where isDescendant(pid) {
-            guard let command = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8),
-                let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-            else { continue }
-            let arguments = command.split(separator: "\0").map(String.init)
-            guard let role = arguments.dropFirst().first(where: { ["control-plane", "data-plane", "worker", "demo-backend"].contains($0) }) else { continue }
+        for pid in descendants(of: root) {
+            guard let role = role(of: pid), let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { continue }
             func kilobytes(_ field: String) -> Int {
                 status.split(separator: "\n").first { $0.hasPrefix(field + ":") }
                     .flatMap { Int($0.split(whereSeparator: { $0 == " " || $0 == "\t" })[1]) } ?? 0

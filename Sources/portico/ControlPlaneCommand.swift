@@ -94,6 +94,7 @@ struct ControlPlaneCommand: AsyncParsableCommand {
 
     func run() async throws {
         bootstrapLogging(level: logLevel)
+        keepFreedMemoryForReuse(largeBlocksFromArenas: true)
         let logger = Logger(label: "portico.control-plane")
         var configuration: ControlPlane.Configuration
         if let manifests {

@@ -35,12 +35,19 @@ func waitForParentExit(_ parent: Int32) async -> Bool {
     return true
 }
 
-/// Keeps freed memory in the worker's malloc arenas instead of handing it back to the kernel after
-/// every burst. With glibc's defaults the worker's arena shrank and regrew all the time under load
-/// (mprotect, then page faults zeroing fresh pages: 7% of its CPU in an HTTP/2 benchmark, 1% after).
-/// Memory stays bounded: a peak is kept for reuse, not grown by this.
-func keepFreedMemoryForReuse() {
-    _ = cportico_malloc_keep_freed(128 << 20, 8 << 20)
+/// Keeps freed memory in malloc's arenas instead of handing it back to the kernel after every
+/// burst. With glibc's defaults an arena shrank and regrew all the time (mprotect, then page faults
+/// zeroing fresh pages): in a worker under proxy load. Memory stays bounded: a peak is kept for
+/// reuse, not grown by this, and `releaseFreedMemory` hands it back after the rare bursts.
+///
+/// `largeBlocksFromArenas` also serves blocks up to 32 MiB from the arenas instead of from an mmap
+/// each: for the control plane, whose first sync at 100k Ingresses spent 30% of its CPU zeroing
+/// fresh pages for them. Not for workers and the node agent: every delta replaces a table's large
+/// arrays, and kept in the arenas they held 40 MB more per process at 10k Ingresses.
+func keepFreedMemoryForReuse(largeBlocksFromArenas: Bool = false) {
+    // Setting any of these fixes the mmap threshold, by default at 128 KiB; 32 MiB is the largest
+    // glibc takes on 64-bit (HEAP_MAX_SIZE / 2).
+    _ = cportico_malloc_keep_freed(128 << 20, 8 << 20, largeBlocksFromArenas ? 32 << 20 : 128 << 10)
 }
 
 /// Hands malloc's free pages back to the kernel, after a rare burst (a whole snapshot decoded)

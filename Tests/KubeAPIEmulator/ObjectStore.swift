@@ -97,6 +97,7 @@ final class ObjectStore {
         object["kind"] = resource.kind
         object["apiVersion"] = resource.groupVersion
         objects[resource, default: [:]][key] = object
+        _ = encoded(object, as: resource)  // at write time, as the watch cache does
         record(Change(revision: revision, type: "ADDED", resource: resource, object: object))
         return object
     }
@@ -162,6 +163,7 @@ final class ObjectStore {
         next["kind"] = resource.kind
         next["apiVersion"] = resource.groupVersion
         objects[resource]?[key] = next
+        _ = encoded(next, as: resource)
         record(Change(revision: revision, type: "MODIFIED", resource: resource, object: next))
         return next
     }

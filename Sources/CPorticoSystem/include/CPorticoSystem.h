@@ -1,9 +1,9 @@
 #ifndef C_PORTICO_SYSTEM_H
 #define C_PORTICO_SYSTEM_H
 
-/// Sets glibc malloc's trim threshold and top pad (mallopt), which Swift's Glibc module does not
-/// expose. Returns 0 where that is not available.
-int cportico_malloc_keep_freed(int trim_threshold, int top_pad);
+/// Sets glibc malloc's trim threshold, top pad and mmap threshold (mallopt), which Swift's Glibc
+/// module does not expose. Returns 0 where that is not available.
+int cportico_malloc_keep_freed(int trim_threshold, int top_pad, int mmap_threshold);
 
 /// Hands every whole free page in malloc's arenas back to the kernel (malloc_trim(0)), which the
 /// trim threshold above otherwise keeps. Returns 1 when memory was released.
