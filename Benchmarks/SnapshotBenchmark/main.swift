@@ -52,6 +52,9 @@ do {
     decoded = try Portico_V1_Snapshot(serializedBytes: bytes).decodeTable()
     let after = cportico_malloc_in_use()
     let held = Double(after &- before)
+    print(
+        "inline bytes: Route \(MemoryLayout<Route>.stride) (its RouteOptions \(MemoryLayout<RouteOptions>.stride)), VirtualHost \(MemoryLayout<VirtualHost>.stride), Cluster \(MemoryLayout<Cluster>.stride)"
+    )
     print("decoded table holds \(Measure.format(held / 1_048_576, 1)) MiB of heap (\(Measure.format(held / Double(max(ingressCount, 1)), 0)) bytes per Ingress)")
 }
 print("snapshot size: \(bytes.count) bytes (\(Measure.format(Double(bytes.count) / 1_048_576, 2)) MiB)")

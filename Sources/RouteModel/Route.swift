@@ -56,34 +56,104 @@ public struct Backend: Sendable, Hashable {
 }
 
 /// Per-route settings from Ingress annotations.
+///
+/// Stored behind one shared reference, copied on write: most routes have none of these (every
+/// field nil), and inline they made a `Route` 440 bytes and a `VirtualHost`, whose default
+/// backend holds them too, 496, most of a table's memory at 10k Ingresses. Routes without
+/// options share one storage object.
 public struct RouteOptions: Sendable, Hashable {
+    private struct Fields: Sendable, Hashable {
+        var maxRequestBodyBytes: Int64? = nil
+        var rewriteTarget: String? = nil
+        var redirect: RedirectRule? = nil
+        var appRoot: String? = nil
+        var forwardedPrefix: String? = nil
+        var upstreamHost: String? = nil
+        var upstream: UpstreamOptions? = nil
+        var requestHeaders: HeaderEdits? = nil
+        var responseHeaders: HeaderEdits? = nil
+        var upstreamProtocol: UpstreamProtocol = .http
+        var upstreamTLS: UpstreamTLS? = nil
+        var defaultBackend: DefaultBackendRule? = nil
+    }
+
+    /// Mutated only while uniquely referenced (`update`), so shared copies never change.
+    private final class Storage: @unchecked Sendable {
+        var fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+    }
+
+    private static let none = Storage(Fields())
+    private var storage: Storage
+
+    private mutating func update(_ change: (inout Fields) -> Void) {
+        if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
+        change(&storage.fields)
+    }
+
     /// Largest request body accepted (413 beyond); nil for no limit.
-    public var maxRequestBodyBytes: Int64?
+    public var maxRequestBodyBytes: Int64? {
+        get { storage.fields.maxRequestBodyBytes }
+        set { update { $0.maxRequestBodyBytes = newValue } }
+    }
     /// ingress-nginx's `rewrite-target`: the path sent upstream is this template (see `PathTemplate`)
     /// with the groups of the route's regular expression, found anywhere in the request path, filled
     /// in. Only on routes of hosts whose paths are regular expressions.
-    public var rewriteTarget: String?
+    public var rewriteTarget: String? {
+        get { storage.fields.rewriteTarget }
+        set { update { $0.rewriteTarget = newValue } }
+    }
     /// `permanent-redirect` / `temporal-redirect`: answered here instead of proxied.
-    public var redirect: RedirectRule?
+    public var redirect: RedirectRule? {
+        get { storage.fields.redirect }
+        set { update { $0.redirect = newValue } }
+    }
     /// `app-root`: a request for `/` is answered 302 to this path.
-    public var appRoot: String?
+    public var appRoot: String? {
+        get { storage.fields.appRoot }
+        set { update { $0.appRoot = newValue } }
+    }
     /// `x-forwarded-prefix`: sent upstream as X-Forwarded-Prefix (ingress-nginx sends it only with a rewrite).
-    public var forwardedPrefix: String?
+    public var forwardedPrefix: String? {
+        get { storage.fields.forwardedPrefix }
+        set { update { $0.forwardedPrefix = newValue } }
+    }
     /// `upstream-vhost`: the Host sent upstream instead of the client's.
-    public var upstreamHost: String?
+    public var upstreamHost: String? {
+        get { storage.fields.upstreamHost }
+        set { update { $0.upstreamHost = newValue } }
+    }
     /// Timeouts, retries and request buffering toward the route's Pods; nil: the cluster's and worker's.
-    public var upstream: UpstreamOptions?
+    public var upstream: UpstreamOptions? {
+        get { storage.fields.upstream }
+        set { update { $0.upstream = newValue } }
+    }
     /// Fields changed in the request sent upstream (`portico.io/request-headers`, `proxy_set_header`).
-    public var requestHeaders: HeaderEdits?
+    public var requestHeaders: HeaderEdits? {
+        get { storage.fields.requestHeaders }
+        set { update { $0.requestHeaders = newValue } }
+    }
     /// Fields changed in the response relayed to the client (`portico.io/response-headers`,
     /// `more_set_headers`, `more_clear_headers`, `add_header`).
-    public var responseHeaders: HeaderEdits?
+    public var responseHeaders: HeaderEdits? {
+        get { storage.fields.responseHeaders }
+        set { update { $0.responseHeaders = newValue } }
+    }
     /// How the Pods are spoken to (`backend-protocol`).
-    public var upstreamProtocol: UpstreamProtocol
+    public var upstreamProtocol: UpstreamProtocol {
+        get { storage.fields.upstreamProtocol }
+        set { update { $0.upstreamProtocol = newValue } }
+    }
     /// TLS to the Pods, for HTTPS and GRPCS (`proxy-ssl-*`); nil otherwise.
-    public var upstreamTLS: UpstreamTLS?
+    public var upstreamTLS: UpstreamTLS? {
+        get { storage.fields.upstreamTLS }
+        set { update { $0.upstreamTLS = newValue } }
+    }
     /// `default-backend` and `custom-http-errors`.
-    public var defaultBackend: DefaultBackendRule?
+    public var defaultBackend: DefaultBackendRule? {
+        get { storage.fields.defaultBackend }
+        set { update { $0.defaultBackend = newValue } }
+    }
 
     public init(
         maxRequestBodyBytes: Int64? = nil, rewriteTarget: String? = nil, redirect: RedirectRule? = nil, appRoot: String? = nil,
@@ -91,18 +161,28 @@ public struct RouteOptions: Sendable, Hashable {
         responseHeaders: HeaderEdits? = nil, upstreamProtocol: UpstreamProtocol = .http, upstreamTLS: UpstreamTLS? = nil,
         defaultBackend: DefaultBackendRule? = nil
     ) {
-        self.defaultBackend = defaultBackend
-        self.upstreamProtocol = upstreamProtocol
-        self.upstreamTLS = upstreamTLS
-        self.maxRequestBodyBytes = maxRequestBodyBytes
-        self.rewriteTarget = rewriteTarget
-        self.redirect = redirect
-        self.appRoot = appRoot
-        self.forwardedPrefix = forwardedPrefix
-        self.upstreamHost = upstreamHost
-        self.upstream = upstream
-        self.requestHeaders = requestHeaders
-        self.responseHeaders = responseHeaders
+        let fields = Fields(
+            maxRequestBodyBytes: maxRequestBodyBytes,
+            rewriteTarget: rewriteTarget,
+            redirect: redirect,
+            appRoot: appRoot,
+            forwardedPrefix: forwardedPrefix,
+            upstreamHost: upstreamHost,
+            upstream: upstream,
+            requestHeaders: requestHeaders,
+            responseHeaders: responseHeaders,
+            upstreamProtocol: upstreamProtocol,
+            upstreamTLS: upstreamTLS,
+            defaultBackend: defaultBackend)
+        storage = fields == Fields() ? Self.none : Storage(fields)
+    }
+
+    public static func == (lhs: RouteOptions, rhs: RouteOptions) -> Bool {
+        lhs.storage === rhs.storage || lhs.storage.fields == rhs.storage.fields
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(storage.fields)
     }
 }
 
