@@ -24,9 +24,10 @@ public final class NodeAgent: Sendable {
         public var upstreamBackoff = Backoff()
         /// Mutual TLS to a TCP control plane.
         public var tls: SnapshotTLS?
-        /// Called once a whole snapshot (not a delta) is relayed: its decode leaves several times
-        /// the table's size free in malloc's arenas, which `portico data-plane` hands back here.
-        public var afterFullSnapshot: (@Sendable () -> Void)?
+        /// Called after the bursts that leave several times the table's size free in malloc's
+        /// arenas: a whole snapshot (not a delta) relayed, and each save of the state file (an
+        /// encoding of the whole table, at nice 19). `portico data-plane` hands the memory back here.
+        public var releaseFreedMemory: (@Sendable () -> Void)?
 
         public init(
             controlPlane: ServerAddress, node: String, stateDirectory: String, socketDirectory: String,
@@ -66,7 +67,8 @@ public final class NodeAgent: Sendable {
         logger[metadataKey: "node"] = "\(configuration.node)"
         self.configuration = configuration
         self.logger = logger
-        self.relay = SnapshotRelay(stateFile: SnapshotStateFile(directory: configuration.stateDirectory), logger: logger)
+        self.relay = SnapshotRelay(
+            stateFile: SnapshotStateFile(directory: configuration.stateDirectory), logger: logger, afterSave: configuration.releaseFreedMemory)
         self.supervisor = WorkerSupervisor(configuration: configuration.workers, logger: logger)
         self.upstream = SnapshotSubscriber(
             address: configuration.controlPlane, identity: SubscriberIdentity(node: configuration.node, kind: .nodeAgent),
@@ -130,7 +132,7 @@ public final class NodeAgent: Sendable {
                     onAdminListening(port)
                 }
             }
-            let afterFullSnapshot = configuration.afterFullSnapshot
+            let afterFullSnapshot = configuration.releaseFreedMemory
             service("upstream subscription") {
                 await self.upstream.run { received in
                     self.relay.accept(received)

@@ -121,7 +121,7 @@ struct DataPlaneCommand: AsyncParsableCommand {
         }
         configuration.adminHost = adminBind
         configuration.adminPort = adminPort
-        configuration.afterFullSnapshot = releaseFreedMemory
+        configuration.releaseFreedMemory = releaseFreedMemory
         let agent = NodeAgent(configuration: configuration, logger: logger)
         logger.info("node agent starting", metadata: ["workers": "\(workers)", "socket": "\(socket)", "state": "\(stateDir)"])
         let parentPid = self.parentPid
