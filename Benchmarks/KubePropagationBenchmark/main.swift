@@ -214,7 +214,10 @@ for size in sizes {
         String(
             format: "  start → every worker applied the first table: %.0f ms from `portico run`, %.0f ms from the control plane's start",
             milliseconds(firstTable), (controlPlaneAge ?? .nan) * 1000))
-    print("  memory (RSS now / peak (own now)): " + ProcessMemory.describe(descendantsOf: run.process.processIdentifier))
+    print("  memory right after the changes (RSS now / peak (own now)): " + ProcessMemory.describe(descendantsOf: run.process.processIdentifier))
+    // Steady state: workers hand the garbage of a burst of deltas back once changes pause for 1 s.
+    try? await Task.sleep(for: .seconds(2))
+    print("  memory 2 s later, steady (RSS now / peak (own now)):    " + ProcessMemory.describe(descendantsOf: run.process.processIdentifier))
     client.beginGracefulShutdown()
     _ = try? await connections.value
     run.stop()

@@ -61,10 +61,12 @@ public final class Worker: Sendable {
         /// Which engine serves plain HTTP: SwiftNIO's, or the native epoll spike (HTTP/1.1 only;
         /// no TLS listener then). See `NativeEngine` for what it leaves out.
         public var engine = Engine.nio
-        /// Called (off the event loop) once a whole table, not a delta, is in use: the decode of a
-        /// full snapshot leaves several times the table's size free in malloc's arenas, which
-        /// `portico worker` hands back to the kernel here.
-        public var afterFullTable: (@Sendable () -> Void)?
+        /// Called (off the event loop) once table changes pause for `releaseAfterQuiet`: a whole
+        /// table's decode leaves several times its size free in malloc's arenas, freed only once
+        /// the snapshot's message is gone too, and each delta replaces parts of the table, whose
+        /// holes add up. `portico worker` hands the memory back to the kernel.
+        public var releaseFreedMemory: (@Sendable () -> Void)?
+        public var releaseAfterQuiet: Duration = .seconds(1)
 
         public enum Engine: String, Sendable, CaseIterable {
             case nio
@@ -166,7 +168,7 @@ public final class Worker: Sendable {
         let logger = self.logger
         let (applied, appliedSink) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let observability = self.observability
-        let afterFullTable = configuration.afterFullTable
+        let release = configuration.releaseFreedMemory.map { ReleaseAfterChanges(release: $0, quiet: configuration.releaseAfterQuiet) }
         var servers: [any Channel] = []
         // The native engine, once listening, gets every table too.
         let native = nativeEngine
@@ -186,7 +188,7 @@ public final class Worker: Sendable {
                     observability.snapshotApply.record(ContinuousClock.now - started)
                     observability.snapshotVersion.set(Int64(snapshot.version))
                     appliedSink.yield()
-                    if snapshot.delta == nil { afterFullTable?() }
+                    release?.changed()
                 }
             }
             // Listen only once there is a table: a worker started (or restarted) by the node agent
@@ -578,4 +580,33 @@ final class CloseOnError: ChannelInboundHandler, Sendable {
         context.flush()
         context.close(promise: nil)
     }
+}
+
+/// Runs `release` once changes pause for `quiet`: a burst of changes is followed by one release,
+/// not one per change, and a release waits until what the change left behind is freed (a whole
+/// snapshot's message outlives the table's apply).
+final class ReleaseAfterChanges: Sendable {
+    private let release: @Sendable () -> Void
+    private let quiet: Duration
+    private let pending = Mutex<Task<Void, Never>?>(nil)
+
+    init(release: @escaping @Sendable () -> Void, quiet: Duration) {
+        self.release = release
+        self.quiet = quiet
+    }
+
+    func changed() {
+        let release = self.release
+        let quiet = self.quiet
+        let next = Task {
+            do { try await Task.sleep(for: quiet) } catch { return }
+            release()
+        }
+        pending.withLock { pending in
+            pending?.cancel()
+            pending = next
+        }
+    }
+
+    deinit { pending.withLock { $0?.cancel() } }
 }

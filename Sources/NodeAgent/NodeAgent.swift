@@ -24,9 +24,10 @@ public final class NodeAgent: Sendable {
         public var upstreamBackoff = Backoff()
         /// Mutual TLS to a TCP control plane.
         public var tls: SnapshotTLS?
-        /// Called after the bursts that leave several times the table's size free in malloc's
-        /// arenas: a whole snapshot (not a delta) relayed, and each save of the state file (an
-        /// encoding of the whole table, at nice 19). `portico data-plane` hands the memory back here.
+        /// Called after each save of the state file, on the saving thread (nice 19): the save
+        /// encodes the whole table, and by then a whole snapshot's decode is garbage too; each
+        /// leaves several times the table's size free in malloc's arenas. `portico data-plane`
+        /// hands the memory back here.
         public var releaseFreedMemory: (@Sendable () -> Void)?
 
         public init(
@@ -132,13 +133,7 @@ public final class NodeAgent: Sendable {
                     onAdminListening(port)
                 }
             }
-            let afterFullSnapshot = configuration.releaseFreedMemory
-            service("upstream subscription") {
-                await self.upstream.run { received in
-                    self.relay.accept(received)
-                    if received.delta == nil { afterFullSnapshot?() }
-                }
-            }
+            service("upstream subscription") { await self.upstream.run { self.relay.accept($0) } }
             service("worker reports") { try await self.reportWorkers() }
             await supervisor.run()
             services.cancelAll()

@@ -75,7 +75,7 @@ struct WorkerCommand: AsyncParsableCommand {
         configuration.workerID = id
         configuration.node = node
         configuration.engine = engine
-        configuration.afterFullTable = releaseFreedMemory
+        configuration.releaseFreedMemory = releaseFreedMemory
         let worker = Worker(configuration: configuration)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await worker.run() }

@@ -1,0 +1,19 @@
+import Synchronization
+import Testing
+import TestSupport
+@testable import DataPlane
+
+@Suite struct ReleaseAfterChangesTests {
+    /// A burst of table changes releases once, after it, not per change.
+    @Test func aBurstOfChangesReleasesOnceAfterIt() async throws {
+        let releases = Atomic<Int>(0)
+        let release = ReleaseAfterChanges(release: { releases.add(1, ordering: .relaxed) }, quiet: .milliseconds(200))
+
+        for _ in 0..<50 { release.changed() }
+        #expect(releases.load(ordering: .relaxed) == 0, "no release while the changes keep coming")
+        try await eventually("the burst is followed by a release") { releases.load(ordering: .relaxed) == 1 }
+
+        release.changed()
+        try await eventually("the next change is followed by a release") { releases.load(ordering: .relaxed) == 2 }
+    }
+}
