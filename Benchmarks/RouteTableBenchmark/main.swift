@@ -94,6 +94,23 @@ print(
     "one Ingress edited, ms (median): incremental translation \(Measure.format(Measure.median(incrementalTimes), 1)), "
         + "delta \(Measure.format(Measure.median(deltaTimes), 1)), applying the delta \(Measure.format(Measure.median(applyTimes), 1))")
 
+// One EndpointSlice gaining a Pod: the control plane's incremental translation of it.
+var sliceTimes: [Double] = []
+var slices = objects.endpointSlices
+for run in 0..<(options.runs + 2) {
+    let index = run * 37 % slices.count
+    slices[index].endpoints = (slices[index].endpoints ?? []) + [
+        EndpointSliceEndpoint(addresses: ["10.250.\(run / 250).\(run % 250)"], conditions: EndpointConditions(ready: true))
+    ]
+    let start = clock.now
+    let next = incremental.apply(endpointSlices: [IncrementalTranslator.key(slices[index]): .some(slices[index])])
+    let elapsed = Measure.seconds(clock.now - start)
+    precondition(next.contentHash != current.contentHash)
+    current = next
+    if run >= 2 { sliceTimes.append(elapsed * 1000) }
+}
+print("one EndpointSlice gaining a Pod, ms (median): incremental translation \(Measure.format(Measure.median(sliceTimes), 2))")
+
 // Resolve: a fixed mix of requests — exact-host hits on each kind of route, wildcard hits, and misses.
 var generator = SplitMix64(seed: 7)
 var requests: [(host: String, path: String)] = []
