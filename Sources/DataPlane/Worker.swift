@@ -584,29 +584,41 @@ final class CloseOnError: ChannelInboundHandler, Sendable {
 
 /// Runs `release` once changes pause for `quiet`: a burst of changes is followed by one release,
 /// not one per change, and a release waits until what the change left behind is freed (a whole
-/// snapshot's message outlives the table's apply).
+/// snapshot's message outlives the table's apply). Changes that never pause (endpoint churn) get
+/// one at least every `cap`, as the rebuild loop caps its hold-off.
 final class ReleaseAfterChanges: Sendable {
     private let release: @Sendable () -> Void
     private let quiet: Duration
-    private let pending = Mutex<Task<Void, Never>?>(nil)
+    private let cap: Duration
+    private let state = Mutex<(pending: Task<Void, Never>?, since: ContinuousClock.Instant?)>((nil, nil))
 
-    init(release: @escaping @Sendable () -> Void, quiet: Duration) {
+    init(release: @escaping @Sendable () -> Void, quiet: Duration, cap: Duration = .seconds(30)) {
         self.release = release
         self.quiet = quiet
+        self.cap = cap
     }
 
     func changed() {
-        let release = self.release
-        let quiet = self.quiet
-        let next = Task {
-            do { try await Task.sleep(for: quiet) } catch { return }
+        let now = ContinuousClock.now
+        let delay = state.withLock { state -> Duration in
+            let since = state.since ?? now
+            state.since = since
+            return now - since >= cap ? .zero : quiet
+        }
+        let next = Task { [self] in
+            if delay > .zero {
+                do { try await Task.sleep(for: delay) } catch { return }
+            }
+            // A later change may have replaced this task meanwhile; it then releases instead.
+            guard !Task.isCancelled else { return }
+            state.withLock { $0.since = nil }
             release()
         }
-        pending.withLock { pending in
-            pending?.cancel()
-            pending = next
+        state.withLock { state in
+            state.pending?.cancel()
+            state.pending = next
         }
     }
 
-    deinit { pending.withLock { $0?.cancel() } }
+    deinit { state.withLock { $0.pending?.cancel() } }
 }
