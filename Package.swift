@@ -160,6 +160,7 @@ let package = Package(
                 "PorticoCtl", "SnapshotProtocol", "KubeAPIEmulator", "KubeTypes", "TestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Benchmarks/KubePropagationBenchmark"
         ),

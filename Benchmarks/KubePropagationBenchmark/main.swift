@@ -11,6 +11,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import KubeAPIEmulator
 import KubeTypes
+import NIOHTTP1
 import PorticoCtl
 import SnapshotProtocol
 import TestSupport
@@ -101,8 +102,8 @@ for size in sizes {
     // From the control plane's own start, which the kernel dates: spawning `portico run` from this
     // process (several GB of emulated objects at 100k) took seconds before any portico code ran.
     let controlPlaneAge = ProcessMemory.secondsSinceStart(ofRole: "control-plane", descendantsOf: run.process.processIdentifier)
-    let controlPlaneMetrics = ControlPlaneMetricsScrape(descendantsOf: run.process.processIdentifier)
-    let verificationsBefore = controlPlaneMetrics?.verifications()
+    let controlPlaneMetrics = await ControlPlaneMetricsScrape(descendantsOf: run.process.processIdentifier)
+    let verificationsBefore = await controlPlaneMetrics?.verifications()
 
     /// One change: when the control plane published it, the agent and every worker ACKed it (as
     /// polled), and each stage as the processes timed it themselves (from the last poll's Dump).
@@ -217,7 +218,7 @@ for size in sizes {
             format: "  start → every worker applied the first table: %.0f ms from `portico run`, %.0f ms from the control plane's start",
             milliseconds(firstTable), (controlPlaneAge ?? .nan) * 1000))
     // Item 2 of issue 20: what the full translations beside the rebuild loop cost during the changes.
-    if let before = verificationsBefore, let after = controlPlaneMetrics?.verifications() {
+    if let before = verificationsBefore, let after = await controlPlaneMetrics?.verifications() {
         let runs = after.runs - before.runs
         let seconds = after.seconds - before.seconds
         print(
@@ -299,13 +300,12 @@ enum ProcessMemory {
     }
 }
 
-
 /// The control plane's /metrics, fetched from its admin port: the TCP port it listens on (from
-/// /proc: its sockets' inodes among the listening ones), over one plain HTTP/1.1 request.
+/// /proc: its sockets' inodes among the listening ones).
 struct ControlPlaneMetricsScrape {
     let port: Int
 
-    init?(descendantsOf root: Int32) {
+    init?(descendantsOf root: Int32) async {
         guard let pid = ProcessMemory.descendants(of: root).first(where: { ProcessMemory.role(of: $0) == "control-plane" }) else { return nil }
         let inodes = Set(
             ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap { fd -> String? in
@@ -323,46 +323,25 @@ struct ControlPlaneMetricsScrape {
             else { return nil }
             return port
         }
-        guard let port = ports.first(where: { Self.get("/metrics", port: $0)?.contains("portico_control_plane_") == true }) else { return nil }
-        self.port = port
+        for port in ports where await Self.metrics(port: port)?.contains("portico_control_plane_") == true {
+            self.port = port
+            return
+        }
+        return nil
     }
 
     /// Verifications run and their seconds so far.
-    func verifications() -> (runs: Int, seconds: Double)? {
-        guard let text = Self.get("/metrics", port: port) else { return nil }
+    func verifications() async -> (runs: Int, seconds: Double)? {
+        guard let text = await Self.metrics(port: port) else { return nil }
         func value(_ name: String) -> Double? {
             text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
         }
         return (Int(value("portico_control_plane_verifications_total") ?? 0), value("portico_control_plane_verification_seconds_total") ?? 0)
     }
 
-    /// The body of GET `path` on 127.0.0.1:`port`, or nil.
-    static func get(_ path: String, port: Int) -> String? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { return nil }
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
-        guard send(fd, request, request.count, 0) == request.count else { return nil }
-        var response: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = recv(fd, &buffer, buffer.count, 0)
-            if count <= 0 { break }
-            response += buffer[0..<count]
-        }
-        let text = String(decoding: response, as: UTF8.self)
-        guard text.hasPrefix("HTTP/1.1 200"), let body = text.range(of: "\r\n\r\n") else { return nil }
-        return String(text[body.upperBound...])
+    /// The body of GET /metrics on 127.0.0.1:`port`, or nil.
+    static func metrics(port: Int) async -> String? {
+        let response = try? await TestHTTPConnection.with(port: port) { try await $0.request(.GET, "/metrics", host: "127.0.0.1") }
+        return response.flatMap { $0.status == .ok ? $0.text : nil }
     }
 }
-

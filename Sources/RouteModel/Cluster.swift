@@ -14,55 +14,44 @@ public struct Cluster: Sendable, Hashable, Comparable {
         var timeouts: ClusterTimeouts
     }
 
-    /// Mutated only while uniquely referenced (`update`), so shared copies never change.
-    private final class Storage: @unchecked Sendable {
-        var fields: Fields
-        init(_ fields: Fields) { self.fields = fields }
-    }
-
-    private var storage: Storage
-
-    private mutating func update(_ change: (inout Fields) -> Void) {
-        if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
-        change(&storage.fields)
-    }
+    private var fields: CopyOnWrite<Fields>
 
     /// `namespace/service:port`, unique in a table.
     public var name: String {
-        get { storage.fields.name }
-        set { update { $0.name = newValue } }
+        get { fields.value.name }
+        set { fields.update { $0.name = newValue } }
     }
     public var namespace: String {
-        get { storage.fields.namespace }
-        set { update { $0.namespace = newValue } }
+        get { fields.value.namespace }
+        set { fields.update { $0.namespace = newValue } }
     }
     public var service: String {
-        get { storage.fields.service }
-        set { update { $0.service = newValue } }
+        get { fields.value.service }
+        set { fields.update { $0.service = newValue } }
     }
     public var servicePort: ServicePortReference {
-        get { storage.fields.servicePort }
-        set { update { $0.servicePort = newValue } }
+        get { fields.value.servicePort }
+        set { fields.update { $0.servicePort = newValue } }
     }
     /// Ready endpoints, sorted. Empty means requests get 503.
     public var endpoints: [Endpoint] {
-        get { storage.fields.endpoints }
-        set { update { $0.endpoints = newValue } }
+        get { fields.value.endpoints }
+        set { fields.update { $0.endpoints = newValue } }
     }
     public var loadBalancing: LoadBalancingPolicy {
-        get { storage.fields.loadBalancing }
-        set { update { $0.loadBalancing = newValue } }
+        get { fields.value.loadBalancing }
+        set { fields.update { $0.loadBalancing = newValue } }
     }
     public var timeouts: ClusterTimeouts {
-        get { storage.fields.timeouts }
-        set { update { $0.timeouts = newValue } }
+        get { fields.value.timeouts }
+        set { fields.update { $0.timeouts = newValue } }
     }
 
     public init(
         namespace: String, service: String, servicePort: ServicePortReference, endpoints: [Endpoint],
         loadBalancing: LoadBalancingPolicy = .roundRobin, timeouts: ClusterTimeouts = .standard
     ) {
-        storage = Storage(
+        fields = CopyOnWrite(
             Fields(
                 name: Cluster.name(namespace: namespace, service: service, port: servicePort), namespace: namespace, service: service,
                 servicePort: servicePort, endpoints: endpoints, loadBalancing: loadBalancing, timeouts: timeouts))
@@ -73,14 +62,6 @@ public struct Cluster: Sendable, Hashable, Comparable {
     }
 
     public static func < (lhs: Cluster, rhs: Cluster) -> Bool { lhs.name < rhs.name }
-
-    public static func == (lhs: Cluster, rhs: Cluster) -> Bool {
-        lhs.storage === rhs.storage || lhs.storage.fields == rhs.storage.fields
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(storage.fields)
-    }
 }
 
 public enum LoadBalancingPolicy: String, Sendable, Hashable, CaseIterable {

@@ -77,82 +77,71 @@ public struct RouteOptions: Sendable, Hashable {
         var defaultBackend: DefaultBackendRule? = nil
     }
 
-    /// Mutated only while uniquely referenced (`update`), so shared copies never change.
-    private final class Storage: @unchecked Sendable {
-        var fields: Fields
-        init(_ fields: Fields) { self.fields = fields }
-    }
-
-    private static let none = Storage(Fields())
-    private var storage: Storage
-
-    private mutating func update(_ change: (inout Fields) -> Void) {
-        if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
-        change(&storage.fields)
-    }
+    private static let none = CopyOnWrite(Fields())
+    private var fields: CopyOnWrite<Fields>
 
     /// Largest request body accepted (413 beyond); nil for no limit.
     public var maxRequestBodyBytes: Int64? {
-        get { storage.fields.maxRequestBodyBytes }
-        set { update { $0.maxRequestBodyBytes = newValue } }
+        get { fields.value.maxRequestBodyBytes }
+        set { fields.update { $0.maxRequestBodyBytes = newValue } }
     }
     /// ingress-nginx's `rewrite-target`: the path sent upstream is this template (see `PathTemplate`)
     /// with the groups of the route's regular expression, found anywhere in the request path, filled
     /// in. Only on routes of hosts whose paths are regular expressions.
     public var rewriteTarget: String? {
-        get { storage.fields.rewriteTarget }
-        set { update { $0.rewriteTarget = newValue } }
+        get { fields.value.rewriteTarget }
+        set { fields.update { $0.rewriteTarget = newValue } }
     }
     /// `permanent-redirect` / `temporal-redirect`: answered here instead of proxied.
     public var redirect: RedirectRule? {
-        get { storage.fields.redirect }
-        set { update { $0.redirect = newValue } }
+        get { fields.value.redirect }
+        set { fields.update { $0.redirect = newValue } }
     }
     /// `app-root`: a request for `/` is answered 302 to this path.
     public var appRoot: String? {
-        get { storage.fields.appRoot }
-        set { update { $0.appRoot = newValue } }
+        get { fields.value.appRoot }
+        set { fields.update { $0.appRoot = newValue } }
     }
     /// `x-forwarded-prefix`: sent upstream as X-Forwarded-Prefix (ingress-nginx sends it only with a rewrite).
     public var forwardedPrefix: String? {
-        get { storage.fields.forwardedPrefix }
-        set { update { $0.forwardedPrefix = newValue } }
+        get { fields.value.forwardedPrefix }
+        set { fields.update { $0.forwardedPrefix = newValue } }
     }
     /// `upstream-vhost`: the Host sent upstream instead of the client's.
     public var upstreamHost: String? {
-        get { storage.fields.upstreamHost }
-        set { update { $0.upstreamHost = newValue } }
+        get { fields.value.upstreamHost }
+        set { fields.update { $0.upstreamHost = newValue } }
     }
     /// Timeouts, retries and request buffering toward the route's Pods; nil: the cluster's and worker's.
     public var upstream: UpstreamOptions? {
-        get { storage.fields.upstream }
-        set { update { $0.upstream = newValue } }
+        get { fields.value.upstream }
+        set { fields.update { $0.upstream = newValue } }
     }
     /// Fields changed in the request sent upstream (`portico.io/request-headers`, `proxy_set_header`).
     public var requestHeaders: HeaderEdits? {
-        get { storage.fields.requestHeaders }
-        set { update { $0.requestHeaders = newValue } }
+        get { fields.value.requestHeaders }
+        set { fields.update { $0.requestHeaders = newValue } }
     }
     /// Fields changed in the response relayed to the client (`portico.io/response-headers`,
     /// `more_set_headers`, `more_clear_headers`, `add_header`).
     public var responseHeaders: HeaderEdits? {
-        get { storage.fields.responseHeaders }
-        set { update { $0.responseHeaders = newValue } }
+        get { fields.value.responseHeaders }
+        set { fields.update { $0.responseHeaders = newValue } }
     }
     /// How the Pods are spoken to (`backend-protocol`).
     public var upstreamProtocol: UpstreamProtocol {
-        get { storage.fields.upstreamProtocol }
-        set { update { $0.upstreamProtocol = newValue } }
+        get { fields.value.upstreamProtocol }
+        set { fields.update { $0.upstreamProtocol = newValue } }
     }
     /// TLS to the Pods, for HTTPS and GRPCS (`proxy-ssl-*`); nil otherwise.
     public var upstreamTLS: UpstreamTLS? {
-        get { storage.fields.upstreamTLS }
-        set { update { $0.upstreamTLS = newValue } }
+        get { fields.value.upstreamTLS }
+        set { fields.update { $0.upstreamTLS = newValue } }
     }
     /// `default-backend` and `custom-http-errors`.
     public var defaultBackend: DefaultBackendRule? {
-        get { storage.fields.defaultBackend }
-        set { update { $0.defaultBackend = newValue } }
+        get { fields.value.defaultBackend }
+        set { fields.update { $0.defaultBackend = newValue } }
     }
 
     public init(
@@ -161,7 +150,7 @@ public struct RouteOptions: Sendable, Hashable {
         responseHeaders: HeaderEdits? = nil, upstreamProtocol: UpstreamProtocol = .http, upstreamTLS: UpstreamTLS? = nil,
         defaultBackend: DefaultBackendRule? = nil
     ) {
-        let fields = Fields(
+        let given = Fields(
             maxRequestBodyBytes: maxRequestBodyBytes,
             rewriteTarget: rewriteTarget,
             redirect: redirect,
@@ -174,15 +163,7 @@ public struct RouteOptions: Sendable, Hashable {
             upstreamProtocol: upstreamProtocol,
             upstreamTLS: upstreamTLS,
             defaultBackend: defaultBackend)
-        storage = fields == Fields() ? Self.none : Storage(fields)
-    }
-
-    public static func == (lhs: RouteOptions, rhs: RouteOptions) -> Bool {
-        lhs.storage === rhs.storage || lhs.storage.fields == rhs.storage.fields
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(storage.fields)
+        fields = given == Fields() ? Self.none : CopyOnWrite(given)
     }
 }
 
