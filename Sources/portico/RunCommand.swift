@@ -158,21 +158,26 @@ struct RunCommand: AsyncParsableCommand {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             if let exited = children.exited.first { throw RunError("the \(exited) exited during start-up; its log is above") }
-            if (try? await SourceOptions.fetchDump(from: .unix(path: socket), timeout: 1)) != nil { return }
+            if (try? await SourceOptions.fetchDump(from: .unix(path: socket), timeout: 1, subscribersOnly: true)) != nil { return }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw RunError("the control plane did not answer within 60 s; see the logs above")
     }
 
 
-    /// Polls the node agent's Dump until every worker applied a snapshot.
+    /// Polls the node agent's Dump until every worker applied a snapshot, then returns its whole Dump
+    /// (for the banner's hosts). The polls ask for the subscribers only: a Dump with the table converts
+    /// and encodes all of it, and at 100k Ingresses polls every 50 ms kept a core busy while the
+    /// workers were decoding their first table.
     private func waitUntilReady(agentSocket: String, children: ChildProcesses) async throws -> Portico_V1_DumpResponse {
         let deadline = ContinuousClock.now + .seconds(120)
         while ContinuousClock.now < deadline {
             if let exited = children.exited.first { throw RunError("the \(exited) exited during start-up; its log is above") }
-            if let dump = try? await SourceOptions.fetchDump(from: .unix(path: agentSocket), timeout: 1) {
+            if let dump = try? await SourceOptions.fetchDump(from: .unix(path: agentSocket), timeout: 1, subscribersOnly: true) {
                 let serving = dump.subscribers.filter { $0.kind == .worker && $0.ackedVersion > 0 }
-                if serving.count >= workers { return dump }
+                if serving.count >= workers {
+                    return (try? await SourceOptions.fetchDump(from: .unix(path: agentSocket), timeout: 30)) ?? dump
+                }
             }
             try await Task.sleep(for: .milliseconds(50))
         }
