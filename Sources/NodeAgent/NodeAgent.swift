@@ -73,7 +73,7 @@ public final class NodeAgent: Sendable {
         self.supervisor = WorkerSupervisor(configuration: configuration.workers, logger: logger)
         self.upstream = SnapshotSubscriber(
             address: configuration.controlPlane, identity: SubscriberIdentity(node: configuration.node, kind: .nodeAgent),
-            backoff: configuration.upstreamBackoff, tls: configuration.tls, logger: logger)
+            backoff: configuration.upstreamBackoff, tls: configuration.tls, keepsEncodedSnapshots: true, logger: logger)
     }
 
     /// The bound admin port once listening.

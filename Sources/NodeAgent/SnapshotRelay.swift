@@ -27,7 +27,7 @@ public final class SnapshotRelay: Sendable {
 
     private let state = Mutex(State())
     /// The newest snapshot not yet on disk, and whether a writer is at work.
-    private typealias PendingSave = (version: UInt64, table: RouteTable, message: Portico_V1_Snapshot?)
+    private typealias PendingSave = (version: UInt64, table: RouteTable, encoded: EncodedSnapshot?)
     private let pendingSave = Mutex<(snapshot: PendingSave?, writing: Bool)>((nil, false))
     private let writeLock = Mutex(())
 
@@ -92,15 +92,16 @@ public final class SnapshotRelay: Sendable {
             return (local, true, relaysDelta)
         }
         guard decision.isNew else { return }
-        // A delta arrives without a message: the workers get a delta too (the one received, when it
-        // starts from the table they have), and the whole message is made only for the disk (in the
-        // background) and for a worker that needs the whole table.
+        // A delta arrives without the whole message: the workers get a delta too (the one received,
+        // when it starts from the table they have), and the whole message is encoded only for the
+        // disk (in the background) and for a worker that needs the whole table. A whole snapshot's
+        // bytes go on as they came.
         if decision.relaysDelta, let delta = received.delta {
             latest.publish(version: decision.local, table: table, changes: delta.changes)
         } else {
-            latest.publish(version: decision.local, table: table, message: received.message)
+            latest.publish(version: decision.local, table: table, encoded: received.encoded)
         }
-        save(version: decision.local, table: table, message: received.message)
+        save(version: decision.local, table: table, encoded: received.encoded)
         logger.info(
             "relaying snapshot",
             metadata: ["version": "\(decision.local)", "upstream-version": "\(received.version)", "hash": "\(table.contentHashHex)"])
@@ -108,9 +109,9 @@ public final class SnapshotRelay: Sendable {
 
     /// Saves the table in the background; while a save runs or the interval since the last one has
     /// not passed, only the newest one waits.
-    private func save(version: UInt64, table: RouteTable, message: Portico_V1_Snapshot?) {
+    private func save(version: UInt64, table: RouteTable, encoded: EncodedSnapshot?) {
         let start = pendingSave.withLock { pending -> Bool in
-            pending.snapshot = (version, table, message)
+            pending.snapshot = (version, table, encoded)
             guard !pending.writing else { return false }
             pending.writing = true
             return true
@@ -172,9 +173,8 @@ public final class SnapshotRelay: Sendable {
     /// share the temporary file.
     private func write(_ next: PendingSave) {
         do {
-            if var message = next.message {
-                message.version = next.version
-                try stateFile.save(message)
+            if let encoded = next.encoded, encoded.version == next.version {
+                try stateFile.save(encoded: encoded.bytes)
             } else {
                 try stateFile.save(version: next.version, table: next.table)
             }

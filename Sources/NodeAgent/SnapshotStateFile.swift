@@ -57,6 +57,11 @@ public struct SnapshotStateFile: Sendable {
         } catch {
             throw StateFileError(path: path, operation: "encode", code: 0, detail: "\(error)")
         }
+        try save(encoded: bytes)
+    }
+
+    /// Replaces the file with a serialised `Snapshot` message (one received from the control plane).
+    public func save(encoded bytes: [UInt8]) throws(StateFileError) {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StateFileError(path: temporary, operation: "create", code: errno) }

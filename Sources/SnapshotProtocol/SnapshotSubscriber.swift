@@ -1,5 +1,6 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import GRPCProtobuf
 import Logging
 import RouteModel
 import Synchronization
@@ -21,16 +22,17 @@ public struct SubscriberIdentity: Sendable, Hashable {
 public struct ReceivedSnapshot: Sendable {
     public var version: UInt64
     public var table: RouteTable
-    /// The message it was decoded from, for relays: re-sending it skips converting the table back.
-    public var message: Portico_V1_Snapshot?
+    /// The bytes of the `Snapshot` message it was decoded from, for relays (a subscriber made with
+    /// `keepsEncodedSnapshots`): passing them on skips encoding the table again.
+    public var encoded: EncodedSnapshot?
     /// When it came as a delta: the changes from the sender's version `base`, for relays to pass on
     /// instead of comparing the whole tables again.
     public var delta: (base: UInt64, changes: RouteTableDelta)?
 
-    public init(version: UInt64, table: RouteTable, message: Portico_V1_Snapshot? = nil, delta: (base: UInt64, changes: RouteTableDelta)? = nil) {
+    public init(version: UInt64, table: RouteTable, encoded: EncodedSnapshot? = nil, delta: (base: UInt64, changes: RouteTableDelta)? = nil) {
         self.version = version
         self.table = table
-        self.message = message
+        self.encoded = encoded
         self.delta = delta
     }
 }
@@ -49,6 +51,7 @@ public final class SnapshotSubscriber: Sendable {
     private let tls: SnapshotTLS?
     private let logger: Logger
     private let backoffPolicy: Backoff
+    private let keepsEncodedSnapshots: Bool
     private let status = Mutex(Status())
     /// The newest worker report (node agents only) and the open stream's request sink, if any.
     private let reporting = Mutex<(latest: Portico_V1_WatchRequest?, sink: AsyncStream<Portico_V1_WatchRequest>.Continuation?)>((nil, nil))
@@ -65,9 +68,10 @@ public final class SnapshotSubscriber: Sendable {
 
     public init(
         address: ServerAddress, identity: SubscriberIdentity, backoff: Backoff = Backoff(), maxMessageBytes: Int = 64 << 20,
-        tls: SnapshotTLS? = nil, logger: Logger = Logger(label: "portico.subscriber")
+        tls: SnapshotTLS? = nil, keepsEncodedSnapshots: Bool = false, logger: Logger = Logger(label: "portico.subscriber")
     ) {
         self.address = address
+        self.keepsEncodedSnapshots = keepsEncodedSnapshots
         self.tls = tls
         self.identity = identity
         self.backoffPolicy = backoff
@@ -119,7 +123,6 @@ public final class SnapshotSubscriber: Sendable {
         if case .tcp = address, let tls { security = tls.clientSecurity }
         let transport = try HTTP2ClientTransport.Posix(target: address.target, transportSecurity: security, config: config)
         return try await withGRPCClient(transport: transport) { client in
-            let snapshots = Portico_V1_Snapshots.Client(wrapping: client)
             let (requests, requestSink) = AsyncStream<Portico_V1_WatchRequest>.makeStream()
             var subscribe = Portico_V1_WatchRequest()
             subscribe.subscribe.node = identity.node
@@ -140,11 +143,15 @@ public final class SnapshotSubscriber: Sendable {
                 reporting.withLock { $0.sink = nil }
                 requestSink.finish()
             }
-            return try await snapshots.watch(
-                options: options,
-                requestProducer: { writer in
+            // The generated client's call, with a deserializer that can keep the snapshot's bytes.
+            return try await client.bidirectionalStreaming(
+                request: StreamingClientRequest(producer: { writer in
                     for await request in requests { try await writer.write(request) }
-                },
+                }),
+                descriptor: Portico_V1_Snapshots.Method.Watch.descriptor,
+                serializer: ProtobufSerializer<Portico_V1_WatchRequest>(),
+                deserializer: WatchResponseDeserializer(keepsEncodedSnapshots: keepsEncodedSnapshots),
+                options: options,
                 onResponse: { response in
                     var received = false
                     // The table applied last on this stream: deltas apply on top of it.
@@ -177,9 +184,10 @@ public final class SnapshotSubscriber: Sendable {
     /// NACK to send, the table applied if any, and whether a delta could not be applied to `held`
     /// (as opposed to a table the caller refused, which leaves `held` a good base).
     private func handle(
-        _ message: Portico_V1_WatchResponse, holding held: (version: UInt64, table: RouteTable)?,
+        _ response: ReceivedWatchResponse, holding held: (version: UInt64, table: RouteTable)?,
         apply: @Sendable (ReceivedSnapshot) async throws -> Void
     ) async -> (reply: Portico_V1_WatchRequest, applied: (version: UInt64, table: RouteTable)?, deltaRefused: Bool) {
+        let message = response.message
         var reply = Portico_V1_WatchRequest()
         var deltaRefused = message.hasDelta
         do {
@@ -194,7 +202,7 @@ public final class SnapshotSubscriber: Sendable {
                 received = ReceivedSnapshot(version: message.version, table: table, delta: (message.delta.baseVersion, changes))
                 deltaRefused = false
             } else {
-                received = ReceivedSnapshot(version: message.version, table: try message.snapshot.decodeTable(), message: message.snapshot)
+                received = ReceivedSnapshot(version: message.version, table: try message.snapshot.decodeTable(), encoded: response.encodedSnapshot)
             }
             let applying = ContinuousClock.now
             try await apply(received)

@@ -157,6 +157,7 @@ extension LatestSnapshot {
         snapshot.contentHash &+= 1
         let short = RouteTable(virtualHosts: Array(table.virtualHosts.dropLast()), clusters: table.clusters, certificates: table.certificates)
         let delta = current.map { (base: $0.version, changes: $0.table.delta(to: short)) }
-        publish(PublishedSnapshot(version: version, table: table, message: snapshot, delta: delta))
+        let encoded = EncodedSnapshot(version: version, bytes: try! snapshot.serializedBytes())
+        publish(PublishedSnapshot(version: version, table: table, encoded: encoded, delta: delta))
     }
 }

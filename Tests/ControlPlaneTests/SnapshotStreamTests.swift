@@ -258,8 +258,8 @@ import TestSupport
         #expect(record.deltasSent == 1)
         let applied = subscriber.applied.withLock { $0 }
         #expect(applied.map(\.version) == [1, 2])
-        #expect(applied.first?.message != nil, "the first version is a whole snapshot")
-        #expect(applied.last?.message == nil, "the second is a delta")
+        #expect(applied.first?.delta == nil, "the first version is a whole snapshot")
+        #expect(applied.last?.delta?.base == 1, "the second is a delta")
         #expect(applied.last?.table == second)
         #expect(applied.last?.table.contentHash == second.contentHash)
         let delta = try #require(server.latest.current?.delta)
@@ -292,7 +292,7 @@ import TestSupport
         #expect(subscriber.applied.withLock { $0.map(\.version) } == [1, 3])
         server.latest.publish(version: 4, table: table(version: 4))
         try await eventually("version 4 applied") { subscriber.lastVersion == 4 }
-        #expect(subscriber.applied.withLock { $0.last?.message == nil }, "a delta again, on top of the whole version 3")
+        #expect(subscriber.applied.withLock { $0.last?.delta?.base == 3 }, "a delta again, on top of the whole version 3")
         await subscriber.stop()
         await server.stop()
     }

@@ -1,7 +1,8 @@
 import Foundation
 import NodeAgent
 import RouteModel
-import SnapshotProtocol
+import SwiftProtobuf
+@testable import SnapshotProtocol
 import Testing
 import TestSupport
 
@@ -77,6 +78,44 @@ private func temporaryDirectory() -> String {
         #expect(restarted.latest.current?.version == 6)
         #expect(restarted.latest.current?.table == second)
         #expect(restarted.upstreamVersion(forLocal: 6) == 0)
+    }
+
+    /// A whole snapshot goes on to the workers and to disk as the bytes that came (encoding 100k
+    /// Ingresses again took the agent a second); under another local version it is encoded afresh.
+    /// An unknown field in the received bytes shows which happened.
+    @Test func aWholeSnapshotIsPassedOnAndSavedAsItCame() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let relay = SnapshotRelay(stateFile: SnapshotStateFile(directory: directory))
+        func received(_ version: UInt64, _ table: RouteTable) throws -> ReceivedSnapshot {
+            // Field 99, varint 1: what a newer control plane might add.
+            let bytes: [UInt8] = try Portico_V1_Snapshot(version: version, table: table).serializedBytes() + [0x98, 0x06, 0x01]
+            return ReceivedSnapshot(version: version, table: table, encoded: EncodedSnapshot(version: version, bytes: bytes))
+        }
+        func sent() throws -> Portico_V1_WatchResponse {
+            try Portico_V1_WatchResponse(serializedBytes: try #require(relay.latest.current).encodedResponse)
+        }
+        let first = RandomRouteTable.make(seed: 1)
+        let passed = try received(5, first)
+        relay.accept(passed)
+        #expect(try sent().version == 5)
+        #expect(try sent().snapshot.version == 5)
+        #expect(try sent().snapshot.unknownFields.data.count == 3, "the received bytes, unknown field and all")
+        #expect(try sent().snapshot.decodeTable() == first)
+        relay.finishSaving()
+        #expect(try Array(Data(contentsOf: URL(fileURLWithPath: relay.stateFile.path))) == passed.encoded?.bytes)
+
+        // A restarted control plane's version 1 with new content is the agent's version 6.
+        let second = RandomRouteTable.make(seed: 2)
+        relay.accept(try received(1, second))
+        #expect(try sent().version == 6)
+        #expect(try sent().snapshot.version == 6)
+        #expect(try sent().snapshot.unknownFields.data.isEmpty, "encoded from the table")
+        #expect(try sent().snapshot.decodeTable() == second)
+        relay.finishSaving()
+        guard case .snapshot(let version, let table) = relay.stateFile.load() else { Issue.record("saved"); return }
+        #expect(version == 6)
+        #expect(table == second)
     }
 
     /// A delta from the upstream version the agent serves is passed on as it came (the agent does

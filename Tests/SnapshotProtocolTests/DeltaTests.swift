@@ -143,3 +143,36 @@ import TestSupport
         #expect(refusal?.description.contains("content hash mismatch after the delta from version 1") == true)
     }
 }
+
+/// The wire-format scan that lets a relay keep a received snapshot's bytes.
+@Suite struct EncodedSnapshotTests {
+    @Test func theSnapshotFieldIsFoundAndWrappedIntoAResponseAgain() throws {
+        let table = RandomRouteTable.make(seed: 3)
+        var response = Portico_V1_WatchResponse()
+        response.version = 300  // a two-byte varint before the field
+        response.nonce = "300-s1"
+        response.snapshot = Portico_V1_Snapshot(version: 300, table: table)
+        let bytes: [UInt8] = try response.serializedBytes()
+        let range = try #require(bytes.withUnsafeBytes { ProtobufWire.onlyLengthDelimitedField(3, in: $0) })
+        let snapshotBytes = Array(bytes[range])
+        #expect(snapshotBytes == (try response.snapshot.serializedBytes() as [UInt8]))
+
+        let encoded = EncodedSnapshot(version: 300, bytes: snapshotBytes)
+        let wrapped = try Portico_V1_WatchResponse(serializedBytes: try #require(encoded.watchResponse(version: 300)))
+        #expect(wrapped.version == 300)
+        #expect(wrapped.nonce.isEmpty)
+        #expect(wrapped.snapshot == response.snapshot)
+        #expect(encoded.watchResponse(version: 301) == nil, "its own version field would say 300")
+    }
+
+    @Test func malformedOrRepeatedFieldsYieldNothing() throws {
+        func scan(_ bytes: [UInt8]) -> Range<Int>? { bytes.withUnsafeBytes { ProtobufWire.onlyLengthDelimitedField(3, in: $0) } }
+        #expect(scan([0x1a, 0x02, 0x08, 0x01]) == 2..<4)
+        #expect(scan([0x08, 0x01]) == nil, "absent")
+        #expect(scan([0x1a, 0x02, 0x08, 0x01, 0x1a, 0x00]) == nil, "twice: protobuf would merge the two")
+        #expect(scan([0x1a, 0x05, 0x08]) == nil, "longer than the message")
+        #expect(scan([0x08, 0x80]) == nil, "a varint cut short")
+        #expect(scan([0x0b]) == nil, "a group")
+        #expect(scan([0x09, 0, 0, 0]) == nil, "a fixed64 cut short")
+    }
+}

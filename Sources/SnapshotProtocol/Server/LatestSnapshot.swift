@@ -13,14 +13,14 @@ public struct PublishedSnapshot: Sendable {
     private let wire: WireForms
 
     init(
-        version: UInt64, table: RouteTable, message: Portico_V1_Snapshot?, delta: (base: UInt64, changes: RouteTableDelta)?,
+        version: UInt64, table: RouteTable, encoded: EncodedSnapshot?, delta: (base: UInt64, changes: RouteTableDelta)?,
         timing: Portico_V1_PublishTiming? = nil
     ) {
         self.version = version
         self.table = table
         self.delta = delta
         self.timing = timing
-        self.wire = WireForms(version: version, table: table, message: message, delta: delta)
+        self.wire = WireForms(version: version, table: table, encoded: encoded, delta: delta)
     }
 
     /// The same version with `timing`.
@@ -54,11 +54,11 @@ public struct PublishedSnapshot: Sendable {
 /// The encoded responses of one version.
 private final class WireForms: Sendable {
     let delta: [UInt8]?
-    private let source: Mutex<(version: UInt64, table: RouteTable, message: Portico_V1_Snapshot?)?>
+    private let source: Mutex<(version: UInt64, table: RouteTable, encoded: EncodedSnapshot?)?>
     private let encoded = Mutex<[UInt8]?>(nil)
 
-    init(version: UInt64, table: RouteTable, message: Portico_V1_Snapshot?, delta: (base: UInt64, changes: RouteTableDelta)?) {
-        source = Mutex((version, table, message))
+    init(version: UInt64, table: RouteTable, encoded: EncodedSnapshot?, delta: (base: UInt64, changes: RouteTableDelta)?) {
+        source = Mutex((version, table, encoded))
         if let delta {
             var response = Portico_V1_WatchResponse()
             response.version = version
@@ -74,16 +74,16 @@ private final class WireForms: Sendable {
     func full() -> [UInt8] {
         encoded.withLock { encoded in
             if let encoded { return encoded }
-            guard let (version, table, message) = source.withLock({ $0 }) else { return [] }
-            var response = Portico_V1_WatchResponse()
-            response.version = version
-            if var message {
-                message.version = version
-                response.snapshot = message
+            guard let (version, table, received) = source.withLock({ $0 }) else { return [] }
+            let bytes: [UInt8]
+            if let relayed = received?.watchResponse(version: version) {
+                bytes = relayed
             } else {
+                var response = Portico_V1_WatchResponse()
+                response.version = version
                 response.snapshot = Portico_V1_Snapshot(version: version, table: table)
+                bytes = (try? response.serializedBytes()) ?? []
             }
-            let bytes: [UInt8] = (try? response.serializedBytes()) ?? []
             encoded = bytes
             source.withLock { $0 = nil }
             return bytes
@@ -110,18 +110,18 @@ public final class LatestSnapshot: Sendable {
     public var current: PublishedSnapshot? { state.withLock { $0.current } }
 
     /// Publishes `table` as `version`, which must be newer than the current one, together with its
-    /// delta from the current one. `message`, when given, is the message the table was decoded
-    /// from (a relay's case) and must carry that table: converting 10k Ingresses back to protobuf
-    /// took 80 ms.
-    public func publish(version: UInt64, table: RouteTable, message: Portico_V1_Snapshot? = nil) {
-        publish(PublishedSnapshot(version: version, table: table, message: message, delta: deltaFromCurrent(to: table)))
+    /// delta from the current one. `encoded`, when given, is the serialised message the table was
+    /// decoded from (a relay's case) and must carry that table; it is sent as it is when its version
+    /// is `version` (converting and encoding 100k Ingresses took a second).
+    public func publish(version: UInt64, table: RouteTable, encoded: EncodedSnapshot? = nil) {
+        publish(PublishedSnapshot(version: version, table: table, encoded: encoded, delta: deltaFromCurrent(to: table)))
     }
 
     /// Publishes `table` as `version` with `changes`, which the caller knows turn the current
     /// version's table into it (a relay passing on the delta it received): no comparison of the
     /// whole tables. Without a current version it is published whole.
     public func publish(version: UInt64, table: RouteTable, changes: RouteTableDelta) {
-        publish(PublishedSnapshot(version: version, table: table, message: nil, delta: current.map { (base: $0.version, changes: changes) }))
+        publish(PublishedSnapshot(version: version, table: table, encoded: nil, delta: current.map { (base: $0.version, changes: changes) }))
     }
 
     /// The change from the current version to `table`; nil before the first version.
