@@ -19,32 +19,32 @@ public struct Cluster: Sendable, Hashable, Comparable {
     /// `namespace/service:port`, unique in a table.
     public var name: String {
         get { fields.value.name }
-        set { fields.update { $0.name = newValue } }
+        set { fields.set(\.name, newValue) }
     }
     public var namespace: String {
         get { fields.value.namespace }
-        set { fields.update { $0.namespace = newValue } }
+        set { fields.set(\.namespace, newValue) }
     }
     public var service: String {
         get { fields.value.service }
-        set { fields.update { $0.service = newValue } }
+        set { fields.set(\.service, newValue) }
     }
     public var servicePort: ServicePortReference {
         get { fields.value.servicePort }
-        set { fields.update { $0.servicePort = newValue } }
+        set { fields.set(\.servicePort, newValue) }
     }
     /// Ready endpoints, sorted. Empty means requests get 503.
     public var endpoints: [Endpoint] {
         get { fields.value.endpoints }
-        set { fields.update { $0.endpoints = newValue } }
+        set { fields.set(\.endpoints, newValue) }
     }
     public var loadBalancing: LoadBalancingPolicy {
         get { fields.value.loadBalancing }
-        set { fields.update { $0.loadBalancing = newValue } }
+        set { fields.set(\.loadBalancing, newValue) }
     }
     public var timeouts: ClusterTimeouts {
         get { fields.value.timeouts }
-        set { fields.update { $0.timeouts = newValue } }
+        set { fields.set(\.timeouts, newValue) }
     }
 
     public init(

@@ -20,6 +20,17 @@ struct CopyOnWrite<Value: Hashable & Sendable>: Hashable, Sendable {
         change(&storage.value)
     }
 
+    /// Sets one field, copying the value only when that changes it: clearing a field that is nil
+    /// already must not give a shared value's holder a copy of its own (the translator did so for
+    /// every route, 225k copies at 100k Ingresses, none of them shared any more).
+    mutating func set<Field: Equatable>(_ field: WritableKeyPath<Value, Field>, _ newValue: Field) {
+        guard storage.value[keyPath: field] != newValue else { return }
+        update { $0[keyPath: field] = newValue }
+    }
+
+    /// Whether both hold the one storage object (a copy not written to since).
+    func sharesStorage(with other: Self) -> Bool { storage === other.storage }
+
     static func == (lhs: Self, rhs: Self) -> Bool { lhs.storage === rhs.storage || lhs.storage.value == rhs.storage.value }
 
     func hash(into hasher: inout Hasher) { hasher.combine(storage.value) }

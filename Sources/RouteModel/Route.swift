@@ -83,65 +83,65 @@ public struct RouteOptions: Sendable, Hashable {
     /// Largest request body accepted (413 beyond); nil for no limit.
     public var maxRequestBodyBytes: Int64? {
         get { fields.value.maxRequestBodyBytes }
-        set { fields.update { $0.maxRequestBodyBytes = newValue } }
+        set { fields.set(\.maxRequestBodyBytes, newValue) }
     }
     /// ingress-nginx's `rewrite-target`: the path sent upstream is this template (see `PathTemplate`)
     /// with the groups of the route's regular expression, found anywhere in the request path, filled
     /// in. Only on routes of hosts whose paths are regular expressions.
     public var rewriteTarget: String? {
         get { fields.value.rewriteTarget }
-        set { fields.update { $0.rewriteTarget = newValue } }
+        set { fields.set(\.rewriteTarget, newValue) }
     }
     /// `permanent-redirect` / `temporal-redirect`: answered here instead of proxied.
     public var redirect: RedirectRule? {
         get { fields.value.redirect }
-        set { fields.update { $0.redirect = newValue } }
+        set { fields.set(\.redirect, newValue) }
     }
     /// `app-root`: a request for `/` is answered 302 to this path.
     public var appRoot: String? {
         get { fields.value.appRoot }
-        set { fields.update { $0.appRoot = newValue } }
+        set { fields.set(\.appRoot, newValue) }
     }
     /// `x-forwarded-prefix`: sent upstream as X-Forwarded-Prefix (ingress-nginx sends it only with a rewrite).
     public var forwardedPrefix: String? {
         get { fields.value.forwardedPrefix }
-        set { fields.update { $0.forwardedPrefix = newValue } }
+        set { fields.set(\.forwardedPrefix, newValue) }
     }
     /// `upstream-vhost`: the Host sent upstream instead of the client's.
     public var upstreamHost: String? {
         get { fields.value.upstreamHost }
-        set { fields.update { $0.upstreamHost = newValue } }
+        set { fields.set(\.upstreamHost, newValue) }
     }
     /// Timeouts, retries and request buffering toward the route's Pods; nil: the cluster's and worker's.
     public var upstream: UpstreamOptions? {
         get { fields.value.upstream }
-        set { fields.update { $0.upstream = newValue } }
+        set { fields.set(\.upstream, newValue) }
     }
     /// Fields changed in the request sent upstream (`portico.io/request-headers`, `proxy_set_header`).
     public var requestHeaders: HeaderEdits? {
         get { fields.value.requestHeaders }
-        set { fields.update { $0.requestHeaders = newValue } }
+        set { fields.set(\.requestHeaders, newValue) }
     }
     /// Fields changed in the response relayed to the client (`portico.io/response-headers`,
     /// `more_set_headers`, `more_clear_headers`, `add_header`).
     public var responseHeaders: HeaderEdits? {
         get { fields.value.responseHeaders }
-        set { fields.update { $0.responseHeaders = newValue } }
+        set { fields.set(\.responseHeaders, newValue) }
     }
     /// How the Pods are spoken to (`backend-protocol`).
     public var upstreamProtocol: UpstreamProtocol {
         get { fields.value.upstreamProtocol }
-        set { fields.update { $0.upstreamProtocol = newValue } }
+        set { fields.set(\.upstreamProtocol, newValue) }
     }
     /// TLS to the Pods, for HTTPS and GRPCS (`proxy-ssl-*`); nil otherwise.
     public var upstreamTLS: UpstreamTLS? {
         get { fields.value.upstreamTLS }
-        set { fields.update { $0.upstreamTLS = newValue } }
+        set { fields.set(\.upstreamTLS, newValue) }
     }
     /// `default-backend` and `custom-http-errors`.
     public var defaultBackend: DefaultBackendRule? {
         get { fields.value.defaultBackend }
-        set { fields.update { $0.defaultBackend = newValue } }
+        set { fields.set(\.defaultBackend, newValue) }
     }
 
     public init(

@@ -40,6 +40,9 @@ struct BackendResolver {
                 sliceIndex[NamespacedName(slices[index].metadata.namespace ?? "default", serviceName), default: []].append(index)
             }
         }
+        // Most Services back one reference or a few.
+        resolved.reserveCapacity(services.count)
+        cache.reserveCapacity(services.count)
         self.serviceObjects = services
         self.sliceObjects = endpointSlices
         self.services = serviceIndex

@@ -174,6 +174,12 @@ private struct TableBuilder {
         resolveUpstreamSecrets(&validated)
         for ingress in validated where !ingress.errorPages.isEmpty { errorPages[ingress.ref] = ingress.errorPages }
 
+        // Room for every host at once: grown step by step, 100k hosts' entries were copied a dozen
+        // times, into memory fresh from the kernel each time.
+        let rules = validated.reduce(1) { $0 + $1.rules.count }
+        hostPatterns.reserveCapacity(rules)
+        hostEntries.reserveCapacity(rules)
+        hostIndex.reserveCapacity(rules)
         let secretUsers = bindTLSHosts(validated)
         for ingress in validated { addRoutes(of: ingress) }
         let certificates = loadCertificates(secretUsers)
