@@ -82,16 +82,22 @@ public final class Informer<Object: KubeObject>: Sendable {
             var progressed = false
             do {
                 if resourceVersion == nil {
-                    let list = try await client.list(Object.self, namespace: namespace, fieldSelector: fieldSelector)
-                    let kept = keep.map { keep in list.items.filter(keep) } ?? list.items
-                    let fresh = Dictionary(kept.map { (Self.key($0), $0) }, uniquingKeysWith: { $1 })
+                    // Page by page into the new cache, sized from the server's count: at 100k objects
+                    // a list of them all, its copy keyed, and the dictionary's regrowth were hundreds
+                    // of megabytes of memory fresh from the kernel.
+                    var fresh: [String: Object] = [:]
+                    let listed = try await client.listPages(Object.self, namespace: namespace, fieldSelector: fieldSelector) { items, remaining in
+                        // A filter keeps few (Secrets): no room for all.
+                        if keep == nil, fresh.isEmpty, let remaining { fresh.reserveCapacity(items.count + remaining) }
+                        for item in items where keep?(item) ?? true { fresh[Self.key(item)] = item }
+                    }
                     state.withLock {
                         $0.objects = fresh
                         $0.changed = nil
                         $0.synced = true
                         $0.statistics.lists += 1
                     }
-                    resourceVersion = list.metadata.resourceVersion ?? "0"
+                    resourceVersion = listed ?? "0"
                     progressed = true
                     logger.debug("listed", metadata: ["count": "\(fresh.count)", "resourceVersion": "\(resourceVersion!)"])
                     onChange()

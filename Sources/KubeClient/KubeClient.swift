@@ -55,6 +55,21 @@ public final class KubeClient: Sendable {
         _ type: Object.Type, namespace: String? = nil, fieldSelector: String? = nil, labelSelector: String? = nil, limit: Int = 500
     ) async throws -> KubeList<Object> {
         var items: [Object] = []
+        let resourceVersion = try await listPages(type, namespace: namespace, fieldSelector: fieldSelector, labelSelector: labelSelector, limit: limit) {
+            page, remaining in
+            if items.isEmpty, let remaining { items.reserveCapacity(page.count + remaining) }
+            items += page
+        }
+        return KubeList(metadata: ListMeta(resourceVersion: resourceVersion), items: items)
+    }
+
+    /// `list`, handing each page's items to `page` as it arrives, with the number of objects the
+    /// server says follow it (nil when it does not say): a caller that keeps them elsewhere (an
+    /// informer's cache) holds no list of them all besides. Returns the first page's resourceVersion.
+    public func listPages<Object: KubeObject>(
+        _ type: Object.Type, namespace: String? = nil, fieldSelector: String? = nil, labelSelector: String? = nil, limit: Int = 500,
+        page: (_ items: [Object], _ remaining: Int?) throws -> Void
+    ) async throws -> String? {
         var resourceVersion: String?
         var next: String?
         repeat {
@@ -62,13 +77,13 @@ public final class KubeClient: Sendable {
             if let fieldSelector { query.append(("fieldSelector", fieldSelector)) }
             if let labelSelector { query.append(("labelSelector", labelSelector)) }
             if let next { query.append(("continue", next)) }
-            let page: KubeList<Object> = try decode(
+            let list: KubeList<Object> = try decode(
                 try await send(.GET, Self.path(for: type, namespace: namespace), query: query), as: KubeList<Object>.self)
-            items += page.items
-            if resourceVersion == nil { resourceVersion = page.metadata.resourceVersion }
-            next = page.metadata.continue.flatMap { $0.isEmpty ? nil : $0 }
+            if resourceVersion == nil { resourceVersion = list.metadata.resourceVersion }
+            next = list.metadata.continue.flatMap { $0.isEmpty ? nil : $0 }
+            try page(list.items, next == nil ? 0 : list.metadata.remainingItemCount)
         } while next != nil
-        return KubeList(metadata: ListMeta(resourceVersion: resourceVersion), items: items)
+        return resourceVersion
     }
 
     /// Events after `resourceVersion`, one per line of the server's stream, until the server ends

@@ -13,10 +13,13 @@ public struct ListMeta: Codable, Sendable, Hashable {
     public var resourceVersion: String?
     /// Present when the list was cut at `limit`: pass it back to get the next page.
     public var `continue`: String?
+    /// With `continue`: how many objects the following pages hold, when the server can tell.
+    public var remainingItemCount: Int?
 
-    public init(resourceVersion: String? = nil, continue: String? = nil) {
+    public init(resourceVersion: String? = nil, continue: String? = nil, remainingItemCount: Int? = nil) {
         self.resourceVersion = resourceVersion
         self.continue = `continue`
+        self.remainingItemCount = remainingItemCount
     }
 }
 

@@ -108,6 +108,11 @@ private func temporaryDirectory() throws -> String {
         #expect(Set(all.items.map(\.name)).count == 26)
         let scoped = try await client.list(Service.self, namespace: "other")
         #expect(scoped.items.map(\.name) == ["elsewhere"])
+        // Page by page, each with what the server says follows it (the informers size their caches so).
+        var pages: [(count: Int, remaining: Int?)] = []
+        _ = try await client.listPages(Service.self, limit: 10) { items, remaining in pages.append((items.count, remaining)) }
+        #expect(pages.map(\.count) == [10, 10, 6])
+        #expect(pages.map(\.remaining) == [16, 6, 0])
 
         let stranger = try KubeClient(config: KubeConfig(server: server.url, certificateAuthorityPEM: server.certificateAuthorityPEM, credentials: .token("wrong")))
         do {
