@@ -46,7 +46,7 @@ public struct SnapshotStateFile: Sendable {
 
     /// Replaces the file with `table` as `version`.
     public func save(version: UInt64, table: RouteTable) throws(StateFileError) {
-        try save(Portico_V1_Snapshot(version: version, table: table))
+        try save(encoded: EncodedSnapshot(version: version, encoding: table).bytes)
     }
 
     /// Replaces the file with `snapshot`.

@@ -1,5 +1,6 @@
 import GRPCCore
 import GRPCProtobuf
+import RouteModel
 
 /// A serialised `Snapshot` message as it came off the wire, with the version its own `version` field
 /// holds. A relay passes these bytes on (to its subscribers and to its state file) instead of
@@ -12,6 +13,11 @@ public struct EncodedSnapshot: Sendable, Equatable {
     public init(version: UInt64, bytes: [UInt8]) {
         self.version = version
         self.bytes = bytes
+    }
+
+    /// `table` at `version`, encoded (in parts on every core for a large table, see `PartedCoding`).
+    public init(version: UInt64, encoding table: RouteTable) {
+        self.init(version: version, bytes: PartedCoding.snapshotBytes(version: version, table: table))
     }
 
     /// A serialised `WatchResponse` with `version` and these bytes as its `snapshot`, or nil when

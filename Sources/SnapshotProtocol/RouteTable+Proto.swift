@@ -20,9 +20,29 @@ extension RouteTable {
     /// Decodes and checks a received table: every field a worker relies on must be present and every
     /// name a route or host uses must resolve. The content hash is recomputed by `RouteTable.init`.
     public init(proto: Portico_V1_RouteTable) throws(SnapshotDecodingError) {
+        try self.init(proto: proto, parts: nil)
+    }
+
+    /// `init(proto:)`, converting the clusters and the virtual hosts of a large table in `parts`
+    /// (by default one per core, see `PartedCoding`) concurrently.
+    init(proto: Portico_V1_RouteTable, parts: Int?) throws(SnapshotDecodingError) {
+        let clusterParts = parts ?? PartedCoding.parts(for: proto.clusters.count)
+        let convertedClusters = PartedCoding.map(parts: clusterParts) { part -> Result<[Cluster], SnapshotDecodingError> in
+            let range = PartedCoding.range(part, of: clusterParts, count: proto.clusters.count)
+            var clusters: [Cluster] = []
+            clusters.reserveCapacity(range.count)
+            for index in range {
+                do throws(SnapshotDecodingError) {
+                    clusters.append(try Cluster(proto: proto.clusters[index], field: "clusters[\(index)]"))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            return .success(clusters)
+        }
         var clusters: [Cluster] = []
         clusters.reserveCapacity(proto.clusters.count)
-        for (index, cluster) in proto.clusters.enumerated() { clusters.append(try Cluster(proto: cluster, field: "clusters[\(index)]")) }
+        for part in convertedClusters { clusters += try part.get() }
         let clusterNames = Set(clusters.map(\.name))
         guard clusterNames.count == clusters.count else { throw SnapshotDecodingError("clusters: duplicate cluster names") }
         var certificates: [TLSCertificate] = []
@@ -33,16 +53,34 @@ extension RouteTable {
         guard certificateNames.count == certificates.count else {
             throw SnapshotDecodingError("certificates: duplicate certificate names")
         }
+        let hostParts = parts ?? PartedCoding.parts(for: proto.virtualHosts.count)
+        let convertedHosts = PartedCoding.map(parts: hostParts) { part -> Result<[VirtualHost], SnapshotDecodingError> in
+            let range = PartedCoding.range(part, of: hostParts, count: proto.virtualHosts.count)
+            var hosts: [VirtualHost] = []
+            hosts.reserveCapacity(range.count)
+            for index in range {
+                do throws(SnapshotDecodingError) {
+                    hosts.append(
+                        try VirtualHost(
+                            proto: proto.virtualHosts[index], field: "virtualHosts[\(index)]", hasCluster: clusterNames.contains,
+                            hasCertificate: certificateNames.contains))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            return .success(hosts)
+        }
         var hosts: [VirtualHost] = []
         hosts.reserveCapacity(proto.virtualHosts.count)
         var seen = Set<HostPattern>()
-        for (index, host) in proto.virtualHosts.enumerated() {
-            let decoded = try VirtualHost(
-                proto: host, field: "virtualHosts[\(index)]", hasCluster: clusterNames.contains, hasCertificate: certificateNames.contains)
-            guard seen.insert(decoded.hostname).inserted else {
-                throw SnapshotDecodingError("virtualHosts[\(index)]: host \(decoded.hostname) appears twice")
+        seen.reserveCapacity(proto.virtualHosts.count)
+        for part in convertedHosts {
+            for host in try part.get() {
+                guard seen.insert(host.hostname).inserted else {
+                    throw SnapshotDecodingError("virtualHosts[\(hosts.count)]: host \(host.hostname) appears twice")
+                }
+                hosts.append(host)
             }
-            hosts.append(decoded)
         }
         let defaultCertificate = proto.defaultCertificate.isEmpty ? nil : proto.defaultCertificate
         if let defaultCertificate, !certificateNames.contains(defaultCertificate) {

@@ -176,3 +176,46 @@ import TestSupport
         #expect(scan([0x09, 0, 0, 0]) == nil, "a fixed64 cut short")
     }
 }
+
+/// Large tables are encoded and converted in parts on every core; the parts must make the same
+/// message and the same table as one pass, and the same error for a bad one.
+@Suite struct PartedCodingTests {
+    @Test(arguments: 0..<6)
+    func aTableEncodedInPartsReadsAsTheWholeEncoding(_ seed: Int) throws {
+        let table = RandomRouteTable.make(seed: UInt64(seed), hosts: 40)
+        let whole = Portico_V1_Snapshot(version: 9, table: table)
+        for parts in [1, 2, 3, 7] {
+            var parted = Portico_V1_Snapshot()
+            parted.version = 9
+            parted.contentHash = table.contentHash
+            parted.table = try Portico_V1_RouteTable(serializedBytes: PartedCoding.routeTableBytes(table, includePrivateKeys: true, parts: parts))
+            #expect(parted == whole, "\(parts) parts")
+            #expect(try RouteTable(proto: parted.table, parts: parts) == table)
+        }
+        let snapshot = try Portico_V1_Snapshot(serializedBytes: PartedCoding.snapshotBytes(version: 9, table: table))
+        #expect(snapshot == whole)
+        #expect(try snapshot.decodeTable().defaultCertificate == table.defaultCertificate)
+    }
+
+    @Test func aBadEntryInAnyPartIsReportedAsInOnePass() throws {
+        let table = RandomRouteTable.make(seed: 5, hosts: 30)
+        var proto = table.proto()
+        proto.virtualHosts[17].routes[0].backend.cluster = "no-such-cluster"
+        proto.clusters[proto.clusters.count - 1].endpoints = [Portico_V1_Endpoint()]
+        func error(_ parts: Int) -> String? {
+            do {
+                _ = try RouteTable(proto: proto, parts: parts)
+                return nil
+            } catch {
+                return error.description
+            }
+        }
+        let expected = try #require(error(1))
+        #expect(expected.hasPrefix("clusters[\(proto.clusters.count - 1)].endpoints[0]"), "\(expected)")
+        for parts in [2, 3, 5] { #expect(error(parts) == expected) }
+        proto.clusters = table.proto().clusters
+        let hostError = try #require(error(1))
+        #expect(hostError.hasPrefix("virtualHosts[17].routes[0]"), "\(hostError)")
+        for parts in [2, 3, 5] { #expect(error(parts) == hostError) }
+    }
+}

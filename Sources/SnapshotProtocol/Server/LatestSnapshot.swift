@@ -79,10 +79,8 @@ private final class WireForms: Sendable {
             if let relayed = received?.watchResponse(version: version) {
                 bytes = relayed
             } else {
-                var response = Portico_V1_WatchResponse()
-                response.version = version
-                response.snapshot = Portico_V1_Snapshot(version: version, table: table)
-                bytes = (try? response.serializedBytes()) ?? []
+                // Encoded in parts on every core for a large table; as a relay passes one on.
+                bytes = EncodedSnapshot(version: version, encoding: table).watchResponse(version: version) ?? []
             }
             encoded = bytes
             source.withLock { $0 = nil }
