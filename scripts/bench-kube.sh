@@ -2,7 +2,7 @@
 # Kubernetes propagation benchmark: `portico run --kubeconfig` against the API server emulator with
 # 1k, 10k and 100k Ingresses; time from a change through the API (an Ingress edited, created or deleted, a Pod
 # added to an EndpointSlice, a TLS Secret created) to every
-# worker having applied it (20 changes of each at 1k and 10k, 5 at 100k; per stage p50/p99), the
+# worker having applied it (20 changes of each kind at every size; per stage p50/p99), the
 # time to the first table, and each process's RSS (now, peak, own) after them. Release build in
 # .build-release. The 100k round loads 300k objects into the emulator first (about 3 minutes, 5 GB).
 # Arguments replace the default rounds and go to the benchmark (--ingresses 1000,10000 --changes N
@@ -15,4 +15,4 @@ if [ "$#" -gt 0 ]; then
   exec .build-release/release/KubePropagationBenchmark .build-release/release/portico "$@"
 fi
 .build-release/release/KubePropagationBenchmark .build-release/release/portico --ingresses 1000,10000 --changes 20
-.build-release/release/KubePropagationBenchmark .build-release/release/portico --ingresses 100000 --changes 5
+.build-release/release/KubePropagationBenchmark .build-release/release/portico --ingresses 100000 --changes 20
