@@ -219,3 +219,36 @@ import TestSupport
         for parts in [2, 3, 5] { #expect(error(parts) == hostError) }
     }
 }
+
+@Suite struct DecodedStringTests {
+    /// The storage of a native string, for telling copies from shared ones.
+    static func storage(_ text: String) -> UnsafeRawPointer? {
+        var text = text
+        return text.withUTF8 { UnsafeRawPointer($0.baseAddress) }
+    }
+
+    /// A table decoded from a message shares no string storage with it: the message's objects are
+    /// freed after decoding, and strings kept from among them pinned that memory in small holes.
+    @Test func aDecodedTableKeepsNoneOfTheMessagesLongStrings() throws {
+        let table = RandomRouteTable.make(seed: 11, hosts: 12)
+        let proto = table.proto()
+        let decoded = try RouteTable(proto: proto)
+        #expect(decoded == table)
+        var compared = 0
+        for (host, message) in zip(decoded.virtualHosts, proto.virtualHosts) {
+            if case .exact(let name) = host.hostname, name.utf8.count > 15 {
+                #expect(Self.storage(name) != Self.storage(message.exact))
+                compared += 1
+            }
+            for (route, routeMessage) in zip(host.routes, message.routes) where route.backend.cluster.utf8.count > 15 {
+                #expect(Self.storage(route.backend.cluster) != Self.storage(routeMessage.backend.cluster))
+                compared += 1
+            }
+        }
+        #expect(compared > 0, "the random table has long names to compare")
+        #expect(owned("short") == "short")
+        let long = String(repeating: "x", count: 40)
+        #expect(owned(long) == long)
+        #expect(Self.storage(owned(long)) != Self.storage(long))
+    }
+}
