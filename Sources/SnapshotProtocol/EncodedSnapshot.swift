@@ -68,57 +68,64 @@ enum ProtobufWire {
         return nil
     }
 
-    /// The byte range of the one length-delimited top-level field `field` in a serialised message;
-    /// nil when it is absent, appears more than once (protobuf merges repeated occurrences of a
-    /// message field, so no single range holds it), or the bytes are not well-formed.
-    static func onlyLengthDelimitedField(_ field: UInt64, in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
-        var found: Range<Int>?
+    /// Where the field whose value starts at `offset` ends, and a length-delimited one's payload;
+    /// nil when it runs past the end (or is a group, which proto3 has not).
+    static func skip(_ wireType: WireType, in bytes: UnsafeRawBufferPointer, at offset: Int) -> (offset: Int, payload: Range<Int>?)? {
+        switch wireType {
+        case .varint:
+            return readVarint(bytes, at: offset).map { ($0.next, nil) }
+        case .fixed64:
+            return offset + 8 <= bytes.count ? (offset + 8, nil) : nil
+        case .fixed32:
+            return offset + 4 <= bytes.count ? (offset + 4, nil) : nil
+        case .lengthDelimited:
+            guard let (length, start) = readVarint(bytes, at: offset), length <= UInt64(bytes.count - start) else { return nil }
+            return (start + Int(length), start..<(start + Int(length)))
+        case .startGroup, .endGroup:
+            return nil
+        }
+    }
+
+    /// The one length-delimited top-level field `field` of a serialised message: its bytes (tag and
+    /// length included) and its payload's. Nil when it is absent, appears more than once (protobuf
+    /// merges repeated occurrences of a message field, so no single range holds it), or the bytes are
+    /// not well-formed.
+    static func onlyLengthDelimitedField(_ field: UInt64, in bytes: UnsafeRawBufferPointer) -> (field: Range<Int>, payload: Range<Int>)? {
+        var found: (field: Range<Int>, payload: Range<Int>)?
         var offset = 0
         while offset < bytes.count {
-            guard let (tag, afterTag) = readVarint(bytes, at: offset), let wireType = WireType(rawValue: tag & 7) else { return nil }
-            offset = afterTag
-            switch wireType {
-            case .varint:
-                guard let (_, next) = readVarint(bytes, at: offset) else { return nil }
-                offset = next
-            case .fixed64:
-                offset += 8
-            case .fixed32:
-                offset += 4
-            case .lengthDelimited:
-                guard let (length, start) = readVarint(bytes, at: offset), length <= UInt64(bytes.count - start) else { return nil }
-                offset = start + Int(length)
-                if tag >> 3 == field {
-                    guard found == nil else { return nil }
-                    found = start..<offset
-                }
-            case .startGroup, .endGroup:
-                return nil  // proto3 has no groups
+            guard let (tag, afterTag) = readVarint(bytes, at: offset), let wireType = WireType(rawValue: tag & 7),
+                let next = skip(wireType, in: bytes, at: afterTag)
+            else { return nil }
+            if tag >> 3 == field, let payload = next.payload {
+                guard found == nil else { return nil }
+                found = (offset..<next.offset, payload)
             }
-            guard offset <= bytes.count else { return nil }
+            offset = next.offset
         }
         return found
     }
 }
 
-/// A `WatchResponse` as received, with its `snapshot` field's bytes when the subscriber relays.
+/// A `WatchResponse` as received: a whole snapshot's bytes apart, unparsed, for `RouteTable.decoding`.
 struct ReceivedWatchResponse: Sendable {
+    /// Without its `snapshot` when `snapshotBytes` holds it.
     var message: Portico_V1_WatchResponse
-    /// The serialised `snapshot` field, kept only when asked for and only for a whole snapshot.
-    var encodedSnapshot: EncodedSnapshot?
+    /// The serialised `snapshot` field.
+    var snapshotBytes: [UInt8]?
 }
 
-/// Decodes `WatchResponse`s as the generated code does, and keeps the `snapshot` field's bytes
-/// when `keepsEncodedSnapshots` (node agents).
+/// Decodes `WatchResponse`s as the generated code does, except that a whole snapshot is left as
+/// bytes: parsed entry by entry as the table is built, no message of the whole table is ever held.
 struct WatchResponseDeserializer: MessageDeserializer {
-    let keepsEncodedSnapshots: Bool
-
     func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> ReceivedWatchResponse {
-        let message = try ProtobufDeserializer<Portico_V1_WatchResponse>().deserialize(serializedMessageBytes)
-        guard keepsEncodedSnapshots, message.hasSnapshot else { return ReceivedWatchResponse(message: message) }
-        let bytes = serializedMessageBytes.withUnsafeBytes { raw in
-            ProtobufWire.onlyLengthDelimitedField(3, in: raw).map { Array(raw[$0]) }
+        let split = serializedMessageBytes.withUnsafeBytes { raw -> (rest: [UInt8], snapshot: [UInt8])? in
+            guard let (field, payload) = ProtobufWire.onlyLengthDelimitedField(3, in: raw) else { return nil }
+            return (Array(raw[..<field.lowerBound]) + Array(raw[field.upperBound...]), Array(raw[payload]))
         }
-        return ReceivedWatchResponse(message: message, encodedSnapshot: bytes.map { EncodedSnapshot(version: message.snapshot.version, bytes: $0) })
+        guard let split else {
+            return ReceivedWatchResponse(message: try ProtobufDeserializer<Portico_V1_WatchResponse>().deserialize(serializedMessageBytes))
+        }
+        return ReceivedWatchResponse(message: try ProtobufDeserializer<Portico_V1_WatchResponse>().deserialize(split.rest), snapshotBytes: split.snapshot)
     }
 }

@@ -88,3 +88,119 @@ private final class PartResults<T: Sendable>: Sendable {
 
     var values: [T] { slots.withLock { $0.map { $0! } } }
 }
+
+/// The messages of a table to convert, however they are held: a decoded message's arrays, or the
+/// entries of the received bytes, each parsed only when converted, so that no decoded message of the
+/// whole table exists beside the table being built (at 10k Ingresses that was a worker's peak).
+struct TableSource: Sendable {
+    var clusterCount: Int
+    var cluster: @Sendable (Int) throws(SnapshotDecodingError) -> Portico_V1_Cluster
+    var certificates: [Portico_V1_Certificate]
+    var hostCount: Int
+    var host: @Sendable (Int) throws(SnapshotDecodingError) -> Portico_V1_VirtualHost
+    var defaultCertificate: String
+
+    init(_ proto: Portico_V1_RouteTable) {
+        clusterCount = proto.clusters.count
+        cluster = { proto.clusters[$0] }
+        certificates = proto.certificates
+        hostCount = proto.virtualHosts.count
+        host = { proto.virtualHosts[$0] }
+        defaultCertificate = proto.defaultCertificate
+    }
+
+    /// The entries of a serialised `RouteTable` found in `bytes[table]`.
+    init(serialized bytes: [UInt8], table: Range<Int>) throws(SnapshotDecodingError) {
+        var hosts: [Range<Int>] = []
+        var clusters: [Range<Int>] = []
+        var certificates: [Portico_V1_Certificate] = []
+        var defaultCertificate = ""
+        let scanned: SnapshotDecodingError? = bytes.withUnsafeBytes { raw -> SnapshotDecodingError? in
+            let region = UnsafeRawBufferPointer(rebasing: raw[table])
+            var offset = 0
+            while offset < region.count {
+                guard let (tag, afterTag) = ProtobufWire.readVarint(region, at: offset),
+                    let wireType = ProtobufWire.WireType(rawValue: tag & 7)
+                else { return SnapshotDecodingError("table: malformed field at byte \(offset)") }
+                guard let next = ProtobufWire.skip(wireType, in: region, at: afterTag) else {
+                    return SnapshotDecodingError("table: field \(tag >> 3) runs past the end")
+                }
+                let payload = next.payload.map { (table.lowerBound + $0.lowerBound)..<(table.lowerBound + $0.upperBound) }
+                switch (tag >> 3, payload) {
+                case (1, let payload?): hosts.append(payload)
+                case (2, let payload?): clusters.append(payload)
+                case (3, let payload?):
+                    do {
+                        certificates.append(try Portico_V1_Certificate(serializedBytes: Array(bytes[payload])))
+                    } catch {
+                        return SnapshotDecodingError("certificates[\(certificates.count)]: \(error)")
+                    }
+                case (4, let payload?): defaultCertificate = String(decoding: bytes[payload], as: UTF8.self)
+                case (1...4, nil): return SnapshotDecodingError("table: field \(tag >> 3) has the wrong wire type")
+                default: break  // a field this version does not know
+                }
+                offset = next.offset
+            }
+            return nil
+        }
+        if let scanned { throw scanned }
+        let shared = bytes
+        clusterCount = clusters.count
+        cluster = { [clusters] index throws(SnapshotDecodingError) in
+            do {
+                return try Portico_V1_Cluster(serializedBytes: Array(shared[clusters[index]]))
+            } catch {
+                throw SnapshotDecodingError("clusters[\(index)]: \(error)")
+            }
+        }
+        self.certificates = certificates
+        hostCount = hosts.count
+        host = { [hosts] index throws(SnapshotDecodingError) in
+            do {
+                return try Portico_V1_VirtualHost(serializedBytes: Array(shared[hosts[index]]))
+            } catch {
+                throw SnapshotDecodingError("virtualHosts[\(index)]: \(error)")
+            }
+        }
+        self.defaultCertificate = defaultCertificate
+    }
+}
+
+extension RouteTable {
+    /// Decodes a serialised `Snapshot` entry by entry (see `TableSource`) and checks it against the
+    /// content hash the sender computed; returns the snapshot's own version with the table.
+    public static func decoding(serializedSnapshot bytes: [UInt8]) throws(SnapshotDecodingError) -> (version: UInt64, table: RouteTable) {
+        var version: UInt64 = 0
+        var contentHash: UInt64 = 0
+        var table: Range<Int> = 0..<0
+        let scanned: SnapshotDecodingError? = bytes.withUnsafeBytes { raw -> SnapshotDecodingError? in
+            var offset = 0
+            while offset < raw.count {
+                guard let (tag, afterTag) = ProtobufWire.readVarint(raw, at: offset), let wireType = ProtobufWire.WireType(rawValue: tag & 7)
+                else { return SnapshotDecodingError("snapshot: malformed field at byte \(offset)") }
+                guard let next = ProtobufWire.skip(wireType, in: raw, at: afterTag) else {
+                    return SnapshotDecodingError("snapshot: field \(tag >> 3) runs past the end")
+                }
+                switch (tag >> 3, wireType) {
+                case (1, .varint): version = ProtobufWire.readVarint(raw, at: afterTag)?.value ?? 0
+                case (2, .fixed64): contentHash = raw.loadUnaligned(fromByteOffset: afterTag, as: UInt64.self).littleEndian
+                case (3, .lengthDelimited):
+                    // Written more than once, the parts would merge: one pass over the whole message then.
+                    guard table.isEmpty, let payload = next.payload else { return SnapshotDecodingError("snapshot: the table appears twice") }
+                    table = payload
+                case (1...3, _): return SnapshotDecodingError("snapshot: field \(tag >> 3) has the wrong wire type")
+                default: break
+                }
+                offset = next.offset
+            }
+            return nil
+        }
+        if let scanned { throw scanned }
+        let decoded = try RouteTable(source: try TableSource(serialized: bytes, table: table), parts: nil)
+        guard decoded.contentHash == contentHash else {
+            throw SnapshotDecodingError(
+                "content hash mismatch: the snapshot says \(String(contentHash, radix: 16)), the table hashes to \(decoded.contentHashHex)")
+        }
+        return (version, decoded)
+    }
+}

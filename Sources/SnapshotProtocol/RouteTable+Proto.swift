@@ -38,14 +38,19 @@ extension RouteTable {
     /// `init(proto:)`, converting the clusters and the virtual hosts of a large table in `parts`
     /// (by default one per core, see `PartedCoding`) concurrently.
     init(proto: Portico_V1_RouteTable, parts: Int?) throws(SnapshotDecodingError) {
-        let clusterParts = parts ?? PartedCoding.parts(for: proto.clusters.count)
+        try self.init(source: TableSource(proto), parts: parts)
+    }
+
+    /// Converts and checks the table `source` holds.
+    init(source: TableSource, parts: Int?) throws(SnapshotDecodingError) {
+        let clusterParts = parts ?? PartedCoding.parts(for: source.clusterCount)
         let convertedClusters = PartedCoding.map(parts: clusterParts) { part -> Result<[Cluster], SnapshotDecodingError> in
-            let range = PartedCoding.range(part, of: clusterParts, count: proto.clusters.count)
+            let range = PartedCoding.range(part, of: clusterParts, count: source.clusterCount)
             var clusters: [Cluster] = []
             clusters.reserveCapacity(range.count)
             for index in range {
                 do throws(SnapshotDecodingError) {
-                    clusters.append(try Cluster(proto: proto.clusters[index], field: "clusters[\(index)]"))
+                    clusters.append(try Cluster(proto: try source.cluster(index), field: "clusters[\(index)]"))
                 } catch {
                     return .failure(error)
                 }
@@ -53,28 +58,28 @@ extension RouteTable {
             return .success(clusters)
         }
         var clusters: [Cluster] = []
-        clusters.reserveCapacity(proto.clusters.count)
+        clusters.reserveCapacity(source.clusterCount)
         for part in convertedClusters { clusters += try part.get() }
         let clusterNames = Set(clusters.map(\.name))
         guard clusterNames.count == clusters.count else { throw SnapshotDecodingError("clusters: duplicate cluster names") }
         var certificates: [TLSCertificate] = []
-        for (index, certificate) in proto.certificates.enumerated() {
+        for (index, certificate) in source.certificates.enumerated() {
             certificates.append(try TLSCertificate(proto: certificate, field: "certificates[\(index)]"))
         }
         let certificateNames = Set(certificates.map(\.name))
         guard certificateNames.count == certificates.count else {
             throw SnapshotDecodingError("certificates: duplicate certificate names")
         }
-        let hostParts = parts ?? PartedCoding.parts(for: proto.virtualHosts.count)
+        let hostParts = parts ?? PartedCoding.parts(for: source.hostCount)
         let convertedHosts = PartedCoding.map(parts: hostParts) { part -> Result<[VirtualHost], SnapshotDecodingError> in
-            let range = PartedCoding.range(part, of: hostParts, count: proto.virtualHosts.count)
+            let range = PartedCoding.range(part, of: hostParts, count: source.hostCount)
             var hosts: [VirtualHost] = []
             hosts.reserveCapacity(range.count)
             for index in range {
                 do throws(SnapshotDecodingError) {
                     hosts.append(
                         try VirtualHost(
-                            proto: proto.virtualHosts[index], field: "virtualHosts[\(index)]", hasCluster: clusterNames.contains,
+                            proto: try source.host(index), field: "virtualHosts[\(index)]", hasCluster: clusterNames.contains,
                             hasCertificate: certificateNames.contains))
                 } catch {
                     return .failure(error)
@@ -83,9 +88,9 @@ extension RouteTable {
             return .success(hosts)
         }
         var hosts: [VirtualHost] = []
-        hosts.reserveCapacity(proto.virtualHosts.count)
+        hosts.reserveCapacity(source.hostCount)
         var seen = Set<HostPattern>()
-        seen.reserveCapacity(proto.virtualHosts.count)
+        seen.reserveCapacity(source.hostCount)
         for part in convertedHosts {
             for host in try part.get() {
                 guard seen.insert(host.hostname).inserted else {
@@ -94,7 +99,7 @@ extension RouteTable {
                 hosts.append(host)
             }
         }
-        let defaultCertificate = proto.defaultCertificate.isEmpty ? nil : owned(proto.defaultCertificate)
+        let defaultCertificate = source.defaultCertificate.isEmpty ? nil : owned(source.defaultCertificate)
         if let defaultCertificate, !certificateNames.contains(defaultCertificate) {
             throw SnapshotDecodingError("defaultCertificate: no certificate named \(defaultCertificate)")
         }

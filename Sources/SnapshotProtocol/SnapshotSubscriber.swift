@@ -150,7 +150,7 @@ public final class SnapshotSubscriber: Sendable {
                 }),
                 descriptor: Portico_V1_Snapshots.Method.Watch.descriptor,
                 serializer: ProtobufSerializer<Portico_V1_WatchRequest>(),
-                deserializer: WatchResponseDeserializer(keepsEncodedSnapshots: keepsEncodedSnapshots),
+                deserializer: WatchResponseDeserializer(),
                 options: options,
                 onResponse: { response in
                     var received = false
@@ -201,8 +201,13 @@ public final class SnapshotSubscriber: Sendable {
                 let (table, changes) = try message.delta.applyReturningChanges(to: held.table)
                 received = ReceivedSnapshot(version: message.version, table: table, delta: (message.delta.baseVersion, changes))
                 deltaRefused = false
+            } else if let bytes = response.snapshotBytes {
+                let (snapshotVersion, table) = try RouteTable.decoding(serializedSnapshot: bytes)
+                // Kept only by relays: a worker holding them would hold the table twice.
+                let encoded = keepsEncodedSnapshots ? EncodedSnapshot(version: snapshotVersion, bytes: bytes) : nil
+                received = ReceivedSnapshot(version: message.version, table: table, encoded: encoded)
             } else {
-                received = ReceivedSnapshot(version: message.version, table: try message.snapshot.decodeTable(), encoded: response.encodedSnapshot)
+                received = ReceivedSnapshot(version: message.version, table: try message.snapshot.decodeTable())
             }
             let applying = ContinuousClock.now
             try await apply(received)

@@ -153,7 +153,7 @@ import TestSupport
         response.nonce = "300-s1"
         response.snapshot = Portico_V1_Snapshot(version: 300, table: table)
         let bytes: [UInt8] = try response.serializedBytes()
-        let range = try #require(bytes.withUnsafeBytes { ProtobufWire.onlyLengthDelimitedField(3, in: $0) })
+        let range = try #require(bytes.withUnsafeBytes { ProtobufWire.onlyLengthDelimitedField(3, in: $0) }).payload
         let snapshotBytes = Array(bytes[range])
         #expect(snapshotBytes == (try response.snapshot.serializedBytes() as [UInt8]))
 
@@ -166,7 +166,7 @@ import TestSupport
     }
 
     @Test func malformedOrRepeatedFieldsYieldNothing() throws {
-        func scan(_ bytes: [UInt8]) -> Range<Int>? { bytes.withUnsafeBytes { ProtobufWire.onlyLengthDelimitedField(3, in: $0) } }
+        func scan(_ bytes: [UInt8]) -> Range<Int>? { bytes.withUnsafeBytes { ProtobufWire.onlyLengthDelimitedField(3, in: $0)?.payload } }
         #expect(scan([0x1a, 0x02, 0x08, 0x01]) == 2..<4)
         #expect(scan([0x08, 0x01]) == nil, "absent")
         #expect(scan([0x1a, 0x02, 0x08, 0x01, 0x1a, 0x00]) == nil, "twice: protobuf would merge the two")
@@ -250,5 +250,43 @@ import TestSupport
         let long = String(repeating: "x", count: 40)
         #expect(owned(long) == long)
         #expect(Self.storage(owned(long)) != Self.storage(long))
+    }
+}
+
+/// Whole snapshots are decoded from their bytes entry by entry, never as one message.
+@Suite struct EntryByEntryDecodingTests {
+    @Test(arguments: 0..<4)
+    func bytesDecodeAsTheMessageDoes(_ seed: Int) throws {
+        let table = RandomRouteTable.make(seed: UInt64(seed) + 20, hosts: 30)
+        let canonical: [UInt8] = try Portico_V1_Snapshot(version: 4, table: table).serializedBytes()
+        for bytes in [canonical, PartedCoding.snapshotBytes(version: 4, table: table)] {
+            let (version, decoded) = try RouteTable.decoding(serializedSnapshot: bytes)
+            #expect(version == 4)
+            #expect(decoded == table)
+            #expect(decoded.defaultCertificate == table.defaultCertificate)
+        }
+    }
+
+    @Test func aBadSnapshotIsRefusedWithWhatIsWrong() throws {
+        let table = RandomRouteTable.make(seed: 3, hosts: 10)
+        var snapshot = Portico_V1_Snapshot(version: 2, table: table)
+        snapshot.contentHash &+= 1
+        func refusal(_ bytes: [UInt8]) -> String? {
+            do {
+                _ = try RouteTable.decoding(serializedSnapshot: bytes)
+                return nil
+            } catch {
+                return error.description
+            }
+        }
+        #expect(refusal(try snapshot.serializedBytes())?.hasPrefix("content hash mismatch") == true)
+        var proto = table.proto()
+        proto.virtualHosts[3].routes[0].backend.cluster = "nowhere"
+        snapshot.table = proto
+        #expect(refusal(try snapshot.serializedBytes())?.hasPrefix("virtualHosts[3].routes[0].backend: no cluster named nowhere") == true)
+        // A host entry whose bytes do not parse: field 1 of the table, 2 bytes of garbage.
+        let garbage: [UInt8] = [0x08, 0x02, 0x1a, 0x04, 0x0a, 0x02, 0xff, 0xff]
+        #expect(refusal(garbage)?.hasPrefix("virtualHosts[0]:") == true, "\(refusal(garbage) ?? "")")
+        #expect(refusal([0x1a, 0x09, 0x0a]) == "snapshot: field 3 runs past the end")
     }
 }
