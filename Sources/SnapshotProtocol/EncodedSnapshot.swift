@@ -35,7 +35,8 @@ public struct EncodedSnapshot: Sendable, Equatable {
     }
 }
 
-/// The little of protobuf's wire format that finding one field's bytes needs.
+/// The little of protobuf's wire format that passing a field's bytes on and reading a table entry
+/// by entry need.
 enum ProtobufWire {
     enum WireType: UInt64 {
         case varint = 0, fixed64 = 1, lengthDelimited = 2, startGroup = 3, endGroup = 4, fixed32 = 5
@@ -86,24 +87,52 @@ enum ProtobufWire {
         }
     }
 
-    /// The one length-delimited top-level field `field` of a serialised message: its bytes (tag and
-    /// length included) and its payload's. Nil when it is absent, appears more than once (protobuf
-    /// merges repeated occurrences of a message field, so no single range holds it), or the bytes are
-    /// not well-formed.
-    static func onlyLengthDelimitedField(_ field: UInt64, in bytes: UnsafeRawBufferPointer) -> (field: Range<Int>, payload: Range<Int>)? {
-        var found: (field: Range<Int>, payload: Range<Int>)?
+    /// One top-level field of a serialised message.
+    struct Field {
+        var number: UInt64
+        var wireType: WireType
+        /// From its tag to its end.
+        var bytes: Range<Int>
+        /// Where its value starts.
+        var valueStart: Int
+        /// A length-delimited field's payload.
+        var payload: Range<Int>?
+    }
+
+    /// Calls `body` with each top-level field of a serialised message in order, until it returns
+    /// false. Returns whether the bytes it went over were well-formed (no field cut short, no varint
+    /// over ten bytes, no group, which proto3 has not).
+    @discardableResult
+    static func forEachField(in bytes: UnsafeRawBufferPointer, _ body: (Field) -> Bool) -> Bool {
         var offset = 0
         while offset < bytes.count {
             guard let (tag, afterTag) = readVarint(bytes, at: offset), let wireType = WireType(rawValue: tag & 7),
                 let next = skip(wireType, in: bytes, at: afterTag)
-            else { return nil }
-            if tag >> 3 == field, let payload = next.payload {
-                guard found == nil else { return nil }
-                found = (offset..<next.offset, payload)
-            }
+            else { return false }
+            let field = Field(number: tag >> 3, wireType: wireType, bytes: offset..<next.offset, valueStart: afterTag, payload: next.payload)
+            guard body(field) else { return true }
             offset = next.offset
         }
-        return found
+        return true
+    }
+
+    /// The one length-delimited top-level field `number` of a serialised message: its bytes (tag and
+    /// length included) and its payload's. Nil when it is absent, appears more than once (protobuf
+    /// merges repeated occurrences of a message field, so no single range holds it), or the bytes are
+    /// not well-formed.
+    static func onlyLengthDelimitedField(_ number: UInt64, in bytes: UnsafeRawBufferPointer) -> (field: Range<Int>, payload: Range<Int>)? {
+        var found: (field: Range<Int>, payload: Range<Int>)?
+        var repeated = false
+        let wellFormed = forEachField(in: bytes) { field in
+            guard field.number == number, let payload = field.payload else { return true }
+            guard found == nil else {
+                repeated = true
+                return false
+            }
+            found = (field.bytes, payload)
+            return true
+        }
+        return wellFormed && !repeated ? found : nil
     }
 }
 

@@ -115,35 +115,28 @@ struct TableSource: Sendable {
         var clusters: [Range<Int>] = []
         var certificates: [Portico_V1_Certificate] = []
         var defaultCertificate = ""
-        let scanned: SnapshotDecodingError? = bytes.withUnsafeBytes { raw -> SnapshotDecodingError? in
-            let region = UnsafeRawBufferPointer(rebasing: raw[table])
-            var offset = 0
-            while offset < region.count {
-                guard let (tag, afterTag) = ProtobufWire.readVarint(region, at: offset),
-                    let wireType = ProtobufWire.WireType(rawValue: tag & 7)
-                else { return SnapshotDecodingError("table: malformed field at byte \(offset)") }
-                guard let next = ProtobufWire.skip(wireType, in: region, at: afterTag) else {
-                    return SnapshotDecodingError("table: field \(tag >> 3) runs past the end")
-                }
-                let payload = next.payload.map { (table.lowerBound + $0.lowerBound)..<(table.lowerBound + $0.upperBound) }
-                switch (tag >> 3, payload) {
+        var problem: SnapshotDecodingError?
+        let wellFormed = bytes.withUnsafeBytes { raw in
+            ProtobufWire.forEachField(in: UnsafeRawBufferPointer(rebasing: raw[table])) { field in
+                let payload = field.payload.map { (table.lowerBound + $0.lowerBound)..<(table.lowerBound + $0.upperBound) }
+                switch (field.number, payload) {
                 case (1, let payload?): hosts.append(payload)
                 case (2, let payload?): clusters.append(payload)
                 case (3, let payload?):
                     do {
                         certificates.append(try Portico_V1_Certificate(serializedBytes: Array(bytes[payload])))
                     } catch {
-                        return SnapshotDecodingError("certificates[\(certificates.count)]: \(error)")
+                        problem = SnapshotDecodingError("certificates[\(certificates.count)]: \(error)")
                     }
                 case (4, let payload?): defaultCertificate = String(decoding: bytes[payload], as: UTF8.self)
-                case (1...4, nil): return SnapshotDecodingError("table: field \(tag >> 3) has the wrong wire type")
+                case (1...4, nil): problem = SnapshotDecodingError("table: field \(field.number) has the wrong wire type")
                 default: break  // a field this version does not know
                 }
-                offset = next.offset
+                return problem == nil
             }
-            return nil
         }
-        if let scanned { throw scanned }
+        if let problem { throw problem }
+        guard wellFormed else { throw SnapshotDecodingError("table: a field is cut short or malformed") }
         let shared = bytes
         clusterCount = clusters.count
         cluster = { [clusters] index throws(SnapshotDecodingError) in
@@ -173,29 +166,23 @@ extension RouteTable {
         var version: UInt64 = 0
         var contentHash: UInt64 = 0
         var table: Range<Int> = 0..<0
-        let scanned: SnapshotDecodingError? = bytes.withUnsafeBytes { raw -> SnapshotDecodingError? in
-            var offset = 0
-            while offset < raw.count {
-                guard let (tag, afterTag) = ProtobufWire.readVarint(raw, at: offset), let wireType = ProtobufWire.WireType(rawValue: tag & 7)
-                else { return SnapshotDecodingError("snapshot: malformed field at byte \(offset)") }
-                guard let next = ProtobufWire.skip(wireType, in: raw, at: afterTag) else {
-                    return SnapshotDecodingError("snapshot: field \(tag >> 3) runs past the end")
-                }
-                switch (tag >> 3, wireType) {
-                case (1, .varint): version = ProtobufWire.readVarint(raw, at: afterTag)?.value ?? 0
-                case (2, .fixed64): contentHash = raw.loadUnaligned(fromByteOffset: afterTag, as: UInt64.self).littleEndian
+        var problem: SnapshotDecodingError?
+        let wellFormed = bytes.withUnsafeBytes { raw in
+            ProtobufWire.forEachField(in: raw) { field in
+                switch (field.number, field.wireType) {
+                case (1, .varint): version = ProtobufWire.readVarint(raw, at: field.valueStart)?.value ?? 0
+                case (2, .fixed64): contentHash = raw.loadUnaligned(fromByteOffset: field.valueStart, as: UInt64.self).littleEndian
                 case (3, .lengthDelimited):
-                    // Written more than once, the parts would merge: one pass over the whole message then.
-                    guard table.isEmpty, let payload = next.payload else { return SnapshotDecodingError("snapshot: the table appears twice") }
-                    table = payload
-                case (1...3, _): return SnapshotDecodingError("snapshot: field \(tag >> 3) has the wrong wire type")
+                    // Written more than once, the parts would merge: not what any sender writes.
+                    if table.isEmpty, let payload = field.payload { table = payload } else { problem = SnapshotDecodingError("snapshot: the table appears twice") }
+                case (1...3, _): problem = SnapshotDecodingError("snapshot: field \(field.number) has the wrong wire type")
                 default: break
                 }
-                offset = next.offset
+                return problem == nil
             }
-            return nil
         }
-        if let scanned { throw scanned }
+        if let problem { throw problem }
+        guard wellFormed else { throw SnapshotDecodingError("snapshot: a field is cut short or malformed") }
         let decoded = try RouteTable(source: try TableSource(serialized: bytes, table: table), parts: nil)
         guard decoded.contentHash == contentHash else {
             throw SnapshotDecodingError(

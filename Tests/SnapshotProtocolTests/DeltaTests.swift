@@ -287,6 +287,7 @@ import TestSupport
         // A host entry whose bytes do not parse: field 1 of the table, 2 bytes of garbage.
         let garbage: [UInt8] = [0x08, 0x02, 0x1a, 0x04, 0x0a, 0x02, 0xff, 0xff]
         #expect(refusal(garbage)?.hasPrefix("virtualHosts[0]:") == true, "\(refusal(garbage) ?? "")")
-        #expect(refusal([0x1a, 0x09, 0x0a]) == "snapshot: field 3 runs past the end")
+        #expect(refusal([0x1a, 0x09, 0x0a]) == "snapshot: a field is cut short or malformed")
+        #expect(refusal([0x1a, 0x03, 0x0a, 0x05, 0x00]) == "table: a field is cut short or malformed")
     }
 }
