@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import RouteModel
+import SwiftProtobuf
 import Synchronization
 
 /// Whole snapshots of large tables, encoded and converted on every core.
@@ -33,6 +34,31 @@ enum PartedCoding {
         let results = PartResults<T>(count: parts)
         DispatchQueue.concurrentPerform(iterations: parts) { part in results.set(part, body(part)) }
         return results.values
+    }
+
+    /// `convert` of every index in `0..<count`, in order, done in `parts` (by default one per core for
+    /// a large count) concurrently; the error of the lowest index that fails is thrown, as one pass would.
+    static func convert<T: Sendable>(
+        count: Int, parts: Int?, _ convert: @Sendable (Int) throws(SnapshotDecodingError) -> T
+    ) throws(SnapshotDecodingError) -> [T] {
+        let parts = parts ?? Self.parts(for: count)
+        let converted = map(parts: parts) { part -> Result<[T], SnapshotDecodingError> in
+            let range = range(part, of: parts, count: count)
+            var values: [T] = []
+            values.reserveCapacity(range.count)
+            for index in range {
+                do throws(SnapshotDecodingError) {
+                    values.append(try convert(index))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            return .success(values)
+        }
+        var values: [T] = []
+        values.reserveCapacity(count)
+        for part in converted { values += try part.get() }
+        return values
     }
 
     /// A serialised `RouteTable` message of `table`, in parts for a large one.
@@ -137,25 +163,25 @@ struct TableSource: Sendable {
         }
         if let problem { throw problem }
         guard wellFormed else { throw SnapshotDecodingError("table: a field is cut short or malformed") }
-        let shared = bytes
         clusterCount = clusters.count
-        cluster = { [clusters] index throws(SnapshotDecodingError) in
-            do {
-                return try Portico_V1_Cluster(serializedBytes: Array(shared[clusters[index]]))
-            } catch {
-                throw SnapshotDecodingError("clusters[\(index)]: \(error)")
-            }
-        }
+        cluster = Self.parser(bytes, clusters, field: "clusters")
         self.certificates = certificates
         hostCount = hosts.count
-        host = { [hosts] index throws(SnapshotDecodingError) in
+        host = Self.parser(bytes, hosts, field: "virtualHosts")
+        self.defaultCertificate = defaultCertificate
+    }
+
+    /// Parses entry `index` of `entries` (ranges of `bytes`) when called.
+    private static func parser<Entry: SwiftProtobuf.Message>(
+        _ bytes: [UInt8], _ entries: [Range<Int>], field: String
+    ) -> @Sendable (Int) throws(SnapshotDecodingError) -> Entry {
+        { index throws(SnapshotDecodingError) in
             do {
-                return try Portico_V1_VirtualHost(serializedBytes: Array(shared[hosts[index]]))
+                return try Entry(serializedBytes: Array(bytes[entries[index]]))
             } catch {
-                throw SnapshotDecodingError("virtualHosts[\(index)]: \(error)")
+                throw SnapshotDecodingError("\(field)[\(index)]: \(error)")
             }
         }
-        self.defaultCertificate = defaultCertificate
     }
 }
 

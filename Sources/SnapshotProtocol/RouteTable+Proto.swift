@@ -43,23 +43,9 @@ extension RouteTable {
 
     /// Converts and checks the table `source` holds.
     init(source: TableSource, parts: Int?) throws(SnapshotDecodingError) {
-        let clusterParts = parts ?? PartedCoding.parts(for: source.clusterCount)
-        let convertedClusters = PartedCoding.map(parts: clusterParts) { part -> Result<[Cluster], SnapshotDecodingError> in
-            let range = PartedCoding.range(part, of: clusterParts, count: source.clusterCount)
-            var clusters: [Cluster] = []
-            clusters.reserveCapacity(range.count)
-            for index in range {
-                do throws(SnapshotDecodingError) {
-                    clusters.append(try Cluster(proto: try source.cluster(index), field: "clusters[\(index)]"))
-                } catch {
-                    return .failure(error)
-                }
-            }
-            return .success(clusters)
+        let clusters = try PartedCoding.convert(count: source.clusterCount, parts: parts) { index throws(SnapshotDecodingError) in
+            try Cluster(proto: try source.cluster(index), field: "clusters[\(index)]")
         }
-        var clusters: [Cluster] = []
-        clusters.reserveCapacity(source.clusterCount)
-        for part in convertedClusters { clusters += try part.get() }
         let clusterNames = Set(clusters.map(\.name))
         guard clusterNames.count == clusters.count else { throw SnapshotDecodingError("clusters: duplicate cluster names") }
         var certificates: [TLSCertificate] = []
@@ -70,34 +56,20 @@ extension RouteTable {
         guard certificateNames.count == certificates.count else {
             throw SnapshotDecodingError("certificates: duplicate certificate names")
         }
-        let hostParts = parts ?? PartedCoding.parts(for: source.hostCount)
-        let convertedHosts = PartedCoding.map(parts: hostParts) { part -> Result<[VirtualHost], SnapshotDecodingError> in
-            let range = PartedCoding.range(part, of: hostParts, count: source.hostCount)
-            var hosts: [VirtualHost] = []
-            hosts.reserveCapacity(range.count)
-            for index in range {
-                do throws(SnapshotDecodingError) {
-                    hosts.append(
-                        try VirtualHost(
-                            proto: try source.host(index), field: "virtualHosts[\(index)]", hasCluster: clusterNames.contains,
-                            hasCertificate: certificateNames.contains))
-                } catch {
-                    return .failure(error)
-                }
-            }
-            return .success(hosts)
+        let converted = try PartedCoding.convert(count: source.hostCount, parts: parts) { index throws(SnapshotDecodingError) in
+            try VirtualHost(
+                proto: try source.host(index), field: "virtualHosts[\(index)]", hasCluster: clusterNames.contains,
+                hasCertificate: certificateNames.contains)
         }
         var hosts: [VirtualHost] = []
         hosts.reserveCapacity(source.hostCount)
         var seen = Set<HostPattern>()
         seen.reserveCapacity(source.hostCount)
-        for part in convertedHosts {
-            for host in try part.get() {
-                guard seen.insert(host.hostname).inserted else {
-                    throw SnapshotDecodingError("virtualHosts[\(hosts.count)]: host \(host.hostname) appears twice")
-                }
-                hosts.append(host)
+        for host in converted {
+            guard seen.insert(host.hostname).inserted else {
+                throw SnapshotDecodingError("virtualHosts[\(hosts.count)]: host \(host.hostname) appears twice")
             }
+            hosts.append(host)
         }
         let defaultCertificate = source.defaultCertificate.isEmpty ? nil : owned(source.defaultCertificate)
         if let defaultCertificate, !certificateNames.contains(defaultCertificate) {
