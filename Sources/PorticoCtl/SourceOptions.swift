@@ -75,7 +75,10 @@ public struct SourceOptions: ParsableArguments, Sendable {
             } ?? [])
     }
 
-    public static func fetchDump(from address: ServerAddress, timeout: Double, subscribersOnly: Bool = false) async throws -> Portico_V1_DumpResponse {
+    /// `virtualHostLimit`: see `Portico_V1_DumpRequest.virtualHostLimit` (0: the whole table).
+    public static func fetchDump(
+        from address: ServerAddress, timeout: Double, subscribersOnly: Bool = false, virtualHostLimit: Int = 0
+    ) async throws -> Portico_V1_DumpResponse {
         do {
             let transport = try HTTP2ClientTransport.Posix(target: address.target, transportSecurity: .plaintext)
             return try await withGRPCClient(transport: transport) { client in
@@ -85,6 +88,7 @@ public struct SourceOptions: ParsableArguments, Sendable {
                 options.maxResponseMessageBytes = 256 << 20
                 var request = Portico_V1_DumpRequest()
                 request.subscribersOnly = subscribersOnly
+                request.virtualHostLimit = UInt32(clamping: virtualHostLimit)
                 return try await Portico_V1_Snapshots.Client(wrapping: client).dump(request, options: options)
             }
         } catch let error as RPCError {

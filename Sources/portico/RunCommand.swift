@@ -165,10 +165,11 @@ struct RunCommand: AsyncParsableCommand {
     }
 
 
-    /// Polls the node agent's Dump until every worker applied a snapshot, then returns its whole Dump
-    /// (for the banner's hosts). The polls ask for the subscribers only: a Dump with the table converts
-    /// and encodes all of it, and at 100k Ingresses polls every 50 ms kept a core busy while the
-    /// workers were decoding their first table.
+    /// Polls the node agent's Dump until every worker applied a snapshot, then returns a Dump with
+    /// the table's first virtual hosts (a few times `bannerHosts`: wildcard hosts are not shown). The polls ask for the
+    /// subscribers only: a Dump with the whole table converts and encodes all of it, and at 100k
+    /// Ingresses polls every 50 ms kept a core busy while the workers were decoding their first table;
+    /// one whole Dump for the banner still took the agent and this process a core-second each.
     private func waitUntilReady(agentSocket: String, children: ChildProcesses) async throws -> Portico_V1_DumpResponse {
         let deadline = ContinuousClock.now + .seconds(120)
         while ContinuousClock.now < deadline {
@@ -176,7 +177,9 @@ struct RunCommand: AsyncParsableCommand {
             if let dump = try? await SourceOptions.fetchDump(from: .unix(path: agentSocket), timeout: 1, subscribersOnly: true) {
                 let serving = dump.subscribers.filter { $0.kind == .worker && $0.ackedVersion > 0 }
                 if serving.count >= workers {
-                    return (try? await SourceOptions.fetchDump(from: .unix(path: agentSocket), timeout: 30)) ?? dump
+                    let preview = try? await SourceOptions.fetchDump(
+                        from: .unix(path: agentSocket), timeout: 30, virtualHostLimit: 8 * Self.bannerHosts)
+                    return preview ?? dump
                 }
             }
             try await Task.sleep(for: .milliseconds(50))
@@ -215,6 +218,9 @@ struct RunCommand: AsyncParsableCommand {
         return listeners
     }
 
+    /// Hosts the banner suggests a `curl` for, at most (a few of the Dump's first virtual hosts).
+    static let bannerHosts = 8
+
     static func banner(
         dump: Portico_V1_DumpResponse, runDirectory: String, agentSocket: String, httpPort: Int, httpsPort: Int, bind: String, workers: Int,
         porticoctl: String
@@ -229,7 +235,7 @@ struct RunCommand: AsyncParsableCommand {
         for virtualHost in dump.snapshot.table.virtualHosts {
             guard case .exact(let host)? = virtualHost.hostname else { continue }
             hosts += 1
-            if hosts > 8 { break }
+            if hosts > bannerHosts { break }
             lines.append("  curl -H 'Host: \(host)' http://\(address):\(httpPort)/")
             if virtualHost.hasTls {
                 lines.append("  curl -k --resolve \(host):\(httpsPort):\(address) https://\(host):\(httpsPort)/")

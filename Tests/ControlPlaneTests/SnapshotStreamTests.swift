@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import GRPCProtobuf
+import PorticoCtl
 import RouteModel
 @testable import SnapshotProtocol
 import Synchronization
@@ -84,6 +85,23 @@ import TestSupport
         #expect(versions.dropLast().last.map { $0 < finalVersion - 10 } == true, "the newest version came right after the buffered ones")
         closeRequests.finish()
         for subscriber in others { await subscriber.stop() }
+        await server.stop()
+    }
+
+    /// `portico run`'s banner asks for a few hosts: the Dump carries those and nothing else of the
+    /// table, where a whole Dump carries it all.
+    @Test func aDumpWithAVirtualHostLimitCarriesOnlyTheFirstHosts() async throws {
+        let server = try await startServer(at: Transport.unix.freshAddress())
+        let published = table(version: 4, hosts: 50)
+        server.latest.publish(version: 4, table: published)
+        let preview = try await SourceOptions.fetchDump(from: server.address, timeout: 5, virtualHostLimit: 3)
+        #expect(preview.snapshot.version == 4)
+        #expect(preview.snapshot.contentHash == published.contentHash)
+        #expect(preview.snapshot.table.virtualHosts == published.virtualHosts.prefix(3).map(\.proto))
+        #expect(preview.snapshot.table.clusters.isEmpty)
+        let whole = try await SourceOptions.fetchDump(from: server.address, timeout: 5)
+        #expect(whole.snapshot.table.virtualHosts.count == 50)
+        #expect(try whole.snapshot.decodeTable() == published)
         await server.stop()
     }
 

@@ -132,6 +132,12 @@ public struct SnapshotService: RegistrableRPCService {
         var dump = Portico_V1_DumpResponse()
         if request.subscribersOnly {
             dump.snapshot.version = latest.current?.version ?? 0
+        } else if request.virtualHostLimit > 0 {
+            if let current = latest.current {
+                dump.snapshot.version = current.version
+                dump.snapshot.contentHash = current.table.contentHash
+                dump.snapshot.table.virtualHosts = current.table.virtualHosts.prefix(Int(request.virtualHostLimit)).map(\.proto)
+            }
         } else {
             if let current = latest.current {
                 dump.snapshot = Portico_V1_Snapshot(version: current.version, table: current.table, includePrivateKeys: false)

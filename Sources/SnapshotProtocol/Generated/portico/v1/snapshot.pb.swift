@@ -1050,6 +1050,12 @@ public nonisolated struct Portico_V1_DumpRequest: Sendable {
   /// polling who ACKed what without moving a large table each time.
   public var subscribersOnly: Bool = false
 
+  /// Above zero (and without subscribers_only): the snapshot's table carries only its first this many
+  /// virtual hosts and no clusters, certificates or diagnostics, so that the answer stays small at any
+  /// table size (`portico run` shows a few hosts to try; a whole table of 100k hosts took the agent and
+  /// the caller a core-second each to encode and decode).
+  public var virtualHostLimit: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2878,7 +2884,7 @@ nonisolated extension Portico_V1_SnapshotDelta: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Portico_V1_DumpRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DumpRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}subscribers_only\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}subscribers_only\0\u{3}virtual_host_limit\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2887,6 +2893,7 @@ nonisolated extension Portico_V1_DumpRequest: SwiftProtobuf.Message, SwiftProtob
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularBoolField(value: &self.subscribersOnly) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.virtualHostLimit) }()
       default: break
       }
     }
@@ -2896,11 +2903,15 @@ nonisolated extension Portico_V1_DumpRequest: SwiftProtobuf.Message, SwiftProtob
     if self.subscribersOnly != false {
       try visitor.visitSingularBoolField(value: self.subscribersOnly, fieldNumber: 1)
     }
+    if self.virtualHostLimit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.virtualHostLimit, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Portico_V1_DumpRequest, rhs: Portico_V1_DumpRequest) -> Bool {
     if lhs.subscribersOnly != rhs.subscribersOnly {return false}
+    if lhs.virtualHostLimit != rhs.virtualHostLimit {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
