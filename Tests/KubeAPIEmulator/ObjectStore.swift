@@ -58,6 +58,13 @@ final class ObjectStore {
         return json
     }
 
+    /// `encoded` for every object.
+    func encodeEverything() {
+        for (resource, objects) in objects {
+            for object in objects.values { _ = encoded(object, as: resource) }
+        }
+    }
+
     static func key(namespace: String?, name: String) -> String { "\(namespace ?? "")/\(name)" }
 
     // MARK: Reads
