@@ -2,7 +2,7 @@ import KubeTypes
 import RouteModel
 
 /// An Ingress after validation: parsed hosts, normalised paths, typed backends.
-struct ValidatedIngress {
+struct ValidatedIngress: Sendable {
     let ref: ObjectRef
     let source: RouteSource
     let rules: [Rule]
@@ -144,7 +144,7 @@ struct BackendReference: Hashable {
 /// Structural problems (bad host, bad path, missing port) reject the whole Ingress: serving part of
 /// a malformed object would surprise its author more than serving none. A backend Portico does not
 /// support drops only that path.
-struct IngressValidator {
+struct IngressValidator: Sendable {
     var rejections: [Rejection] = []
     /// Every catalogued annotation of every Ingress validated, and what was made of it.
     var uses: [AnnotationUse] = []

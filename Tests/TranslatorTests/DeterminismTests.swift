@@ -79,4 +79,32 @@ import TestSupport
         #expect(table.clusters.map(\.name) == table.clusters.map(\.name).sorted())
         for host in table.virtualHosts { #expect(host.routes == host.routes.sorted()) }
     }
+
+    /// Past `validationPartThreshold` Ingresses are validated in parts on every core: the merged result must be
+    /// what one pass gives, each Ingress keeping its own verdict, rejections and annotation uses.
+    @Test func aLargeClusterValidatedInPartsKeepsEveryVerdict() {
+        let count = Translator.validationPartThreshold + 903
+        var objects = KubeObjects(services: standardServices, endpointSlices: standardSlices)
+        var expectedRejected: [ObjectRef] = []
+        var expectedUses = 0
+        for index in 0..<count {
+            let bad = index % 97 == 5
+            let annotated = index % 50 == 0
+            let ingress = F.ingress(
+                "ing-\(index)", created: Int64(index),
+                annotations: annotated ? ["nginx.ingress.kubernetes.io/ssl-redirect": "false"] : nil,
+                rules: [F.rule(bad ? "bad_host!.example.com" : "h\(index).example.com", p("/"))])
+            if bad { expectedRejected.append(ingress.ref) }
+            if annotated { expectedUses += 1 }
+            objects.ingresses.append(ingress)
+        }
+        let translation = Translator.translate(objects)
+        #expect(translation.rejectedIngresses == expectedRejected.sorted())
+        #expect(translation.acceptedIngresses.count == count - expectedRejected.count)
+        #expect(Set(translation.rejections.map(\.object)) == Set(expectedRejected))
+        #expect(translation.annotations.count == expectedUses)
+        #expect(route(translation.table, "h0.example.com", "/x") == "a:80 Prefix /")
+        #expect(route(translation.table, "h\(count - 1).example.com", "/") == "a:80 Prefix /")
+        #expect(route(translation.table, "h5.example.com", "/") == "404")
+    }
 }
