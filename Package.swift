@@ -155,6 +155,11 @@ let package = Package(
             path: "Benchmarks/FleetBenchmark"
         ),
         .executableTarget(
+            name: "KubeJSONBenchmark",
+            dependencies: ["KubeTypes", "TestSupport"],
+            path: "Benchmarks/KubeJSONBenchmark"
+        ),
+        .executableTarget(
             name: "KubePropagationBenchmark",
             dependencies: [
                 "PorticoCtl", "SnapshotProtocol", "KubeAPIEmulator", "KubeTypes", "TestSupport",

@@ -77,8 +77,8 @@ public final class KubeClient: Sendable {
             if let fieldSelector { query.append(("fieldSelector", fieldSelector)) }
             if let labelSelector { query.append(("labelSelector", labelSelector)) }
             if let next { query.append(("continue", next)) }
-            let list: KubeList<Object> = try decode(
-                try await send(.GET, Self.path(for: type, namespace: namespace), query: query), as: KubeList<Object>.self)
+            let body = try await send(.GET, Self.path(for: type, namespace: namespace), query: query)
+            let list = try body.withUnsafeReadableBytes { bytes throws(KubeJSONError) in try KubeJSON.list(Object.self, from: bytes) }
             if resourceVersion == nil { resourceVersion = list.metadata.resourceVersion }
             next = list.metadata.continue.flatMap { $0.isEmpty ? nil : $0 }
             try page(list.items, next == nil ? 0 : list.metadata.remainingItemCount)
@@ -107,7 +107,9 @@ public final class KubeClient: Sendable {
                         throw KubeAPIError(method: "GET", path: path, status: Int(response.status.code), body: body)
                     }
                     var line = ByteBuffer()
-                    let decoder = JSONDecoder()
+                    func event(_ line: ByteBuffer) throws -> WatchEvent<Object> {
+                        try line.withUnsafeReadableBytes { bytes throws(KubeJSONError) in try KubeJSON.watchEvent(Object.self, from: bytes) }
+                    }
                     for try await chunk in response.body {
                         var chunk = chunk
                         while let newline = chunk.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
@@ -115,7 +117,7 @@ public final class KubeClient: Sendable {
                             chunk.moveReaderIndex(forwardBy: 1)
                             line.writeBuffer(&part)
                             if line.readableBytes > 0 {
-                                continuation.yield(try decoder.decode(WatchEvent<Object>.self, from: line))
+                                continuation.yield(try event(line))
                             }
                             line.clear()
                         }
@@ -124,7 +126,7 @@ public final class KubeClient: Sendable {
                             throw KubeAPIError(method: "GET", path: path, status: 0, message: "a watch event over 64 MiB")
                         }
                     }
-                    if line.readableBytes > 0 { continuation.yield(try decoder.decode(WatchEvent<Object>.self, from: line)) }
+                    if line.readableBytes > 0 { continuation.yield(try event(line)) }
                     continuation.finish()
                 } catch {
                     continuation.finish(throwing: error)

@@ -39,6 +39,8 @@ public protocol KubeObject: Codable, Sendable, Hashable {
     /// False for cluster-scoped kinds such as IngressClass.
     static var isNamespaced: Bool { get }
     var metadata: ObjectMeta { get }
+    /// The object at the reader's position, from an API server's JSON (`KubeJSON`).
+    static func read(kubeJSON reader: inout KubeJSONReader) throws(KubeJSONError) -> Self
 }
 
 extension KubeObject {

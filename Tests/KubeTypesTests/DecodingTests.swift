@@ -3,8 +3,16 @@ import Testing
 @testable import KubeTypes
 
 @Suite struct DecodingTests {
-    func decode<T: Decodable>(_ type: T.Type, _ json: String) throws -> T {
-        try JSONDecoder().decode(type, from: Data(json.utf8))
+    /// Through JSONDecoder, checking that `KubeJSON`'s reader gives the same object, or fails too.
+    func decode<T: KubeObject>(_ type: T.Type, _ json: String) throws -> T {
+        let codable = Result { try JSONDecoder().decode(type, from: Data(json.utf8)) }
+        let read = Result { try Array(json.utf8).withUnsafeBytes { try KubeJSON.object(type, from: $0) } }
+        switch (codable, read) {
+        case (.success(let decoded), .success(let readObject)): #expect(decoded == readObject)
+        case (.failure, .failure): break
+        default: Issue.record("JSONDecoder gave \(codable), KubeJSON \(read)")
+        }
+        return try codable.get()
     }
 
     @Test func ingressWithEveryField() throws {
