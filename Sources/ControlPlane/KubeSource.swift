@@ -312,7 +312,8 @@ public final class KubeSource: Sendable {
         Task { [self] in
             let started = ContinuousClock.now
             let work: @Sendable () -> (Translation, IncrementalTranslator) = {
-                let translation = Translator.translate(objects, configuration: configuration)
+                // On this thread only: at idle priority, it must not use other threads at normal priority.
+                let translation = Translator.translate(objects, configuration: configuration, onEveryCore: false)
                 return (translation, IncrementalTranslator(objects: objects, translation: translation, configuration: configuration))
             }
             let (translation, translator) = await IdleThread.run(idle: !urgent, work)

@@ -41,8 +41,13 @@ public enum Translator {
     /// more than they save.
     static let validationPartThreshold = 4096
 
-    public static func translate(_ objects: KubeObjects, configuration: TranslatorConfiguration = .init()) -> Translation {
-        var builder = TableBuilder(objects: objects, configuration: configuration)
+    /// `onEveryCore`: the parts of a large translation that can run in parallel (validation) do, on
+    /// Dispatch's threads. Off for a translation that must stay on its own thread: one at idle
+    /// priority (a verification) would otherwise compete at normal priority with what it yields to.
+    public static func translate(
+        _ objects: KubeObjects, configuration: TranslatorConfiguration = .init(), onEveryCore: Bool = true
+    ) -> Translation {
+        var builder = TableBuilder(objects: objects, configuration: configuration, onEveryCore: onEveryCore)
         return builder.build()
     }
 
@@ -144,9 +149,12 @@ private struct TableBuilder {
     /// Ingresses whose class asks for ingress-nginx's path behaviour (`IngressClassSelector.nginxPathsAnnotation`).
     private var nginxPathIngresses = Set<ObjectRef>()
 
-    init(objects: KubeObjects, configuration: TranslatorConfiguration) {
+    let onEveryCore: Bool
+
+    init(objects: KubeObjects, configuration: TranslatorConfiguration, onEveryCore: Bool) {
         self.objects = objects
         self.configuration = configuration
+        self.onEveryCore = onEveryCore
     }
 
     mutating func build() -> Translation {
@@ -167,7 +175,7 @@ private struct TableBuilder {
         var rejected: [ObjectRef] = []
         var uses: [AnnotationUse] = []
         validated.reserveCapacity(ours.count)
-        for part in Self.validate(ours, of: objects.ingresses) {
+        for part in Self.validate(ours, of: objects.ingresses, onEveryCore: onEveryCore) {
             for (index, valid) in zip(part.indices, part.validated) {
                 if let valid {
                     validated.append(valid)
@@ -215,8 +223,8 @@ private struct TableBuilder {
     /// pure function of each Ingress: at 100k it was a sixth of the first translation, on one core
     /// while the other idled). Each run has its own validator; the runs in order give what one
     /// validator over all of them gives, rejections and annotation uses included.
-    private static func validate(_ ours: [Int], of ingresses: [Ingress]) -> [ValidatedPart] {
-        let parts = ours.count < Translator.validationPartThreshold ? 1 : min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 8)
+    private static func validate(_ ours: [Int], of ingresses: [Ingress], onEveryCore: Bool) -> [ValidatedPart] {
+        let parts = !onEveryCore || ours.count < Translator.validationPartThreshold ? 1 : min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 8)
         let run: @Sendable (Int) -> ValidatedPart = { part in
             let indices = ours[(ours.count * part / parts)..<(ours.count * (part + 1) / parts)]
             var validator = IngressValidator()

@@ -106,5 +106,11 @@ import TestSupport
         #expect(route(translation.table, "h0.example.com", "/x") == "a:80 Prefix /")
         #expect(route(translation.table, "h\(count - 1).example.com", "/") == "a:80 Prefix /")
         #expect(route(translation.table, "h5.example.com", "/") == "404")
+        // What one pass on one thread gives.
+        let onOneThread = Translator.translate(objects, onEveryCore: false)
+        #expect(translation.table.contentHash == onOneThread.table.contentHash)
+        #expect(translation.rejections == onOneThread.rejections)
+        #expect(translation.annotations == onOneThread.annotations)
+        #expect(translation.rejectedIngresses == onOneThread.rejectedIngresses)
     }
 }
