@@ -4,6 +4,8 @@
 // Run through scripts/bench-compile.sh, which builds in release mode. Options:
 //   --ingresses N   objects of each kind (default 10000)
 //   --runs N        timed compile runs (default 21)
+//   --shuffled      each kind in a seeded random order, as a control plane's informer caches give
+//                   them (generated, they come sorted)
 
 #if canImport(Glibc)
 import Glibc
@@ -16,6 +18,7 @@ import Translator
 struct Options {
     var ingresses = 10_000
     var runs = 21
+    var shuffled = false
 
     init(arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -23,8 +26,9 @@ struct Options {
             switch argument {
             case "--ingresses": ingresses = iterator.next().flatMap(Int.init) ?? ingresses
             case "--runs": runs = iterator.next().flatMap(Int.init) ?? runs
+            case "--shuffled": shuffled = true
             default:
-                print("unknown argument \(argument); use --ingresses N --runs N")
+                print("unknown argument \(argument); use --ingresses N --runs N --shuffled")
                 exit(64)
             }
         }
@@ -33,8 +37,15 @@ struct Options {
 
 let options = Options(arguments: CommandLine.arguments)
 let clock = ContinuousClock()
-let objects = GeneratedCluster.objects(count: options.ingresses)
-print("input: \(objects.ingresses.count) Ingresses, \(objects.services.count) Services, \(objects.endpointSlices.count) EndpointSlices")
+var objects = GeneratedCluster.objects(count: options.ingresses)
+if options.shuffled {
+    var generator = SplitMix64(seed: 1)
+    objects.ingresses.shuffle(using: &generator)
+    objects.services.shuffle(using: &generator)
+    objects.endpointSlices.shuffle(using: &generator)
+}
+print(
+    "input: \(objects.ingresses.count) Ingresses, \(objects.services.count) Services, \(objects.endpointSlices.count) EndpointSlices\(options.shuffled ? ", shuffled" : "")")
 
 // Compile.
 var compileTimes: [Double] = []
