@@ -76,6 +76,8 @@ public final class KubeSource: Sendable {
     private let logger: Logger
     /// This source's own counts (the loop keeps the rest of `Status`).
     private let state = Mutex(Status())
+    /// When `run` began, until the first full translation reports how long the first LISTs took.
+    private let runStarted = Mutex<ContinuousClock.Instant?>(nil)
     /// State for incremental rebuilds: from the last full translation, with the incremental ones since.
     private let incremental = Mutex(IncrementalState())
 
@@ -152,6 +154,7 @@ public final class KubeSource: Sendable {
     public func run() async {
         let loop = loop
         let onChange: @Sendable () -> Void = { loop.changed() }
+        runStarted.withLock { $0 = ContinuousClock.now }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.ingresses.run(onChange: onChange) }
             group.addTask { await self.ingressClasses.run(onChange: onChange) }
@@ -260,10 +263,15 @@ public final class KubeSource: Sendable {
         let published = ContinuousClock.now
         let translator = IncrementalTranslator(objects: objects, translation: translation, configuration: configuration)
         incremental.withLock { if $0.generation == generation { $0.translator = translator } }
+        // The first time: from the informers' start until every one of them had listed.
+        let lists = runStarted.withLock { start in
+            defer { start = nil }
+            return start.map { started - $0 }
+        }
         logger.info(
             "cluster objects translated",
             metadata: [
-                "gather": "\(gathered - started)", "translate": "\(translated - gathered)", "publish": "\(published - translated)",
+                "lists": "\(lists.map { "\($0)" } ?? "-")", "gather": "\(gathered - started)", "translate": "\(translated - gathered)", "publish": "\(published - translated)",
                 "index": "\(ContinuousClock.now - published)", "version": "\(status.version)", "hash": "\(translation.table.contentHashHex)",
                 "objects": "\(objects.count)", "rejections": "\(translation.rejections.count)",
             ])

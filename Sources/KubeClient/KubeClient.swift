@@ -66,24 +66,43 @@ public final class KubeClient: Sendable {
     /// `list`, handing each page's items to `page` as it arrives, with the number of objects the
     /// server says follow it (nil when it does not say): a caller that keeps them elsewhere (an
     /// informer's cache) holds no list of them all besides. Returns the first page's resourceVersion.
+    ///
+    /// The next page is asked for before a page's items are read, when its continue token comes
+    /// before them (as API servers write a list): the server then serves it while this process reads.
     public func listPages<Object: KubeObject>(
         _ type: Object.Type, namespace: String? = nil, fieldSelector: String? = nil, labelSelector: String? = nil, limit: Int = 500,
         page: (_ items: [Object], _ remaining: Int?) throws -> Void
     ) async throws -> String? {
-        var resourceVersion: String?
-        var next: String?
-        repeat {
+        let path = Self.path(for: type, namespace: namespace)
+        let fetch = { @Sendable (next: String?) -> Task<ByteBuffer, any Error> in
             var query = [("limit", String(limit))]
             if let fieldSelector { query.append(("fieldSelector", fieldSelector)) }
             if let labelSelector { query.append(("labelSelector", labelSelector)) }
             if let next { query.append(("continue", next)) }
-            let body = try await send(.GET, Self.path(for: type, namespace: namespace), query: query)
-            let list = try body.withUnsafeReadableBytes { bytes throws(KubeJSONError) in try KubeJSON.list(Object.self, from: bytes) }
-            if resourceVersion == nil { resourceVersion = list.metadata.resourceVersion }
-            next = list.metadata.continue.flatMap { $0.isEmpty ? nil : $0 }
-            try page(list.items, next == nil ? 0 : list.metadata.remainingItemCount)
-        } while next != nil
-        return resourceVersion
+            return Task { try await self.send(.GET, path, query: query) }
+        }
+        var resourceVersion: String?
+        var pending = fetch(nil)
+        while true {
+            let body = try await withTaskCancellationHandler { try await pending.value } onCancel: { [pending] in pending.cancel() }
+            var prefetched: Task<ByteBuffer, any Error>?
+            do {
+                let early = try? body.withUnsafeReadableBytes { bytes throws(KubeJSONError) in try KubeJSON.listMetadata(from: bytes) }
+                if let token = early?.continue, !token.isEmpty { prefetched = fetch(token) }
+                let list = try body.withUnsafeReadableBytes { bytes throws(KubeJSONError) in try KubeJSON.list(Object.self, from: bytes) }
+                if resourceVersion == nil { resourceVersion = list.metadata.resourceVersion }
+                guard let next = list.metadata.continue, !next.isEmpty else {
+                    prefetched?.cancel()
+                    try page(list.items, 0)
+                    return resourceVersion
+                }
+                try page(list.items, list.metadata.remainingItemCount)
+                pending = prefetched ?? fetch(next)
+            } catch {
+                prefetched?.cancel()
+                throw error
+            }
+        }
     }
 
     /// Events after `resourceVersion`, one per line of the server's stream, until the server ends

@@ -25,6 +25,21 @@ public enum KubeJSON {
         }
     }
 
+    /// A LIST response's metadata, read without its items when it comes before them (as API
+    /// servers write it); nil when the items come first or there is no metadata.
+    public static func listMetadata(from bytes: UnsafeRawBufferPointer) throws(KubeJSONError) -> ListMeta? {
+        var reader = KubeJSONReader(bytes)
+        try reader.beginObject()
+        while let key = try reader.nextKey() {
+            switch key {
+            case "metadata": return reader.null() ? nil : try ListMeta(kubeJSON: &reader)
+            case "items": return nil
+            default: try reader.skipValue()
+            }
+        }
+        return nil
+    }
+
     /// One line of a WATCH stream.
     public static func watchEvent<Object: KubeObject>(_: Object.Type, from bytes: UnsafeRawBufferPointer) throws(KubeJSONError) -> WatchEvent<Object> {
         try document(bytes) { reader throws(KubeJSONError) in

@@ -62,6 +62,17 @@ import Testing
         #expect(try list(Service.self, #"{"metadata":{},"items":null}"#).items.isEmpty)
     }
 
+    /// The continue token is read before the items, so that the next page can be asked for first.
+    @Test func aListsMetadataIsReadWithoutItsItems() throws {
+        func metadata(_ json: String) throws -> ListMeta? {
+            try Array(json.utf8).withUnsafeBytes { bytes throws(KubeJSONError) in try KubeJSON.listMetadata(from: bytes) }
+        }
+        #expect(try metadata(#"{"kind":"ServiceList","metadata":{"continue":"abc","remainingItemCount":5},"items":[{"metadata":{"name":7}}]}"#)
+            == ListMeta(continue: "abc", remainingItemCount: 5))
+        #expect(try metadata(#"{"items":[],"metadata":{"continue":"abc"}}"#) == nil)
+        #expect(try metadata(#"{"kind":"ServiceList","items":[]}"#) == nil)
+    }
+
     @Test func watchEventsOfEveryType() throws {
         let slice = #"{"metadata":{"name":"e","labels":{"kubernetes.io/service-name":"web"}},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1"],"conditions":{"ready":true,"terminating":false}}]}"#
         guard case .added(let added) = try event(EndpointSlice.self, #"{"type":"ADDED","object":\#(slice)}"#) else {
