@@ -93,20 +93,7 @@ public struct KubeJSONReader {
 
     /// The next key of the object being read, the reader left at its value; nil at the object's end.
     mutating func nextKey() throws(KubeJSONError) -> KubeJSONKey? {
-        skipWhitespace()
-        guard let byte = peek() else { throw failure("the document ends inside an object") }
-        if byte == UInt8(ascii: "}") {
-            index += 1
-            depth -= 1
-            afterOpen = false
-            return nil
-        }
-        if !afterOpen {
-            guard byte == UInt8(ascii: ",") else { throw failure("expected \",\" or \"}\" after a field, found \(found())") }
-            index += 1
-            skipWhitespace()
-        }
-        afterOpen = false
+        guard try nextMember(closing: UInt8(ascii: "}"), of: "an object", after: "a field") else { return nil }
         guard peek() == UInt8(ascii: "\"") else { throw failure("expected a field name, found \(found())") }
         let key = try readKey()
         skipWhitespace()
@@ -118,16 +105,24 @@ public struct KubeJSONReader {
 
     /// True when another element follows, the reader left at it; false at the list's end.
     mutating func nextElement() throws(KubeJSONError) -> Bool {
+        try nextMember(closing: UInt8(ascii: "]"), of: "a list", after: "an element")
+    }
+
+    /// Consumes the container's closing byte (false) or, but for its first member, the comma
+    /// before the next member (true).
+    @inline(__always) private mutating func nextMember(closing: UInt8, of container: String, after member: String) throws(KubeJSONError) -> Bool {
         skipWhitespace()
-        guard let byte = peek() else { throw failure("the document ends inside a list") }
-        if byte == UInt8(ascii: "]") {
+        guard let byte = peek() else { throw failure("the document ends inside \(container)") }
+        if byte == closing {
             index += 1
             depth -= 1
             afterOpen = false
             return false
         }
         if !afterOpen {
-            guard byte == UInt8(ascii: ",") else { throw failure("expected \",\" or \"]\" after an element, found \(found())") }
+            guard byte == UInt8(ascii: ",") else {
+                throw failure("expected \",\" or \"\(Unicode.Scalar(closing))\" after \(member), found \(found())")
+            }
             index += 1
             skipWhitespace()
         }
