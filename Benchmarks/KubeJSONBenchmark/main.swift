@@ -19,9 +19,8 @@ let objects = GeneratedCluster.objects(count: count)
 let encoder = JSONEncoder()
 
 func pages<Object: KubeObject>(_ items: [Object]) throws -> [Data] {
-    stride(from: 0, to: items.count, by: 500).map { start in
-        let page = KubeList(metadata: ListMeta(resourceVersion: "1"), items: Array(items[start..<min(start + 500, items.count)]))
-        return try! encoder.encode(page)
+    try stride(from: 0, to: items.count, by: 500).map { start in
+        try encoder.encode(KubeList(metadata: ListMeta(resourceVersion: "1"), items: Array(items[start..<min(start + 500, items.count)])))
     }
 }
 

@@ -271,7 +271,8 @@ public final class KubeSource: Sendable {
         logger.info(
             "cluster objects translated",
             metadata: [
-                "lists": "\(lists.map { "\($0)" } ?? "-")", "gather": "\(gathered - started)", "translate": "\(translated - gathered)", "publish": "\(published - translated)",
+                "lists": "\(lists.map { "\($0)" } ?? "-")", "gather": "\(gathered - started)", "translate": "\(translated - gathered)",
+                "publish": "\(published - translated)",
                 "index": "\(ContinuousClock.now - published)", "version": "\(status.version)", "hash": "\(translation.table.contentHashHex)",
                 "objects": "\(objects.count)", "rejections": "\(translation.rejections.count)",
             ])

@@ -1,8 +1,6 @@
-import Dispatch
 import Foundation
 import RouteModel
 import SwiftProtobuf
-import Synchronization
 
 /// Whole snapshots of large tables, encoded and converted on every core.
 ///
@@ -13,37 +11,14 @@ import Synchronization
 /// (each a `RouteTable` with a run of the virtual hosts, clusters and certificates), concurrently,
 /// and the parts are joined.
 enum PartedCoding {
-    /// Tables with fewer virtual hosts than this are coded in one part: below it, the threads cost
-    /// more than they save.
-    static let partThreshold = 4096
-
-    /// How many parts a table of `count` entries is coded in.
-    static func parts(for count: Int) -> Int {
-        guard count >= partThreshold else { return 1 }
-        return min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 8)
-    }
-
-    /// The part `part` of `parts` of `0..<count`, in order, sizes differing by one at most.
-    static func range(_ part: Int, of parts: Int, count: Int) -> Range<Int> {
-        (count * part / parts)..<(count * (part + 1) / parts)
-    }
-
-    /// Runs `body` for each part on the cores and returns the results in part order.
-    static func map<T: Sendable>(parts: Int, _ body: @Sendable (Int) -> T) -> [T] {
-        guard parts > 1 else { return [body(0)] }
-        let results = PartResults<T>(count: parts)
-        DispatchQueue.concurrentPerform(iterations: parts) { part in results.set(part, body(part)) }
-        return results.values
-    }
-
     /// `convert` of every index in `0..<count`, in order, done in `parts` (by default one per core for
     /// a large count) concurrently; the error of the lowest index that fails is thrown, as one pass would.
     static func convert<T: Sendable>(
         count: Int, parts: Int?, _ convert: @Sendable (Int) throws(SnapshotDecodingError) -> T
     ) throws(SnapshotDecodingError) -> [T] {
-        let parts = parts ?? Self.parts(for: count)
-        let converted = map(parts: parts) { part -> Result<[T], SnapshotDecodingError> in
-            let range = range(part, of: parts, count: count)
+        let parts = parts ?? PartedWork.parts(for: count)
+        let converted = PartedWork.map(parts: parts) { part -> Result<[T], SnapshotDecodingError> in
+            let range = PartedWork.range(part, of: parts, count: count)
             var values: [T] = []
             values.reserveCapacity(range.count)
             for index in range {
@@ -63,12 +38,12 @@ enum PartedCoding {
 
     /// A serialised `RouteTable` message of `table`, in parts for a large one.
     static func routeTableBytes(_ table: RouteTable, includePrivateKeys: Bool, parts: Int? = nil) -> [UInt8] {
-        let parts = parts ?? Self.parts(for: table.virtualHosts.count)
-        let encoded = map(parts: parts) { part -> [UInt8] in
+        let parts = parts ?? PartedWork.parts(for: table.virtualHosts.count)
+        let encoded = PartedWork.map(parts: parts) { part -> [UInt8] in
             var message = Portico_V1_RouteTable()
-            message.virtualHosts = table.virtualHosts[range(part, of: parts, count: table.virtualHosts.count)].map(\.proto)
-            message.clusters = table.clusters[range(part, of: parts, count: table.clusters.count)].map(\.proto)
-            message.certificates = table.certificates[range(part, of: parts, count: table.certificates.count)].map {
+            message.virtualHosts = table.virtualHosts[PartedWork.range(part, of: parts, count: table.virtualHosts.count)].map(\.proto)
+            message.clusters = table.clusters[PartedWork.range(part, of: parts, count: table.clusters.count)].map(\.proto)
+            message.certificates = table.certificates[PartedWork.range(part, of: parts, count: table.certificates.count)].map {
                 $0.proto(includePrivateKey: includePrivateKeys)
             }
             // A string field written more than once reads as its last value: written once.
@@ -102,17 +77,6 @@ enum PartedCoding {
         bytes += tableBytes
         return bytes
     }
-}
-
-/// Each part's result, written once by the thread that made it.
-private final class PartResults<T: Sendable>: Sendable {
-    private let slots: Mutex<[T?]>
-
-    init(count: Int) { slots = Mutex(Array(repeating: nil, count: count)) }
-
-    func set(_ index: Int, _ value: T) { slots.withLock { $0[index] = value } }
-
-    var values: [T] { slots.withLock { $0.map { $0! } } }
 }
 
 /// The messages of a table to convert, however they are held: a decoded message's arrays, or the

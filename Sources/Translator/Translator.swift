@@ -1,8 +1,5 @@
-import Dispatch
-import Foundation
 import KubeTypes
 import RouteModel
-import Synchronization
 
 /// The output of one translation.
 public struct Translation: Sendable {
@@ -37,10 +34,6 @@ public struct Translation: Sendable {
 ///   missing or invalid) and its plain-HTTP requests are redirected with 308 unless
 ///   `portico.io/ssl-redirect: "false"`. An exact host covered by a TLS wildcard inherits it.
 public enum Translator {
-    /// Clusters with fewer Ingresses than this are validated on one core: below it, the threads cost
-    /// more than they save.
-    static let validationPartThreshold = 4096
-
     /// `onEveryCore`: the parts of a large translation that can run in parallel (validation) do, on
     /// Dispatch's threads. Off for a translation that must stay on its own thread: one at idle
     /// priority (a verification) would otherwise compete at normal priority with what it yields to.
@@ -224,20 +217,13 @@ private struct TableBuilder {
     /// while the other idled). Each run has its own validator; the runs in order give what one
     /// validator over all of them gives, rejections and annotation uses included.
     private static func validate(_ ours: [Int], of ingresses: [Ingress], onEveryCore: Bool) -> [ValidatedPart] {
-        let parts = !onEveryCore || ours.count < Translator.validationPartThreshold ? 1 : min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 8)
-        let run: @Sendable (Int) -> ValidatedPart = { part in
-            let indices = ours[(ours.count * part / parts)..<(ours.count * (part + 1) / parts)]
+        let parts = onEveryCore ? PartedWork.parts(for: ours.count) : 1
+        return PartedWork.map(parts: parts) { part in
+            let indices = ours[PartedWork.range(part, of: parts, count: ours.count)]
             var validator = IngressValidator()
             let validated = ingresses.withUnsafeBufferPointer { ingresses in indices.map { validator.validate(ingresses[$0]) } }
             return ValidatedPart(indices: indices, validated: validated, validator: validator)
         }
-        guard parts > 1 else { return [run(0)] }
-        let results = Mutex<[ValidatedPart?]>(Array(repeating: nil, count: parts))
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            let done = run(part)
-            results.withLock { $0[part] = done }
-        }
-        return results.withLock { $0.map { $0! } }
     }
 
     /// Reads each `proxy-ssl-secret` into its Ingress's settings; a missing or incomplete one is reported.

@@ -80,10 +80,10 @@ import TestSupport
         for host in table.virtualHosts { #expect(host.routes == host.routes.sorted()) }
     }
 
-    /// Past `validationPartThreshold` Ingresses are validated in parts on every core: the merged result must be
+    /// Past `PartedWork.partThreshold` Ingresses are validated in parts on every core: the merged result must be
     /// what one pass gives, each Ingress keeping its own verdict, rejections and annotation uses.
     @Test func aLargeClusterValidatedInPartsKeepsEveryVerdict() {
-        let count = Translator.validationPartThreshold + 903
+        let count = PartedWork.partThreshold + 903
         var objects = KubeObjects(services: standardServices, endpointSlices: standardSlices)
         var expectedRejected: [ObjectRef] = []
         var expectedUses = 0
