@@ -106,6 +106,7 @@ for size in sizes {
     // From the control plane's own start, which the kernel dates: spawning `portico run` from this
     // process (several GB of emulated objects at 100k) took seconds before any portico code ran.
     let controlPlaneAge = ProcessMemory.secondsSinceStart(ofRole: "control-plane", descendantsOf: run.process.processIdentifier)
+    let firstTableStages = stages(of: await fleet())
     let controlPlaneMetrics = await ControlPlaneMetricsScrape(descendantsOf: run.process.processIdentifier)
     let verificationsBefore = await controlPlaneMetrics?.verifications()
 
@@ -221,6 +222,14 @@ for size in sizes {
         String(
             format: "  start → every worker applied the first table: %.0f ms from `portico run`, %.0f ms from the control plane's start",
             milliseconds(firstTable), (controlPlaneAge ?? .nan) * 1000))
+    // Where the first table's time after the translation goes (the lists and the translation are
+    // in the control plane's log line "cluster objects translated").
+    let firstStage = { (name: String) in firstTableStages[name].map(milliseconds) ?? .nan }
+    print(
+        String(
+            format: "  the first table's stages, ms: CP translate %.0f, CP → agent ACK %.0f (agent decode %.0f, relay %.0f), agent → worker ACK %.0f (worker decode %.0f, apply %.0f)",
+            firstStage("CP translate"), firstStage("CP → agent ACK round trip"), firstStage("  agent decode + patch"), firstStage("  agent relay"),
+            firstStage("agent → worker ACK round trip"), firstStage("  worker decode + patch"), firstStage("  worker apply (certs, index)")))
     // Item 2 of issue 20: what the full translations beside the rebuild loop cost during the changes.
     if let before = verificationsBefore, let after = await controlPlaneMetrics?.verifications() {
         let runs = after.runs - before.runs

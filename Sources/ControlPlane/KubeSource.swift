@@ -252,16 +252,19 @@ public final class KubeSource: Sendable {
         let objects = gather()
         let gathered = ContinuousClock.now
         state.withLock { $0.fullRebuilds += 1 }
+        // The next incremental rebuilds' index of these objects needs no translation: on a thread
+        // of its own meanwhile, mostly on a core the translation leaves idle.
+        let indexing = ThreadResult { [configuration] in IncrementalTranslator.Index(objects: objects, configuration: configuration) }
         let translation = Translator.translate(objects, configuration: configuration)
         let translated = ContinuousClock.now
-        // The translator for the next incremental rebuilds is built after publishing (15 ms at 10k).
+        // The translator for the next incremental rebuilds is completed after publishing.
         let (status, generation) = incremental.withLock { state -> (RebuildLoop.Status, Int) in
             let status = adoptFull(translation.table, translator: nil, verifying: nothingChanged, state: &state)
             return (status, state.generation)
         }
         report(translation)
         let published = ContinuousClock.now
-        let translator = IncrementalTranslator(objects: objects, translation: translation, configuration: configuration)
+        let translator = IncrementalTranslator(index: indexing.wait(), translation: translation)
         incremental.withLock { if $0.generation == generation { $0.translator = translator } }
         // The first time: from the informers' start until every one of them had listed.
         let lists = runStarted.withLock { start in
@@ -376,6 +379,26 @@ public final class KubeSource: Sendable {
 /// Runs work on a thread of its own, under Linux's SCHED_IDLE policy (`idle`: it gets a CPU only
 /// when nothing else wants one) or at nice 19 (it gets a small share of a busy CPU, so it finishes,
 /// and still yields to everything else).
+/// The result of `body`, run on a thread of its own from now on.
+final class ThreadResult<Value: Sendable>: Sendable {
+    private let result = Mutex<Value?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ body: @escaping @Sendable () -> Value) {
+        Thread { [self] in
+            let value = body()
+            result.withLock { $0 = value }
+            done.signal()
+        }.start()
+    }
+
+    /// Blocks until `body` returned. Once only.
+    func wait() -> Value {
+        done.wait()
+        return result.withLock { $0.take()! }
+    }
+}
+
 enum IdleThread {
     static func run<T: Sendable>(idle: Bool = true, _ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in

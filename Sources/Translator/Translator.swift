@@ -44,13 +44,27 @@ public enum Translator {
         return builder.build()
     }
 
-    /// Oldest first; timestamp-less objects last; then by namespace and name.
-    static func olderFirst(_ lhs: Ingress, _ rhs: Ingress) -> Bool {
-        switch (lhs.metadata.creationTimestamp, rhs.metadata.creationTimestamp) {
-        case (.some(let left), .some(let right)) where left != right: return left < right
-        case (.some, nil): return true
-        case (nil, .some): return false
-        default: return (lhs.namespace, lhs.name) < (rhs.namespace, rhs.name)
+    /// Where an Ingress goes in processing order: oldest first; timestamp-less objects last; then
+    /// by namespace and name. Taken once per Ingress, so that sorting compares these few fields
+    /// instead of copying two whole Ingresses (and retaining each of their parts) per comparison.
+    struct Age: Comparable {
+        let creationTimestamp: KubeTime?
+        let namespace: String
+        let name: String
+
+        init(_ ingress: Ingress) {
+            creationTimestamp = ingress.metadata.creationTimestamp
+            namespace = ingress.namespace
+            name = ingress.name
+        }
+
+        static func < (lhs: Age, rhs: Age) -> Bool {
+            switch (lhs.creationTimestamp, rhs.creationTimestamp) {
+            case (.some(let left), .some(let right)) where left != right: return left < right
+            case (.some, nil): return true
+            case (nil, .some): return false
+            default: return (lhs.namespace, lhs.name) < (rhs.namespace, rhs.name)
+            }
         }
     }
 }
@@ -160,9 +174,9 @@ private struct TableBuilder {
             }
         }
         // Sorted by index: moving whole Ingress values while sorting costs more than the comparisons.
-        objects.ingresses.withUnsafeBufferPointer { ingresses in
-            ours.sort { Translator.olderFirst(ingresses[$0], ingresses[$1]) }
-        }
+        var ages = objects.ingresses.withUnsafeBufferPointer { ingresses in ours.map { (age: Translator.Age(ingresses[$0]), index: $0) } }
+        ages.sort { $0.age < $1.age }
+        ours = ages.map(\.index)
 
         var validated: [ValidatedIngress] = []
         var rejected: [ObjectRef] = []
