@@ -31,15 +31,34 @@ public struct RouteTable: Sendable {
         for index in hosts.indices where !RouteTable.isSorted(hosts[index].routes) { hosts[index].routes.sort() }
         let clusters = RouteTable.sorted(clusters, keys: clusters.map(\.name))
         let certificates = RouteTable.sorted(certificates, keys: certificates.map(\.name))
-        var sums = EntryHashSums()
-        hosts.withUnsafeBufferPointer { for index in $0.indices { sums.hosts &+= Self.hash($0[index]) } }
-        clusters.withUnsafeBufferPointer { for index in $0.indices { sums.clusters &+= Self.hash($0[index]) } }
-        for certificate in certificates { sums.certificates &+= Self.hash(certificate) }
+        // The lookup index on one core, the hashes and by-name maps on another, for a large table:
+        // the control plane, the node agent and each worker build one from every whole table.
+        let split = PartedWork.parts(for: hosts.count) > 1
+        let pieces = PartedWork.map(parts: split ? 2 : 1) { [hosts] part -> (index: RouteIndex?, lookups: Lookups?) in
+            (part == 0 ? RouteIndex(virtualHosts: hosts) : nil, part == 1 || !split ? Lookups(hosts, clusters, certificates) : nil)
+        }
+        let lookups = pieces.compactMap(\.lookups)[0]
         self.init(
             virtualHosts: hosts, clusters: clusters, certificates: certificates, defaultCertificate: defaultCertificate,
-            index: RouteIndex(virtualHosts: hosts),
-            clustersByName: Dictionary(clusters.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first }),
-            certificatesByName: Dictionary(certificates.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first }), sums: sums)
+            index: pieces.compactMap(\.index)[0], clustersByName: lookups.clustersByName, certificatesByName: lookups.certificatesByName,
+            sums: lookups.sums)
+    }
+
+    /// The entries' hash sums and the by-name maps of a table's lists.
+    private struct Lookups: Sendable {
+        let sums: EntryHashSums
+        let clustersByName: [String: Cluster]
+        let certificatesByName: [String: TLSCertificate]
+
+        init(_ hosts: [VirtualHost], _ clusters: [Cluster], _ certificates: [TLSCertificate]) {
+            var sums = EntryHashSums()
+            hosts.withUnsafeBufferPointer { for index in $0.indices { sums.hosts &+= RouteTable.hash($0[index]) } }
+            clusters.withUnsafeBufferPointer { for index in $0.indices { sums.clusters &+= RouteTable.hash($0[index]) } }
+            for certificate in certificates { sums.certificates &+= RouteTable.hash(certificate) }
+            self.sums = sums
+            clustersByName = Dictionary(clusters.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+            certificatesByName = Dictionary(certificates.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        }
     }
 
     /// Everything already sorted, indexed and hashed.

@@ -95,7 +95,7 @@ public struct IncrementalTranslator: Sendable {
     }
 
     private init(indexing objects: KubeObjects, configuration: TranslatorConfiguration) {
-        self.table = RouteTable(virtualHosts: [], clusters: [], certificates: [])
+        self.table = .empty
         self.configuration = configuration
         var ingresses: [String: Ingress] = [:]
         ingresses.reserveCapacity(objects.ingresses.count)

@@ -116,6 +116,31 @@ import Testing
         }
     }
 
+    @Test func aLargeTableBuiltOnTwoCoresEqualsOneReachedByADelta() throws {
+        // Past `PartedWork.partThreshold` hosts the index and the hashes are built on two cores;
+        // a delta patches both from a small table one entry at a time.
+        let count = PartedWork.partThreshold + 10
+        let hosts = (0..<count).map { index in
+            VirtualHost(hostname: .exact("host-\(index).example.com"), routes: [Self.route(.prefix, "/", "s\(index)")])
+        }
+        let clusters = (0..<count).map { index in
+            Cluster(namespace: "default", service: "s\(index)", servicePort: .number(80), endpoints: [Endpoint(address: "10.0.0.1", port: 8080)])
+        }
+        let whole = RouteTable(virtualHosts: hosts.reversed(), clusters: clusters.reversed(), certificates: [])
+        let small = RouteTable(virtualHosts: Array(hosts.prefix(3)), clusters: Array(clusters.prefix(3)), certificates: [])
+        let patched = try small.applying(small.delta(to: whole))
+        #expect(whole == patched)
+        #expect(whole.contentHash == patched.contentHash)
+        for index in stride(from: 0, to: count, by: 97) {
+            #expect(whole.cluster(named: "default/s\(index):80")?.service == "s\(index)")
+            guard case .route(let host, _) = whole.resolve(host: "host-\(index).example.com", path: "/x") else {
+                Issue.record("no route for host \(index)")
+                continue
+            }
+            #expect(whole.virtualHosts[host].hostname == .exact("host-\(index).example.com"))
+        }
+    }
+
     @Test func constructionSortsSoOrderDoesNotMatter() {
         let a = VirtualHost(hostname: .exact("a.com"), routes: [Self.route(.prefix, "/b", "b"), Self.route(.prefix, "/a", "a")])
         let b = VirtualHost(hostname: .wildcard(suffix: "a.com"), routes: [])
