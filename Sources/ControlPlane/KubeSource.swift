@@ -376,9 +376,6 @@ public final class KubeSource: Sendable {
     }
 }
 
-/// Runs work on a thread of its own, under Linux's SCHED_IDLE policy (`idle`: it gets a CPU only
-/// when nothing else wants one) or at nice 19 (it gets a small share of a busy CPU, so it finishes,
-/// and still yields to everything else).
 /// The result of `body`, run on a thread of its own from now on.
 final class ThreadResult<Value: Sendable>: Sendable {
     private let result = Mutex<Value?>(nil)
@@ -399,6 +396,9 @@ final class ThreadResult<Value: Sendable>: Sendable {
     }
 }
 
+/// Runs work on a thread of its own, under Linux's SCHED_IDLE policy (`idle`: it gets a CPU only
+/// when nothing else wants one) or at nice 19 (it gets a small share of a busy CPU, so it finishes,
+/// and still yields to everything else).
 enum IdleThread {
     static func run<T: Sendable>(idle: Bool = true, _ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in

@@ -173,7 +173,8 @@ private struct TableBuilder {
                 if selector.isOurs(ingresses[index]) { ours.append(index) } else { ignored.append(ingresses[index].ref) }
             }
         }
-        // Sorted by index: moving whole Ingress values while sorting costs more than the comparisons.
+        // Indices sorted by age keys: moving whole Ingress values while sorting costs more than the
+        // comparisons, and comparing them copied both each time.
         var ages = objects.ingresses.withUnsafeBufferPointer { ingresses in ours.map { (age: Translator.Age(ingresses[$0]), index: $0) } }
         ages.sort { $0.age < $1.age }
         ours = ages.map(\.index)
