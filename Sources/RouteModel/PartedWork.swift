@@ -3,7 +3,8 @@ import Foundation
 import Synchronization
 
 /// Work on a large table split into ordered parts, one per core: the snapshot coding of whole
-/// tables (SnapshotProtocol's `PartedCoding`) and the translator's validation of many Ingresses.
+/// tables (SnapshotProtocol's `PartedCoding`), the translator's validation of many Ingresses, and
+/// a large `RouteTable`'s index beside its hashes.
 public enum PartedWork {
     /// Below this many entries the work is done in one part: the threads cost more than they save.
     public static let partThreshold = 4096
@@ -25,6 +26,15 @@ public enum PartedWork {
         let results = PartResults<T>(count: parts)
         DispatchQueue.concurrentPerform(iterations: parts) { part in results.set(part, body(part)) }
         return results.values
+    }
+
+    /// `first` and `second`, on two cores when `concurrently`, else one after the other.
+    public static func pair<A: Sendable, B: Sendable>(
+        concurrently: Bool, _ first: @Sendable () -> A, _ second: @Sendable () -> B
+    ) -> (A, B) {
+        guard concurrently else { return (first(), second()) }
+        let results = map(parts: 2) { part -> (A?, B?) in part == 0 ? (first(), nil) : (nil, second()) }
+        return (results[0].0!, results[1].1!)
     }
 }
 

@@ -33,15 +33,12 @@ public struct RouteTable: Sendable {
         let certificates = RouteTable.sorted(certificates, keys: certificates.map(\.name))
         // The lookup index on one core, the hashes and by-name maps on another, for a large table:
         // the control plane, the node agent and each worker build one from every whole table.
-        let split = PartedWork.parts(for: hosts.count) > 1
-        let pieces = PartedWork.map(parts: split ? 2 : 1) { [hosts] part -> (index: RouteIndex?, lookups: Lookups?) in
-            (part == 0 ? RouteIndex(virtualHosts: hosts) : nil, part == 1 || !split ? Lookups(hosts, clusters, certificates) : nil)
-        }
-        let lookups = pieces.compactMap(\.lookups)[0]
+        let (index, lookups) = PartedWork.pair(
+            concurrently: PartedWork.parts(for: hosts.count) > 1, { [hosts] in RouteIndex(virtualHosts: hosts) },
+            { [hosts] in Lookups(hosts, clusters, certificates) })
         self.init(
-            virtualHosts: hosts, clusters: clusters, certificates: certificates, defaultCertificate: defaultCertificate,
-            index: pieces.compactMap(\.index)[0], clustersByName: lookups.clustersByName, certificatesByName: lookups.certificatesByName,
-            sums: lookups.sums)
+            virtualHosts: hosts, clusters: clusters, certificates: certificates, defaultCertificate: defaultCertificate, index: index,
+            clustersByName: lookups.clustersByName, certificatesByName: lookups.certificatesByName, sums: lookups.sums)
     }
 
     /// The entries' hash sums and the by-name maps of a table's lists.
