@@ -156,7 +156,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "KubeJSONBenchmark",
-            dependencies: ["KubeTypes", "TestSupport"],
+            dependencies: ["KubeTypes", "TestSupport", "CPorticoSystem"],
             path: "Benchmarks/KubeJSONBenchmark"
         ),
         .executableTarget(
