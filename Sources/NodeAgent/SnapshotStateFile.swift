@@ -36,9 +36,10 @@ public struct SnapshotStateFile: Sendable {
         case .success(let read): bytes = read
         }
         do {
-            let snapshot = try Portico_V1_Snapshot(serializedBytes: bytes)
-            guard snapshot.version > 0 else { return .unusable("state file \(path) is corrupt: it holds no snapshot version") }
-            return .snapshot(version: snapshot.version, table: try snapshot.decodeTable())
+            // Entry by entry, on every core, as a received snapshot is.
+            let (version, table) = try RouteTable.decoding(serializedSnapshot: bytes)
+            guard version > 0 else { return .unusable("state file \(path) is corrupt: it holds no snapshot version") }
+            return .snapshot(version: version, table: table)
         } catch {
             return .unusable("state file \(path) is corrupt (\(bytes.count) bytes): \(error)")
         }

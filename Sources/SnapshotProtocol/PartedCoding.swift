@@ -79,23 +79,29 @@ enum PartedCoding {
     }
 }
 
-/// The messages of a table to convert, however they are held: a decoded message's arrays, or the
-/// entries of the received bytes, each parsed only when converted, so that no decoded message of the
-/// whole table exists beside the table being built (at 10k Ingresses that was a worker's peak).
+/// The entries of a table to convert, however they are held: a decoded message's arrays, or the
+/// entries of the received bytes, each read only when converted (see `WireReader`), so that no
+/// decoded message of the whole table exists beside the table being built (at 10k Ingresses that
+/// was a worker's peak).
 struct TableSource: Sendable {
     var clusterCount: Int
-    var cluster: @Sendable (Int) throws(SnapshotDecodingError) -> Portico_V1_Cluster
+    /// Cluster `index`, decoded and checked.
+    var cluster: @Sendable (_ index: Int) throws(SnapshotDecodingError) -> Cluster
     var certificates: [Portico_V1_Certificate]
     var hostCount: Int
-    var host: @Sendable (Int) throws(SnapshotDecodingError) -> Portico_V1_VirtualHost
+    /// Virtual host `index`, decoded and checked against the table's cluster and certificate names.
+    var host:
+        @Sendable (_ index: Int, _ hasCluster: (String) -> Bool, _ hasCertificate: (String) -> Bool) throws(SnapshotDecodingError) -> VirtualHost
     var defaultCertificate: String
 
     init(_ proto: Portico_V1_RouteTable) {
         clusterCount = proto.clusters.count
-        cluster = { proto.clusters[$0] }
+        cluster = { index throws(SnapshotDecodingError) in try Cluster(proto: proto.clusters[index], field: "clusters[\(index)]") }
         certificates = proto.certificates
         hostCount = proto.virtualHosts.count
-        host = { proto.virtualHosts[$0] }
+        host = { index, hasCluster, hasCertificate throws(SnapshotDecodingError) in
+            try VirtualHost(proto: proto.virtualHosts[index], field: "virtualHosts[\(index)]", hasCluster: hasCluster, hasCertificate: hasCertificate)
+        }
         defaultCertificate = proto.defaultCertificate
     }
 
@@ -128,24 +134,28 @@ struct TableSource: Sendable {
         if let problem { throw problem }
         guard wellFormed else { throw SnapshotDecodingError("table: a field is cut short or malformed") }
         clusterCount = clusters.count
-        cluster = Self.parser(bytes, clusters, field: "clusters")
+        cluster = { [clusters] index throws(SnapshotDecodingError) in
+            try Self.reading(bytes, clusters[index]) { entry throws(SnapshotDecodingError) in
+                try Cluster(wire: entry, field: { "clusters[\(index)]" })
+            }
+        }
         self.certificates = certificates
         hostCount = hosts.count
-        host = Self.parser(bytes, hosts, field: "virtualHosts")
+        host = { [hosts] index, hasCluster, hasCertificate throws(SnapshotDecodingError) in
+            try Self.reading(bytes, hosts[index]) { entry throws(SnapshotDecodingError) in
+                try VirtualHost(wire: entry, field: { "virtualHosts[\(index)]" }, hasCluster: hasCluster, hasCertificate: hasCertificate)
+            }
+        }
         self.defaultCertificate = defaultCertificate
     }
 
-    /// Parses entry `index` of `entries` (ranges of `bytes`) when called.
-    private static func parser<Entry: SwiftProtobuf.Message>(
-        _ bytes: [UInt8], _ entries: [Range<Int>], field: String
-    ) -> @Sendable (Int) throws(SnapshotDecodingError) -> Entry {
-        { index throws(SnapshotDecodingError) in
-            do {
-                return try Entry(serializedBytes: Array(bytes[entries[index]]))
-            } catch {
-                throw SnapshotDecodingError("\(field)[\(index)]: \(error)")
-            }
-        }
+    /// `body` with `bytes[range]`, where it lies.
+    private static func reading<T>(
+        _ bytes: [UInt8], _ range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws(SnapshotDecodingError) -> T
+    ) throws(SnapshotDecodingError) -> T {
+        try bytes.withUnsafeBytes { raw in
+            Result { () throws(SnapshotDecodingError) in try body(UnsafeRawBufferPointer(rebasing: raw[range])) }
+        }.get()
     }
 }
 

@@ -1,4 +1,5 @@
 import RouteModel
+import SwiftProtobuf
 
 /// Why a received table cannot be used. Subscribers NACK with this text and keep their previous table.
 public struct SnapshotDecodingError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -43,9 +44,7 @@ extension RouteTable {
 
     /// Converts and checks the table `source` holds.
     init(source: TableSource, parts: Int?) throws(SnapshotDecodingError) {
-        let clusters = try PartedCoding.convert(count: source.clusterCount, parts: parts) { index throws(SnapshotDecodingError) in
-            try Cluster(proto: try source.cluster(index), field: "clusters[\(index)]")
-        }
+        let clusters = try PartedCoding.convert(count: source.clusterCount, parts: parts, source.cluster)
         let clusterNames = Set(clusters.map(\.name))
         guard clusterNames.count == clusters.count else { throw SnapshotDecodingError("clusters: duplicate cluster names") }
         var certificates: [TLSCertificate] = []
@@ -57,25 +56,18 @@ extension RouteTable {
             throw SnapshotDecodingError("certificates: duplicate certificate names")
         }
         let converted = try PartedCoding.convert(count: source.hostCount, parts: parts) { index throws(SnapshotDecodingError) in
-            try VirtualHost(
-                proto: try source.host(index), field: "virtualHosts[\(index)]", hasCluster: clusterNames.contains,
-                hasCertificate: certificateNames.contains)
+            try source.host(index, { clusterNames.contains($0) }, { certificateNames.contains($0) })
         }
-        var hosts: [VirtualHost] = []
-        hosts.reserveCapacity(source.hostCount)
         var seen = Set<HostPattern>()
         seen.reserveCapacity(source.hostCount)
-        for host in converted {
-            guard seen.insert(host.hostname).inserted else {
-                throw SnapshotDecodingError("virtualHosts[\(hosts.count)]: host \(host.hostname) appears twice")
-            }
-            hosts.append(host)
+        for (index, host) in converted.enumerated() where !seen.insert(host.hostname).inserted {
+            throw SnapshotDecodingError("virtualHosts[\(index)]: host \(host.hostname) appears twice")
         }
         let defaultCertificate = source.defaultCertificate.isEmpty ? nil : owned(source.defaultCertificate)
         if let defaultCertificate, !certificateNames.contains(defaultCertificate) {
             throw SnapshotDecodingError("defaultCertificate: no certificate named \(defaultCertificate)")
         }
-        self.init(virtualHosts: hosts, clusters: clusters, certificates: certificates, defaultCertificate: defaultCertificate)
+        self.init(virtualHosts: converted, clusters: clusters, certificates: certificates, defaultCertificate: defaultCertificate)
     }
 }
 
@@ -105,52 +97,24 @@ extension VirtualHost {
         return proto
     }
 
-    /// `hasCluster` and `hasCertificate` say whether a name the host uses is in its table.
+    /// `init(wire:)` of the message's bytes: one decoder of hosts, whether they come as bytes
+    /// (whole snapshots) or as messages (deltas, dumps, the state file).
     init(
         proto: Portico_V1_VirtualHost, field: @autoclosure () -> String, hasCluster: (String) -> Bool, hasCertificate: (String) -> Bool
     ) throws(SnapshotDecodingError) {
-        let hostname = try HostPattern(proto: proto, field: field())
-        let clusters = hasCluster
-        var routes: [Route] = []
-        routes.reserveCapacity(proto.routes.count)
-        for (routeIndex, route) in proto.routes.enumerated() {
-            // Rendered only for an error: 225k routes at 100k Ingresses made as many strings.
-            func routeField() -> String { "\(field()).routes[\(routeIndex)]" }
-            guard let kind = PathMatchKind(proto: route.kind) else { throw SnapshotDecodingError("\(routeField()): no match kind") }
-            guard route.path.hasPrefix("/") else { throw SnapshotDecodingError("\(routeField()): path must start with '/'") }
-            guard route.hasBackend else { throw SnapshotDecodingError("\(routeField()): no backend") }
-            if proto.regexPaths {
-                do {
-                    _ = try PathRegex.compile(route.path, caseInsensitive: true)
-                } catch {
-                    throw SnapshotDecodingError("\(routeField()).path: not a regular expression: \(error)")
-                }
-            }
-            routes.append(
-                Route(match: PathMatch(kind: kind, path: owned(route.path)), backend: try Backend(proto: route.backend, field: routeField(), clusters: clusters)))
+        self = try withSerialized(proto) { bytes throws(SnapshotDecodingError) in
+            try VirtualHost(wire: bytes, field: field, hasCluster: hasCluster, hasCertificate: hasCertificate)
         }
-        if !proto.redirectToHost.isEmpty, (try? HostPattern.parse(proto.redirectToHost)).map({ $0 != .exact(proto.redirectToHost) }) ?? true {
-            throw SnapshotDecodingError("\(field()).redirectToHost: \"\(proto.redirectToHost)\" is not a host name")
-        }
-        var tls: TLSBinding?
-        if proto.hasTls {
-            let name = proto.tls.certificate
-            guard name.isEmpty || hasCertificate(name) else {
-                throw SnapshotDecodingError("\(field()).tls: no certificate named \(name)")
-            }
-            tls = TLSBinding(
-                certificate: name.isEmpty ? nil : owned(name),
-                hsts: proto.tls.hasHsts
-                    ? HSTSPolicy(
-                        maxAgeSeconds: Int(proto.tls.hsts.maxAgeSeconds), includeSubdomains: proto.tls.hsts.includeSubdomains,
-                        preload: proto.tls.hsts.preload) : nil)
-        }
-        self.init(
-            hostname: hostname, routes: routes,
-            defaultBackend: proto.hasDefaultBackend
-                ? try Backend(proto: proto.defaultBackend, field: "\(field()).defaultBackend", clusters: clusters) : nil,
-            tls: tls, regexPaths: proto.regexPaths, redirectToHost: proto.redirectToHost.isEmpty ? nil : owned(proto.redirectToHost))
     }
+}
+
+/// `body` with the serialised bytes of `message`.
+func withSerialized<Message: SwiftProtobuf.Message, T>(
+    _ message: Message, _ body: (UnsafeRawBufferPointer) throws(SnapshotDecodingError) -> T
+) throws(SnapshotDecodingError) -> T {
+    // Serialising a message that holds only set, valid fields cannot fail.
+    let bytes: [UInt8] = (try? message.serializedBytes()) ?? []
+    return try bytes.withUnsafeBytes { raw in Result { () throws(SnapshotDecodingError) in try body(raw) } }.get()
 }
 
 extension Backend {
@@ -186,7 +150,9 @@ extension Backend {
         }
         if let edits = options.requestHeaders { proto.options.requestHeaders = edits.proto }
         if let edits = options.responseHeaders { proto.options.responseHeaders = edits.proto }
-        proto.options.upstreamProtocol = options.upstreamProtocol.proto
+        // Set only when not the default: setting any field writes the options message, two bytes
+        // a route otherwise.
+        if options.upstreamProtocol != .http { proto.options.upstreamProtocol = options.upstreamProtocol.proto }
         if let tls = options.upstreamTLS {
             var message = Portico_V1_UpstreamTLS()
             message.serverName = tls.serverName
@@ -208,9 +174,12 @@ extension Backend {
         return proto
     }
 
-    init(proto: Portico_V1_Backend, field: @autoclosure () -> String, clusters: (String) -> Bool) throws(SnapshotDecodingError) {
-        guard clusters(proto.cluster) else { throw SnapshotDecodingError("\(field()).backend: no cluster named \(proto.cluster)") }
-        let options = proto.options
+}
+
+extension RouteOptions {
+    /// Checks received options; `field` names the backend they belong to, `clusters` says whether a
+    /// cluster is in the table.
+    init(proto options: Portico_V1_RouteOptions, field: @autoclosure () -> String, clusters: (String) -> Bool) throws(SnapshotDecodingError) {
         let limit = options.maxRequestBodyBytes
         func text(_ value: String) -> String? { value.isEmpty ? nil : owned(value) }
         // Checked field by field: a list of (name, value) pairs per route was two arrays per route.
@@ -219,31 +188,31 @@ extension Backend {
             do {
                 _ = try PathTemplate(parsing: template)
             } catch {
-                throw SnapshotDecodingError("\(field()).backend.options.\(name): \(error)")
+                throw SnapshotDecodingError("\(field()).options.\(name): \(error)")
             }
         }
         func checkVisibleASCII(_ name: String, _ value: String) throws(SnapshotDecodingError) {
             guard !value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return }
-            throw SnapshotDecodingError("\(field()).backend.options.\(name): only visible ASCII is allowed")
+            throw SnapshotDecodingError("\(field()).options.\(name): only visible ASCII is allowed")
         }
         try checkTemplate("rewriteTarget", options.rewriteTarget)
         try checkTemplate("redirect.location", options.redirect.location)
         try checkVisibleASCII("forwardedPrefix", options.forwardedPrefix)
         try checkVisibleASCII("upstreamHost", options.upstreamHost)
-        let requestHeaders = options.hasRequestHeaders ? try HeaderEdits(proto: options.requestHeaders, field: "\(field()).backend.options.requestHeaders") : nil
-        let responseHeaders = options.hasResponseHeaders ? try HeaderEdits(proto: options.responseHeaders, field: "\(field()).backend.options.responseHeaders") : nil
+        let requestHeaders = options.hasRequestHeaders ? try HeaderEdits(proto: options.requestHeaders, field: "\(field()).options.requestHeaders") : nil
+        let responseHeaders = options.hasResponseHeaders ? try HeaderEdits(proto: options.responseHeaders, field: "\(field()).options.responseHeaders") : nil
         if options.hasRedirect, !(300...399).contains(options.redirect.status) {
-            throw SnapshotDecodingError("\(field()).backend.options.redirect.status: \(options.redirect.status) is not a redirect")
+            throw SnapshotDecodingError("\(field()).options.redirect.status: \(options.redirect.status) is not a redirect")
         }
-        let upstreamProtocol = try UpstreamProtocol(proto: options.upstreamProtocol, field: "\(field()).backend.options.upstreamProtocol")
+        let upstreamProtocol = try UpstreamProtocol(proto: options.upstreamProtocol, field: "\(field()).options.upstreamProtocol")
         var upstreamTLS: UpstreamTLS?
         if options.hasUpstreamTls {
             let tls = options.upstreamTls
             guard !tls.serverName.isEmpty, tls.serverName.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-                throw SnapshotDecodingError("\(field()).backend.options.upstreamTls.serverName: must be a host name")
+                throw SnapshotDecodingError("\(field()).options.upstreamTls.serverName: must be a host name")
             }
             guard tls.clientCertificatePem.isEmpty == tls.clientKeyPem.isEmpty else {
-                throw SnapshotDecodingError("\(field()).backend.options.upstreamTls: a client certificate needs its key, and a key its certificate")
+                throw SnapshotDecodingError("\(field()).options.upstreamTls: a client certificate needs its key, and a key its certificate")
             }
             upstreamTLS = UpstreamTLS(
                 serverName: owned(tls.serverName), sendsServerName: !tls.noServerNameIndication, verify: tls.verify,
@@ -251,32 +220,29 @@ extension Backend {
                 clientKeyPEM: text(tls.clientKeyPem))
         }
         if upstreamProtocol.usesTLS, upstreamTLS == nil {
-            throw SnapshotDecodingError("\(field()).backend.options.upstreamTls: \(upstreamProtocol.rawValue) needs its TLS settings")
+            throw SnapshotDecodingError("\(field()).options.upstreamTls: \(upstreamProtocol.rawValue) needs its TLS settings")
         }
         var defaultBackend: DefaultBackendRule?
         if options.hasDefaultBackend {
             let rule = options.defaultBackend
             guard clusters(rule.cluster) else {
-                throw SnapshotDecodingError("\(field()).backend.options.defaultBackend: no cluster named \(rule.cluster)")
+                throw SnapshotDecodingError("\(field()).options.defaultBackend: no cluster named \(rule.cluster)")
             }
             let statuses = rule.interceptedStatuses.map { Int($0) }
             guard statuses.allSatisfy({ (400...599).contains($0) }), statuses == statuses.sorted(), Set(statuses).count == statuses.count else {
-                throw SnapshotDecodingError("\(field()).backend.options.defaultBackend.interceptedStatuses: must be distinct 400-599, sorted")
+                throw SnapshotDecodingError("\(field()).options.defaultBackend.interceptedStatuses: must be distinct 400-599, sorted")
             }
             defaultBackend = DefaultBackendRule(
                 cluster: owned(rule.cluster), interceptedStatuses: statuses, interceptsPodAnswers: !rule.keepsPodAnswers,
                 servesWithoutEndpoints: !rule.onlyErrorPages)
         }
         self.init(
-            cluster: owned(proto.cluster), source: RouteSource(namespace: owned(proto.namespace), ingress: owned(proto.ingress)),
-            httpsRedirect: proto.httpsRedirect,
-            options: RouteOptions(
-                maxRequestBodyBytes: limit == 0 ? nil : Int64(clamping: limit), rewriteTarget: text(options.rewriteTarget),
-                redirect: options.hasRedirect ? RedirectRule(status: Int(options.redirect.status), location: owned(options.redirect.location)) : nil,
-                appRoot: text(options.appRoot), forwardedPrefix: text(options.forwardedPrefix), upstreamHost: text(options.upstreamHost),
-                upstream: options.hasUpstream ? UpstreamOptions(proto: options.upstream) : nil, requestHeaders: requestHeaders,
-                responseHeaders: responseHeaders, upstreamProtocol: upstreamProtocol, upstreamTLS: upstreamTLS,
-                defaultBackend: defaultBackend))
+            maxRequestBodyBytes: limit == 0 ? nil : Int64(clamping: limit), rewriteTarget: text(options.rewriteTarget),
+            redirect: options.hasRedirect ? RedirectRule(status: Int(options.redirect.status), location: owned(options.redirect.location)) : nil,
+            appRoot: text(options.appRoot), forwardedPrefix: text(options.forwardedPrefix), upstreamHost: text(options.upstreamHost),
+            upstream: options.hasUpstream ? UpstreamOptions(proto: options.upstream) : nil, requestHeaders: requestHeaders,
+            responseHeaders: responseHeaders, upstreamProtocol: upstreamProtocol, upstreamTLS: upstreamTLS,
+            defaultBackend: defaultBackend)
     }
 }
 
@@ -375,36 +341,9 @@ extension Cluster {
         return proto
     }
 
+    /// `init(wire:)` of the message's bytes (see `VirtualHost.init(proto:)`).
     init(proto: Portico_V1_Cluster, field: @autoclosure () -> String) throws(SnapshotDecodingError) {
-        let port: ServicePortReference
-        switch proto.servicePort {
-        case .portNumber(let number)?: port = .number(Int(number))
-        case .portName(let name)?: port = .name(owned(name))
-        case nil: throw SnapshotDecodingError("\(field()): no service port")
-        }
-        var endpoints: [Endpoint] = []
-        endpoints.reserveCapacity(proto.endpoints.count)
-        for (endpointIndex, endpoint) in proto.endpoints.enumerated() {
-            guard (1...65535).contains(endpoint.port), !endpoint.address.isEmpty else {
-                throw SnapshotDecodingError("\(field()).endpoints[\(endpointIndex)]: invalid endpoint \(endpoint.address):\(endpoint.port)")
-            }
-            endpoints.append(Endpoint(address: owned(endpoint.address), port: Int(endpoint.port)))
-        }
-        let loadBalancing: LoadBalancingPolicy
-        switch proto.loadBalancing {
-        case .roundRobin: loadBalancing = .roundRobin
-        case .leastRequest: loadBalancing = .leastRequest
-        case .UNRECOGNIZED(let value): throw SnapshotDecodingError("\(field()): unknown load-balancing policy \(value)")
-        }
-        self.init(
-            namespace: owned(proto.namespace), service: owned(proto.service), servicePort: port, endpoints: endpoints, loadBalancing: loadBalancing,
-            timeouts: proto.hasTimeouts
-                ? ClusterTimeouts(
-                    connectMilliseconds: Int(proto.timeouts.connectMs), responseHeaderMilliseconds: Int(proto.timeouts.responseHeaderMs),
-                    idleMilliseconds: Int(proto.timeouts.idleMs)) : .standard)
-        guard name == proto.name else {
-            throw SnapshotDecodingError("\(field()): name \(proto.name) does not match \(namespace)/\(service):\(port)")
-        }
+        self = try withSerialized(proto) { bytes throws(SnapshotDecodingError) in try Cluster(wire: bytes, field: field) }
     }
 }
 
@@ -433,15 +372,6 @@ extension PathMatchKind {
         case .exact: .exact
         case .prefix: .prefix
         case .implementationSpecific: .implementationSpecific
-        }
-    }
-
-    init?(proto: Portico_V1_PathMatchKind) {
-        switch proto {
-        case .exact: self = .exact
-        case .prefix: self = .prefix
-        case .implementationSpecific: self = .implementationSpecific
-        case .unspecified, .UNRECOGNIZED: return nil
         }
     }
 }
