@@ -98,7 +98,7 @@ extension VirtualHost {
     }
 
     /// `init(wire:)` of the message's bytes: one decoder of hosts, whether they come as bytes
-    /// (whole snapshots) or as messages (deltas, dumps, the state file).
+    /// (whole snapshots, the state file) or as messages (deltas, dumps).
     init(
         proto: Portico_V1_VirtualHost, field: @autoclosure () -> String, hasCluster: (String) -> Bool, hasCertificate: (String) -> Bool
     ) throws(SnapshotDecodingError) {
