@@ -47,7 +47,7 @@ let package = Package(
         // The snapshot protocol: generated protobuf/gRPC code (scripts/generate-protos.sh), RouteTable ⇄ proto,
         // addresses, and the subscriber client shared by node agents, workers and porticoctl.
         .target(name: "SnapshotProtocol", dependencies: [
-            "RouteModel", "AdminHTTP",
+            "RouteModel", "AdminHTTP", "CPorticoSystem",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -137,7 +137,7 @@ let package = Package(
         ]),
         .executableTarget(
             name: "RouteTableBenchmark",
-            dependencies: ["RouteModel", "KubeTypes", "Translator", "TestSupport"],
+            dependencies: ["RouteModel", "KubeTypes", "Translator", "TestSupport", "CPorticoSystem"],
             path: "Benchmarks/RouteTableBenchmark"
         ),
         .executableTarget(

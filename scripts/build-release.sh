@@ -8,7 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 for product in "$@"; do
   if [ -n "${QUIET:-}" ]; then
-    swift build -c release --scratch-path .build-release -Xswiftc -enforce-exclusivity=unchecked --product "$product" >/dev/null
+    if ! output=$(swift build -c release --scratch-path .build-release -Xswiftc -enforce-exclusivity=unchecked --product "$product" 2>&1); then
+      printf '%s\n' "$output" | grep -E "error:" >&2 || printf '%s\n' "$output" >&2
+      exit 1
+    fi
   else
     swift build -c release --scratch-path .build-release -Xswiftc -enforce-exclusivity=unchecked --product "$product"
   fi

@@ -133,7 +133,7 @@ public final class NodeAgent: Sendable {
                     onAdminListening(port)
                 }
             }
-            service("upstream subscription") { await self.upstream.run { self.relay.accept($0) } }
+            service("upstream subscription") { await self.upstream.run(forward: { self.relay.forward($0) }) { self.relay.accept($0) } }
             service("worker reports") { try await self.reportWorkers() }
             await supervisor.run()
             services.cancelAll()

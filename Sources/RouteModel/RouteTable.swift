@@ -26,7 +26,13 @@ public struct RouteTable: Sendable {
         var certificates: UInt64 = 0
     }
 
-    public init(virtualHosts: [VirtualHost], clusters: [Cluster], certificates: [TLSCertificate], defaultCertificate: String? = nil) {
+    /// `onEveryCore`: a large table's lookup index and its hashes are built on two cores at once;
+    /// off, on the calling thread alone (a relay's decode at low priority, which dispatch's threads
+    /// would not keep).
+    public init(
+        virtualHosts: [VirtualHost], clusters: [Cluster], certificates: [TLSCertificate], defaultCertificate: String? = nil,
+        onEveryCore: Bool = true
+    ) {
         var hosts = RouteTable.sorted(virtualHosts, keys: virtualHosts.map(\.hostname))
         for index in hosts.indices where !RouteTable.isSorted(hosts[index].routes) { hosts[index].routes.sort() }
         let clusters = RouteTable.sorted(clusters, keys: clusters.map(\.name))
@@ -34,7 +40,7 @@ public struct RouteTable: Sendable {
         // The lookup index on one core, the hashes and by-name maps on another, for a large table:
         // the control plane, the node agent and each worker build one from every whole table.
         let (index, lookups) = PartedWork.pair(
-            concurrently: PartedWork.parts(for: hosts.count) > 1, { [hosts] in RouteIndex(virtualHosts: hosts) },
+            concurrently: onEveryCore && PartedWork.parts(for: hosts.count) > 1, { [hosts] in RouteIndex(virtualHosts: hosts) },
             { [hosts] in Lookups(hosts, clusters, certificates) })
         self.init(
             virtualHosts: hosts, clusters: clusters, certificates: certificates, defaultCertificate: defaultCertificate, index: index,

@@ -159,10 +159,17 @@ struct TableSource: Sendable {
     }
 }
 
-extension RouteTable {
-    /// Decodes a serialised `Snapshot` entry by entry (see `TableSource`) and checks it against the
-    /// content hash the sender computed; returns the snapshot's own version with the table.
-    public static func decoding(serializedSnapshot bytes: [UInt8]) throws(SnapshotDecodingError) -> (version: UInt64, table: RouteTable) {
+/// The top-level fields of a serialised `Snapshot`, read without decoding its table: what a relay
+/// needs to pass the bytes on before it decodes them.
+public struct SnapshotHeader: Sendable, Equatable {
+    /// The snapshot's own `version` field.
+    public var version: UInt64
+    /// The content hash the sender computed; the decoded table must hash to it.
+    public var contentHash: UInt64
+    /// Where the serialised `RouteTable` lies in the bytes.
+    var table: Range<Int>
+
+    public init(serializedSnapshot bytes: [UInt8]) throws(SnapshotDecodingError) {
         var version: UInt64 = 0
         var contentHash: UInt64 = 0
         var table: Range<Int> = 0..<0
@@ -183,11 +190,25 @@ extension RouteTable {
         }
         if let problem { throw problem }
         guard wellFormed else { throw SnapshotDecodingError("snapshot: a field is cut short or malformed") }
-        let decoded = try RouteTable(source: try TableSource(serialized: bytes, table: table), parts: nil)
-        guard decoded.contentHash == contentHash else {
+        self.version = version
+        self.contentHash = contentHash
+        self.table = table
+    }
+}
+
+extension RouteTable {
+    /// Decodes a serialised `Snapshot` entry by entry (see `TableSource`) and checks it against the
+    /// content hash the sender computed; returns the snapshot's own version with the table.
+    /// `onEveryCore` off: on the calling thread alone.
+    public static func decoding(
+        serializedSnapshot bytes: [UInt8], onEveryCore: Bool = true
+    ) throws(SnapshotDecodingError) -> (version: UInt64, table: RouteTable) {
+        let header = try SnapshotHeader(serializedSnapshot: bytes)
+        let decoded = try RouteTable(source: try TableSource(serialized: bytes, table: header.table), parts: onEveryCore ? nil : 1)
+        guard decoded.contentHash == header.contentHash else {
             throw SnapshotDecodingError(
-                "content hash mismatch: the snapshot says \(String(contentHash, radix: 16)), the table hashes to \(decoded.contentHashHex)")
+                "content hash mismatch: the snapshot says \(String(header.contentHash, radix: 16)), the table hashes to \(decoded.contentHashHex)")
         }
-        return (version, decoded)
+        return (header.version, decoded)
     }
 }

@@ -42,7 +42,7 @@ extension RouteTable {
         try self.init(source: TableSource(proto), parts: parts)
     }
 
-    /// Converts and checks the table `source` holds.
+    /// Converts and checks the table `source` holds; with `parts` 1, on the calling thread alone.
     init(source: TableSource, parts: Int?) throws(SnapshotDecodingError) {
         let clusters = try PartedCoding.convert(count: source.clusterCount, parts: parts, source.cluster)
         let clusterNames = Set(clusters.map(\.name))
@@ -67,7 +67,9 @@ extension RouteTable {
         if let defaultCertificate, !certificateNames.contains(defaultCertificate) {
             throw SnapshotDecodingError("defaultCertificate: no certificate named \(defaultCertificate)")
         }
-        self.init(virtualHosts: converted, clusters: clusters, certificates: certificates, defaultCertificate: defaultCertificate)
+        self.init(
+            virtualHosts: converted, clusters: clusters, certificates: certificates, defaultCertificate: defaultCertificate,
+            onEveryCore: parts != 1)
     }
 }
 

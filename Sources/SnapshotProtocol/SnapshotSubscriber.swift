@@ -37,6 +37,17 @@ public struct ReceivedSnapshot: Sendable {
     }
 }
 
+/// A whole snapshot as it came, before it is decoded: offered to a relay (`SnapshotSubscriber.run(
+/// forward:apply:)`), which may pass the bytes on first.
+public struct UndecodedSnapshot: Sendable {
+    /// The `WatchResponse`'s version.
+    public var version: UInt64
+    /// The content hash the sender computed (the decode checks the table against it).
+    public var contentHash: UInt64
+    /// The `Snapshot` message's bytes, at the snapshot's own version.
+    public var encoded: EncodedSnapshot
+}
+
 /// Subscribes to a Snapshots server and keeps subscribing.
 ///
 /// Each received snapshot is decoded and checked (a bad one is NACKed without reaching the caller),
@@ -94,12 +105,18 @@ public final class SnapshotSubscriber: Sendable {
         }
     }
 
+    /// Called with each whole snapshot before it is decoded; a returned closure means the bytes were
+    /// passed on already: the decode then runs on one thread at nice 19, off the way of whoever
+    /// decodes them next on this machine, and the closure gets the table (nil: it was refused)
+    /// before `apply` does.
+    public typealias Forward = @Sendable (UndecodedSnapshot) -> (@Sendable (RouteTable?) -> Void)?
+
     /// Runs until the calling task is cancelled.
-    public func run(apply: @escaping @Sendable (ReceivedSnapshot) async throws -> Void) async {
+    public func run(forward: Forward? = nil, apply: @escaping @Sendable (ReceivedSnapshot) async throws -> Void) async {
         var backoff = backoffPolicy
         while !Task.isCancelled {
             do {
-                let received = try await session(apply: apply)
+                let received = try await session(forward: forward, apply: apply)
                 if received { backoff.reset() }
                 logger.info("snapshot stream ended; reconnecting")
             } catch where Task.isCancelled {
@@ -116,7 +133,7 @@ public final class SnapshotSubscriber: Sendable {
     }
 
     /// One connection. Returns whether any snapshot arrived.
-    private func session(apply: @escaping @Sendable (ReceivedSnapshot) async throws -> Void) async throws -> Bool {
+    private func session(forward: Forward?, apply: @escaping @Sendable (ReceivedSnapshot) async throws -> Void) async throws -> Bool {
         var config = HTTP2ClientTransport.Posix.Config.defaults
         config.backoff = .init(initial: .milliseconds(50), max: .milliseconds(50), multiplier: 1, jitter: 0)
         var security = HTTP2ClientTransport.Posix.TransportSecurity.plaintext
@@ -164,7 +181,7 @@ public final class SnapshotSubscriber: Sendable {
                                 $0.sessions += 1
                             }
                         }
-                        let outcome = await self.handle(message, holding: held, apply: apply)
+                        let outcome = await self.handle(message, holding: held, forward: forward, apply: apply)
                         requestSink.yield(outcome.reply)
                         if let applied = outcome.applied { held = applied }
                         if outcome.deltaRefused {
@@ -184,7 +201,7 @@ public final class SnapshotSubscriber: Sendable {
     /// NACK to send, the table applied if any, and whether a delta could not be applied to `held`
     /// (as opposed to a table the caller refused, which leaves `held` a good base).
     private func handle(
-        _ response: ReceivedWatchResponse, holding held: (version: UInt64, table: RouteTable)?,
+        _ response: ReceivedWatchResponse, holding held: (version: UInt64, table: RouteTable)?, forward: Forward?,
         apply: @Sendable (ReceivedSnapshot) async throws -> Void
     ) async -> (reply: Portico_V1_WatchRequest, applied: (version: UInt64, table: RouteTable)?, deltaRefused: Bool) {
         let message = response.message
@@ -202,7 +219,7 @@ public final class SnapshotSubscriber: Sendable {
                 received = ReceivedSnapshot(version: message.version, table: table, delta: (message.delta.baseVersion, changes))
                 deltaRefused = false
             } else if let bytes = response.snapshotBytes {
-                let (snapshotVersion, table) = try RouteTable.decoding(serializedSnapshot: bytes)
+                let (snapshotVersion, table) = try await decode(bytes, version: message.version, forward: forward)
                 // Kept only by relays: a worker holding them would hold the table twice.
                 let encoded = keepsEncodedSnapshots ? EncodedSnapshot(version: snapshotVersion, bytes: bytes) : nil
                 received = ReceivedSnapshot(version: message.version, table: table, encoded: encoded)
@@ -226,5 +243,20 @@ public final class SnapshotSubscriber: Sendable {
             logger.warning("refused snapshot", metadata: ["version": "\(message.version)", "error": "\(error)"])
             return (reply, nil, deltaRefused)
         }
+    }
+
+    /// A whole snapshot's table: decoded on every core, or, once `forward` passed the bytes on, on
+    /// one thread at nice 19, telling `forward`'s closure the outcome.
+    private func decode(
+        _ bytes: [UInt8], version: UInt64, forward: Forward?
+    ) async throws(SnapshotDecodingError) -> (version: UInt64, table: RouteTable) {
+        guard let forward, let header = try? SnapshotHeader(serializedSnapshot: bytes),
+            let decoded = forward(UndecodedSnapshot(version: version, contentHash: header.contentHash, encoded: EncodedSnapshot(version: header.version, bytes: bytes)))
+        else { return try RouteTable.decoding(serializedSnapshot: bytes) }
+        let result = await LowPriorityThread.run { () -> Result<(version: UInt64, table: RouteTable), SnapshotDecodingError> in
+            Result { () throws(SnapshotDecodingError) in try RouteTable.decoding(serializedSnapshot: bytes, onEveryCore: false) }
+        }
+        decoded(try? result.get().table)
+        return try result.get()
     }
 }

@@ -92,12 +92,15 @@ final class RecordingSubscriber: Sendable {
     let applied = Mutex<[ReceivedSnapshot]>([])
     private let task = Mutex<Task<Void, Never>?>(nil)
 
-    init(address: ServerAddress, id: String, refuse: (@Sendable (ReceivedSnapshot) -> String?)? = nil) {
+    init(
+        address: ServerAddress, id: String, refuse: (@Sendable (ReceivedSnapshot) -> String?)? = nil,
+        forward: SnapshotSubscriber.Forward? = nil
+    ) {
         subscriber = SnapshotSubscriber(
             address: address, identity: SubscriberIdentity(node: "node-a", workerID: id, kind: .worker),
             backoff: Backoff(initial: .milliseconds(20), maximum: .milliseconds(200)))
         let started = Task { [self] in
-            await subscriber.run { snapshot in
+            await subscriber.run(forward: forward) { snapshot in
                 if let reason = refuse?(snapshot) { throw RefusedSnapshot(reason: reason) }
                 self.applied.withLock { $0.append(snapshot) }
             }

@@ -253,6 +253,43 @@ import TestSupport
         await server.stop()
     }
 
+    /// A relay's subscriber offers each whole snapshot before decoding it; once the relay took one,
+    /// the decode's outcome goes to the relay before `apply`: the table, or nil for a snapshot the
+    /// checks refuse, which is NACKed as always.
+    @Test func aForwardedSnapshotIsDecodedAfterwardAndItsOutcomeReported() async throws {
+        let latest = LatestSnapshot()
+        let server = try await startServer(at: Transport.unix.freshAddress(), latest: latest)
+        latest.publish(version: 1, table: table(version: 1))
+        let offered = Mutex<[UndecodedSnapshot]>([])
+        let outcomes = Mutex<[RouteTable?]>([])
+        let subscriber = RecordingSubscriber(
+            address: server.address, id: "relay",
+            forward: { undecoded in
+                offered.withLock { $0.append(undecoded) }
+                return { table in outcomes.withLock { $0.append(table) } }
+            })
+        try await eventually("version 1 applied") { subscriber.lastVersion == 1 }
+        let first = try #require(offered.withLock { $0.first })
+        #expect(first.version == 1)
+        #expect(first.encoded.version == 1)
+        #expect(first.contentHash == table(version: 1).contentHash)
+        #expect(try RouteTable.decoding(serializedSnapshot: first.encoded.bytes).table == table(version: 1))
+        #expect(outcomes.withLock { $0 } == [table(version: 1)], "the decoded table reached the relay")
+
+        // Corrupt in both forms: the delta is NACKed, and on the next stream the whole version 2,
+        // offered before its decode too, is refused by it.
+        latest.publishCorrupted(version: 2, table: table(version: 2))
+        try await eventually("the corrupt version is offered whole, and its decode's refusal reported") {
+            outcomes.withLock { $0.count } == 2 && subscriber.subscriber.currentStatus.nacks == 2
+        }
+        #expect(offered.withLock { $0.map(\.version) } == [1, 2])
+        #expect(outcomes.withLock { $0.last } == .some(nil))
+        #expect(server.subscriber("relay")?.lastNack?.errorDetail.contains("content hash mismatch") == true)
+        #expect(subscriber.lastVersion == 1)
+        await subscriber.stop()
+        await server.stop()
+    }
+
     /// After the first whole snapshot, a version the subscriber's ACKed table can grow into is sent
     /// as the entries that changed, and the subscriber ends with a table equal to the published one.
     @Test(arguments: Transport.allCases)

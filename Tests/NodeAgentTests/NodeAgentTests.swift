@@ -149,6 +149,67 @@ private func temporaryDirectory() -> String {
         #expect(try second.applying(worked.changes) == third)
     }
 
+    /// The agent's first table goes to the workers before the agent decodes it: its version is
+    /// published with the bytes that came, readers of its table wait for the decode, and once the
+    /// table is there it is saved and the same content arriving decoded is not republished. Any
+    /// later snapshot is decoded first (workers holding a table get a delta to it).
+    @Test func theFirstSnapshotIsPassedOnBeforeItIsDecoded() async throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let relay = SnapshotRelay(stateFile: SnapshotStateFile(directory: directory))
+        let first = RandomRouteTable.make(seed: 1)
+        // Field 99, varint 1: the bytes that came, not an encoding of the table, reach the workers.
+        let bytes: [UInt8] = try Portico_V1_Snapshot(version: 5, table: first).serializedBytes() + [0x98, 0x06, 0x01]
+        let undecoded = UndecodedSnapshot(version: 5, contentHash: first.contentHash, encoded: EncodedSnapshot(version: 5, bytes: bytes))
+
+        let decoded = try #require(relay.forward(undecoded), "the first snapshot is passed on")
+        let published = try #require(relay.latest.current)
+        #expect(published.version == 5)
+        #expect(published.delta == nil)
+        let sent = try Portico_V1_WatchResponse(serializedBytes: published.encodedResponse)
+        #expect(sent.version == 5)
+        #expect(sent.snapshot.unknownFields.data.count == 3)
+        let waiting = Task { await published.decodedTable() }
+        #expect(relay.forward(undecoded) == nil, "only the first table is passed on undecoded")
+
+        decoded(first)
+        #expect(await waiting.value == first)
+        #expect(relay.latest.current?.table == first)
+        relay.accept(ReceivedSnapshot(version: 5, table: first, encoded: undecoded.encoded))
+        #expect(relay.latest.current?.version == 5, "the same content is not published again")
+        #expect(relay.upstreamVersion(forLocal: 5) == 5)
+        relay.finishSaving()
+        #expect(try Array(Data(contentsOf: URL(fileURLWithPath: relay.stateFile.path))) == bytes)
+
+        // An agent that restored a table decodes before relaying, so that workers get a delta.
+        let restarted = SnapshotRelay(stateFile: SnapshotStateFile(directory: directory))
+        #expect(restarted.restore() == nil)
+        #expect(restarted.forward(undecoded) == nil)
+    }
+
+    /// A first snapshot the agent's decode refuses was passed on (its workers refuse it with the same
+    /// checks); the agent's version then holds an empty table and the next snapshot is new content.
+    /// Bytes whose own version is not the response's are decoded before relaying.
+    @Test func aForwardedSnapshotThatFailsToDecodeLeavesAnEmptyTable() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let relay = SnapshotRelay(stateFile: SnapshotStateFile(directory: directory))
+        let first = RandomRouteTable.make(seed: 1)
+        let bytes: [UInt8] = try Portico_V1_Snapshot(version: 3, table: first).serializedBytes()
+        let mismatched = UndecodedSnapshot(version: 4, contentHash: first.contentHash, encoded: EncodedSnapshot(version: 3, bytes: bytes))
+        #expect(relay.forward(mismatched) == nil)
+        #expect(relay.latest.current == nil)
+
+        let undecoded = UndecodedSnapshot(version: 3, contentHash: first.contentHash, encoded: EncodedSnapshot(version: 3, bytes: bytes))
+        let decoded = try #require(relay.forward(undecoded))
+        decoded(nil)
+        #expect(relay.latest.current?.version == 3)
+        #expect(relay.latest.current?.table.virtualHosts.isEmpty == true)
+        relay.accept(ReceivedSnapshot(version: 3, table: first))
+        #expect(relay.latest.current?.version == 4, "the same upstream version, decoded now, is new content")
+        #expect(relay.latest.current?.table == first)
+    }
+
     @Test func aCorruptStateFileIsIgnored() async throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -1,3 +1,4 @@
+import Dispatch
 import RouteModel
 import Synchronization
 
@@ -5,7 +6,10 @@ import Synchronization
 /// wire forms, each encoded at most once for every subscriber.
 public struct PublishedSnapshot: Sendable {
     public let version: UInt64
-    public let table: RouteTable
+    /// The table; for a relay's snapshot passed on before it was decoded (`LatestSnapshot.publish(
+    /// version:undecoded:)`), reading it waits for the decode.
+    public var table: RouteTable { tableSource.table }
+    private let tableSource: TableHolder
     /// What changed since `base`, the version published just before this one; nil for the first.
     public let delta: (base: UInt64, changes: RouteTableDelta)?
     /// How the publisher made this version (`Dump` shows it); nil when it did not say.
@@ -17,10 +21,27 @@ public struct PublishedSnapshot: Sendable {
         timing: Portico_V1_PublishTiming? = nil
     ) {
         self.version = version
-        self.table = table
+        self.tableSource = .ready(table)
         self.delta = delta
         self.timing = timing
-        self.wire = WireForms(version: version, table: table, encoded: encoded, delta: delta)
+        self.wire = WireForms(version: version, table: .ready(table), encoded: encoded, delta: delta)
+    }
+
+    /// `encoded` at its own version, whose table `pending` will hold once decoded; no delta.
+    init(undecoded encoded: EncodedSnapshot, pending: PendingTable) {
+        version = encoded.version
+        tableSource = .decoding(pending)
+        delta = nil
+        timing = nil
+        wire = WireForms(version: encoded.version, table: .decoding(pending), encoded: encoded, delta: nil)
+    }
+
+    /// The table, waiting without blocking a thread while it is being decoded.
+    public func decodedTable() async -> RouteTable {
+        switch tableSource {
+        case .ready(let table): return table
+        case .decoding(let pending): return await pending.decoded()
+        }
     }
 
     /// The same version with `timing`.
@@ -30,7 +51,7 @@ public struct PublishedSnapshot: Sendable {
 
     private init(copying other: PublishedSnapshot, timing: Portico_V1_PublishTiming) {
         version = other.version
-        table = other.table
+        tableSource = other.tableSource
         delta = other.delta
         wire = other.wire
         self.timing = timing
@@ -51,18 +72,76 @@ public struct PublishedSnapshot: Sendable {
     }
 }
 
+/// A published version's table: at hand, or still being decoded by a relay that passed its bytes on.
+private enum TableHolder: Sendable {
+    case ready(RouteTable)
+    case decoding(PendingTable)
+
+    var table: RouteTable {
+        switch self {
+        case .ready(let table): return table
+        case .decoding(let pending): return pending.table
+        }
+    }
+}
+
+/// The table of a snapshot published before it was decoded: set once, by whoever decodes it.
+public final class PendingTable: Sendable {
+    private struct State {
+        var table: RouteTable?
+        var waiters: [CheckedContinuation<RouteTable, Never>] = []
+    }
+
+    private let state = Mutex(State())
+    /// Signalled once the table is set; each blocking reader passes the signal on.
+    private let ready = DispatchSemaphore(value: 0)
+
+    init() {}
+
+    /// Sets the table (once) and wakes whoever waits for it.
+    public func fulfil(_ table: RouteTable) {
+        let waiters = state.withLock { state -> [CheckedContinuation<RouteTable, Never>] in
+            precondition(state.table == nil, "a pending table is set once")
+            state.table = table
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        ready.signal()
+        for waiter in waiters { waiter.resume(returning: table) }
+    }
+
+    /// The table, blocking the calling thread until it is set.
+    var table: RouteTable {
+        if let table = state.withLock({ $0.table }) { return table }
+        ready.wait()
+        ready.signal()
+        return state.withLock { $0.table! }
+    }
+
+    /// The table, suspending until it is set.
+    func decoded() async -> RouteTable {
+        await withCheckedContinuation { continuation in
+            let table = state.withLock { state -> RouteTable? in
+                if state.table == nil { state.waiters.append(continuation) }
+                return state.table
+            }
+            if let table { continuation.resume(returning: table) }
+        }
+    }
+}
+
 /// The encoded responses of one version.
 private final class WireForms: Sendable {
     let delta: [UInt8]?
-    private let source: Mutex<(version: UInt64, table: RouteTable, encoded: EncodedSnapshot?)?>
+    private let source: Mutex<(version: UInt64, table: TableHolder, encoded: EncodedSnapshot?)?>
     private let encoded = Mutex<[UInt8]?>(nil)
 
-    init(version: UInt64, table: RouteTable, encoded: EncodedSnapshot?, delta: (base: UInt64, changes: RouteTableDelta)?) {
+    init(version: UInt64, table: TableHolder, encoded: EncodedSnapshot?, delta: (base: UInt64, changes: RouteTableDelta)?) {
         source = Mutex((version, table, encoded))
         if let delta {
             var response = Portico_V1_WatchResponse()
             response.version = version
-            response.delta = Portico_V1_SnapshotDelta(base: delta.base, contentHash: table.contentHash, changes: delta.changes)
+            response.delta = Portico_V1_SnapshotDelta(base: delta.base, contentHash: table.table.contentHash, changes: delta.changes)
             // Serialising a message that holds only set, valid fields cannot fail.
             self.delta = (try? response.serializedBytes()) ?? nil
         } else {
@@ -80,7 +159,7 @@ private final class WireForms: Sendable {
                 bytes = relayed
             } else {
                 // Encoded in parts on every core for a large table; as a relay passes one on.
-                bytes = EncodedSnapshot(version: version, encoding: table).watchResponse(version: version) ?? []
+                bytes = EncodedSnapshot(version: version, encoding: table.table).watchResponse(version: version) ?? []
             }
             encoded = bytes
             source.withLock { $0 = nil }
@@ -113,6 +192,16 @@ public final class LatestSnapshot: Sendable {
     /// is `version` (converting and encoding 100k Ingresses took a second).
     public func publish(version: UInt64, table: RouteTable, encoded: EncodedSnapshot? = nil) {
         publish(PublishedSnapshot(version: version, table: table, encoded: encoded, delta: deltaFromCurrent(to: table)))
+    }
+
+    /// Publishes a whole snapshot's bytes at their own version before they are decoded (a relay's
+    /// first table: its subscribers decode it meanwhile, instead of after it); the caller sets the
+    /// table on the returned `PendingTable` once decoded. Readers of the version's `table` wait
+    /// until then. `encoded.version` must be newer than the current one.
+    public func publish(undecoded encoded: EncodedSnapshot) -> PendingTable {
+        let pending = PendingTable()
+        publish(PublishedSnapshot(undecoded: encoded, pending: pending))
+        return pending
     }
 
     /// Publishes `table` as `version` with `changes`, which the caller knows turn the current

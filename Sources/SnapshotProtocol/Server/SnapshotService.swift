@@ -134,13 +134,14 @@ public struct SnapshotService: RegistrableRPCService {
             dump.snapshot.version = latest.current?.version ?? 0
         } else if request.virtualHostLimit > 0 {
             if let current = latest.current {
+                let table = await current.decodedTable()
                 dump.snapshot.version = current.version
-                dump.snapshot.contentHash = current.table.contentHash
-                dump.snapshot.table.virtualHosts = current.table.virtualHosts.prefix(Int(request.virtualHostLimit)).map(\.proto)
+                dump.snapshot.contentHash = table.contentHash
+                dump.snapshot.table.virtualHosts = table.virtualHosts.prefix(Int(request.virtualHostLimit)).map(\.proto)
             }
         } else {
             if let current = latest.current {
-                dump.snapshot = Portico_V1_Snapshot(version: current.version, table: current.table, includePrivateKeys: false)
+                dump.snapshot = Portico_V1_Snapshot(version: current.version, table: await current.decodedTable(), includePrivateKeys: false)
             }
             if let diagnostics { dump.diagnostics = diagnostics.diagnostics }
         }
