@@ -282,10 +282,16 @@ public final class KubeSource: Sendable {
         options.afterFullTranslation?()
     }
 
+    /// Every informer's objects. The three kinds that grow with the cluster are copied out of their
+    /// caches on two cores at once: at 100k of each, one after another took 0.28 s on one core.
     private func gather() -> KubeObjects {
-        KubeObjects(
-            ingresses: ingresses.objects, ingressClasses: ingressClasses.objects, services: services.objects,
-            endpointSlices: endpointSlices.objects, secrets: secrets.objects)
+        let concurrently = PartedWork.parts(for: ingresses.count + services.count + endpointSlices.count) > 1
+        let (ingresses, (services, endpointSlices)) = PartedWork.pair(
+            concurrently: concurrently, { [self] in self.ingresses.objects },
+            { [self] in (self.services.objects, self.endpointSlices.objects) })
+        return KubeObjects(
+            ingresses: ingresses, ingressClasses: ingressClasses.objects, services: services, endpointSlices: endpointSlices,
+            secrets: secrets.objects)
     }
 
     /// Hands a full translation to the diagnostics and the observers (the status writer).

@@ -52,6 +52,9 @@ public final class Informer<Object: KubeObject>: Sendable {
         state.withLock { Array($0.objects.values) }
     }
 
+    /// How many objects the cache holds.
+    public var count: Int { state.withLock { $0.objects.count } }
+
     /// The keys (`namespace/name`, the namespace empty for cluster-scoped objects) of the objects
     /// added, modified or deleted since the previous call, each with its cached value now (nil:
     /// deleted); nil when a LIST replaced the whole cache meanwhile.
