@@ -3,56 +3,78 @@ import RouteModel
 
 /// Resolves Ingress backends to clusters: Service port → EndpointSlices → ready endpoints.
 ///
-/// Each backend is resolved once per translation, whatever the number of routes naming it. A
-/// resolved cluster is named by the Service port number; an unresolvable one by the reference as written.
+/// Each backend is resolved once per resolver, whatever the number of routes naming it. A
+/// resolved cluster is named by the Service port number; an unresolvable one by the reference as
+/// written. Several resolvers may share one `Index` (a translation's runs of hosts, on every core).
 struct BackendResolver {
-    struct Resolution {
+    struct Resolution: Sendable {
         let cluster: Cluster
         /// Why the cluster has no endpoints when that is a configuration problem (not just zero ready Pods).
         let problem: (reason: Rejection.Reason, message: String)?
     }
 
-    // Indices into the input arrays: copying whole Services and slices into dictionaries showed up
-    // in the compile profile.
-    private let serviceObjects: [Service]
-    private let sliceObjects: [EndpointSlice]
-    private let services: [NamespacedName: Int]
-    private let slices: [NamespacedName: [Int]]
+    /// The Services and EndpointSlices by name, read-only.
+    struct Index: Sendable {
+        // Indices into the input arrays: copying whole Services and slices into dictionaries showed
+        // up in the compile profile.
+        fileprivate let serviceObjects: [Service]
+        fileprivate let sliceObjects: [EndpointSlice]
+        fileprivate let services: [NamespacedName: Int]
+        fileprivate let slices: [NamespacedName: [Int]]
+
+        init(services: [Service], endpointSlices: [EndpointSlice]) {
+            var serviceIndex: [NamespacedName: Int] = [:]
+            serviceIndex.reserveCapacity(services.count)
+            var sliceIndex: [NamespacedName: [Int]] = [:]
+            sliceIndex.reserveCapacity(endpointSlices.count)
+            services.withUnsafeBufferPointer { services in
+                for index in services.indices {
+                    serviceIndex[NamespacedName(services[index].metadata.namespace ?? "default", services[index].metadata.name)] = index
+                }
+            }
+            endpointSlices.withUnsafeBufferPointer { slices in
+                for index in slices.indices {
+                    guard let serviceName = slices[index].metadata.labels?[EndpointSlice.serviceNameLabel] else { continue }
+                    sliceIndex[NamespacedName(slices[index].metadata.namespace ?? "default", serviceName), default: []].append(index)
+                }
+            }
+            self.serviceObjects = services
+            self.sliceObjects = endpointSlices
+            self.services = serviceIndex
+            self.slices = sliceIndex
+        }
+
+        var serviceCount: Int { serviceObjects.count }
+    }
+
+    let index: Index
     private var resolved: [Resolution] = []
     private var cache: [BackendReference: Int] = [:]
-    /// Problems with EndpointSlices themselves, reported against the slice.
+    /// Problems with EndpointSlices themselves, reported against the slice, each slice once.
     private(set) var sliceRejections: [Rejection] = []
     private var reportedSlices: Set<ObjectRef> = []
 
     init(services: [Service], endpointSlices: [EndpointSlice]) {
-        var serviceIndex: [NamespacedName: Int] = [:]
-        serviceIndex.reserveCapacity(services.count)
-        var sliceIndex: [NamespacedName: [Int]] = [:]
-        sliceIndex.reserveCapacity(endpointSlices.count)
-        services.withUnsafeBufferPointer { services in
-            for index in services.indices {
-                serviceIndex[NamespacedName(services[index].metadata.namespace ?? "default", services[index].metadata.name)] = index
-            }
-        }
-        endpointSlices.withUnsafeBufferPointer { slices in
-            for index in slices.indices {
-                guard let serviceName = slices[index].metadata.labels?[EndpointSlice.serviceNameLabel] else { continue }
-                sliceIndex[NamespacedName(slices[index].metadata.namespace ?? "default", serviceName), default: []].append(index)
-            }
-        }
-        // Most Services back one reference or a few.
-        resolved.reserveCapacity(services.count)
-        cache.reserveCapacity(services.count)
-        self.serviceObjects = services
-        self.sliceObjects = endpointSlices
-        self.services = serviceIndex
-        self.slices = sliceIndex
+        self.init(index: Index(services: services, endpointSlices: endpointSlices))
     }
+
+    init(index: Index, expectedBackends: Int? = nil) {
+        self.index = index
+        // Most Services back one reference or a few.
+        resolved.reserveCapacity(expectedBackends ?? index.serviceCount)
+        cache.reserveCapacity(expectedBackends ?? index.serviceCount)
+    }
+
+    /// Every cluster resolved so far, in the order first resolved.
+    var resolutions: [Resolution] { resolved }
 
     /// Every cluster resolved so far, sorted by name, each name once (a port named and the same port
     /// numbered resolve to one cluster).
-    var clusters: [Cluster] {
-        let all = resolved.map(\.cluster)
+    var clusters: [Cluster] { Self.clusters(resolved) }
+
+    /// `resolutions`' clusters sorted by name, each name once.
+    static func clusters(_ resolutions: [Resolution]) -> [Cluster] {
+        let all = resolutions.map(\.cluster)
         let names = all.map(\.name)
         let order = names.withUnsafeBufferPointer { names in names.indices.sorted { names[$0] < names[$1] } }
         var unique: [Cluster] = []
@@ -82,16 +104,16 @@ struct BackendResolver {
                 problem: (reason, message))
         }
         var serviceName: String { "\(backend.namespace)/\(backend.service)" }
-        guard let serviceIndex = services[NamespacedName(backend.namespace, backend.service)] else {
+        guard let serviceIndex = index.services[NamespacedName(backend.namespace, backend.service)] else {
             return unavailable(.serviceNotFound, "Service \(serviceName) does not exist; the route answers 503")
         }
-        if serviceObjects[serviceIndex].spec?.type == "ExternalName" {
+        if index.serviceObjects[serviceIndex].spec?.type == "ExternalName" {
             return unavailable(
                 .unsupportedServiceType,
                 "Service \(serviceName) is of type ExternalName, which Portico does not proxy to "
                     + "(it would let an Ingress author reach any host); the route answers 503")
         }
-        let ports = serviceObjects[serviceIndex].spec?.ports ?? []
+        let ports = index.serviceObjects[serviceIndex].spec?.ports ?? []
         let servicePort: ServicePort?
         switch backend.port {
         case .number(let number): servicePort = ports.first { Int($0.port) == number }
@@ -105,7 +127,8 @@ struct BackendResolver {
         }
         let portName = servicePort.name ?? ""
         var endpoints: [Endpoint] = []
-        for sliceIndex in slices[NamespacedName(backend.namespace, backend.service)] ?? [] {
+        let sliceObjects = index.sliceObjects
+        for sliceIndex in index.slices[NamespacedName(backend.namespace, backend.service)] ?? [] {
             let addressType = sliceObjects[sliceIndex].addressType
             guard addressType == "IPv4" || addressType == "IPv6" else { continue }
             guard let port = sliceObjects[sliceIndex].ports?.first(where: { ($0.name ?? "") == portName })?.port else { continue }

@@ -438,66 +438,156 @@ private struct TableBuilder {
         return certificates
     }
 
+    /// The virtual hosts and the clusters their routes use. Hosts are assembled in runs on every
+    /// core for a large table (at 100k hosts this was a sixth of the first translation, on one core
+    /// while the other idled), each run with its own resolver over one shared index. What needs a
+    /// run's place among the others (rejections reported once, the oldest load-balancing choice per
+    /// cluster) is recorded by each run and settled here, in host order: the runs together give what
+    /// one pass over every host gives.
     private mutating func assemble(certificates: [String: TLSCertificate]) -> ([VirtualHost], [Cluster]) {
-        var resolver = BackendResolver(services: objects.services, endpointSlices: objects.endpointSlices)
-        var reported = Set<String>()
-        var policies: [String: (policy: LoadBalancingPolicy, owner: ObjectRef)] = [:]
-
-        func use(_ backend: BackendReference, owner: ObjectRef, loadBalancing choice: LoadBalancingChoice? = nil) -> String {
-            let resolved = resolver.resolve(backend)
-            if let choice {
-                let loadBalancing = choice.policy
-                let name = resolver.clusterName(resolved)
-                if let existing = policies[name] {
-                    if existing.policy != loadBalancing, reported.insert("lb|\(owner)|\(name)").inserted {
-                        rejections.append(
-                            Rejection(
-                                object: owner, reason: .invalidAnnotation, effect: .partiallyIgnored,
-                                field: IngressAnnotations.field(choice.key),
-                                message: "\(name) already balances \(existing.policy.rawValue) for older \(existing.owner); this Ingress's choice is not used for it"))
-                    }
-                } else {
-                    policies[name] = (loadBalancing, owner)
-                }
-            }
-            if let problem = resolver.problem(resolved), reported.insert("\(owner)|\(resolver.clusterName(resolved))").inserted {
-                rejections.append(
-                    Rejection(object: owner, reason: problem.reason, effect: .backendUnavailable, field: backend.field.backend, message: problem.message))
-            }
-            return resolver.clusterName(resolved)
+        let index = BackendResolver.Index(services: objects.services, endpointSlices: objects.endpointSlices)
+        let count = hostEntries.count
+        let parts = onEveryCore ? PartedWork.parts(for: count) : 1
+        let builder = self
+        let assembled = PartedWork.map(parts: parts) { part in
+            var assembler = HostAssembler(
+                builder: builder, certificates: certificates,
+                resolver: BackendResolver(index: index, expectedBackends: index.serviceCount / parts + 1))
+            let range = PartedWork.range(part, of: parts, count: count)
+            assembler.virtualHosts.reserveCapacity(range.count)
+            for host in range { assembler.assemble(host) }
+            return AssembledPart(
+                virtualHosts: assembler.virtualHosts, resolutions: assembler.resolver.resolutions,
+                sliceRejections: assembler.resolver.sliceRejections, events: assembler.events)
         }
 
-        // default-backend's Service (its first port, as ingress-nginx takes it), else the catch-all
-        // default backend for custom-http-errors; once per Ingress.
-        var services: [NamespacedName: Service]?
-        var errorRules: [ObjectRef: DefaultBackendRule?] = [:]
-        func errorRule(for owner: ObjectRef) -> DefaultBackendRule? {
-            guard !errorPages.isEmpty, let settings = errorPages[owner] else { return nil }
+        var virtualHosts: [VirtualHost] = []
+        virtualHosts.reserveCapacity(count)
+        var resolutions: [BackendResolver.Resolution] = []
+        var sliceRejections: [Rejection] = []
+        var reported = Set<String>()
+        var reportedSlices = Set<ObjectRef>()
+        var policies: [String: (policy: LoadBalancingPolicy, owner: ObjectRef)] = [:]
+        for part in assembled {
+            virtualHosts += part.virtualHosts
+            resolutions += part.resolutions
+            for rejection in part.sliceRejections where reportedSlices.insert(rejection.object).inserted { sliceRejections.append(rejection) }
+            for event in part.events {
+                switch event {
+                case .rejection(let key, let rejection):
+                    if key.map({ reported.insert($0).inserted }) ?? true { rejections.append(rejection) }
+                case .loadBalancing(let name, let policy, let owner, let annotation):
+                    guard let existing = policies[name] else {
+                        policies[name] = (policy, owner)
+                        continue
+                    }
+                    if existing.policy != policy, reported.insert("lb|\(owner)|\(name)").inserted {
+                        rejections.append(
+                            Rejection(
+                                object: owner, reason: .invalidAnnotation, effect: .partiallyIgnored, field: IngressAnnotations.field(annotation),
+                                message: "\(name) already balances \(existing.policy.rawValue) for older \(existing.owner); this Ingress's choice is not used for it"))
+                    }
+                }
+            }
+        }
+        addAliases(to: &virtualHosts, certificates: certificates)
+        rejections.append(contentsOf: sliceRejections)
+        var clusters = BackendResolver.clusters(resolutions)
+        if !policies.isEmpty {
+            for index in clusters.indices {
+                if let policy = policies[clusters[index].name]?.policy { clusters[index].loadBalancing = policy }
+            }
+        }
+        return (virtualHosts, clusters)
+    }
+
+    /// A run of hosts assembled, the clusters it resolved (distinct within the run) and what it found
+    /// that `assemble` settles in host order.
+    private struct AssembledPart: Sendable {
+        var virtualHosts: [VirtualHost]
+        var resolutions: [BackendResolver.Resolution]
+        var sliceRejections: [Rejection]
+        var events: [AssemblyEvent]
+    }
+
+    private enum AssemblyEvent: Sendable {
+        /// Reported once per `key` over the whole translation; without a key, always.
+        case rejection(key: String?, Rejection)
+        /// A route of `owner` asked cluster `name` to balance with `policy` (annotation `annotation`):
+        /// the first choice of each cluster, in host order, holds.
+        case loadBalancing(name: String, policy: LoadBalancingPolicy, owner: ObjectRef, annotation: String)
+    }
+
+    /// Assembles hosts of the builder's entries, by index, in order.
+    private struct HostAssembler {
+        let builder: TableBuilder
+        let certificates: [String: TLSCertificate]
+        var resolver: BackendResolver
+        var virtualHosts: [VirtualHost] = []
+        var events: [AssemblyEvent] = []
+        /// Keys this run reported already (the whole translation's check is in `assemble`).
+        private var reported = Set<String>()
+        /// default-backend's Services by name, made on first use; each owner's error-page rule.
+        private var services: [NamespacedName: Service]?
+        private var errorRules: [ObjectRef: DefaultBackendRule?] = [:]
+
+        init(builder: TableBuilder, certificates: [String: TLSCertificate], resolver: BackendResolver) {
+            self.builder = builder
+            self.certificates = certificates
+            self.resolver = resolver
+        }
+
+        private mutating func report(_ rejection: Rejection, once key: String? = nil) {
+            if let key, !reported.insert(key).inserted { return }
+            events.append(.rejection(key: key, rejection))
+        }
+
+        /// The cluster name of `backend`, reporting a backend without endpoints once per owner and
+        /// cluster, and recording the owner's load-balancing choice.
+        private mutating func use(_ backend: BackendReference, owner: ObjectRef, loadBalancing choice: LoadBalancingChoice? = nil) -> String {
+            let resolved = resolver.resolve(backend)
+            let name = resolver.clusterName(resolved)
+            if let choice { events.append(.loadBalancing(name: name, policy: choice.policy, owner: owner, annotation: choice.key)) }
+            if let problem = resolver.problem(resolved) {
+                report(
+                    Rejection(object: owner, reason: problem.reason, effect: .backendUnavailable, field: backend.field.backend, message: problem.message),
+                    once: "backend|\(owner)|\(name)")
+            }
+            return name
+        }
+
+        /// default-backend's Service (its first port, as ingress-nginx takes it), else the catch-all
+        /// default backend for custom-http-errors; once per Ingress.
+        private mutating func errorRule(for owner: ObjectRef) -> DefaultBackendRule? {
+            guard !builder.errorPages.isEmpty, let settings = builder.errorPages[owner] else { return nil }
             if let known = errorRules[owner] { return known }
             var cluster: String?
             if let name = settings.service, let key = settings.serviceKey {
                 if services == nil {
-                    services = Dictionary(objects.services.map { (NamespacedName($0.namespace, $0.name), $0) }, uniquingKeysWith: { first, _ in first })
+                    services = Dictionary(
+                        builder.objects.services.map { (NamespacedName($0.namespace, $0.name), $0) }, uniquingKeysWith: { first, _ in first })
                 }
                 if let service = services?[NamespacedName(owner.namespace, name)], let port = service.spec?.ports?.first?.port {
                     let reference = BackendReference(
                         namespace: owner.namespace, service: name, port: .number(Int(port)), field: IngressField(.annotation(key)))
                     cluster = use(reference, owner: owner)
                 } else {
-                    rejections.append(
+                    report(
                         Rejection(
                             object: owner, reason: .invalidAnnotation, effect: .defaultApplied, field: IngressAnnotations.field(key),
-                            message: "Service \(owner.namespace)/\(name) does not exist or has no port; no default backend is used"))
+                            message: "Service \(owner.namespace)/\(name) does not exist or has no port; no default backend is used"),
+                        once: "error-page|\(owner)")
                 }
             } else if let key = settings.statusesKey {
-                if let global = globalDefault {
+                if let global = builder.globalDefault {
                     cluster = use(global.backend, owner: global.owner, loadBalancing: global.loadBalancing)
                 } else {
-                    rejections.append(
+                    report(
                         Rejection(
                             object: owner, reason: .invalidAnnotation, effect: .defaultApplied, field: IngressAnnotations.field(key),
                             message: "no default backend to answer the errors: neither default-backend on this Ingress nor a catch-all "
-                                + "spec.defaultBackend; the Pods' answers are relayed as they are"))
+                                + "spec.defaultBackend; the Pods' answers are relayed as they are"),
+                        once: "error-page|\(owner)")
                 }
             }
             let rule = cluster.map {
@@ -509,21 +599,19 @@ private struct TableBuilder {
             return rule
         }
 
-        var virtualHosts: [VirtualHost] = []
-        virtualHosts.reserveCapacity(hostEntries.count)
-        for index in hostEntries.indices {
-            let pattern = hostPatterns[index]
-            let entry = hostEntries[index]
+        mutating func assemble(_ index: Int) {
+            let pattern = builder.hostPatterns[index]
+            let entry = builder.hostEntries[index]
             var binding: TLSEntry?
-            if !tls.isEmpty {
-                binding = tls[pattern]
+            if !builder.tls.isEmpty {
+                binding = builder.tls[pattern]
                 if binding == nil, case .exact(let name) = pattern, let dot = name.utf8.firstIndex(of: UInt8(ascii: ".")) {
-                    binding = tls[.wildcard(suffix: String(name[name.utf8.index(after: dot)...]))]
+                    binding = builder.tls[.wildcard(suffix: String(name[name.utf8.index(after: dot)...]))]
                 }
             }
             let tlsBinding = binding.map { TLSBinding(certificate: $0.secret.flatMap { certificates[$0] == nil ? nil : $0 }, hsts: $0.hsts) }
             let hasTLS = tlsBinding != nil
-            let regexOwner = regexHosts[pattern]
+            let regexOwner = builder.regexHosts[pattern]
             var routes: [Route] = []
             routes.reserveCapacity(entry.routes.count)
             for route in entry.routes {
@@ -533,7 +621,7 @@ private struct TableBuilder {
                     // ingress-nginx's use-regex turns every path of the host into a regular expression.
                     match.path = route.rawPath
                     if !route.ownRegex, (try? PathRegex.compile(route.rawPath, caseInsensitive: true)) == nil {
-                        rejections.append(
+                        report(
                             Rejection(
                                 object: route.owner, reason: .invalidPath, effect: .partiallyIgnored, field: nil,
                                 message: "host \(pattern) matches paths as regular expressions (use-regex or rewrite-target on \(regexOwner)), "
@@ -552,30 +640,21 @@ private struct TableBuilder {
                         backend: Backend(
                             cluster: cluster, source: route.source, httpsRedirect: (hasTLS && route.sslRedirect) || route.forceSSLRedirect,
                             options: options)))
-                if regexOwner == nil, !nginxPathIngresses.isEmpty, nginxPathIngresses.contains(route.owner),
-                    let redirect = Self.slashRedirect(for: route.match, in: entry) {
+                if regexOwner == nil, !builder.nginxPathIngresses.isEmpty, builder.nginxPathIngresses.contains(route.owner),
+                    let redirect = TableBuilder.slashRedirect(for: route.match, in: entry) {
                     routes.append(redirect(Backend(cluster: cluster, source: route.source)))
                 }
             }
-            let fallback = entry.defaultBackend ?? globalDefault
-            let defaultBackend = fallback.map {
-                var options = $0.options
-                if let rule = errorRule(for: $0.owner) { options.defaultBackend = rule }
+            let fallback = entry.defaultBackend ?? builder.globalDefault
+            let defaultBackend = fallback.map { fallback in
+                var options = fallback.options
+                if let rule = errorRule(for: fallback.owner) { options.defaultBackend = rule }
                 return Backend(
-                    cluster: use($0.backend, owner: $0.owner, loadBalancing: $0.loadBalancing), source: $0.source,
-                    httpsRedirect: (hasTLS && $0.sslRedirect) || $0.forceSSLRedirect, options: options)
+                    cluster: use(fallback.backend, owner: fallback.owner, loadBalancing: fallback.loadBalancing), source: fallback.source,
+                    httpsRedirect: (hasTLS && fallback.sslRedirect) || fallback.forceSSLRedirect, options: options)
             }
             virtualHosts.append(
                 VirtualHost(hostname: pattern, routes: routes, defaultBackend: defaultBackend, tls: tlsBinding, regexPaths: regexOwner != nil))
         }
-        addAliases(to: &virtualHosts, certificates: certificates)
-        rejections.append(contentsOf: resolver.sliceRejections)
-        var clusters = resolver.clusters
-        if !policies.isEmpty {
-            for index in clusters.indices {
-                if let policy = policies[clusters[index].name]?.policy { clusters[index].loadBalancing = policy }
-            }
-        }
-        return (virtualHosts, clusters)
     }
 }

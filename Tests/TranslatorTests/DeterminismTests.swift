@@ -113,4 +113,46 @@ import TestSupport
         #expect(translation.annotations == onOneThread.annotations)
         #expect(translation.rejectedIngresses == onOneThread.rejectedIngresses)
     }
+    /// Past `PartedWork.partThreshold` hosts are assembled in runs on every core. What needs a run's
+    /// place among the others must come out as one pass over every host gives it: the oldest
+    /// load-balancing choice of a cluster holds, and a problem is reported once per Ingress and
+    /// cluster, a bad slice once, an error-page rule's problem once, whichever runs they show in.
+    @Test func aLargeClusterAssembledInPartsReportsEachProblemOnce() {
+        let count = PartedWork.partThreshold + 517
+        let lb = TranslatorConfiguration.Annotation.loadBalance
+        var objects = KubeObjects(
+            services: standardServices + [F.service("f")],
+            endpointSlices: standardSlices + [F.slice("f-bad", service: "f", port: 70000, endpoints: [("10.0.9.1", true)])])
+        for index in 0..<count {
+            let annotations: [String: String]? = index == 3 ? [lb: "least-request"] : index == count - 3 ? [lb: "round-robin"] : nil
+            objects.ingresses.append(
+                F.ingress(
+                    "ing-\(index)", created: Int64(index), annotations: annotations,
+                    rules: [F.rule("h\(index).example.com", p("/", "Prefix", index % 7 == 0 ? "f" : "a"))]))
+        }
+        // The newest Ingress adds a path to the first host (the first run) and has a host of its own
+        // (the last run), both to a Service that does not exist, and names a missing default-backend.
+        let late = F.ingress(
+            "late", created: Int64(count + 1), annotations: ["nginx.ingress.kubernetes.io/default-backend": "nope"],
+            rules: [F.rule("h0.example.com", p("/late", "Prefix", "missing")), F.rule("late.example.com", p("/", "Prefix", "missing"))])
+        objects.ingresses.append(late)
+
+        let translation = Translator.translate(objects)
+        let onOneThread = Translator.translate(objects, onEveryCore: false)
+        #expect(translation.table.contentHash == onOneThread.table.contentHash)
+        #expect(translation.table.clusters == onOneThread.table.clusters)
+        #expect(translation.rejections == onOneThread.rejections)
+        #expect(translation.annotations == onOneThread.annotations)
+
+        let rejections = translation.rejections
+        #expect(rejections.filter { $0.object == late.ref && $0.reason == .serviceNotFound }.count == 1)
+        #expect(rejections.filter { $0.object == late.ref && $0.message.contains("default/nope") }.count == 1)
+        #expect(rejections.filter { $0.reason == .invalidEndpoint }.count == 1)
+        let conflicts = rejections.filter { $0.message.contains("already balances") }
+        #expect(conflicts.map(\.object) == [objects.ingresses[count - 3].ref])
+        #expect(conflicts.first?.message.contains("least-request for older \(objects.ingresses[3].ref)") == true)
+        #expect(translation.table.cluster(named: "default/a:80")?.loadBalancing == .leastRequest)
+        #expect(rejections.count == 4)
+    }
 }
+
