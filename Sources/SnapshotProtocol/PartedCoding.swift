@@ -40,16 +40,25 @@ enum PartedCoding {
     static func routeTableBytes(_ table: RouteTable, includePrivateKeys: Bool, parts: Int? = nil) -> [UInt8] {
         let parts = parts ?? PartedWork.parts(for: table.virtualHosts.count)
         let encoded = PartedWork.map(parts: parts) { part -> [UInt8] in
+            let hosts = PartedWork.range(part, of: parts, count: table.virtualHosts.count)
+            // Hosts and clusters straight to the wire (see `WireWriter`), in the order the generated
+            // message writes its fields; certificates, few, through it.
+            var writer = WireWriter(capacity: hosts.count * 256)
+            table.virtualHosts.withUnsafeBufferPointer { virtualHosts in
+                for index in hosts { writer.message(1) { virtualHosts[index].write(to: &$0) } }
+            }
+            table.clusters.withUnsafeBufferPointer { clusters in
+                for index in PartedWork.range(part, of: parts, count: clusters.count) { writer.message(2) { clusters[index].write(to: &$0) } }
+            }
             var message = Portico_V1_RouteTable()
-            message.virtualHosts = table.virtualHosts[PartedWork.range(part, of: parts, count: table.virtualHosts.count)].map(\.proto)
-            message.clusters = table.clusters[PartedWork.range(part, of: parts, count: table.clusters.count)].map(\.proto)
             message.certificates = table.certificates[PartedWork.range(part, of: parts, count: table.certificates.count)].map {
                 $0.proto(includePrivateKey: includePrivateKeys)
             }
             // A string field written more than once reads as its last value: written once.
             if part == parts - 1 { message.defaultCertificate = table.defaultCertificate ?? "" }
             // Serialising a message that holds only set, valid fields cannot fail.
-            return (try? message.serializedBytes()) ?? []
+            writer.bytes += (try? message.serializedBytes() as [UInt8]) ?? []
+            return writer.bytes
         }
         guard encoded.count > 1 else { return encoded[0] }
         var bytes: [UInt8] = []
