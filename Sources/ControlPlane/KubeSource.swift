@@ -161,7 +161,9 @@ public final class KubeSource: Sendable {
             group.addTask { await self.services.run(onChange: onChange) }
             group.addTask { await self.endpointSlices.run(onChange: onChange) }
             group.addTask { await self.secrets.run(onChange: onChange) }
-            group.addTask { await loop.run(ready: { self.synced }, rebuild: { self.rebuild() }) }
+            // `rebuildNow`, not `rebuild`: the loop counts its rebuilds itself (wrapped in `rebuild`'s
+            // count too, each was counted twice, in the sequence tests await and in the metrics).
+            group.addTask { await loop.run(ready: { self.synced }, rebuild: { self.rebuildNow() }) }
             await group.waitForAll()
         }
     }

@@ -220,7 +220,8 @@ private final class Replica: Sendable {
         let source = KubeSource(client: client, latest: latest, options: options)
         let run = Task { await source.run() }
         try await eventually("the first table is published") { latest.current?.version == 1 }
-        let before = source.status.rebuilds
+        // Its rebuild counts once it has finished, a little after publishing.
+        let before = try await rebuilt(source.loop, after: 0).rebuilds
 
         // The burst is sent at once; how fast it arrives depends on the machine's load, so the bound
         // is the schedule's own: rebuilds for changes start at least `holdOff` apart.
