@@ -1,4 +1,3 @@
-import CPorticoSystem
 import Foundation
 import KubeClient
 import KubeTypes
@@ -409,16 +408,13 @@ final class ThreadResult<Value: Sendable>: Sendable {
 /// and still yields to everything else).
 enum IdleThread {
     static func run<T: Sendable>(idle: Bool = true, _ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
+        guard idle else { return await LowPriorityThread.run(body) }
+        return await withCheckedContinuation { continuation in
             let thread = Thread {
                 #if os(Linux)
-                if idle {
-                    var parameters = sched_param()
-                    // SCHED_IDLE (5); Glibc's module does not export the constant.
-                    _ = pthread_setschedparam(pthread_self(), 5, &parameters)
-                } else {
-                    _ = cportico_set_thread_nice(19)
-                }
+                var parameters = sched_param()
+                // SCHED_IDLE (5); Glibc's module does not export the constant.
+                _ = pthread_setschedparam(pthread_self(), 5, &parameters)
                 #endif
                 continuation.resume(returning: body())
             }

@@ -133,7 +133,7 @@ public final class SnapshotRelay: Sendable {
         return { [self] table in
             guard let table else {
                 state.withLock { $0.contentHash = nil }
-                pending.fulfil(RouteTable(virtualHosts: [], clusters: [], certificates: []))
+                pending.fulfil(.empty)
                 return
             }
             pending.fulfil(table)

@@ -13,14 +13,7 @@ struct WireWriter {
     init(capacity: Int = 0) { bytes.reserveCapacity(capacity) }
 
     @inline(__always)
-    mutating func varint(_ value: UInt64) {
-        var value = value
-        while value >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: value) | 0x80)
-            value >>= 7
-        }
-        bytes.append(UInt8(value))
-    }
+    mutating func varint(_ value: UInt64) { ProtobufWire.appendVarint(value, to: &bytes) }
 
     @inline(__always)
     mutating func tag(_ field: UInt64, _ wireType: ProtobufWire.WireType) {
@@ -71,12 +64,7 @@ struct WireWriter {
             return
         }
         var prefix: [UInt8] = []
-        var value = UInt64(length)
-        while value >= 0x80 {
-            prefix.append(UInt8(truncatingIfNeeded: value) | 0x80)
-            value >>= 7
-        }
-        prefix.append(UInt8(value))
+        ProtobufWire.appendVarint(UInt64(length), to: &prefix)
         bytes[start] = prefix[0]
         bytes.insert(contentsOf: prefix[1...], at: start + 1)
     }
