@@ -281,6 +281,7 @@ import TestSupport
         latest.publishCorrupted(version: 2, table: table(version: 2))
         try await eventually("the corrupt version is offered whole, and its decode's refusal reported") {
             outcomes.withLock { $0.count } == 2 && subscriber.subscriber.currentStatus.nacks == 2
+                && server.subscriber("relay")?.lastNack?.version == 2
         }
         #expect(offered.withLock { $0.map(\.version) } == [1, 2])
         #expect(outcomes.withLock { $0.last } == .some(nil))
