@@ -346,6 +346,7 @@ import TestSupport
         try await eventually("version 3 applied") { subscriber.lastVersion == 3 }
         #expect(subscriber.lastTable == table(version: 3))
         #expect(subscriber.applied.withLock { $0.map(\.version) } == [1, 3])
+        try await eventually("version 3 is ACKed") { server.subscriber("w")?.ackedVersion == 3 }
         server.latest.publish(version: 4, table: table(version: 4))
         try await eventually("version 4 applied") { subscriber.lastVersion == 4 }
         #expect(subscriber.applied.withLock { $0.last?.delta?.base == 3 }, "a delta again, on top of the whole version 3")
