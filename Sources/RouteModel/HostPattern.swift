@@ -30,7 +30,8 @@ public enum HostPattern: Sendable, Hashable {
             try validateSubdomain(suffix, original: raw)
             return .wildcard(suffix: suffix)
         }
-        if host.contains("*") {
+        // Bytes, not `String.contains`, which Foundation turns into a locale-aware search.
+        if host.utf8.contains(UInt8(ascii: "*")) {
             throw HostPatternError(host: raw, reason: "a wildcard must be the whole first label, as in *.example.com")
         }
         try validateSubdomain(host, original: raw)
