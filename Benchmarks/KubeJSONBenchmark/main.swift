@@ -17,6 +17,8 @@ func option(_ name: String, _ fallback: String) -> String {
 
 let count = Int(option("--ingresses", "100000")) ?? 100_000
 let runs = Int(option("--runs", "3")) ?? 3
+/// Room made for each page's items before reading them (the informers pass their page size, 500); 0: grown as read.
+let pageCapacity = Int(option("--page-capacity", "500")) ?? 500
 let objects = GeneratedCluster.objects(count: count)
 let encoder = JSONEncoder()
 
@@ -45,7 +47,7 @@ func jsonDecoder<Object: KubeObject>(_ pages: [Data], _: Object.Type) throws -> 
 
 func kubeJSON<Object: KubeObject>(_ pages: [Data], _: Object.Type) throws -> Int {
     try pages.reduce(0) { total, page in
-        total + (try page.withUnsafeBytes { bytes throws(KubeJSONError) in try KubeJSON.list(Object.self, from: bytes) }).items.count
+        total + (try page.withUnsafeBytes { bytes throws(KubeJSONError) in try KubeJSON.list(Object.self, from: bytes, capacity: pageCapacity) }).items.count
     }
 }
 

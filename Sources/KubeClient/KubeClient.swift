@@ -89,7 +89,7 @@ public final class KubeClient: Sendable {
             do {
                 let early = try? body.withUnsafeReadableBytes { bytes throws(KubeJSONError) in try KubeJSON.listMetadata(from: bytes) }
                 if let token = early?.continue, !token.isEmpty { prefetched = fetch(token) }
-                let list = try body.withUnsafeReadableBytes { bytes throws(KubeJSONError) in try KubeJSON.list(Object.self, from: bytes) }
+                let list = try body.withUnsafeReadableBytes { bytes throws(KubeJSONError) in try KubeJSON.list(Object.self, from: bytes, capacity: limit) }
                 if resourceVersion == nil { resourceVersion = list.metadata.resourceVersion }
                 guard let next = list.metadata.continue, !next.isEmpty else {
                     prefetched?.cancel()

@@ -6,7 +6,11 @@ import Foundation
 /// against JSONDecoder); Codable stays for manifests, writes and every other type.
 public enum KubeJSON {
     /// A LIST response.
-    public static func list<Object: KubeObject>(_: Object.Type, from bytes: UnsafeRawBufferPointer) throws(KubeJSONError) -> KubeList<Object> {
+    /// `capacity`: how many items to make room for at once (a page's `limit`): grown step by step,
+    /// a page of 500 large objects was copied nine times.
+    public static func list<Object: KubeObject>(
+        _: Object.Type, from bytes: UnsafeRawBufferPointer, capacity: Int = 0
+    ) throws(KubeJSONError) -> KubeList<Object> {
         try document(bytes) { reader throws(KubeJSONError) in
             try reader.beginObject()
             var metadata = ListMeta()
@@ -17,6 +21,7 @@ public enum KubeJSON {
                 case "items":
                     guard !reader.null() else { continue }
                     try reader.beginArray()
+                    items.reserveCapacity(capacity)
                     while try reader.nextElement() { items.append(try Object.read(kubeJSON: &reader)) }
                 default: try reader.skipValue()
                 }
