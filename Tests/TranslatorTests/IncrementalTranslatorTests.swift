@@ -7,6 +7,32 @@ import TestSupport
 /// The incremental translator must give exactly the full translation's table, whatever the changes;
 /// it may only decline (nil), never differ.
 @Suite struct IncrementalTranslatorTests {
+    /// The index's key groups hold one key inline and more in a Set, and say when they empty.
+    @Test func keyGroupsGrowPastOneKeyAndSayWhenEmpty() {
+        func keys(_ group: KeyGroup) -> Set<String> {
+            var all = Set<String>()
+            group.add(to: &all)
+            return all
+        }
+        var group = KeyGroup()
+        #expect(keys(group).isEmpty)
+        group.insert("default/a")
+        group.insert("default/a")
+        #expect(keys(group) == ["default/a"])
+        group.insert("default/b")
+        group.insert("default/c")
+        #expect(keys(group) == ["default/a", "default/b", "default/c"])
+        #expect(group.remove("default/b") == false)
+        #expect(group.remove("default/missing") == false)
+        #expect(group.remove("default/a") == false)
+        #expect(keys(group) == ["default/c"])
+        #expect(group.remove("default/c") == true)
+        #expect(keys(group).isEmpty)
+        group.insert("default/d")
+        #expect(group.remove("default/x") == false)
+        #expect(keys(group) == ["default/d"])
+    }
+
     static let hosts = ["a.example.com", "b.example.com", "c.example.com", "x.wild.com", "*.wild.com", "d.example.com", "e.example.com"]
 
     static func randomIngress(_ name: String, created: Int64, _ random: inout SplitMix64) -> Ingress {
