@@ -45,6 +45,9 @@ struct BackendResolver {
         }
 
         var serviceCount: Int { serviceObjects.count }
+
+        /// The Service of that namespace and name.
+        func service(_ name: NamespacedName) -> Service? { services[name].map { serviceObjects[$0] } }
     }
 
     let index: Index

@@ -527,8 +527,7 @@ private struct TableBuilder {
         var events: [AssemblyEvent] = []
         /// Keys this run reported already (the whole translation's check is in `assemble`).
         private var reported = Set<String>()
-        /// default-backend's Services by name, made on first use; each owner's error-page rule.
-        private var services: [NamespacedName: Service]?
+        /// Each owner's error-page rule.
         private var errorRules: [ObjectRef: DefaultBackendRule?] = [:]
 
         init(builder: TableBuilder, certificates: [String: TLSCertificate], resolver: BackendResolver) {
@@ -563,11 +562,7 @@ private struct TableBuilder {
             if let known = errorRules[owner] { return known }
             var cluster: String?
             if let name = settings.service, let key = settings.serviceKey {
-                if services == nil {
-                    services = Dictionary(
-                        builder.objects.services.map { (NamespacedName($0.namespace, $0.name), $0) }, uniquingKeysWith: { first, _ in first })
-                }
-                if let service = services?[NamespacedName(owner.namespace, name)], let port = service.spec?.ports?.first?.port {
+                if let service = resolver.index.service(NamespacedName(owner.namespace, name)), let port = service.spec?.ports?.first?.port {
                     let reference = BackendReference(
                         namespace: owner.namespace, service: name, port: .number(Int(port)), field: IngressField(.annotation(key)))
                     cluster = use(reference, owner: owner)
